@@ -1,0 +1,85 @@
+# sluice: build, test, run and benchmark. `make help` lists the targets.
+CC      ?= cc
+PKGS    := librabbitmq libmicrohttpd json-c libcurl libcrypto
+WARN    := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wformat=2
+DEFS    := -D_GNU_SOURCE
+INC     := -Icommon -Iingress -Iworker
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+OPT     ?= -O2 -g
+SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+COMMON_SRC  := $(wildcard common/*.c)
+INGRESS_SRC := $(filter-out ingress/main.c,$(wildcard ingress/*.c))
+WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+ITEST_SRC   := $(filter-out tests/integration/harness.c,$(wildcard tests/integration/*.c))
+BINS        := sluice-ingress sluice-worker sluice-backend
+
+# Two trees: build/ for the binaries users run, build/san/ instrumented for tests.
+all: $(addprefix build/,$(BINS))
+san: $(addprefix build/san/,$(BINS))
+
+define tree # $(1) = output dir, $(2) = flags
+$(1)/obj/%.o: %.c $(wildcard common/*.h ingress/*.h worker/*.h tests/integration/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$(WARN) $$(DEFS) $$(INC) $$(PKG_CFLAGS) -c $$< -o $$@
+$(1)/libsluice.a: $$(COMMON_SRC:%.c=$(1)/obj/%.o)
+	$$(AR) rcs $$@ $$^
+$(1)/libingress.a: $$(INGRESS_SRC:%.c=$(1)/obj/%.o)
+	$$(AR) rcs $$@ $$^
+$(1)/libworker.a: $$(WORKER_SRC:%.c=$(1)/obj/%.o)
+	$$(AR) rcs $$@ $$^
+$(1)/sluice-ingress: $(1)/obj/ingress/main.o $(1)/libingress.a $(1)/libsluice.a
+	$$(CC) $(2) $$^ $$(PKG_LIBS) -o $$@
+$(1)/sluice-worker: $(1)/obj/worker/main.o $(1)/libworker.a $(1)/libsluice.a
+	$$(CC) $(2) $$^ $$(PKG_LIBS) -o $$@
+$(1)/sluice-backend: $(1)/obj/tests/tools/backend.o $(1)/libsluice.a
+	$$(CC) $(2) $$^ $$(PKG_LIBS) -o $$@
+endef
+$(eval $(call tree,build,$(OPT)))
+$(eval $(call tree,build/san,$(SAN)))
+
+UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=build/san/%)
+ITEST_BINS := $(ITEST_SRC:tests/integration/%.c=build/san/%)
+build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
+	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
+build/san/itest_%: build/san/obj/tests/integration/itest_%.o build/san/obj/tests/integration/harness.o build/san/libsluice.a
+	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
+
+deps:
+	@scripts/deps.sh
+
+unit: $(UNIT_BINS)
+	@scripts/run-tests.sh unit $(UNIT_BINS)
+
+integration: san $(ITEST_BINS)
+	@scripts/run-tests.sh integration $(ITEST_BINS)
+
+# test is what CI runs: install, build, unit tests, then integration tests
+# against a private broker that run-tests.sh starts and stops.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+format:
+	clang-format -i common/*.[ch] ingress/*.[ch] worker/*.[ch] tests/*/*.[ch]
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make            build build/sluice-ingress, build/sluice-worker, build/sluice-backend"
+	@echo "make run        install what is missing, start a broker, ingress, 2 workers, demo backend"
+	@echo "make test       install what is missing, unit + integration tests (ASan/UBSan)"
+	@echo "make unit       unit tests only"
+	@echo "make clean      remove build/"
+
+.PHONY: all san deps unit integration test run format clean help
+.SECONDARY:

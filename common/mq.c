@@ -1,0 +1,462 @@
+/* mq.c: sluice's AMQP connection (see mq.h). Everything that touches
+ * rabbitmq-c's wire API lives here so the binaries speak in events. */
+#include "mq.h"
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MQ_CHANNEL 1
+#define MQ_HEARTBEAT_S 10
+#define MQ_FRAME_MAX 131072
+
+struct mq {
+    amqp_connection_state_t conn;
+    uint64_t next_seq; /* confirm sequence number of the next publish */
+    amqp_bytes_t consumer_tag;
+    bool broken;       /* a socket or protocol error: only close is allowed */
+};
+
+static void timeval_ms(struct timeval *tv, int ms)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* reply_text turns a failed RPC reply into words for the operator. */
+static void reply_text(amqp_rpc_reply_t r, const char *what, char *err, size_t errlen)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(err, errlen, "%s: ok", what);
+        break;
+    case AMQP_RESPONSE_NONE:
+        snprintf(err, errlen, "%s: no reply from the broker", what);
+        break;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(err, errlen, "%s: %s", what, amqp_error_string2(r.library_error));
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            const amqp_connection_close_t *c = r.reply.decoded;
+            snprintf(err, errlen, "%s: broker closed the connection: %u %.*s", what,
+                     c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            const amqp_channel_close_t *c = r.reply.decoded;
+            snprintf(err, errlen, "%s: broker closed the channel: %u %.*s", what,
+                     c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+        } else {
+            snprintf(err, errlen, "%s: unexpected broker method 0x%08x", what, r.reply.id);
+        }
+        break;
+    }
+}
+
+/* check_rpc marks the connection broken on any failed RPC: after a channel
+ * or connection close the channel is unusable and the caller reconnects. */
+static int check_rpc(struct mq *mq, const char *what, char *err, size_t errlen)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(mq->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0;
+    mq->broken = true;
+    if (err) reply_text(r, what, err, errlen);
+    return -1;
+}
+
+static int open_socket(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
+                       int timeout_ms, char *err, size_t errlen)
+{
+    amqp_socket_t *sock = ci->ssl ? amqp_ssl_socket_new(conn) : amqp_tcp_socket_new(conn);
+    if (!sock) {
+        snprintf(err, errlen, "cannot create a socket (out of memory?)");
+        return -1;
+    }
+    if (ci->ssl) {
+        amqp_ssl_socket_set_verify_peer(sock, 1);
+        amqp_ssl_socket_set_verify_hostname(sock, 1);
+    }
+    struct timeval tv;
+    timeval_ms(&tv, timeout_ms);
+    int rc = amqp_socket_open_noblock(sock, ci->host, ci->port, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "cannot connect to %s:%d: %s (is RabbitMQ running there?)",
+                 ci->host, ci->port, amqp_error_string2(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int login(struct mq *mq, const struct amqp_connection_info *ci, const char *name,
+                 char *err, size_t errlen)
+{
+    amqp_table_entry_t prop = {.key = amqp_cstring_bytes("connection_name"),
+                               .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                         .value.bytes = amqp_cstring_bytes(name)}};
+    amqp_table_t props = {.num_entries = 1, .entries = &prop};
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(mq->conn, ci->vhost, 0, MQ_FRAME_MAX, MQ_HEARTBEAT_S, &props,
+                                   AMQP_SASL_METHOD_PLAIN, ci->user, ci->password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        reply_text(r, "login", err, errlen);
+        return -1;
+    }
+    amqp_channel_open(mq->conn, MQ_CHANNEL);
+    return check_rpc(mq, "channel.open", err, errlen);
+}
+
+int mq_open(struct mq **out, const char *url, const char *name, int timeout_ms, char *err,
+            size_t errlen)
+{
+    int rc = -1;
+    struct amqp_connection_info ci;
+    char *copy = strdup(url);
+    struct mq *mq = calloc(1, sizeof(*mq));
+    if (!copy || !mq) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "amqp_url is not a valid AMQP URL");
+        goto out;
+    }
+    /* By the AMQP URI spec "amqp://host/" names the empty vhost, but everyone
+     * writing it means the default one. */
+    if (!ci.vhost[0]) ci.vhost = "/";
+    mq->conn = amqp_new_connection();
+    if (!mq->conn) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    struct timeval tv;
+    timeval_ms(&tv, timeout_ms);
+    amqp_set_handshake_timeout(mq->conn, &tv);
+    amqp_set_rpc_timeout(mq->conn, &tv);
+    if (open_socket(mq->conn, &ci, timeout_ms, err, errlen) < 0) goto out;
+    if (login(mq, &ci, name, err, errlen) < 0) goto out;
+    *out = mq;
+    mq = NULL;
+    rc = 0;
+out:
+    if (mq) {
+        mq->broken = true;
+        mq_close(mq);
+    }
+    free(copy);
+    return rc;
+}
+
+void mq_close(struct mq *mq)
+{
+    if (!mq) return;
+    if (mq->conn) {
+        if (!mq->broken) {
+            amqp_channel_close(mq->conn, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
+            amqp_connection_close(mq->conn, AMQP_REPLY_SUCCESS);
+        }
+        amqp_destroy_connection(mq->conn);
+    }
+    amqp_bytes_free(mq->consumer_tag);
+    free(mq);
+}
+
+int mq_fd(const struct mq *mq)
+{
+    return amqp_get_sockfd(mq->conn);
+}
+
+bool mq_buffered(const struct mq *mq)
+{
+    return amqp_frames_enqueued(mq->conn) || amqp_data_in_buffer(mq->conn);
+}
+
+void mq_name(char *out, size_t outlen, const char *ns, const char *suffix)
+{
+    snprintf(out, outlen, "%s.%s", ns, suffix);
+}
+
+static amqp_table_entry_t entry_str(const char *key, const char *value)
+{
+    return (amqp_table_entry_t){.key = amqp_cstring_bytes(key),
+                                .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                          .value.bytes = amqp_cstring_bytes(value)}};
+}
+
+static amqp_table_entry_t entry_i64(const char *key, int64_t value)
+{
+    return (amqp_table_entry_t){
+        .key = amqp_cstring_bytes(key),
+        .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = value}};
+}
+
+static int declare_queue(struct mq *mq, const char *name, amqp_table_entry_t *args, int nargs,
+                         char *err, size_t errlen)
+{
+    amqp_table_t t = {.num_entries = nargs, .entries = args};
+    amqp_queue_declare(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
+    char what[300];
+    snprintf(what, sizeof(what),
+             "declaring queue %s (if it exists with other arguments, the namespace is shared "
+             "with another setup or a setting changed: delete the queue or restore the setting)",
+             name);
+    return check_rpc(mq, what, err, errlen);
+}
+
+int mq_declare_topology(struct mq *mq, const char *ns, long retention_s, char *err, size_t errlen)
+{
+    char requests[160], dead[160], events[160], max_age[32];
+    mq_name(requests, sizeof(requests), ns, "requests");
+    mq_name(dead, sizeof(dead), ns, "dead");
+    mq_name(events, sizeof(events), ns, "events");
+    snprintf(max_age, sizeof(max_age), "%lds", retention_s);
+
+    amqp_exchange_declare(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(requests),
+                          amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
+    if (check_rpc(mq, "declaring the requests exchange", err, errlen) < 0) return -1;
+
+    if (declare_queue(mq, dead, NULL, 0, err, errlen) < 0) return -1;
+
+    amqp_table_entry_t req_args[] = {
+        entry_i64("x-max-priority", 9),
+        entry_str("x-dead-letter-exchange", ""),
+        entry_str("x-dead-letter-routing-key", dead),
+    };
+    if (declare_queue(mq, requests, req_args, 3, err, errlen) < 0) return -1;
+    amqp_queue_bind(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(requests),
+                    amqp_cstring_bytes(requests), amqp_cstring_bytes(requests), amqp_empty_table);
+    if (check_rpc(mq, "binding the requests queue", err, errlen) < 0) return -1;
+
+    /* Segments are the unit of stream retention: keep them small so max-age
+     * bites at a useful granularity. */
+    amqp_table_entry_t ev_args[] = {
+        entry_str("x-queue-type", "stream"),
+        entry_str("x-max-age", max_age),
+        entry_i64("x-stream-max-segment-size-bytes", 50 * 1000 * 1000),
+    };
+    return declare_queue(mq, events, ev_args, 3, err, errlen);
+}
+
+int mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, char *err,
+                           size_t errlen)
+{
+    char name[200], suffix[40], requests[160];
+    snprintf(suffix, sizeof(suffix), "retry.%ld", delay_ms);
+    mq_name(name, sizeof(name), ns, suffix);
+    mq_name(requests, sizeof(requests), ns, "requests");
+    amqp_table_entry_t args[] = {
+        entry_i64("x-message-ttl", delay_ms),
+        entry_str("x-dead-letter-exchange", requests),
+        entry_str("x-dead-letter-routing-key", requests),
+    };
+    return declare_queue(mq, name, args, 3, err, errlen);
+}
+
+int mq_confirm_select(struct mq *mq)
+{
+    amqp_confirm_select(mq->conn, MQ_CHANNEL);
+    char err[256];
+    if (check_rpc(mq, "confirm.select", err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    mq->next_seq = 1;
+    return 0;
+}
+
+int mq_qos(struct mq *mq, uint16_t prefetch)
+{
+    amqp_basic_qos(mq->conn, MQ_CHANNEL, 0, prefetch, 0);
+    char err[256];
+    if (check_rpc(mq, "basic.qos", err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int mq_consume(struct mq *mq, const char *queue, const char *stream_offset)
+{
+    amqp_table_entry_t arg = entry_str("x-stream-offset", stream_offset ? stream_offset : "");
+    char *end = NULL;
+    long long offset = stream_offset ? strtoll(stream_offset, &end, 10) : -1;
+    if (stream_offset && end != stream_offset && *end == '\0' && offset >= 0)
+        arg = entry_i64("x-stream-offset", offset); /* a numeric offset must travel as a long */
+    amqp_table_t args = {.num_entries = stream_offset ? 1 : 0, .entries = &arg};
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue),
+                                                     amqp_empty_bytes, 0, 0, 0, args);
+    char err[300];
+    if (check_rpc(mq, "basic.consume", err, sizeof(err)) < 0 || !ok) {
+        log_error("consuming from %s: %s", queue, err);
+        return -1;
+    }
+    amqp_bytes_free(mq->consumer_tag);
+    mq->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
+    return mq->consumer_tag.bytes ? 0 : -1;
+}
+
+int mq_cancel(struct mq *mq)
+{
+    if (!mq->consumer_tag.bytes) return 0;
+    /* basic.cancel's reply may queue behind deliveries; rabbitmq-c keeps the
+     * frames it skips and mq_next returns them afterwards. */
+    amqp_basic_cancel(mq->conn, MQ_CHANNEL, mq->consumer_tag);
+    char err[256];
+    if (check_rpc(mq, "basic.cancel", err, sizeof(err)) < 0) {
+        log_warn("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int mq_publish(struct mq *mq, const char *exchange, const char *routing_key,
+               const amqp_basic_properties_t *props, const void *body, size_t len, uint64_t *seq)
+{
+    amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+    int rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(routing_key), 1, 0, props, b);
+    if (rc != AMQP_STATUS_OK) {
+        mq->broken = true;
+        return rc;
+    }
+    if (seq) *seq = mq->next_seq;
+    mq->next_seq++;
+    return 0;
+}
+
+int mq_ack(struct mq *mq, uint64_t tag, bool multiple)
+{
+    int rc = amqp_basic_ack(mq->conn, MQ_CHANNEL, tag, multiple);
+    if (rc != AMQP_STATUS_OK) mq->broken = true;
+    return rc;
+}
+
+int mq_nack(struct mq *mq, uint64_t tag, bool multiple, bool requeue)
+{
+    int rc = amqp_basic_nack(mq->conn, MQ_CHANNEL, tag, multiple, requeue);
+    if (rc != AMQP_STATUS_OK) mq->broken = true;
+    return rc;
+}
+
+/* read_content reads the header and body frames that follow a deliver or
+ * return method into ev->msg. */
+static int read_content(struct mq *mq, struct mq_event *ev)
+{
+    amqp_rpc_reply_t r = amqp_read_message(mq->conn, MQ_CHANNEL, &ev->msg, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return 1;
+    char err[256];
+    reply_text(r, "reading a message", err, sizeof(err));
+    log_error("%s", err);
+    mq->broken = true;
+    return r.library_error ? r.library_error : AMQP_STATUS_CONNECTION_CLOSED;
+}
+
+static int on_close(struct mq *mq, const amqp_frame_t *f)
+{
+    const char *what = "channel";
+    amqp_bytes_t text = amqp_empty_bytes;
+    unsigned code = 0;
+    if (f->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const amqp_connection_close_t *c = f->payload.method.decoded;
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(mq->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        what = "connection";
+        code = c->reply_code;
+        text = c->reply_text;
+    } else {
+        const amqp_channel_close_t *c = f->payload.method.decoded;
+        code = c->reply_code;
+        text = c->reply_text;
+    }
+    log_error("the broker closed the %s: %u %.*s", what, code, (int)text.len,
+              (const char *)text.bytes);
+    mq->broken = true;
+    return AMQP_STATUS_CONNECTION_CLOSED;
+}
+
+static int on_method(struct mq *mq, const amqp_frame_t *f, struct mq_event *ev)
+{
+    switch (f->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        const amqp_basic_ack_t *a = f->payload.method.decoded;
+        *ev = (struct mq_event){.kind = MQ_ACK, .tag = a->delivery_tag, .multiple = a->multiple};
+        return 1;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        const amqp_basic_nack_t *n = f->payload.method.decoded;
+        *ev = (struct mq_event){.kind = MQ_NACK, .tag = n->delivery_tag, .multiple = n->multiple};
+        return 1;
+    }
+    case AMQP_BASIC_DELIVER_METHOD: {
+        const amqp_basic_deliver_t *d = f->payload.method.decoded;
+        *ev = (struct mq_event){
+            .kind = MQ_DELIVERY, .tag = d->delivery_tag, .redelivered = d->redelivered};
+        return read_content(mq, ev);
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+        const amqp_basic_return_t *r = f->payload.method.decoded;
+        log_warn("the broker returned a message: %u %.*s", r->reply_code, (int)r->reply_text.len,
+                 (const char *)r->reply_text.bytes);
+        *ev = (struct mq_event){.kind = MQ_RETURN};
+        return read_content(mq, ev);
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        *ev = (struct mq_event){.kind = MQ_CANCELLED};
+        return 1;
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        return on_close(mq, f);
+    case AMQP_CONNECTION_BLOCKED_METHOD:
+        log_warn("the broker blocked publishing (memory or disk alarm): publishes wait");
+        return 0;
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        log_info("the broker unblocked publishing");
+        return 0;
+    default:
+        return 0; /* replies to our own RPCs that arrived late, e.g. cancel-ok */
+    }
+}
+
+int mq_next(struct mq *mq, struct mq_event *ev, int timeout_ms)
+{
+    *ev = (struct mq_event){.kind = MQ_NONE};
+    if (mq->broken) return AMQP_STATUS_CONNECTION_CLOSED;
+    amqp_maybe_release_buffers(mq->conn);
+    amqp_frame_t f;
+    struct timeval tv;
+    timeval_ms(&tv, timeout_ms);
+    int rc = amqp_simple_wait_frame_noblock(mq->conn, &f, &tv);
+    if (rc == AMQP_STATUS_TIMEOUT) return 0;
+    if (rc != AMQP_STATUS_OK) {
+        mq->broken = true;
+        return rc;
+    }
+    if (f.frame_type != AMQP_FRAME_METHOD) return 0;
+    rc = on_method(mq, &f, ev);
+    if (rc <= 0) ev->kind = MQ_NONE;
+    return rc;
+}
+
+void mq_event_release(struct mq_event *ev)
+{
+    if (ev->kind == MQ_DELIVERY || ev->kind == MQ_RETURN) amqp_destroy_message(&ev->msg);
+    ev->kind = MQ_NONE;
+}
+
+const char *mq_strerror(int status)
+{
+    return amqp_error_string2(status);
+}
+
+const amqp_field_value_t *mq_header(const amqp_table_t *t, const char *key)
+{
+    size_t klen = strlen(key);
+    for (int i = 0; i < t->num_entries; i++) {
+        const amqp_table_entry_t *e = &t->entries[i];
+        if (e->key.len == klen && memcmp(e->key.bytes, key, klen) == 0) return &e->value;
+    }
+    return NULL;
+}

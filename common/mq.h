@@ -1,0 +1,98 @@
+/* mq.h: one AMQP connection with one channel, on top of rabbitmq-c 0.11.
+ * It opens and logs in with timeouts, declares sluice's topology, publishes
+ * with publisher confirms, consumes, and turns incoming frames into events
+ * (deliveries, confirms, returns) that an event loop reads without blocking.
+ * rabbitmq-c is not thread-safe: a struct mq belongs to one thread. */
+#ifndef SLUICE_MQ_H
+#define SLUICE_MQ_H
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mq;
+
+enum mq_kind {
+    MQ_NONE = 0,  /* nothing (or a frame the caller need not see) */
+    MQ_DELIVERY,  /* a consumed message: tag, redelivered, msg */
+    MQ_ACK,       /* publisher confirm: tag, multiple */
+    MQ_NACK,      /* publisher negative confirm: tag, multiple */
+    MQ_RETURN,    /* a mandatory publish was unroutable: msg (its message_id names it) */
+    MQ_CANCELLED, /* the broker cancelled our consumer (queue deleted) */
+};
+
+struct mq_event {
+    enum mq_kind kind;
+    uint64_t tag;
+    bool multiple;
+    bool redelivered;
+    amqp_message_t msg; /* DELIVERY and RETURN: owned, release with mq_event_release */
+};
+
+/* mq_open connects to url (amqp://user:pass@host:port/vhost), logs in and opens
+ * channel 1; every step is bounded by timeout_ms. name is shown in the broker's
+ * management UI. Returns 0 and *out (free with mq_close), or -1 with err. */
+__attribute__((warn_unused_result)) int mq_open(struct mq **out, const char *url,
+                                                const char *name, int timeout_ms, char *err,
+                                                size_t errlen);
+/* mq_close closes politely if the connection is still up, then frees. */
+void mq_close(struct mq *mq);
+
+int mq_fd(const struct mq *mq);
+/* mq_buffered tells whether frames are already read into memory: poll(2) on the
+ * fd would not report them, so an event loop must call mq_next first. */
+bool mq_buffered(const struct mq *mq);
+
+/* Queue and exchange names: "<namespace>.<suffix>". */
+void mq_name(char *out, size_t outlen, const char *ns, const char *suffix);
+
+/* mq_declare_topology declares, idempotently, the requests exchange and
+ * priority queue (dead-lettering to the dead queue), the dead queue and the
+ * events stream with retention_s as its max age. -1 with err on failure
+ * (including arguments that differ from an existing queue's). */
+__attribute__((warn_unused_result)) int mq_declare_topology(struct mq *mq, const char *ns,
+                                                            long retention_s, char *err,
+                                                            size_t errlen);
+/* mq_declare_retry_queue declares "<ns>.retry.<delay_ms>", whose messages
+ * expire after delay_ms back into the requests exchange. */
+__attribute__((warn_unused_result)) int mq_declare_retry_queue(struct mq *mq, const char *ns,
+                                                               long delay_ms, char *err,
+                                                               size_t errlen);
+
+__attribute__((warn_unused_result)) int mq_confirm_select(struct mq *mq);
+__attribute__((warn_unused_result)) int mq_qos(struct mq *mq, uint16_t prefetch);
+/* mq_consume starts a consumer with manual acks. stream_offset is NULL for a
+ * classic queue, or a stream offset: "first", "last", "next" or a decimal offset. */
+__attribute__((warn_unused_result)) int mq_consume(struct mq *mq, const char *queue,
+                                                   const char *stream_offset);
+/* mq_cancel stops the consumer; deliveries already sent may still arrive. */
+__attribute__((warn_unused_result)) int mq_cancel(struct mq *mq);
+
+/* mq_publish sends a mandatory publish; *seq receives its confirm sequence
+ * number (1, 2, ... after mq_confirm_select). Returns 0 or a negative rabbitmq-c status. */
+__attribute__((warn_unused_result)) int mq_publish(struct mq *mq, const char *exchange,
+                                                   const char *routing_key,
+                                                   const amqp_basic_properties_t *props,
+                                                   const void *body, size_t len, uint64_t *seq);
+__attribute__((warn_unused_result)) int mq_ack(struct mq *mq, uint64_t tag, bool multiple);
+__attribute__((warn_unused_result)) int mq_nack(struct mq *mq, uint64_t tag, bool multiple,
+                                                bool requeue);
+
+/* mq_next reads at most one frame, waiting up to timeout_ms (0: only what is
+ * already there). Returns 1 with *ev filled, 0 when nothing came (ev->kind is
+ * MQ_NONE), or a negative status when the connection is gone (then only
+ * mq_close is allowed). It also services heartbeats: call it at least every
+ * few seconds. */
+__attribute__((warn_unused_result)) int mq_next(struct mq *mq, struct mq_event *ev,
+                                                int timeout_ms);
+void mq_event_release(struct mq_event *ev);
+
+/* mq_strerror describes a negative status returned above. */
+const char *mq_strerror(int status);
+
+/* Helpers for properties' header tables. */
+/* mq_header finds key in a table; NULL if absent. */
+const amqp_field_value_t *mq_header(const amqp_table_t *t, const char *key);
+
+#endif

@@ -1,0 +1,29 @@
+/* app.h: what the ingress's parts share. main.c owns the struct and every
+ * member; the HTTP handlers only read it. */
+#ifndef SLUICE_APP_H
+#define SLUICE_APP_H
+
+#include "config.h"
+#include "events.h"
+#include "metrics.h"
+#include "publisher.h"
+#include "status_index.h"
+
+/* The HTTP status codes the ingress answers, each with its own counter. */
+#define APP_CODES(X) X(200) X(202) X(400) X(401) X(403) X(404) X(405) X(413) X(415) X(500) X(503)
+
+struct app {
+    struct cfg cfg;
+    struct metrics *metrics;
+    struct status_index *index;
+    struct publisher *publisher;
+    struct events *events;
+#define APP_CODE_FIELD(c) struct metric *m_http_##c;
+    APP_CODES(APP_CODE_FIELD)
+#undef APP_CODE_FIELD
+};
+
+/* app_count_response counts one answer with status code. */
+void app_count_response(struct app *app, int code);
+
+#endif

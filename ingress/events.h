@@ -1,0 +1,26 @@
+/* events.h: the ingress's reader of the events stream. One thread consumes
+ * "<namespace>.events" from the start of retention into the status index, so
+ * this replica knows every request any replica accepted and any worker
+ * touched, and still knows them after a restart. It publishes a marker with a
+ * fresh nonce when it connects and reports itself caught up when the marker
+ * comes back: everything before it has been applied. */
+#ifndef SLUICE_EVENTS_H
+#define SLUICE_EVENTS_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "status_index.h"
+
+struct events;
+
+/* events_new starts the consumer thread; cfg, metrics and index must outlive it. */
+struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
+                          struct status_index *index);
+void events_free(struct events *e);
+/* events_caught_up tells whether the index holds everything published before the
+ * current connection was made (false while disconnected). */
+bool events_caught_up(struct events *e);
+
+#endif

@@ -1,0 +1,217 @@
+/* handlers.c: the answers of the ingress's endpoints (see handlers.h). */
+#include "handlers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "envelope.h"
+#include "json.h"
+#include "log.h"
+
+#define RETRY_AFTER_S "2"
+
+void answer_error(struct answer *a, int status, const char *code, const char *message)
+{
+    a->status = status;
+    a->body = json_error_body(code, message);
+    a->len = a->body ? strlen(a->body) : 0;
+    a->content_type = "application/json";
+    if (status == 503 || status == 429) {
+        a->header_name = "Retry-After";
+        snprintf(a->header_value, sizeof(a->header_value), "%s", RETRY_AFTER_S);
+    }
+}
+
+static void answer_text(struct answer *a, int status, const char *type, struct buf *b)
+{
+    a->status = status;
+    a->body = buf_take(b, &a->len);
+    a->content_type = type;
+    if (!a->body) answer_error(a, 500, "internal", "out of memory");
+}
+
+static void answer_literal(struct answer *a, int status, const char *json)
+{
+    struct buf b;
+    buf_init(&b, 4096);
+    if (buf_appends(&b, json) < 0) return answer_error(a, 500, "internal", "out of memory");
+    answer_text(a, status, "application/json", &b);
+}
+
+static void get_ready(struct request *r, struct answer *a)
+{
+    bool broker = publisher_ready(r->app->publisher);
+    bool events = events_caught_up(r->app->events);
+    if (broker && events) return answer_literal(a, 200, "{\"status\":\"ready\"}");
+    answer_error(a, 503, "not_ready",
+                 !broker ? "not connected to the broker"
+                         : "still reading the events stream (status index not caught up)");
+}
+
+static void get_metrics(struct request *r, struct answer *a)
+{
+    struct buf b;
+    buf_init(&b, 16 << 20);
+    if (metrics_render(r->app->metrics, &b) < 0)
+        return answer_error(a, 500, "internal", "out of memory");
+    answer_text(a, 200, "text/plain; version=0.0.4", &b);
+}
+
+static void get_status(struct request *r, struct answer *a)
+{
+    char id[ID_LEN + 1];
+    if (!id_valid(r->rest, r->rest_len))
+        return answer_error(a, 404, "not_found", "no request with this id");
+    memcpy(id, r->rest, ID_LEN);
+    id[ID_LEN] = '\0';
+    struct buf b;
+    buf_init(&b, 64 << 20);
+    int rc = status_index_render(r->app->index, id, r->key->tenant, &b);
+    if (rc == -ENOENT) return answer_error(a, 404, "not_found", "no request with this id");
+    if (rc < 0) return answer_error(a, 500, "internal", "out of memory");
+    answer_text(a, 200, "application/json", &b);
+}
+
+void handle_get(struct request *r, struct answer *a)
+{
+    switch (r->ep) {
+    case EP_HEALTHZ:
+        return answer_literal(a, 200, "{\"status\":\"ok\"}");
+    case EP_READYZ:
+        return get_ready(r, a);
+    case EP_METRICS:
+        return get_metrics(r, a);
+    case EP_STATUS:
+        return get_status(r, a);
+    default:
+        return answer_error(a, 405, "method_not_allowed", "this endpoint takes a body");
+    }
+}
+
+struct header_walk {
+    struct envelope *env;
+    struct env_error *err;
+    int failed;
+};
+
+static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *name,
+                                  const char *value)
+{
+    (void)kind;
+    struct header_walk *w = cls;
+    if (!value || !envelope_header_forwarded(name) || strcasecmp(name, "Content-Type") == 0)
+        return MHD_YES;
+    if (envelope_add_header(w->env, name, value, w->err) < 0) {
+        w->failed = 1;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* from_transparent builds the envelope of /v1/routes/<route>/<path>: the
+ * request's own method, path, query, headers and body. */
+static int from_transparent(struct request *r, struct envelope *env, struct env_error *err)
+{
+    const char *query = r->uri[r->path_len] == '?' ? r->uri + r->path_len + 1 : NULL;
+    const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+    const char *prio = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Priority");
+    const char *idem = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    env->route = strdup(r->route->name);
+    env->method = strdup(r->method);
+    env->path = r->rest_len ? strndup(r->rest, r->rest_len) : strdup("/");
+    env->query = query && *query ? strdup(query) : NULL;
+    env->content_type = ctype ? strdup(ctype) : NULL;
+    env->idempotency_key = idem ? strdup(idem) : NULL;
+    env->body = (unsigned char *)buf_take(&r->body, &env->body_len);
+    if (!env->route || !env->method || !env->path || (query && *query && !env->query) ||
+        (ctype && !env->content_type) || (idem && !env->idempotency_key) || !env->body) {
+        *err = (struct env_error){.status = 500, .code = "internal"};
+        snprintf(err->message, sizeof(err->message), "out of memory");
+        return -1;
+    }
+    if (prio && (env->priority = envelope_parse_priority(prio, strlen(prio))) < 0) {
+        *err = (struct env_error){.status = 400, .code = "invalid_request"};
+        snprintf(err->message, sizeof(err->message),
+                 "X-Priority: must be 0..9 or high, normal, low");
+        return -1;
+    }
+    struct header_walk w = {.env = env, .err = err};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header, &w);
+    return w.failed ? -1 : 0;
+}
+
+static int from_envelope(struct request *r, struct envelope *env, struct env_error *err)
+{
+    if (envelope_from_json(env, r->body.data ? r->body.data : "", r->body.len, err) < 0)
+        return -1;
+    r->route = cfg_route_find(&r->app->cfg, env->route, strlen(env->route));
+    if (!r->route) {
+        *err = (struct env_error){.status = 404, .code = "unknown_route"};
+        snprintf(err->message, sizeof(err->message), "no route named \"%s\"", env->route);
+        return -1;
+    }
+    if (!cfg_key_allows_route(r->key, r->route->name)) {
+        *err = (struct env_error){.status = 403, .code = "route_forbidden"};
+        snprintf(err->message, sizeof(err->message), "this key may not use route \"%s\"",
+                 env->route);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_published(void *arg, int status)
+{
+    struct request *r = arg;
+    r->pub_status = status;
+    MHD_resume_connection(r->conn);
+}
+
+bool handle_submit(struct request *r, struct answer *a)
+{
+    bool suspended = false;
+    struct envelope env;
+    struct env_error err;
+    envelope_init(&env);
+    int rc = r->ep == EP_ROUTE ? from_transparent(r, &env, &err) : from_envelope(r, &env, &err);
+    if (rc < 0) {
+        answer_error(a, err.status, err.code, err.message);
+        goto out;
+    }
+    env.tenant = strdup(r->key->tenant);
+    env.created_ms = clock_real_ms();
+    if (env.priority > r->key->max_priority) env.priority = r->key->max_priority;
+    if (!env.tenant || id_new(env.id, env.created_ms) < 0) {
+        answer_error(a, 500, "internal", "cannot make a tracking id");
+        goto out;
+    }
+    memcpy(r->id, env.id, sizeof(r->id));
+    if (!publisher_ready(r->app->publisher)) {
+        answer_error(a, 503, "broker_unavailable",
+                     "the message broker is unavailable; nothing was queued, retry later");
+        goto out;
+    }
+    MHD_suspend_connection(r->conn);
+    r->waiting = suspended = true;
+    if (publisher_submit(r->app->publisher, &env, on_published, r) < 0) on_published(r, 503);
+out:
+    envelope_free(&env);
+    return suspended;
+}
+
+void handle_published(struct request *r, struct answer *a)
+{
+    if (r->pub_status != 202)
+        return answer_error(a, 503, "broker_unavailable",
+                            "the broker did not confirm the request (down, refused or too slow); retry later");
+    struct buf b;
+    buf_init(&b, 512);
+    if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"}",
+                    r->id, r->id) < 0)
+        return answer_error(a, 500, "internal", "out of memory");
+    answer_text(a, 202, "application/json", &b);
+    a->header_name = "Location";
+    snprintf(a->header_value, sizeof(a->header_value), "/v1/requests/%s", r->id);
+}

@@ -1,0 +1,131 @@
+/* main.c: sluice-ingress. Loads the configuration, starts the status index,
+ * the events reader, the publisher and the HTTP server, then waits for
+ * SIGINT/SIGTERM and shuts down in the order that loses nothing: stop
+ * accepting, let pending publishes be answered, then stop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "http.h"
+#include "log.h"
+
+#define APP_CODE_COUNT(c)                                                                          \
+    case c:                                                                                        \
+        metric_add(app->m_http_##c, 1);                                                            \
+        break;
+
+void app_count_response(struct app *app, int code)
+{
+    switch (code) { APP_CODES(APP_CODE_COUNT) }
+}
+
+static int declare_metrics(struct app *app)
+{
+#define APP_CODE_DECLARE(c)                                                                        \
+    app->m_http_##c = metrics_counter(app->metrics, "sluice_ingress_responses_total",             \
+                                      "HTTP answers by status code.", "code=\"" #c "\"");          \
+    if (!app->m_http_##c) return -1;
+    APP_CODES(APP_CODE_DECLARE)
+#undef APP_CODE_DECLARE
+    return 0;
+}
+
+static const char *parse_args(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: sluice-ingress [--config FILE]\n"
+                   "Settings come from FILE (default ./sluice.json if present) and SLUICE_* "
+                   "environment variables; see docs/operations.md.\n");
+            exit(0);
+        } else {
+            fprintf(stderr, "sluice-ingress: unknown argument \"%s\" (try --help)\n", argv[i]);
+            exit(2);
+        }
+    }
+    if (!path && access("sluice.json", R_OK) == 0) path = "sluice.json";
+    return path;
+}
+
+static int block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    /* Blocked before any thread starts, so every thread inherits the mask and
+     * the signals reach only the signalfd. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+static void wait_for_signal(int sfd)
+{
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof(si)) < 0 && errno == EINTR) {
+    }
+    log_info("received %s: shutting down", strsignal((int)si.ssi_signo));
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    char err[512];
+    struct app app = {0};
+    struct http_server *http = NULL;
+    const char *path = parse_args(argc, argv);
+    int sfd = block_signals();
+    log_init("ingress", LOG_INFO);
+    if (cfg_load(&app.cfg, path, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        fprintf(stderr, "sluice-ingress: %s\n", err);
+        return 2;
+    }
+    log_init("ingress", (enum log_level)log_level_parse(app.cfg.log_level));
+    if (sfd < 0) {
+        log_error("cannot set up signal handling: %s", strerror(errno));
+        goto out;
+    }
+    app.metrics = metrics_new();
+    app.index = status_index_new((size_t)app.cfg.ingress.max_status_entries,
+                                 app.cfg.ingress.status_retention_s * 1000);
+    if (!app.metrics || !app.index || declare_metrics(&app) < 0) {
+        log_error("out of memory at start");
+        goto out;
+    }
+    app.events = events_new(&app.cfg, app.metrics, app.index);
+    app.publisher = publisher_new(&app.cfg, app.metrics, app.index);
+    if (!app.events || !app.publisher) {
+        log_error("cannot start the broker threads (out of memory?)");
+        goto out;
+    }
+    http = http_start(&app, err, sizeof(err));
+    if (!http) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("listening on %s (port %u), namespace %s", app.cfg.ingress.listen,
+             (unsigned)http_port(http), app.cfg.namespace);
+    wait_for_signal(sfd);
+    http_quiesce(http);
+    publisher_drain(app.publisher);
+    rc = 0;
+out:
+    http_stop(http);
+    publisher_free(app.publisher);
+    events_free(app.events);
+    status_index_free(app.index);
+    metrics_free(app.metrics);
+    cfg_free(&app.cfg);
+    if (sfd >= 0) close(sfd);
+    return rc;
+}

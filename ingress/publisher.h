@@ -1,0 +1,43 @@
+/* publisher.h: the ingress's path to the broker. Handlers hand over validated
+ * envelopes; one publisher thread publishes whatever has accumulated as a
+ * group (one "queued" events message for the group, then each request) and
+ * shares the confirm round trip among them (group commit). A reaper thread
+ * answers 503 for any request whose confirm does not come within the deadline,
+ * even when the publisher thread is stuck writing to a blocked broker. */
+#ifndef SLUICE_PUBLISHER_H
+#define SLUICE_PUBLISHER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "metrics.h"
+#include "status_index.h"
+
+struct publisher;
+
+/* pub_done_fn is called exactly once per accepted submission, from a
+ * publisher-owned thread, with 202 when the broker confirmed the persistent
+ * message, or 503 when it did not (down, nack, unroutable, timeout). */
+typedef void (*pub_done_fn)(void *arg, int status);
+
+/* publisher_new starts the threads; they connect (and reconnect) by themselves.
+ * cfg, metrics and index must outlive the publisher. NULL on failure. */
+struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
+                                struct status_index *index);
+/* publisher_drain refuses new submissions and waits until every pending one
+ * is answered (by its confirm, or by the deadline). Call before stopping HTTP. */
+void publisher_drain(struct publisher *p);
+/* publisher_free answers 503 to everything still pending, stops the threads, frees. */
+void publisher_free(struct publisher *p);
+
+/* publisher_ready tells whether the broker connection is up with topology declared. */
+bool publisher_ready(struct publisher *p);
+
+/* publisher_submit takes ownership of *env (left empty) and will call done(arg,
+ * status). Returns 0, or -1 when the broker is not connected: then done is never
+ * called and *env is untouched. */
+__attribute__((warn_unused_result)) int publisher_submit(struct publisher *p, struct envelope *env,
+                                                         pub_done_fn done, void *arg);
+
+#endif

@@ -1,0 +1,443 @@
+/* status_index.c: the id -> status index every ingress replica builds from
+ * the events stream. Memory is what bounds it, so an entry is a fixed 72-byte
+ * record: the ID inline, tenant and route as indexes into small interned
+ * string tables, times, and pointers to the result and error texts (the only
+ * variable-size parts). Entries live in a ring in insertion order, which makes
+ * eviction of the oldest and expiry by creation time a pop from the head; an
+ * open-addressing table of uint32 ring slots (linear probing, backward-shift
+ * deletion, load <= 0.5) finds them by ID. */
+#include "status_index.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "id.h"
+
+#define EMPTY UINT32_MAX
+#define RING_START 16
+#define MAX_ENTRIES ((size_t)1 << 30)
+#define TIME_LEN 64
+
+struct entry {
+    char id[ID_LEN];
+    int64_t created_ms;
+    int64_t updated_ms; /* also the completion time once the state is final */
+    char *result;       /* NULL or a NUL-terminated JSON object */
+    char *error;
+    uint16_t tenant;
+    uint16_t route;
+    uint16_t attempts;
+    uint8_t state;
+};
+
+_Static_assert(sizeof(struct entry) <= 72, "entries are the bulk of the index's memory");
+
+/* Interned strings are never freed: tenants and routes come from the
+ * configuration, so a table stays small; UINT16_MAX bounds it anyway. */
+struct strtab {
+    char **s;
+    size_t n, cap;
+    size_t bytes;
+};
+
+struct status_index {
+    pthread_rwlock_t lock;
+    struct entry *ring;
+    size_t cap, head, count, max;
+    uint32_t *table; /* ring slots, EMPTY where free */
+    size_t mask;     /* table size - 1 */
+    struct strtab tenants, routes;
+    size_t text_bytes; /* result and error copies */
+    int64_t retention_ms;
+    int64_t horizon_ms; /* updates of requests created before are ignored */
+};
+
+static uint64_t hash_id(const char *id)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (int i = 0; i < ID_LEN; i++)
+        h = (h ^ (unsigned char)id[i]) * 1099511628211u;
+    return h ^ (h >> 32);
+}
+
+static size_t table_size(size_t ring_cap)
+{
+    size_t n = 1;
+    while (n < 2 * ring_cap)
+        n *= 2;
+    return n;
+}
+
+/* probe returns the table position holding id, or the free one where it goes. */
+static size_t probe(const struct status_index *idx, const char *id, bool *found)
+{
+    size_t i = hash_id(id) & idx->mask;
+    while (idx->table[i] != EMPTY) {
+        if (memcmp(idx->ring[idx->table[i]].id, id, ID_LEN) == 0) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & idx->mask;
+    }
+    *found = false;
+    return i;
+}
+
+/* table_delete empties position i, then shifts back the entries after it
+ * whose home position is not in (i, j], so every probe chain stays unbroken. */
+static void table_delete(struct status_index *idx, size_t i)
+{
+    for (size_t j = (i + 1) & idx->mask; idx->table[j] != EMPTY; j = (j + 1) & idx->mask) {
+        size_t k = hash_id(idx->ring[idx->table[j]].id) & idx->mask;
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            idx->table[i] = idx->table[j];
+            i = j;
+        }
+    }
+    idx->table[i] = EMPTY;
+}
+
+static void table_rebuild(struct status_index *idx)
+{
+    memset(idx->table, 0xff, (idx->mask + 1) * sizeof *idx->table);
+    for (size_t n = 0; n < idx->count; n++) {
+        size_t pos = (idx->head + n) % idx->cap;
+        bool found;
+        idx->table[probe(idx, idx->ring[pos].id, &found)] = (uint32_t)pos;
+    }
+}
+
+static void text_free(struct status_index *idx, char **text)
+{
+    if (*text) idx->text_bytes -= strlen(*text) + 1;
+    free(*text);
+    *text = NULL;
+}
+
+/* text_take moves a copied text into an entry field, freeing what it held. */
+static void text_take(struct status_index *idx, char **field, char **text)
+{
+    text_free(idx, field);
+    if (*text) idx->text_bytes += strlen(*text) + 1;
+    *field = *text;
+    *text = NULL;
+}
+
+static void evict_head(struct status_index *idx)
+{
+    struct entry *e = &idx->ring[idx->head];
+    bool found;
+    size_t i = probe(idx, e->id, &found);
+    if (found) table_delete(idx, i);
+    text_free(idx, &e->result);
+    text_free(idx, &e->error);
+    idx->head = (idx->head + 1) % idx->cap;
+    idx->count--;
+}
+
+/* grow doubles the ring (up to max) and rebuilds the table for the new size,
+ * laying the entries out from slot 0 in insertion order. */
+static int grow(struct status_index *idx)
+{
+    size_t cap = idx->cap * 2 < idx->max ? idx->cap * 2 : idx->max;
+    size_t tsize = table_size(cap);
+    struct entry *ring = malloc(cap * sizeof *ring);
+    uint32_t *table = malloc(tsize * sizeof *table);
+    if (!ring || !table) {
+        free(ring);
+        free(table);
+        return -ENOMEM;
+    }
+    for (size_t n = 0; n < idx->count; n++)
+        ring[n] = idx->ring[(idx->head + n) % idx->cap];
+    free(idx->ring);
+    free(idx->table);
+    idx->ring = ring;
+    idx->table = table;
+    idx->cap = cap;
+    idx->head = 0;
+    idx->mask = tsize - 1;
+    table_rebuild(idx);
+    return 0;
+}
+
+static int intern(struct strtab *t, const char *s, uint16_t *out)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->s[i], s) == 0) {
+            *out = (uint16_t)i;
+            return 0;
+        }
+    }
+    if (t->n > UINT16_MAX) return -ENOMEM;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        char **a = realloc(t->s, cap * sizeof *a);
+        if (!a) return -ENOMEM;
+        t->s = a;
+        t->cap = cap;
+    }
+    size_t len = strlen(s);
+    char *copy = malloc(len + 1);
+    if (!copy) return -ENOMEM;
+    memcpy(copy, s, len + 1);
+    t->s[t->n] = copy;
+    t->bytes += len + 1;
+    *out = (uint16_t)t->n++;
+    return 0;
+}
+
+static void strtab_free(struct strtab *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->s[i]);
+    free(t->s);
+}
+
+struct status_index *status_index_new(size_t max_entries, int64_t retention_ms)
+{
+    pthread_rwlockattr_t attr;
+    struct status_index *idx = NULL;
+    if (max_entries == 0 || max_entries > MAX_ENTRIES || retention_ms < 0) return NULL;
+    if (pthread_rwlockattr_init(&attr) != 0) return NULL;
+    /* The stream consumer must not starve behind a steady flow of status reads. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    idx = calloc(1, sizeof *idx);
+    if (!idx) goto out;
+    idx->max = max_entries;
+    idx->cap = max_entries < RING_START ? max_entries : RING_START;
+    idx->mask = table_size(idx->cap) - 1;
+    idx->retention_ms = retention_ms;
+    idx->horizon_ms = INT64_MIN;
+    idx->ring = malloc(idx->cap * sizeof *idx->ring);
+    idx->table = malloc((idx->mask + 1) * sizeof *idx->table);
+    if (!idx->ring || !idx->table || pthread_rwlock_init(&idx->lock, &attr) != 0) goto err;
+    memset(idx->table, 0xff, (idx->mask + 1) * sizeof *idx->table);
+    goto out;
+err:
+    free(idx->ring);
+    free(idx->table);
+    free(idx);
+    idx = NULL;
+out:
+    pthread_rwlockattr_destroy(&attr);
+    return idx;
+}
+
+void status_index_free(struct status_index *idx)
+{
+    if (!idx) return;
+    for (size_t n = 0; n < idx->count; n++) {
+        struct entry *e = &idx->ring[(idx->head + n) % idx->cap];
+        free(e->result);
+        free(e->error);
+    }
+    strtab_free(&idx->tenants);
+    strtab_free(&idx->routes);
+    free(idx->ring);
+    free(idx->table);
+    pthread_rwlock_destroy(&idx->lock);
+    free(idx);
+}
+
+static uint16_t clamp_attempts(int attempts)
+{
+    if (attempts < 0) return 0;
+    return attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)attempts;
+}
+
+static int insert(struct status_index *idx, const struct status_update *u, char **result,
+                  char **error)
+{
+    uint16_t tenant, route;
+    int rc = intern(&idx->tenants, u->tenant, &tenant);
+    if (!rc) rc = intern(&idx->routes, u->route, &route);
+    if (!rc && idx->count == idx->cap) {
+        if (idx->cap < idx->max)
+            rc = grow(idx);
+        else
+            evict_head(idx);
+    }
+    if (rc) return rc;
+    size_t pos = (idx->head + idx->count) % idx->cap;
+    struct entry *e = &idx->ring[pos];
+    *e = (struct entry){.created_ms = u->created_ms,
+                        .updated_ms = u->ts_ms,
+                        .tenant = tenant,
+                        .route = route,
+                        .attempts = clamp_attempts(u->attempts),
+                        .state = (uint8_t)u->state};
+    memcpy(e->id, u->id, ID_LEN);
+    text_take(idx, &e->result, result);
+    text_take(idx, &e->error, error);
+    bool found;
+    idx->table[probe(idx, e->id, &found)] = (uint32_t)pos;
+    idx->count++;
+    return 0;
+}
+
+/* merge applies the rules of status_index.h. A final state is kept as it
+ * is: a redelivery after a worker crash must not change a result already
+ * served. Among non-final states the newest event wins, so a late
+ * "processing" does not hide a "retrying" that followed it. */
+static void merge(struct status_index *idx, struct entry *e, const struct status_update *u,
+                  char **result, char **error)
+{
+    if (ST_FINAL(e->state) || u->state == ST_QUEUED) return;
+    uint16_t attempts = clamp_attempts(u->attempts);
+    if (attempts > e->attempts) e->attempts = attempts;
+    if (!ST_FINAL(u->state) && u->ts_ms < e->updated_ms) return;
+    e->state = (uint8_t)u->state;
+    if (u->ts_ms > e->updated_ms) e->updated_ms = u->ts_ms;
+    text_take(idx, &e->result, result);
+    text_take(idx, &e->error, error);
+}
+
+static int copy_text(const char *s, size_t len, char **out)
+{
+    *out = NULL;
+    if (!s) return 0;
+    *out = malloc(len + 1);
+    if (!*out) return -ENOMEM;
+    memcpy(*out, s, len);
+    (*out)[len] = '\0';
+    return 0;
+}
+
+static bool update_valid(const struct status_update *u)
+{
+    return u->id && id_valid(u->id, strnlen(u->id, ID_LEN + 1)) && u->tenant && u->route &&
+           (int)u->state >= ST_QUEUED && (int)u->state <= ST_DEAD;
+}
+
+int status_index_apply(struct status_index *idx, const struct status_update *u)
+{
+    char *result = NULL, *error = NULL;
+    if (!update_valid(u)) return -EINVAL;
+    /* Copies are made before taking the lock, so readers never wait on malloc. */
+    int rc = copy_text(u->result_json, u->result_len, &result);
+    if (!rc) rc = copy_text(u->error_json, u->error_len, &error);
+    if (rc) goto out;
+    pthread_rwlock_wrlock(&idx->lock);
+    if (u->created_ms >= idx->horizon_ms) {
+        bool found;
+        size_t i = probe(idx, u->id, &found);
+        if (found)
+            merge(idx, &idx->ring[idx->table[i]], u, &result, &error);
+        else
+            rc = insert(idx, u, &result, &error);
+    }
+    pthread_rwlock_unlock(&idx->lock);
+out:
+    free(result);
+    free(error);
+    return rc;
+}
+
+/* find returns the entry of id if it belongs to tenant; call with the lock held. */
+static const struct entry *find(const struct status_index *idx, const char *id, const char *tenant)
+{
+    if (!id || !tenant || strnlen(id, ID_LEN + 1) != ID_LEN) return NULL;
+    bool found;
+    size_t i = probe(idx, id, &found);
+    if (!found) return NULL;
+    const struct entry *e = &idx->ring[idx->table[i]];
+    return strcmp(idx->tenants.s[e->tenant], tenant) == 0 ? e : NULL;
+}
+
+static void format_time(int64_t ms, char out[TIME_LEN])
+{
+    int64_t sec = ms / 1000, milli = ms % 1000;
+    if (milli < 0) {
+        milli += 1000;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, TIME_LEN, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    snprintf(out, TIME_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)milli);
+}
+
+static int append_text(struct buf *out, const char *key, const char *text)
+{
+    if (!text) return 0;
+    int rc = buf_appends(out, key);
+    return rc ? rc : buf_appends(out, text);
+}
+
+static int render_entry(const struct status_index *idx, const struct entry *e, struct buf *out)
+{
+    char created[TIME_LEN], updated[TIME_LEN];
+    const char *route = idx->routes.s[e->route];
+    format_time(e->created_ms, created);
+    format_time(e->updated_ms, updated);
+    int rc = buf_appendf(out, "{\"id\":\"%.*s\",\"route\":", ID_LEN, e->id);
+    if (!rc) rc = buf_append_json_string(out, route, strlen(route));
+    if (!rc)
+        rc = buf_appendf(out,
+                         ",\"status\":\"%s\",\"attempts\":%u,\"created_at\":\"%s\","
+                         "\"updated_at\":\"%s\"",
+                         event_state_name((enum req_state)e->state), (unsigned)e->attempts, created,
+                         updated);
+    if (!rc && ST_FINAL(e->state)) rc = buf_appendf(out, ",\"completed_at\":\"%s\"", updated);
+    if (!rc) rc = append_text(out, ",\"result\":", e->result);
+    if (!rc) rc = append_text(out, ",\"error\":", e->error);
+    return rc ? rc : buf_append(out, "}", 1);
+}
+
+int status_index_render(struct status_index *idx, const char *id, const char *tenant,
+                        struct buf *out)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    const struct entry *e = find(idx, id, tenant);
+    int rc = e ? render_entry(idx, e, out) : -ENOENT;
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
+}
+
+int status_index_state(struct status_index *idx, const char *id, const char *tenant)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    const struct entry *e = find(idx, id, tenant);
+    int rc = e ? e->state : -ENOENT;
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
+}
+
+void status_index_expire(struct status_index *idx, int64_t now_ms)
+{
+    pthread_rwlock_wrlock(&idx->lock);
+    idx->horizon_ms =
+        now_ms < INT64_MIN + idx->retention_ms ? INT64_MIN : now_ms - idx->retention_ms;
+    while (idx->count > 0 && idx->ring[idx->head].created_ms < idx->horizon_ms)
+        evict_head(idx);
+    pthread_rwlock_unlock(&idx->lock);
+}
+
+size_t status_index_count(struct status_index *idx)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    size_t n = idx->count;
+    pthread_rwlock_unlock(&idx->lock);
+    return n;
+}
+
+size_t status_index_bytes(struct status_index *idx)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    size_t n = sizeof *idx + idx->cap * sizeof *idx->ring + (idx->mask + 1) * sizeof *idx->table +
+               idx->tenants.cap * sizeof(char *) + idx->tenants.bytes +
+               idx->routes.cap * sizeof(char *) + idx->routes.bytes + idx->text_bytes;
+    pthread_rwlock_unlock(&idx->lock);
+    return n;
+}

@@ -1,0 +1,319 @@
+/* test_event.c: the events stream codec: round trips of updates and markers,
+ * escaping, and the refusal of malformed messages. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+
+#define ID_A "0123456789ABCDEFGHIJKLMNOPQRSTUV"
+#define ID_B "abcdefghijklmnopqrstuvwxyz-_0123"
+#define MAX_MSG (1 << 20)
+
+/* A copy of what the parser handed over, since its pointers die after the call. */
+struct seen {
+    int n;
+    char id[4][64];
+    int state[4];
+    char tenant[4][64];
+    char route[4][64];
+    long long created[4], ts[4];
+    int attempts[4];
+    char result[4][256];
+    char error[4][256];
+    int markers;
+    char nonce[64];
+};
+
+static void copy_opt(char *dst, size_t size, const char *src, size_t len)
+{
+    ck_assert(len < size);
+    if (src) {
+        memcpy(dst, src, len);
+        dst[len] = '\0';
+    } else {
+        ck_assert_uint_eq(len, 0);
+        memcpy(dst, "(none)", 7);
+    }
+}
+
+static void on_update(void *arg, const struct status_update *u)
+{
+    struct seen *s = arg;
+    ck_assert_int_lt(s->n, 4);
+    int i = s->n++;
+    snprintf(s->id[i], sizeof s->id[i], "%s", u->id);
+    snprintf(s->tenant[i], sizeof s->tenant[i], "%s", u->tenant);
+    snprintf(s->route[i], sizeof s->route[i], "%s", u->route);
+    s->state[i] = (int)u->state;
+    s->created[i] = (long long)u->created_ms;
+    s->ts[i] = (long long)u->ts_ms;
+    s->attempts[i] = u->attempts;
+    copy_opt(s->result[i], sizeof s->result[i], u->result_json, u->result_len);
+    copy_opt(s->error[i], sizeof s->error[i], u->error_json, u->error_len);
+}
+
+static void on_marker(void *arg, const char *nonce)
+{
+    struct seen *s = arg;
+    s->markers++;
+    snprintf(s->nonce, sizeof s->nonce, "%s", nonce);
+}
+
+static int parse_str(const char *msg, struct seen *s)
+{
+    memset(s, 0, sizeof *s);
+    return event_parse(msg, strlen(msg), on_update, on_marker, s);
+}
+
+START_TEST(test_state_names)
+{
+    for (int i = ST_QUEUED; i <= ST_DEAD; i++)
+        ck_assert_int_eq(event_state_parse(event_state_name((enum req_state)i)), i);
+    ck_assert_str_eq(event_state_name(ST_SUCCEEDED), "succeeded");
+    ck_assert_int_eq(event_state_parse("done"), -1);
+    ck_assert_int_eq(event_state_parse(""), -1);
+    ck_assert_int_eq(event_state_parse(NULL), -1);
+    ck_assert(ST_FINAL(ST_DEAD) && ST_FINAL(ST_FAILED) && !ST_FINAL(ST_RETRYING));
+}
+END_TEST
+
+START_TEST(test_round_trip)
+{
+    const char *result = "{\"status\":200,\"headers\":{\"a\":\"b\"},\"body\":[1,2.5,\"x/y\"]}";
+    const char *error = "{\"code\":\"timeout\",\"message\":\"no answer\"}";
+    struct status_update u[3] = {
+        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0},
+        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error)},
+        {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 2, result, strlen(result), error,
+         strlen(error)},
+    };
+    struct buf b;
+    buf_init(&b, MAX_MSG);
+    ck_assert_int_eq(event_begin(&b), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(event_append(&b, &u[i]), 0);
+    ck_assert_int_eq(event_end(&b), 0);
+
+    struct seen s;
+    ck_assert_int_eq(parse_str(b.data, &s), 3);
+    ck_assert_int_eq(s.n, 3);
+    ck_assert_int_eq(s.markers, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(s.id[i], u[i].id);
+        ck_assert_int_eq(s.state[i], (int)u[i].state);
+        ck_assert_str_eq(s.tenant[i], u[i].tenant);
+        ck_assert_str_eq(s.route[i], u[i].route);
+        ck_assert_int_eq(s.created[i], u[i].created_ms);
+        ck_assert_int_eq(s.ts[i], u[i].ts_ms);
+        ck_assert_int_eq(s.attempts[i], u[i].attempts);
+    }
+    ck_assert_str_eq(s.result[0], "(none)");
+    ck_assert_str_eq(s.error[0], "(none)");
+    ck_assert_str_eq(s.result[1], "(none)");
+    ck_assert_str_eq(s.error[1], error);
+    ck_assert_str_eq(s.result[2], result);
+    ck_assert_str_eq(s.error[2], error);
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_empty_batch)
+{
+    struct buf b;
+    buf_init(&b, MAX_MSG);
+    ck_assert_int_eq(event_begin(&b), 0);
+    ck_assert_int_eq(event_end(&b), 0);
+    ck_assert_str_eq(b.data, "{\"v\":1,\"events\":[]}");
+    struct seen s;
+    ck_assert_int_eq(parse_str(b.data, &s), 0);
+    ck_assert_int_eq(s.n + s.markers, 0);
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_marker)
+{
+    struct buf b;
+    buf_init(&b, MAX_MSG);
+    ck_assert_int_eq(event_marker(&b, "nonce-42 \"q\""), 0);
+    struct seen s;
+    ck_assert_int_eq(parse_str(b.data, &s), 0);
+    ck_assert_int_eq(s.markers, 1);
+    ck_assert_int_eq(s.n, 0);
+    ck_assert_str_eq(s.nonce, "nonce-42 \"q\"");
+    buf_free(&b);
+    /* NULL callbacks are allowed: the caller may want only one kind. */
+    const char *m = "{\"v\":1,\"marker\":\"x\"}";
+    ck_assert_int_eq(event_parse(m, strlen(m), NULL, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(test_escapes)
+{
+    const char *tenant = "t\"en\\ant\n\x01/é";
+    const char *route = "r\toute\u2028";
+    struct status_update u = {ID_A, ST_FAILED, tenant, route, 5, 6, 7, NULL, 0, NULL, 0};
+    struct buf b;
+    buf_init(&b, MAX_MSG);
+    ck_assert_int_eq(event_begin(&b), 0);
+    ck_assert_int_eq(event_append(&b, &u), 0);
+    ck_assert_int_eq(event_end(&b), 0);
+    struct seen s;
+    ck_assert_int_eq(parse_str(b.data, &s), 1);
+    ck_assert_str_eq(s.tenant[0], tenant);
+    ck_assert_str_eq(s.route[0], route);
+    ck_assert_int_eq(s.state[0], ST_FAILED);
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_result_passed_compact)
+{
+    /* The parser hands results on as compact text whatever the spacing in the message. */
+    const char *m = "{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":\"dead\",\"tenant\":\"t\","
+                    "\"route\":\"r\",\"created\":1,\"ts\":2,\"attempts\":3,"
+                    "\"result\": { \"body\" : \"a/b\" , \"n\" : [ 1 , 2 ] },\"extra\":true}]}";
+    struct seen s;
+    ck_assert_int_eq(parse_str(m, &s), 1);
+    ck_assert_str_eq(s.result[0], "{\"body\":\"a/b\",\"n\":[1,2]}");
+    ck_assert_str_eq(s.error[0], "(none)");
+    ck_assert_int_eq(s.state[0], ST_DEAD);
+}
+END_TEST
+
+#define EV_OK "{\"id\":\"" ID_A "\",\"state\":\"queued\",\"tenant\":\"t\",\"route\":\"r\","
+#define EV_TAIL "\"created\":1,\"ts\":2,\"attempts\":0}"
+
+static const char *const malformed[] = {
+    "",
+    "not json",
+    "null",
+    "[]",
+    "{\"v\":1,\"events\":[" EV_OK EV_TAIL "]} trailing",
+    "{\"v\":2,\"events\":[]}",
+    "{\"v\":\"1\",\"events\":[]}",
+    "{\"v\":1.0,\"events\":[]}",
+    "{\"events\":[]}",
+    "{\"v\":1}",
+    "{\"v\":1,\"events\":{}}",
+    "{\"v\":1,\"marker\":5}",
+    "{\"v\":2,\"marker\":\"x\"}",
+    "{\"v\":1,\"events\":[5]}",
+    /* bad ids: short, long, outside the alphabet */
+    "{\"v\":1,\"events\":[{\"id\":\"0123456789ABCDEFGHIJKLMNOPQRSTU\",\"state\":\"queued\","
+    "\"tenant\":\"t\",\"route\":\"r\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[{\"id\":\"" ID_A "W\",\"state\":\"queued\","
+    "\"tenant\":\"t\",\"route\":\"r\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[{\"id\":\"0123456789ABCDEFGHIJKLMNOPQRST.V\",\"state\":\"queued\","
+    "\"tenant\":\"t\",\"route\":\"r\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[{\"id\":\"0123456789ABCDEFGHIJKLMNOPQRST\\u0000V\",\"state\":\"queued\","
+    "\"tenant\":\"t\",\"route\":\"r\"," EV_TAIL "]}",
+    /* unknown state, wrong types, missing fields */
+    "{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":\"done\","
+    "\"tenant\":\"t\",\"route\":\"r\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":1,"
+    "\"tenant\":\"t\",\"route\":\"r\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":\"queued\",\"route\":\"r\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":\"queued\",\"tenant\":\"t\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[{\"state\":\"queued\",\"tenant\":\"t\",\"route\":\"r\"," EV_TAIL "]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"ts\":2,\"attempts\":0}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"attempts\":0}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":-1}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":1.5}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":99999999999}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":\"1\",\"ts\":2,\"attempts\":0}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":-1,\"ts\":2,\"attempts\":0}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":99999999999999999999,\"attempts\":0}]}",
+    "{\"v\":1,\"events\":[{\"id\":\"" ID_A
+    "\",\"state\":\"queued\",\"tenant\":null,\"route\":\"r\","
+    "\"created\":1,\"ts\":2,\"attempts\":0}]}",
+    "{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":\"queued\",\"tenant\":\"a\\u0000b\","
+    "\"route\":\"r\",\"created\":1,\"ts\":2,\"attempts\":0}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"result\":[1]}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"error\":\"x\"}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"result\":null}]}",
+};
+
+START_TEST(test_malformed)
+{
+    const char *m = malformed[_i];
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    ck_assert_msg(event_parse(m, strlen(m), on_update, on_marker, &s) == -1, "accepted: %s", m);
+    ck_assert_int_eq(s.n, 0);
+    ck_assert_int_eq(s.markers, 0);
+}
+END_TEST
+
+START_TEST(test_malformed_after_good)
+{
+    /* A bad event fails the message; the good one before it may have been passed on. */
+    const char *m = "{\"v\":1,\"events\":[" EV_OK EV_TAIL "," EV_OK "\"created\":1}]}";
+    struct seen s;
+    ck_assert_int_eq(parse_str(m, &s), -1);
+    ck_assert_int_le(s.n, 1);
+    /* The well-formed prefix alone parses. */
+    const char *good = "{\"v\":1,\"events\":[" EV_OK EV_TAIL "]}";
+    ck_assert_int_eq(parse_str(good, &s), 1);
+    ck_assert_str_eq(s.id[0], ID_A);
+}
+END_TEST
+
+START_TEST(test_not_nul_terminated)
+{
+    /* The parser honours len: a valid message followed by junk bytes is read alone. */
+    char m[128];
+    const char *good = "{\"v\":1,\"marker\":\"n\"}";
+    size_t n = strlen(good);
+    memcpy(m, good, n);
+    memcpy(m + n, "GARBAGE", 8);
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(event_parse(m, n, on_update, on_marker, &s), 0);
+    ck_assert_int_eq(s.markers, 1);
+    ck_assert_int_eq(event_parse(m, n + 3, on_update, on_marker, &s), -1);
+}
+END_TEST
+
+START_TEST(test_buf_cap)
+{
+    /* An append past the buffer cap reports the buf error. */
+    struct status_update u = {ID_A, ST_QUEUED, "t", "r", 1, 1, 0, NULL, 0, NULL, 0};
+    struct buf b;
+    buf_init(&b, 40);
+    ck_assert_int_eq(event_begin(&b), 0);
+    ck_assert_int_lt(event_append(&b, &u), 0);
+    buf_free(&b);
+}
+END_TEST
+
+static Suite *event_suite(void)
+{
+    Suite *s = suite_create("event");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_state_names);
+    tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_empty_batch);
+    tcase_add_test(tc, test_marker);
+    tcase_add_test(tc, test_escapes);
+    tcase_add_test(tc, test_result_passed_compact);
+    tcase_add_loop_test(tc, test_malformed, 0, (int)(sizeof malformed / sizeof malformed[0]));
+    tcase_add_test(tc, test_malformed_after_good);
+    tcase_add_test(tc, test_not_nul_terminated);
+    tcase_add_test(tc, test_buf_cap);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(event_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

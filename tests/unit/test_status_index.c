@@ -1,0 +1,496 @@
+/* test_status_index.c: the status index: rendering, the merge rules, tenant
+ * isolation, eviction, retention, memory per entry and concurrent access. */
+#include <check.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "id.h"
+#include "status_index.h"
+
+#define T0 INT64_C(1795428000123) /* 2026-11-23T10:00:00.123Z */
+#define T5 INT64_C(1795428005007) /* 2026-11-23T10:00:05.007Z */
+#define OUT_MAX (1 << 20)
+
+static const char alphabet[] = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+
+/* make_id writes a distinct valid ID for every n. */
+static void make_id(unsigned long n, char out[ID_LEN + 1])
+{
+    memset(out, '-', ID_LEN);
+    out[ID_LEN] = '\0';
+    for (int i = ID_LEN - 1; i >= 0 && n > 0; i--, n /= 64)
+        out[i] = alphabet[n % 64];
+}
+
+static struct status_update upd(const char *id, enum req_state st, int64_t created, int64_t ts,
+                                int attempts)
+{
+    return (struct status_update){id,       st,   "acme", "orders", created, ts,
+                                  attempts, NULL, 0,      NULL,     0};
+}
+
+static void apply_ok(struct status_index *idx, struct status_update u)
+{
+    ck_assert_int_eq(status_index_apply(idx, &u), 0);
+}
+
+/* render parses the status document of id for tenant, or returns NULL. */
+static struct json_object *render(struct status_index *idx, const char *id, const char *tenant)
+{
+    struct buf b;
+    buf_init(&b, OUT_MAX);
+    int rc = status_index_render(idx, id, tenant, &b);
+    struct json_object *o = NULL;
+    if (rc == 0) {
+        o = json_tokener_parse(b.data);
+        ck_assert_msg(o != NULL, "invalid JSON: %s", b.data);
+    } else {
+        ck_assert_int_eq(rc, -ENOENT);
+        ck_assert_uint_eq(b.len, 0);
+    }
+    buf_free(&b);
+    return o;
+}
+
+static const char *field(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v)) return NULL;
+    return json_object_to_json_string_ext(v,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+START_TEST(test_render_round_trip)
+{
+    char id[ID_LEN + 1];
+    make_id(1, id);
+    struct status_index *idx = status_index_new(10, 3600000);
+    apply_ok(idx, upd(id, ST_QUEUED, T0, T0, 0));
+
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "id")), id);
+    ck_assert_str_eq(field(o, "route"), "\"orders\"");
+    ck_assert_str_eq(field(o, "status"), "\"queued\"");
+    ck_assert_str_eq(field(o, "attempts"), "0");
+    ck_assert_str_eq(field(o, "created_at"), "\"2026-11-23T10:00:00.123Z\"");
+    ck_assert_str_eq(field(o, "updated_at"), "\"2026-11-23T10:00:00.123Z\"");
+    ck_assert_ptr_null(field(o, "completed_at"));
+    ck_assert_ptr_null(field(o, "result"));
+    ck_assert_ptr_null(field(o, "error"));
+    json_object_put(o);
+
+    const char *result =
+        "{\"status\":201,\"headers\":{},\"body\":{\"x\":[1,\"a/b\"]},\"truncated\":false}";
+    struct status_update u = upd(id, ST_SUCCEEDED, T0, T5, 2);
+    u.result_json = result;
+    u.result_len = strlen(result);
+    apply_ok(idx, u);
+    o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "status"), "\"succeeded\"");
+    ck_assert_str_eq(field(o, "attempts"), "2");
+    ck_assert_str_eq(field(o, "created_at"), "\"2026-11-23T10:00:00.123Z\"");
+    ck_assert_str_eq(field(o, "updated_at"), "\"2026-11-23T10:00:05.007Z\"");
+    ck_assert_str_eq(field(o, "completed_at"), "\"2026-11-23T10:00:05.007Z\"");
+    ck_assert_str_eq(field(o, "result"), result);
+    ck_assert_ptr_null(field(o, "error"));
+    json_object_put(o);
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_SUCCEEDED);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_render_escapes_and_epoch)
+{
+    char id[ID_LEN + 1];
+    make_id(2, id);
+    struct status_index *idx = status_index_new(10, 0);
+    struct status_update u = upd(id, ST_DEAD, 0, 999, 1);
+    u.route = "r\"o\\ute\n";
+    const char *err = "{\"code\":\"exhausted\",\"message\":\"5 attempts\"}";
+    u.error_json = err;
+    u.error_len = strlen(err);
+    apply_ok(idx, u);
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "route")), u.route);
+    ck_assert_str_eq(field(o, "created_at"), "\"1970-01-01T00:00:00.000Z\"");
+    ck_assert_str_eq(field(o, "completed_at"), "\"1970-01-01T00:00:00.999Z\"");
+    ck_assert_str_eq(field(o, "error"), err);
+    ck_assert_ptr_null(field(o, "result"));
+    json_object_put(o);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_queued_never_overwrites)
+{
+    char id[ID_LEN + 1];
+    make_id(3, id);
+    struct status_index *idx = status_index_new(10, 3600000);
+    apply_ok(idx, upd(id, ST_PROCESSING, T0, T0 + 10, 1));
+    apply_ok(idx, upd(id, ST_QUEUED, T0, T0 + 20, 0));
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_PROCESSING);
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "attempts"), "1");
+    ck_assert_str_eq(field(o, "updated_at"), "\"2026-11-23T10:00:00.133Z\"");
+    json_object_put(o);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_final_is_kept)
+{
+    char id[ID_LEN + 1];
+    make_id(4, id);
+    const char *r1 = "{\"status\":200}", *r2 = "{\"status\":500}";
+    struct status_index *idx = status_index_new(10, 3600000);
+    struct status_update u = upd(id, ST_SUCCEEDED, T0, T0 + 100, 1);
+    u.result_json = r1;
+    u.result_len = strlen(r1);
+    apply_ok(idx, u);
+    /* A non-final state, even newer and with more attempts, does not replace it. */
+    apply_ok(idx, upd(id, ST_RETRYING, T0, T0 + 200, 2));
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_SUCCEEDED);
+    /* Neither does a later final state: a redelivery must not flip the result. */
+    u = upd(id, ST_FAILED, T0, T0 + 300, 3);
+    u.result_json = r2;
+    u.result_len = strlen(r2);
+    apply_ok(idx, u);
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_SUCCEEDED);
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "result"), r1);
+    ck_assert_str_eq(field(o, "attempts"), "1");
+    ck_assert_str_eq(field(o, "completed_at"), "\"2026-11-23T10:00:00.223Z\"");
+    json_object_put(o);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_attempts_and_order)
+{
+    char id[ID_LEN + 1];
+    make_id(5, id);
+    const char *err = "{\"code\":\"http_503\",\"message\":\"x\"}";
+    struct status_index *idx = status_index_new(10, 3600000);
+    struct status_update u = upd(id, ST_RETRYING, T0, T0 + 300, 3);
+    u.error_json = err;
+    u.error_len = strlen(err);
+    apply_ok(idx, u);
+    /* Older and fewer attempts: the state stays, attempts do not decrease. */
+    apply_ok(idx, upd(id, ST_PROCESSING, T0, T0 + 200, 2));
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_RETRYING);
+    /* Newer but fewer attempts: the state moves, attempts do not decrease. */
+    apply_ok(idx, upd(id, ST_PROCESSING, T0, T0 + 400, 1));
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_PROCESSING);
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "attempts"), "3");
+    ck_assert_str_eq(field(o, "updated_at"), "\"2026-11-23T10:00:00.523Z\"");
+    ck_assert_ptr_null(field(o, "error"));
+    json_object_put(o);
+    /* Older stale event with more attempts: attempts grow, state and time stay. */
+    apply_ok(idx, upd(id, ST_RETRYING, T0, T0 + 100, 4));
+    o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "status"), "\"processing\"");
+    ck_assert_str_eq(field(o, "attempts"), "4");
+    ck_assert_str_eq(field(o, "updated_at"), "\"2026-11-23T10:00:00.523Z\"");
+    json_object_put(o);
+    /* A final state applies even if its clock is behind; updated time never goes back. */
+    apply_ok(idx, upd(id, ST_DEAD, T0, T0 + 350, 4));
+    o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "status"), "\"dead\"");
+    ck_assert_str_eq(field(o, "completed_at"), "\"2026-11-23T10:00:00.523Z\"");
+    json_object_put(o);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_out_of_order_create)
+{
+    char id[ID_LEN + 1];
+    make_id(6, id);
+    struct status_index *idx = status_index_new(10, 3600000);
+    apply_ok(idx, upd(id, ST_FAILED, T0, T0 + 50, 1));
+    apply_ok(idx, upd(id, ST_QUEUED, T0, T0, 0));
+    apply_ok(idx, upd(id, ST_PROCESSING, T0, T0 + 10, 1));
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_FAILED);
+    ck_assert_uint_eq(status_index_count(idx), 1);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_tenant_isolation)
+{
+    char id[ID_LEN + 1], other[ID_LEN + 1];
+    make_id(7, id);
+    make_id(8, other);
+    struct status_index *idx = status_index_new(10, 3600000);
+    apply_ok(idx, upd(id, ST_QUEUED, T0, T0, 0));
+    struct status_update u = upd(other, ST_QUEUED, T0, T0, 0);
+    u.tenant = "globex";
+    apply_ok(idx, u);
+    ck_assert_ptr_null(render(idx, id, "globex"));
+    ck_assert_ptr_null(render(idx, other, "acme"));
+    ck_assert_ptr_null(render(idx, id, "acm"));
+    ck_assert_ptr_null(render(idx, id, NULL));
+    ck_assert_int_eq(status_index_state(idx, id, "globex"), -ENOENT);
+    ck_assert_int_eq(status_index_state(idx, other, "globex"), ST_QUEUED);
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_QUEUED);
+    /* Unknown and malformed IDs are simply not found. */
+    char unknown[ID_LEN + 1];
+    make_id(9, unknown);
+    ck_assert_ptr_null(render(idx, unknown, "acme"));
+    char longer[ID_LEN + 2];
+    memcpy(longer, id, ID_LEN);
+    memcpy(longer + ID_LEN, "x", 2);
+    ck_assert_int_eq(status_index_state(idx, longer, "acme"), -ENOENT);
+    ck_assert_int_eq(status_index_state(idx, "short", "acme"), -ENOENT);
+    ck_assert_int_eq(status_index_state(idx, NULL, "acme"), -ENOENT);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_invalid_updates)
+{
+    char id[ID_LEN + 1];
+    make_id(10, id);
+    struct status_index *idx = status_index_new(10, 3600000);
+    struct status_update u = upd("0123456789ABCDEFGHIJKLMNOPQRST.V", ST_QUEUED, T0, T0, 0);
+    ck_assert_int_eq(status_index_apply(idx, &u), -EINVAL);
+    u = upd("short", ST_QUEUED, T0, T0, 0);
+    ck_assert_int_eq(status_index_apply(idx, &u), -EINVAL);
+    u = upd(id, ST_QUEUED, T0, T0, 0);
+    u.tenant = NULL;
+    ck_assert_int_eq(status_index_apply(idx, &u), -EINVAL);
+    u = upd(id, (enum req_state)42, T0, T0, 0);
+    ck_assert_int_eq(status_index_apply(idx, &u), -EINVAL);
+    ck_assert_uint_eq(status_index_count(idx), 0);
+    ck_assert_ptr_null(status_index_new(0, 1000));
+    ck_assert_ptr_null(status_index_new(10, -1));
+    status_index_free(NULL);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_eviction)
+{
+    char id[ID_LEN + 1];
+    struct status_index *idx = status_index_new(4, 3600000);
+    for (unsigned long n = 0; n < 6; n++) {
+        make_id(n, id);
+        apply_ok(idx, upd(id, ST_QUEUED, T0 + (int64_t)n, T0, 0));
+        ck_assert_uint_eq(status_index_count(idx), n < 4 ? n + 1 : 4);
+    }
+    for (unsigned long n = 0; n < 6; n++) {
+        make_id(n, id);
+        ck_assert_int_eq(status_index_state(idx, id, "acme"), n < 2 ? -ENOENT : ST_QUEUED);
+    }
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_eviction_churn)
+{
+    /* Growth, wrap-around and many deletions: every entry in the window must
+     * stay findable, so backward-shift deletion never breaks a probe chain. */
+    enum { MAX = 100, TOTAL = 5000 };
+    char id[ID_LEN + 1];
+    struct status_index *idx = status_index_new(MAX, 3600000);
+    for (unsigned long n = 0; n < TOTAL; n++) {
+        make_id(n * 7919, id);
+        apply_ok(idx, upd(id, ST_PROCESSING, T0, T0, 1));
+        unsigned long first = n + 1 > MAX ? n + 1 - MAX : 0;
+        for (unsigned long k = first; k <= n; k += 13) {
+            make_id(k * 7919, id);
+            ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_PROCESSING);
+        }
+        if (first > 0) {
+            make_id((first - 1) * 7919, id);
+            ck_assert_int_eq(status_index_state(idx, id, "acme"), -ENOENT);
+        }
+    }
+    ck_assert_uint_eq(status_index_count(idx), MAX);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_retention)
+{
+    char id[ID_LEN + 1];
+    struct status_index *idx = status_index_new(100, 1000);
+    for (unsigned long n = 0; n < 10; n++) {
+        make_id(n, id);
+        apply_ok(idx, upd(id, ST_QUEUED, T0 + (int64_t)n * 100, T0, 0));
+    }
+    status_index_expire(idx, T0 + 1450); /* drops created < T0 + 450 */
+    ck_assert_uint_eq(status_index_count(idx), 5);
+    for (unsigned long n = 0; n < 10; n++) {
+        make_id(n, id);
+        ck_assert_int_eq(status_index_state(idx, id, "acme"), n < 5 ? -ENOENT : ST_QUEUED);
+    }
+    /* Updates of requests created before the horizon are ignored... */
+    make_id(2, id);
+    apply_ok(idx, upd(id, ST_SUCCEEDED, T0 + 200, T0 + 1400, 1));
+    make_id(50, id);
+    apply_ok(idx, upd(id, ST_QUEUED, T0 + 449, T0 + 1400, 0));
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), -ENOENT);
+    ck_assert_uint_eq(status_index_count(idx), 5);
+    /* ...and those at the horizon or later are not. */
+    make_id(51, id);
+    apply_ok(idx, upd(id, ST_QUEUED, T0 + 450, T0 + 1400, 0));
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_QUEUED);
+    status_index_expire(idx, T0 + 100000);
+    ck_assert_uint_eq(status_index_count(idx), 0);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_bytes_text_accounting)
+{
+    char id[ID_LEN + 1];
+    make_id(11, id);
+    const char *r = "{\"status\":200,\"body\":\"0123456789\"}";
+    struct status_index *idx = status_index_new(1, 3600000);
+    size_t empty = status_index_bytes(idx);
+    struct status_update u = upd(id, ST_SUCCEEDED, T0, T0, 1);
+    u.result_json = r;
+    u.result_len = strlen(r);
+    apply_ok(idx, u);
+    size_t with = status_index_bytes(idx);
+    ck_assert_uint_ge(with, empty + strlen(r) + 1);
+    /* Evicting the entry gives its result bytes back (the interned strings stay). */
+    make_id(12, id);
+    apply_ok(idx, upd(id, ST_QUEUED, T0, T0, 0));
+    ck_assert_uint_eq(status_index_bytes(idx), with - strlen(r) - 1);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_memory_per_entry)
+{
+    enum { N = 100000 };
+    char id[ID_LEN + 1];
+    struct status_index *idx = status_index_new(1000000, INT64_C(86400000));
+    size_t before = status_index_bytes(idx);
+    for (unsigned long n = 0; n < N; n++) {
+        make_id(n, id);
+        apply_ok(idx, upd(id, ST_QUEUED, T0 + (int64_t)n, T0 + (int64_t)n, 0));
+    }
+    ck_assert_uint_eq(status_index_count(idx), N);
+    for (unsigned long n = 0; n < N; n++) {
+        make_id(n, id);
+        ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_QUEUED);
+    }
+    make_id(N, id);
+    ck_assert_int_eq(status_index_state(idx, id, "acme"), -ENOENT);
+    size_t bytes = status_index_bytes(idx);
+    double per = (double)(bytes - before) / N;
+    printf("status_index: %d entries, %zu bytes, %.1f bytes/entry\n", N, bytes, per);
+    ck_assert_double_le(per, 300.0);
+    status_index_free(idx);
+}
+END_TEST
+
+enum { CONC_IDS = 500, CONC_ROUNDS = 4 };
+
+struct conc {
+    struct status_index *idx;
+    int failures;
+};
+
+static void *writer(void *arg)
+{
+    struct conc *c = arg;
+    char id[ID_LEN + 1];
+    for (int round = 0; round < CONC_ROUNDS; round++) {
+        for (unsigned long n = 0; n < CONC_IDS; n++) {
+            make_id(n, id);
+            enum req_state st = round == CONC_ROUNDS - 1 ? ST_SUCCEEDED : ST_PROCESSING;
+            struct status_update u = upd(id, st, T0, T0 + round, round + 1);
+            const char *r = "{\"status\":200}";
+            u.result_json = st == ST_SUCCEEDED ? r : NULL;
+            u.result_len = strlen(r);
+            if (status_index_apply(c->idx, &u) != 0) c->failures++;
+        }
+    }
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    struct conc *c = arg;
+    char id[ID_LEN + 1];
+    struct buf b;
+    buf_init(&b, OUT_MAX);
+    for (int i = 0; i < CONC_IDS * CONC_ROUNDS; i++) {
+        make_id((unsigned long)i % CONC_IDS, id);
+        int rc = status_index_render(c->idx, id, "acme", &b);
+        if (rc != 0 && rc != -ENOENT) c->failures++;
+        int st = status_index_state(c->idx, id, "acme");
+        if (st != -ENOENT && (st < ST_PROCESSING || st > ST_SUCCEEDED)) c->failures++;
+        if (status_index_count(c->idx) > CONC_IDS) c->failures++;
+        buf_reset(&b);
+    }
+    buf_free(&b);
+    return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+    struct conc w = {status_index_new(CONC_IDS, 3600000), 0};
+    struct conc r[3] = {{w.idx, 0}, {w.idx, 0}, {w.idx, 0}};
+    pthread_t tw, tr[3];
+    ck_assert_int_eq(pthread_create(&tw, NULL, writer, &w), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pthread_create(&tr[i], NULL, reader, &r[i]), 0);
+    pthread_join(tw, NULL);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(tr[i], NULL);
+        ck_assert_int_eq(r[i].failures, 0);
+    }
+    ck_assert_int_eq(w.failures, 0);
+    ck_assert_uint_eq(status_index_count(w.idx), CONC_IDS);
+    char id[ID_LEN + 1];
+    for (unsigned long n = 0; n < CONC_IDS; n++) {
+        make_id(n, id);
+        ck_assert_int_eq(status_index_state(w.idx, id, "acme"), ST_SUCCEEDED);
+    }
+    status_index_free(w.idx);
+}
+END_TEST
+
+static Suite *status_index_suite(void)
+{
+    Suite *s = suite_create("status_index");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_render_round_trip);
+    tcase_add_test(tc, test_render_escapes_and_epoch);
+    tcase_add_test(tc, test_queued_never_overwrites);
+    tcase_add_test(tc, test_final_is_kept);
+    tcase_add_test(tc, test_attempts_and_order);
+    tcase_add_test(tc, test_out_of_order_create);
+    tcase_add_test(tc, test_tenant_isolation);
+    tcase_add_test(tc, test_invalid_updates);
+    tcase_add_test(tc, test_eviction);
+    tcase_add_test(tc, test_eviction_churn);
+    tcase_add_test(tc, test_retention);
+    tcase_add_test(tc, test_bytes_text_accounting);
+    tcase_add_test(tc, test_memory_per_entry);
+    tcase_add_test(tc, test_concurrent);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(status_index_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,208 @@
+/* dispatch.c: backend calls over the libcurl multi interface (see dispatch.h). */
+#include "dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+struct dispatch {
+    const struct cfg *cfg;
+    CURLM *multi;
+    size_t *next_upstream; /* round-robin position per route, indexed like cfg->routes */
+    int running;
+};
+
+struct dispatch *dispatch_new(const struct cfg *cfg)
+{
+    struct dispatch *d = calloc(1, sizeof(*d));
+    if (!d) return NULL;
+    d->cfg = cfg;
+    d->multi = curl_multi_init();
+    d->next_upstream = calloc(cfg->n_routes + 1, sizeof(size_t));
+    if (!d->multi || !d->next_upstream) {
+        dispatch_free(d);
+        return NULL;
+    }
+    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cfg->worker.max_host_connections);
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, cfg->worker.max_host_connections * 4);
+    return d;
+}
+
+void dispatch_free(struct dispatch *d)
+{
+    if (!d) return;
+    if (d->multi) curl_multi_cleanup(d->multi);
+    free(d->next_upstream);
+    free(d);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct job *job = arg;
+    size_t n = size * nmemb;
+    size_t room = job->resp_body.max - job->resp_body.len;
+    if (n > room) job->truncated = true;
+    /* A body past the cap is read and dropped, so the connection stays reusable. */
+    if (room && buf_append(&job->resp_body, data, n < room ? n : room) < 0) job->truncated = true;
+    return n;
+}
+
+/* on_header keeps each response header as a JSON member "name":"value". */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct job *job = arg;
+    size_t n = size * nmemb;
+    const char *colon = memchr(data, ':', n);
+    if (!colon || colon == data) return n; /* the status line or the blank end */
+    size_t name_len = (size_t)(colon - data);
+    const char *v = colon + 1, *end = data + n;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+    struct buf *h = &job->resp_headers;
+    int rc = (h->len ? buf_append(h, ",", 1) : 0);
+    if (rc == 0) rc = buf_append_json_string(h, data, name_len);
+    if (rc == 0) rc = buf_append(h, ":", 1);
+    if (rc == 0) rc = buf_append_json_string(h, v, (size_t)(end - v));
+    (void)rc; /* headers past the cap are dropped; the buffer resets itself */
+    return n;
+}
+
+static int add_header(struct job *job, const char *name, const char *value)
+{
+    char line[ENV_MAX_HEADER_NAME + ENV_MAX_HEADER_VALUE + 4];
+    snprintf(line, sizeof(line), "%s: %s", name, value);
+    struct curl_slist *l = curl_slist_append(job->req_headers, line);
+    if (!l) return -1;
+    job->req_headers = l;
+    return 0;
+}
+
+static int build_headers(struct job *job)
+{
+    int rc = add_header(job, "Idempotency-Key", job->env.id);
+    for (size_t i = 0; rc == 0 && i < job->env.n_headers; i++)
+        rc = add_header(job, job->env.headers[i].name, job->env.headers[i].value);
+    if (rc == 0 && job->env.content_type) rc = add_header(job, "Content-Type", job->env.content_type);
+    /* No "Expect: 100-continue" round trip, and no Accept header curl invents. */
+    if (rc == 0) rc = add_header(job, "Expect", "");
+    return rc;
+}
+
+static int build_url(struct dispatch *d, struct job *job, char **url)
+{
+    const struct cfg_route *r = job->route;
+    size_t *pos = &d->next_upstream[r - d->cfg->routes];
+    const char *base = r->upstreams[(*pos)++ % r->n_upstreams];
+    const char *q = job->env.query;
+    return asprintf(url, "%s%s%s%s", base, job->env.path, q ? "?" : "", q ? q : "") < 0 ? -1 : 0;
+}
+
+static void set_method(CURL *e, struct job *job)
+{
+    const char *m = job->env.method;
+    if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(m, "GET") == 0 && job->env.body_len == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        /* POSTFIELDS sends the body for any method; CUSTOMREQUEST names it. */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->env.body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, job->env.body ? (char *)job->env.body : "");
+        if (strcmp(m, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    }
+}
+
+int dispatch_start(struct dispatch *d, struct job *job)
+{
+    char *url = NULL;
+    int rc = -1;
+    long timeout = job->route->timeout_ms;
+    if (job->env.timeout_ms > 0 && job->env.timeout_ms < timeout) timeout = job->env.timeout_ms;
+    buf_init(&job->resp_body, (size_t)d->cfg->worker.result_max_bytes);
+    buf_init(&job->resp_headers, 64 * 1024);
+    job->truncated = false;
+    job->http_status = 0;
+    job->curl_error[0] = '\0';
+    job->curl_code = CURLE_OUT_OF_MEMORY;
+    job->easy = curl_easy_init();
+    if (!job->easy || build_url(d, job, &url) < 0 || build_headers(job) < 0) goto out;
+    CURL *e = job->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->req_headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, job);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, job);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, job->curl_error);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, job);
+    set_method(e, job);
+    if (curl_multi_add_handle(d->multi, e) != CURLM_OK) goto out;
+    job->started_ms = clock_mono_ms();
+    d->running++;
+    rc = 0;
+out:
+    if (rc < 0) dispatch_abort(d, job);
+    free(url);
+    return rc;
+}
+
+static void release(struct job *job)
+{
+    curl_easy_cleanup(job->easy);
+    job->easy = NULL;
+    curl_slist_free_all(job->req_headers);
+    job->req_headers = NULL;
+}
+
+void dispatch_abort(struct dispatch *d, struct job *job)
+{
+    if (!job->easy) return;
+    if (curl_multi_remove_handle(d->multi, job->easy) == CURLM_OK && job->started_ms) d->running--;
+    job->started_ms = 0;
+    release(job);
+    buf_free(&job->resp_body);
+    buf_free(&job->resp_headers);
+}
+
+int dispatch_wait(struct dispatch *d, struct curl_waitfd *extra, unsigned n, int timeout_ms)
+{
+    long curl_timeout = -1;
+    curl_multi_timeout(d->multi, &curl_timeout);
+    if (curl_timeout >= 0 && curl_timeout < timeout_ms) timeout_ms = (int)curl_timeout;
+    for (unsigned i = 0; i < n; i++) extra[i].revents = 0;
+    int ready = 0;
+    return curl_multi_poll(d->multi, extra, n, timeout_ms, &ready) == CURLM_OK ? ready : -1;
+}
+
+void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), void *arg)
+{
+    int still;
+    curl_multi_perform(d->multi, &still);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(d->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        struct job *job = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
+        job->curl_code = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &job->http_status);
+        curl_multi_remove_handle(d->multi, msg->easy_handle);
+        d->running--;
+        job->started_ms = 0;
+        release(job);
+        done(arg, job);
+    }
+}
+
+int dispatch_running(const struct dispatch *d)
+{
+    return d->running;
+}

@@ -1,0 +1,31 @@
+/* dispatch.h: concurrent backend calls through one libcurl multi handle. The
+ * multi handle owns the connection cache, so keep-alive connections to the
+ * backends survive from one batch to the next. */
+#ifndef SLUICE_DISPATCH_H
+#define SLUICE_DISPATCH_H
+
+#include "job.h"
+
+struct dispatch;
+
+struct dispatch *dispatch_new(const struct cfg *cfg);
+/* dispatch_free aborts calls still running (their jobs stay with their owner). */
+void dispatch_free(struct dispatch *d);
+
+/* dispatch_start begins job's call to upstream + path (+ query), round-robin
+ * over the route's upstreams. Returns 0, or -1 (then job->curl_code says why
+ * and the job is not running). */
+__attribute__((warn_unused_result)) int dispatch_start(struct dispatch *d, struct job *job);
+/* dispatch_abort stops job's call if it runs and releases its handle. */
+void dispatch_abort(struct dispatch *d, struct job *job);
+
+/* dispatch_wait waits for call progress or for one of the extra fds (POLLIN),
+ * at most timeout_ms, and returns the ready extra fds' revents in extra[i].revents. */
+int dispatch_wait(struct dispatch *d, struct curl_waitfd *extra, unsigned n, int timeout_ms);
+/* dispatch_run advances calls and calls done(arg, job) for each finished one;
+ * the job's handle is released before done runs. */
+void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), void *arg);
+/* dispatch_running is the number of calls in progress. */
+int dispatch_running(const struct dispatch *d);
+
+#endif

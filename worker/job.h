@@ -1,0 +1,64 @@
+/* job.h: a request inside the worker, from delivery to ack, and the batch it
+ * travels in. consumer.c owns both; dispatch.c and results.c fill in the call
+ * and its outcome. */
+#ifndef SLUICE_JOB_H
+#define SLUICE_JOB_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "envelope.h"
+#include "event.h"
+
+struct batch;
+
+/* What the worker does with a request once its call is over. */
+enum job_next {
+    NEXT_FINAL,       /* succeeded, failed or dead: publish the result, then ack */
+    NEXT_HOLD,        /* retry soon: keep it (unacked) and call again when due */
+    NEXT_RETRY_QUEUE, /* retry later: republish to a retry queue, then ack */
+};
+
+struct job {
+    struct envelope env;   /* env.attempts counts the calls made so far */
+    uint64_t delivery_tag;
+    const struct cfg_route *route; /* NULL if the route is no longer configured */
+    struct batch *batch;   /* the batch it is settling in, or NULL while held */
+
+    /* The backend call (dispatch.c). */
+    CURL *easy;
+    struct curl_slist *req_headers;
+    struct buf resp_body;
+    struct buf resp_headers; /* JSON object members: "name":"value",... */
+    bool truncated;
+    long http_status;        /* 0 when no HTTP answer came */
+    CURLcode curl_code;
+    char curl_error[CURL_ERROR_SIZE];
+    int64_t started_ms;
+
+    /* The outcome (results.c). */
+    enum req_state state;
+    enum job_next next;
+    long delay_ms;           /* NEXT_HOLD / NEXT_RETRY_QUEUE */
+    char *result_json;       /* owned, NULL if none */
+    char *error_json;        /* owned, NULL if none */
+
+    int64_t due_ms;          /* NEXT_HOLD: monotonic time of the next call */
+};
+
+/* A batch: dispatched together, settled together with one events message,
+ * acked together once every publish it made is confirmed. */
+struct batch {
+    struct job **jobs;
+    size_t n, cap;
+    size_t calling;   /* calls still running */
+    int unconfirmed;  /* publishes not yet confirmed */
+    bool refused;     /* a publish was nacked or returned: requeue instead of ack */
+    int64_t first_ms; /* when its first job joined (for batch_linger_ms) */
+    struct batch *next;
+};
+
+#endif
