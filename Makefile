@@ -24,7 +24,8 @@ san: $(addprefix build/san/,$(BINS))
 define tree # $(1) = output dir, $(2) = flags
 $(1)/obj/%.o: %.c $(wildcard common/*.h ingress/*.h worker/*.h tests/integration/*.h)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(2) $$(WARN) $$(DEFS) $$(INC) $$(PKG_CFLAGS) -c $$< -o $$@
+	@echo "  CC      $$@"
+	@$$(CC) $(2) $$(WARN) $$(DEFS) $$(INC) $$(PKG_CFLAGS) -c $$< -o $$@
 $(1)/libsluice.a: $$(COMMON_SRC:%.c=$(1)/obj/%.o)
 	$$(AR) rcs $$@ $$^
 $(1)/libingress.a: $$(INGRESS_SRC:%.c=$(1)/obj/%.o)

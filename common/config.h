@@ -51,8 +51,10 @@ struct cfg_worker {
     long batch_linger_ms;
     long prefetch;
     char *metrics_listen; /* "host:port" */
-    long retry_hold_max_ms; /* retries due sooner are held in the worker, later ones go to a retry queue */
-    long result_max_bytes;  /* backend answer bytes kept in the status; the rest is cut (truncated) */
+    /* retries due sooner are held in the worker, later ones go to a retry queue */
+    long retry_hold_max_ms;
+    /* backend answer bytes kept in the status; the rest is cut (truncated) */
+    long result_max_bytes;
     long shutdown_grace_ms; /* SIGTERM waits this long for calls in flight */
     long max_host_connections;
 };
@@ -77,8 +79,8 @@ __attribute__((warn_unused_result)) int cfg_load(struct cfg *c, const char *path
                                                  size_t errlen);
 /* cfg_load_string is cfg_load for a JSON document in memory (name is used in messages). */
 __attribute__((warn_unused_result)) int cfg_load_string(struct cfg *c, const char *json,
-                                                        const char *name, char *err,
-                                                        size_t errlen);
+                                                        const char *name, char *err, size_t errlen);
+/* cfg_free releases everything c holds and zeroes it; cfg_free(NULL) is a no-op. */
 void cfg_free(struct cfg *c);
 
 /* cfg_route_find returns the route named name (len bytes), or NULL. */

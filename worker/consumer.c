@@ -351,7 +351,7 @@ static void on_return(struct consumer *c, const amqp_message_t *msg)
 static void read_broker(struct consumer *c)
 {
     struct mq_event ev;
-    int rc;
+    int rc = 0;
     while (!c->broken && (rc = mq_next(c->mq, &ev, 0)) > 0) {
         switch (ev.kind) {
         case MQ_DELIVERY:

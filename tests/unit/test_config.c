@@ -782,6 +782,28 @@ START_TEST(test_key_for_token)
 }
 END_TEST
 
+/* test_key_near_miss: hashes that differ from the token's only in the last
+ * or the first byte must not match, so all 32 bytes are compared. */
+START_TEST(test_key_near_miss)
+{
+    static const char doc[] =
+        "{\"keys\":[{\"id\":\"last\",\"tenant\":\"t\",\"secret_sha256\":"
+        "\"a336d9b1d8b8647875238537ca5087b0ea335afd2032936aecdffc3e4b13f721\"},"
+        "{\"id\":\"first\",\"tenant\":\"t\",\"secret_sha256\":"
+        "\"b336d9b1d8b8647875238537ca5087b0ea335afd2032936aecdffc3e4b13f720\"},"
+        "{\"id\":\"upper\",\"tenant\":\"t\",\"secret_sha256\":"
+        "\"863D63C0BD3A94BFCA84ED2063A7355A226FAFF82CA50B90158BF183AA1A9E61\"}]}";
+    struct cfg c;
+    char err[256] = "";
+
+    ck_assert_msg(cfg_load_string(&c, doc, "near.json", err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_null(cfg_key_for_token(&c, "alpha-token", 11));
+    /* Upper-case hex is accepted. */
+    ck_assert_ptr_eq(cfg_key_for_token(&c, "beta-token", 10), &c.keys[2]);
+    cfg_free(&c);
+}
+END_TEST
+
 START_TEST(test_key_allows_route)
 {
     struct cfg c;
@@ -880,6 +902,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, test_bad_document, 0, N_BAD_DOCS);
     tcase_add_loop_test(tc, test_scalar_ranges, 0, N_RANGES);
     tcase_add_test(tc, test_key_for_token);
+    tcase_add_test(tc, test_key_near_miss);
     tcase_add_test(tc, test_key_allows_route);
     tcase_add_test(tc, test_route_find);
     tcase_add_test(tc, test_usage);
