@@ -69,6 +69,9 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
 
+docs: build/sluice-ingress
+	@scripts/gen-docs.sh
+
 format:
 	clang-format -i common/*.[ch] ingress/*.[ch] worker/*.[ch] tests/*/*.[ch]
 
@@ -82,5 +85,5 @@ help:
 	@echo "make unit       unit tests only"
 	@echo "make clean      remove build/"
 
-.PHONY: all san deps unit integration test run format clean help
+.PHONY: all san deps unit integration test run docs format clean help
 .SECONDARY:

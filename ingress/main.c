@@ -41,8 +41,11 @@ static const char *parse_args(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--config-table") == 0) {
+            cfg_usage(stdout); /* docs/configuration.md is made from this */
+            exit(0);
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: sluice-ingress [--config FILE]\n"
+            printf("usage: sluice-ingress [--config FILE] [--config-table]\n"
                    "Settings come from FILE (default ./sluice.json if present) and SLUICE_* "
                    "environment variables; see docs/operations.md.\n");
             exit(0);

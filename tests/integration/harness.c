@@ -35,9 +35,9 @@ struct h_proc {
     char *name;
     char *log;
     pid_t pid;
-    int status;     /* wait status, once reaped */
+    int status; /* wait status, once reaped */
     bool reaped;
-    bool overdue;   /* SIGKILLed because SIGTERM was not enough */
+    bool overdue;    /* SIGKILLed because SIGTERM was not enough */
     bool on_purpose; /* SIGKILLed by h_proc_kill */
 };
 
@@ -52,6 +52,7 @@ struct h_stack {
     char config_path[PATH_MAX];
     struct json_object *config;
     int ingress_port;
+    int backend_port;
     char url[64];
     char backend_url[64];
     struct h_proc *backend;
@@ -65,8 +66,10 @@ struct h_stack {
 static const char *required_env(const char *name)
 {
     const char *v = getenv(name);
-    ck_assert_msg(v && *v, "%s is not set: run integration tests through scripts/run-tests.sh "
-                           "integration (make integration)", name);
+    ck_assert_msg(v && *v,
+                  "%s is not set: run integration tests through scripts/run-tests.sh "
+                  "integration (make integration)",
+                  name);
     return v;
 }
 
@@ -177,8 +180,8 @@ struct h_proc *h_spawn(const char *name, const char *log, char *const argv[], ch
     ck_assert_ptr_nonnull(p);
     p->name = xstrdup(name);
     p->log = xstrdup(log);
-    ck_assert_msg(access(argv[0], X_OK) == 0, "%s: %s is not executable (%s); build it first",
-                  name, argv[0], strerror(errno));
+    ck_assert_msg(access(argv[0], X_OK) == 0, "%s: %s is not executable (%s); build it first", name,
+                  argv[0], strerror(errno));
     int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ck_assert_msg(logfd >= 0, "%s: open %s: %s", name, log, strerror(errno));
     char **envp = child_env(env);
@@ -501,10 +504,467 @@ static void set_at(struct json_object *root, const char *path, struct json_objec
             next = json_object_new_object();
             json_object_object_add(o, seg, next);
         }
-        ck_assert_msg(json_object_is_type(next, json_type_object), "%s: %s is not an object",
-                      path, seg);
+        ck_assert_msg(json_object_is_type(next, json_type_object), "%s: %s is not an object", path,
+                      seg);
         o = next;
         segment(&p, seg, sizeof seg);
     }
     json_object_object_add(o, seg, v);
+}
+
+/* ---- stacks ---- */
+
+/* CONFIG_TEMPLATE is the default config: amqp_url (a JSON string), the
+ * namespace and the backend URL fill it; listen ports are set at start. */
+#define CONFIG_TEMPLATE                                                                            \
+    "{\"amqp_url\":%s,\"namespace\":\"%s\",\"log_level\":\"info\","                                \
+    "\"ingress\":{\"listen\":\"127.0.0.1:0\",\"threads\":2,\"max_body_bytes\":1048576,"            \
+    "\"status_retention_s\":86400,\"max_status_entries\":1000000,\"confirm_timeout_ms\":5000},"    \
+    "\"worker\":{\"batch_size\":100,\"batch_linger_ms\":5,\"prefetch\":200,"                       \
+    "\"metrics_listen\":\"127.0.0.1:0\",\"retry_hold_max_ms\":1000},\"keys\":[],"                  \
+    "\"routes\":{\"echo\":{\"upstreams\":[\"%s\"],\"timeout_ms\":5000,\"max_attempts\":4,"         \
+    "\"backoff_ms\":100,\"backoff_max_ms\":10000}}}"
+
+/* pathf formats a file name and fails the test rather than truncate it. */
+__attribute__((format(printf, 3, 4))) static void pathf(char *out, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(n >= 0 && (size_t)n < len, "path too long: %s...", out);
+}
+
+/* test_dir is the directory of this test process: with CK_FORK one per test. */
+static void test_dir(char *out, size_t len)
+{
+    const char *tmp = getenv("TMPDIR");
+    pathf(out, len, "%s/sluice-itest-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    ck_assert_msg(mkdir(out, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", out, strerror(errno));
+}
+
+/* make_dir claims the first free "t<pid>x<n>" under the test directory; the
+ * name is the namespace too, so the counter lives in the file system. */
+static void make_dir(struct h_stack *s)
+{
+    char base[PATH_MAX - 64];
+    test_dir(base, sizeof base);
+    for (int n = 1; n < 10000; n++) {
+        snprintf(s->ns, sizeof s->ns, "t%dx%d", (int)getpid(), n);
+        pathf(s->dir, sizeof s->dir, "%s/%s", base, s->ns);
+        if (mkdir(s->dir, 0755) == 0) break;
+        ck_assert_msg(errno == EEXIST, "mkdir %s: %s", s->dir, strerror(errno));
+    }
+    pathf(s->config_path, sizeof s->config_path, "%s/config.json", s->dir);
+}
+
+static void bin_path(char *out, size_t len, const char *name)
+{
+    pathf(out, len, "%s/%s", h_bin_dir(), name);
+}
+
+static bool port_taken(const struct h_stack *s, int port)
+{
+    bool taken = port == s->ingress_port || port == s->backend_port;
+    for (int i = 0; i < s->n_workers; i++)
+        taken = taken || port == s->workers[i].port;
+    return taken;
+}
+
+/* fresh_port avoids handing one port to two processes of a stack, which
+ * successive h_free_port calls may otherwise do. */
+static int fresh_port(const struct h_stack *s)
+{
+    int port;
+    do
+        port = h_free_port();
+    while (port_taken(s, port));
+    return port;
+}
+
+static void start_backend(struct h_stack *s)
+{
+    char bin[PATH_MAX], listen[32], access_log[PATH_MAX], log[PATH_MAX], url[96];
+    s->backend_port = fresh_port(s);
+    bin_path(bin, sizeof bin, "sluice-backend");
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->backend_port);
+    pathf(access_log, sizeof access_log, "%s/backend-access.log", s->dir);
+    pathf(log, sizeof log, "%s/backend.log", s->dir);
+    char *argv[] = {bin, "--listen", listen, "--log", access_log, NULL};
+    s->backend = h_spawn("backend", log, argv, NULL);
+    snprintf(s->backend_url, sizeof s->backend_url, "http://%s", listen);
+    snprintf(url, sizeof url, "%s/_stats", s->backend_url);
+    h_wait_http(url, 200, 10000, s->backend);
+}
+
+static void default_config(struct h_stack *s)
+{
+    struct json_object *amqp = json_object_new_string(h_amqp_url());
+    char *text = NULL;
+    int n =
+        snprintf(NULL, 0, CONFIG_TEMPLATE, json_object_to_json_string(amqp), s->ns, s->backend_url);
+    ck_assert_int_ge(n, 0);
+    text = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(text);
+    snprintf(text, (size_t)n + 1, CONFIG_TEMPLATE, json_object_to_json_string(amqp), s->ns,
+             s->backend_url);
+    s->config = json_tokener_parse(text);
+    ck_assert_msg(s->config != NULL, "default config does not parse: %s", text);
+    free(text);
+    json_object_put(amqp);
+    h_stack_add_key(s, "test", H_TOKEN, "acme", "[\"*\"]");
+    h_stack_add_key(s, "other", H_OTHER_TOKEN, "globex", "[\"echo\"]");
+}
+
+struct h_stack *h_stack_new(void)
+{
+    h_amqp_url();
+    h_broker_dir();
+    struct h_stack *s = calloc(1, sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    make_dir(s);
+    start_backend(s);
+    default_config(s);
+    return s;
+}
+
+static struct json_object *parse_text(const char *text)
+{
+    struct json_tokener *t = json_tokener_new();
+    ck_assert_ptr_nonnull(t);
+    struct json_object *o = json_tokener_parse_ex(t, text, (int)strlen(text));
+    bool whole = t->char_offset == (int)strlen(text);
+    json_tokener_free(t);
+    ck_assert_msg(o && whole, "not one JSON value: %s", text);
+    return o;
+}
+
+void h_stack_set(struct h_stack *s, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    ck_assert_int_ge(n, 0);
+    char *text = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(text);
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    set_at(s->config, path, parse_text(text));
+    free(text);
+}
+
+void h_stack_add_key(struct h_stack *s, const char *id, const char *token, const char *tenant,
+                     const char *routes_json)
+{
+    char hex[65];
+    h_sha256_hex(token, hex);
+    struct json_object *keys, *k = json_object_new_object();
+    ck_assert_ptr_nonnull(k);
+    json_object_object_add(k, "id", json_object_new_string(id));
+    json_object_object_add(k, "secret_sha256", json_object_new_string(hex));
+    json_object_object_add(k, "tenant", json_object_new_string(tenant));
+    json_object_object_add(k, "max_priority", json_object_new_int(9));
+    json_object_object_add(k, "routes", parse_text(routes_json));
+    if (!json_object_object_get_ex(s->config, "keys", &keys)) {
+        keys = json_object_new_array();
+        json_object_object_add(s->config, "keys", keys);
+    }
+    ck_assert_msg(json_object_is_type(keys, json_type_array), "config keys is not an array");
+    json_object_array_add(keys, k);
+}
+
+static void write_config(const struct h_stack *s)
+{
+    ck_assert_msg(json_object_to_file_ext(s->config_path, s->config, JSON_C_TO_STRING_PRETTY) == 0,
+                  "write %s: %s", s->config_path, json_util_get_last_err());
+}
+
+void h_stack_start_ingress(struct h_stack *s)
+{
+    ck_assert_msg(!s->ingress || !h_proc_running(s->ingress), "the ingress is already running");
+    h_proc_free(s->ingress);
+    s->ingress = NULL;
+    char bin[PATH_MAX], log[PATH_MAX], url[96];
+    bin_path(bin, sizeof bin, "sluice-ingress");
+    pathf(log, sizeof log, "%s/ingress.log", s->dir);
+    write_config(s);
+    char *argv[] = {bin, "--config", s->config_path, NULL};
+    s->ingress = h_spawn("ingress", log, argv, NULL);
+    snprintf(url, sizeof url, "%s/readyz", s->url);
+    h_wait_http(url, 200, H_READY_TIMEOUT_MS, s->ingress);
+}
+
+static int spawn_worker(struct h_stack *s)
+{
+    ck_assert_int_lt(s->n_workers, H_MAX_WORKERS);
+    int i = s->n_workers;
+    char bin[PATH_MAX], log[PATH_MAX], name[32], env_listen[64];
+    s->workers[i].port = fresh_port(s);
+    s->n_workers++;
+    bin_path(bin, sizeof bin, "sluice-worker");
+    pathf(log, sizeof log, "%s/worker-%d.log", s->dir, i);
+    snprintf(name, sizeof name, "worker-%d", i);
+    snprintf(env_listen, sizeof env_listen, "SLUICE_METRICS_LISTEN=127.0.0.1:%d",
+             s->workers[i].port);
+    write_config(s);
+    char *argv[] = {bin, "--config", s->config_path, NULL};
+    char *env[] = {env_listen, NULL};
+    s->workers[i].proc = h_spawn(name, log, argv, env);
+    return i;
+}
+
+static void wait_worker(struct h_stack *s, int i)
+{
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", s->workers[i].port);
+    h_wait_http(url, 200, H_READY_TIMEOUT_MS, s->workers[i].proc);
+}
+
+void h_stack_start(struct h_stack *s, int n_workers)
+{
+    ck_assert_msg(!s->ingress, "h_stack_start called twice");
+    s->ingress_port = fresh_port(s);
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->ingress_port);
+    h_stack_set(s, "ingress.listen", "\"127.0.0.1:%d\"", s->ingress_port);
+    int first = s->n_workers;
+    for (int i = 0; i < n_workers; i++)
+        spawn_worker(s);
+    h_stack_start_ingress(s);
+    for (int i = first; i < s->n_workers; i++)
+        wait_worker(s, i);
+}
+
+void h_stack_restart_ingress(struct h_stack *s)
+{
+    ck_assert_ptr_nonnull(s->ingress);
+    h_proc_stop(s->ingress, H_STOP_TIMEOUT_MS);
+    h_proc_assert_clean(s->ingress);
+    h_stack_start_ingress(s);
+}
+
+void h_stack_kill_ingress(struct h_stack *s)
+{
+    ck_assert_ptr_nonnull(s->ingress);
+    h_proc_kill(s->ingress);
+}
+
+int h_stack_add_worker(struct h_stack *s)
+{
+    int i = spawn_worker(s);
+    wait_worker(s, i);
+    return i;
+}
+
+void h_stack_kill_worker(struct h_stack *s, int i)
+{
+    h_proc_kill(h_stack_worker(s, i));
+}
+
+void h_stack_stop_worker(struct h_stack *s, int i)
+{
+    struct h_proc *p = h_stack_worker(s, i);
+    h_proc_stop(p, H_STOP_TIMEOUT_MS);
+    h_proc_assert_clean(p);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* stop_all stops the gateway processes, then the backend (so workers finish
+ * their calls), and counts those that did not exit cleanly; first says why. */
+static int stop_all(struct h_stack *s, char *first, size_t len)
+{
+    struct h_proc *procs[H_MAX_WORKERS + 2];
+    int n = 0, bad = 0;
+    for (int i = 0; i < s->n_workers; i++)
+        procs[n++] = s->workers[i].proc;
+    if (s->ingress) procs[n++] = s->ingress;
+    for (int i = 0; i < n; i++)
+        h_proc_term(procs[i]);
+    for (int i = 0; i < n; i++)
+        h_proc_wait(procs[i], H_STOP_TIMEOUT_MS);
+    if (s->backend) {
+        procs[n++] = s->backend;
+        h_proc_stop(s->backend, H_STOP_TIMEOUT_MS);
+    }
+    for (int i = 0; i < n; i++) {
+        char why[256];
+        if (unclean(procs[i], why, sizeof why) && !bad++) snprintf(first, len, "%s", why);
+    }
+    return bad;
+}
+
+void h_stack_teardown(struct h_stack *s)
+{
+    if (!s) return;
+    char first[256] = "", dir[PATH_MAX];
+    int bad = stop_all(s, first, sizeof first);
+    snprintf(dir, sizeof dir, "%s", s->dir);
+    for (int i = 0; i < s->n_workers; i++)
+        h_proc_free(s->workers[i].proc);
+    h_proc_free(s->ingress);
+    h_proc_free(s->backend);
+    json_object_put(s->config);
+    free(s);
+    if (!bad) {
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        *strrchr(dir, '/') = '\0';
+        rmdir(dir); /* fails harmlessly while other stacks of this test keep files */
+    }
+    ck_assert_msg(!bad, "%d process(es) did not exit cleanly, first: %s; logs kept in %s", bad,
+                  first, dir);
+}
+
+const char *h_stack_url(const struct h_stack *s)
+{
+    return s->url;
+}
+
+const char *h_stack_backend_url(const struct h_stack *s)
+{
+    return s->backend_url;
+}
+
+const char *h_stack_namespace(const struct h_stack *s)
+{
+    return s->ns;
+}
+
+const char *h_stack_dir(const struct h_stack *s)
+{
+    return s->dir;
+}
+
+void h_stack_metrics_url(const struct h_stack *s, int i, char *out, size_t len)
+{
+    ck_assert_msg(i >= 0 && i < s->n_workers, "no worker %d", i);
+    snprintf(out, len, "http://127.0.0.1:%d", s->workers[i].port);
+}
+
+struct h_proc *h_stack_ingress(struct h_stack *s)
+{
+    ck_assert_ptr_nonnull(s->ingress);
+    return s->ingress;
+}
+
+struct h_proc *h_stack_worker(struct h_stack *s, int i)
+{
+    ck_assert_msg(i >= 0 && i < s->n_workers, "no worker %d", i);
+    return s->workers[i].proc;
+}
+
+/* ---- the API and the backend ---- */
+
+static struct h_resp *api(struct h_stack *s, const char *method, const char *token,
+                          const char *path, const char *body)
+{
+    char auth[512], url[512];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    return h_request(method, url, headers, body, body ? strlen(body) : 0);
+}
+
+char *h_submit(struct h_stack *s, const char *token, const char *envelope)
+{
+    struct h_resp *r = api(s, "POST", token, "/v1/requests", envelope);
+    ck_assert_msg(r->status == 202, "POST /v1/requests answered %ld%s%s: %.500s", r->status,
+                  r->err[0] ? " " : "", r->err, r->body);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(o != NULL, "the 202 body is not JSON: %.500s", r->body);
+    char *id = xstrdup(h_json_str(o, "id"));
+    json_object_put(o);
+    h_resp_free(r);
+    return id;
+}
+
+struct json_object *h_get_status(struct h_stack *s, const char *token, const char *id, long *http)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/requests/%s", id);
+    struct h_resp *r = api(s, "GET", token, path, NULL);
+    struct json_object *o = h_resp_json(r);
+    if (http) *http = r->status;
+    h_resp_free(r);
+    return o;
+}
+
+static bool is_final(struct json_object *st)
+{
+    struct json_object *v = h_json_at(st, "status");
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+    return !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "dead");
+}
+
+struct json_object *h_wait_final(struct h_stack *s, const char *token, const char *id,
+                                 int timeout_ms)
+{
+    long long deadline = h_mono_ms() + timeout_ms;
+    for (;;) {
+        long http = 0;
+        struct json_object *st = h_get_status(s, token, id, &http);
+        if (http == 200 && is_final(st)) return st;
+        if (h_mono_ms() > deadline) {
+            char last[600];
+            snprintf(last, sizeof last, "%s", st ? json_object_to_json_string(st) : "(no JSON)");
+            json_object_put(st);
+            ck_abort_msg("request %s not final within %d ms; last answer %ld: %s", id, timeout_ms,
+                         http, last);
+        }
+        json_object_put(st);
+        h_sleep_ms(20);
+    }
+}
+
+long h_backend_calls(struct h_stack *s, const char *key)
+{
+    char *esc = curl_easy_escape(NULL, key, 0);
+    ck_assert_ptr_nonnull(esc);
+    char url[512];
+    snprintf(url, sizeof url, "%s/_calls?key=%s", s->backend_url, esc);
+    curl_free(esc);
+    struct h_resp *r = h_request("GET", url, NULL, NULL, 0);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.300s", url, r->status, r->body);
+    long n = (long)h_json_int(o, "calls");
+    json_object_put(o);
+    h_resp_free(r);
+    return n;
+}
+
+static void broker(const char *verb)
+{
+    char script[] = "scripts/broker.sh", v[16], dir[PATH_MAX];
+    snprintf(v, sizeof v, "%s", verb);
+    snprintf(dir, sizeof dir, "%s", h_broker_dir());
+    char *argv[] = {script, v, dir, NULL};
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execve(script, argv, environ);
+        _exit(127);
+    }
+    ck_assert_msg(pid > 0, "fork: %s", strerror(errno));
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "scripts/broker.sh %s %s failed (wait status %d)", verb, dir, status);
+}
+
+void h_broker_pause(void)
+{
+    broker("pause");
+}
+
+void h_broker_resume(void)
+{
+    broker("resume");
 }

@@ -152,8 +152,7 @@ struct h_proc *h_stack_worker(struct h_stack *s, int i);
 char *h_submit(struct h_stack *s, const char *token, const char *envelope);
 /* h_get_status GETs /v1/requests/<id>; returns the JSON body (caller puts; NULL
  * if not JSON) and the HTTP status in *http (may be NULL). */
-struct json_object *h_get_status(struct h_stack *s, const char *token, const char *id,
-                                 long *http);
+struct json_object *h_get_status(struct h_stack *s, const char *token, const char *id, long *http);
 /* h_wait_final polls the status every 20 ms until it is succeeded, failed or
  * dead and returns it (caller puts); fails the test after timeout_ms. */
 struct json_object *h_wait_final(struct h_stack *s, const char *token, const char *id,

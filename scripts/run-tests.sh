@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# run-tests.sh runs Check test binaries under the sanitizers and sums their
+# results. In integration mode it first starts a private RabbitMQ (see
+# broker.sh) for the tests, and always stops it at the end.
+#
+#   run-tests.sh unit BIN...          run each unit test binary
+#   run-tests.sh integration BIN...   the same, against a private broker
+#
+# The last line of output is "<N> passed, <M> failed" (CI reads it). A binary
+# that crashes, times out, exits non-zero or prints no Check summary counts as
+# one more failure. SLUICE_TEST_TIMEOUT (seconds, default 900) bounds each binary.
+set -euo pipefail
+
+usage() {
+  echo "usage: run-tests.sh unit|integration BIN..." >&2
+  exit 2
+}
+
+mode=${1:-}
+[ "$mode" = unit ] || [ "$mode" = integration ] || usage
+shift
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bins=()
+for b in "$@"; do
+  # Absolute paths, because the tests run from the repository root.
+  case $b in
+    /*) bins+=("$b") ;;
+    *) bins+=("$PWD/$b") ;;
+  esac
+done
+cd "$root"
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-tests.XXXXXX")
+broker_dir=""
+cleanup() {
+  if [ -n "$broker_dir" ]; then
+    "$root/scripts/broker.sh" stop "$broker_dir" || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ "$mode" = integration ]; then
+  broker_dir="$work/broker"
+  echo "run-tests.sh: starting a private RabbitMQ under $broker_dir"
+  SLUICE_TEST_AMQP_URL=$("$root/scripts/broker.sh" start "$broker_dir")
+  export SLUICE_TEST_AMQP_URL
+  export SLUICE_TEST_BROKER_DIR="$broker_dir"
+fi
+
+passed=0
+failed=0
+for bin in "${bins[@]}"; do
+  name=$(basename "$bin")
+  out="$work/$name.out"
+  echo "== $name"
+  status=0
+  timeout --kill-after=10 "${SLUICE_TEST_TIMEOUT:-900}" "$bin" 2>&1 | tee "$out" || status=${PIPESTATUS[0]}
+  # Check prints "NN%: Checks: N, Failures: F, Errors: E" once per suite run.
+  read -r checks failures < <(
+    grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$out" |
+      awk '{c += $2; f += $4 + $6; n++} END {print (n ? c : -1), f + 0}' | tr -d ,
+  )
+  if [ "$checks" -lt 0 ]; then
+    echo "run-tests.sh: $name printed no Check summary (exit status $status)" >&2
+    failed=$((failed + 1))
+    continue
+  fi
+  passed=$((passed + checks - failures))
+  failed=$((failed + failures))
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "run-tests.sh: $name timed out" >&2
+    failed=$((failed + 1))
+  elif [ "$status" -ne 0 ] && [ "$failures" -eq 0 ]; then
+    echo "run-tests.sh: $name exited with status $status (see sanitizer output above)" >&2
+    failed=$((failed + 1))
+  fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
