@@ -3,7 +3,6 @@
  * answers handlers.c decides. */
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "handlers.h"
 #include "log.h"
 
@@ -24,35 +24,6 @@ struct http_server {
     struct app *app;
     MHD_socket quiesced; /* the listening socket after http_quiesce, ours to close */
 };
-
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
-{
-    const char *colon = strrchr(listen, ':');
-    char host[128];
-    if (!colon || (size_t)(colon - listen) >= sizeof(host)) goto bad;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535) goto bad;
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    size_t hl = strlen(host);
-    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
-        host[hl - 1] = '\0';
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) == 1) return 0;
-    } else {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &v4->sin_addr) == 1) return 0;
-    }
-bad:
-    snprintf(err, errlen, "ingress.listen: \"%s\" is not HOST:PORT with a numeric address", listen);
-    return -1;
-}
 
 static enum MHD_Result send_answer(struct request *r, struct answer *a)
 {
@@ -269,7 +240,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct http_server *http_start(struct app *app, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (parse_listen(app->cfg.ingress.listen, &ss, err, errlen) < 0) return NULL;
+    if (daemon_parse_addr("ingress.listen", app->cfg.ingress.listen, &ss, err, errlen) < 0)
+        return NULL;
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");

@@ -3,7 +3,6 @@
  * SIGINT/SIGTERM and shuts down in the order that loses nothing: stop
  * accepting, let pending publishes be answered, then stop. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "daemon.h"
 #include "http.h"
 #include "log.h"
 
@@ -35,42 +35,6 @@ static int declare_metrics(struct app *app)
     return 0;
 }
 
-static const char *parse_args(int argc, char **argv)
-{
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--config-table") == 0) {
-            cfg_usage(stdout); /* docs/configuration.md is made from this */
-            exit(0);
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: sluice-ingress [--config FILE] [--config-table]\n"
-                   "Settings come from FILE (default ./sluice.json if present) and SLUICE_* "
-                   "environment variables; see docs/operations.md.\n");
-            exit(0);
-        } else {
-            fprintf(stderr, "sluice-ingress: unknown argument \"%s\" (try --help)\n", argv[i]);
-            exit(2);
-        }
-    }
-    if (!path && access("sluice.json", R_OK) == 0) path = "sluice.json";
-    return path;
-}
-
-static int block_signals(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    /* Blocked before any thread starts, so every thread inherits the mask and
-     * the signals reach only the signalfd. */
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
-    signal(SIGPIPE, SIG_IGN);
-    return signalfd(-1, &set, SFD_CLOEXEC);
-}
-
 static void wait_for_signal(int sfd)
 {
     struct signalfd_siginfo si;
@@ -85,8 +49,8 @@ int main(int argc, char **argv)
     char err[512];
     struct app app = {0};
     struct http_server *http = NULL;
-    const char *path = parse_args(argc, argv);
-    int sfd = block_signals();
+    const char *path = daemon_config_path(argc, argv, "sluice-ingress");
+    int sfd = daemon_signal_fd(0);
     log_init("ingress", LOG_INFO);
     if (cfg_load(&app.cfg, path, err, sizeof(err)) < 0) {
         log_error("%s", err);

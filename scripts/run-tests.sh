@@ -65,20 +65,22 @@ for bin in "${bins[@]}"; do
   # Check prints "NN%: Checks: N, Failures: F, Errors: E" once per suite run.
   read -r checks failures < <(
     grep -Eo 'Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$out" |
-      awk '{c += $2; f += $4 + $6; n++} END {print (n ? c : -1), f + 0}' | tr -d ,
+      awk '{c += $2; f += $4 + $6; n++} END {print (n ? c : -1), f + 0}'
   )
+  problem=""
   if [ "$checks" -lt 0 ]; then
-    echo "run-tests.sh: $name printed no Check summary (exit status $status)" >&2
-    failed=$((failed + 1))
-    continue
+    checks=0
+    problem="printed no Check summary"
+  fi
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    problem="timed out or was killed"
+  elif [ -z "$problem" ] && [ "$status" -ne 0 ] && [ "$failures" -eq 0 ]; then
+    problem="failed after its checks passed (see sanitizer output above)"
   fi
   passed=$((passed + checks - failures))
   failed=$((failed + failures))
-  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-    echo "run-tests.sh: $name timed out" >&2
-    failed=$((failed + 1))
-  elif [ "$status" -ne 0 ] && [ "$failures" -eq 0 ]; then
-    echo "run-tests.sh: $name exited with status $status (see sanitizer output above)" >&2
+  if [ -n "$problem" ]; then
+    echo "run-tests.sh: $name $problem (exit status $status)" >&2
     failed=$((failed + 1))
   fi
 done

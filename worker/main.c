@@ -1,10 +1,8 @@
 /* main.c: sluice-worker. Loads the configuration, serves /metrics and
  * /healthz on metrics_listen, and runs the consumer until SIGINT/SIGTERM. */
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +10,7 @@
 #include <unistd.h>
 
 #include "consumer.h"
+#include "daemon.h"
 #include "log.h"
 
 struct worker {
@@ -58,54 +57,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return reply(conn, 404, "text/plain", strdup("not found\n"), 10);
 }
 
-static struct MHD_Daemon *start_metrics(struct worker *w)
+static struct MHD_Daemon *start_metrics(struct worker *w, char *err, size_t errlen)
 {
-    const char *listen = w->cfg.worker.metrics_listen;
-    const char *colon = strrchr(listen, ':');
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    char host[64];
-    if (!colon || (size_t)(colon - listen) >= sizeof(host)) return NULL;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) return NULL;
-    sa.sin_port = htons((uint16_t)port);
-    return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
-                            on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
-}
-
-static const char *parse_args(int argc, char **argv)
-{
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: sluice-worker [--config FILE]\n"
-                   "Settings come from FILE (default ./sluice.json if present) and SLUICE_* "
-                   "environment variables; see docs/operations.md.\n");
-            exit(0);
-        } else {
-            fprintf(stderr, "sluice-worker: unknown argument \"%s\" (try --help)\n", argv[i]);
-            exit(2);
-        }
-    }
-    if (!path && access("sluice.json", R_OK) == 0) path = "sluice.json";
-    return path;
-}
-
-static int signal_fd(void)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
-    signal(SIGPIPE, SIG_IGN);
-    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    struct sockaddr_storage ss;
+    if (daemon_parse_addr("worker.metrics_listen", w->cfg.worker.metrics_listen, &ss, err,
+                          errlen) < 0)
+        return NULL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!d)
+        snprintf(err, errlen, "worker.metrics_listen: cannot listen on %s (address in use?)",
+                 w->cfg.worker.metrics_listen);
+    return d;
 }
 
 int main(int argc, char **argv)
@@ -114,8 +81,8 @@ int main(int argc, char **argv)
     char err[512];
     struct worker w = {0};
     struct MHD_Daemon *http = NULL;
-    const char *path = parse_args(argc, argv);
-    int sfd = signal_fd();
+    const char *path = daemon_config_path(argc, argv, "sluice-worker");
+    int sfd = daemon_signal_fd(SFD_NONBLOCK);
     log_init("worker", LOG_INFO);
     if (cfg_load(&w.cfg, path, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -133,10 +100,9 @@ int main(int argc, char **argv)
         log_error("out of memory at start");
         goto out;
     }
-    http = start_metrics(&w);
+    http = start_metrics(&w, err, sizeof(err));
     if (!http) {
-        log_error("worker.metrics_listen: cannot listen on %s (in use, or not IPv4 HOST:PORT?)",
-                  w.cfg.worker.metrics_listen);
+        log_error("%s", err);
         goto out;
     }
     log_info("metrics on %s, namespace %s", w.cfg.worker.metrics_listen, w.cfg.namespace);
