@@ -333,15 +333,21 @@ static struct mq *connect_broker(struct publisher *p)
     return mq;
 }
 
+static bool stopping(struct publisher *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool stop = p->stopping;
+    pthread_mutex_unlock(&p->lock);
+    return stop;
+}
+
+/* drain_wake consumes a wake-up and tells whether it was the one to stop. */
 static bool drain_wake(struct publisher *p)
 {
     uint64_t v;
     ssize_t n = read(p->wake_fd, &v, sizeof(v));
     (void)n;
-    pthread_mutex_lock(&p->lock);
-    bool stop = p->stopping;
-    pthread_mutex_unlock(&p->lock);
-    return stop;
+    return stopping(p);
 }
 
 /* serve runs one connection until it fails or the publisher stops. */
@@ -376,6 +382,7 @@ static bool wait_retry(struct publisher *p, long delay_ms)
     int64_t until = clock_mono_ms() + delay_ms;
     for (;;) {
         fail_all(p);
+        if (stopping(p)) return true;
         long left = (long)(until - clock_mono_ms());
         if (left <= 0) return false;
         struct pollfd fd = {.fd = p->wake_fd, .events = POLLIN};
