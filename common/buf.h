@@ -8,10 +8,10 @@
 #include <stddef.h>
 
 struct buf {
-    char *data;   /* owned; always NUL-terminated when non-NULL */
+    char *data; /* owned; always NUL-terminated when non-NULL */
     size_t len;
-    size_t cap;   /* allocated bytes */
-    size_t max;   /* hard cap on len */
+    size_t cap; /* allocated bytes */
+    size_t max; /* hard cap on len */
 };
 
 void buf_init(struct buf *b, size_t max);
@@ -20,7 +20,7 @@ void buf_init(struct buf *b, size_t max);
 __attribute__((warn_unused_result)) int buf_append(struct buf *b, const void *p, size_t n);
 __attribute__((warn_unused_result)) int buf_appends(struct buf *b, const char *s);
 __attribute__((warn_unused_result, format(printf, 2, 3))) int buf_appendf(struct buf *b,
-                                                                         const char *fmt, ...);
+                                                                          const char *fmt, ...);
 /* buf_append_json_string appends s (n bytes) as a JSON string literal with quotes,
  * escaping as RFC 8259 requires. The input must be valid UTF-8. */
 __attribute__((warn_unused_result)) int buf_append_json_string(struct buf *b, const char *s,

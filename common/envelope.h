@@ -27,20 +27,20 @@ struct env_header {
 struct envelope {
     char id[ID_LEN + 1];
     char *route;
-    char *method;       /* upper-case token, default "POST" */
-    char *path;         /* starts with '/', default "/" */
-    char *query;        /* without '?', NULL if none */
+    char *method; /* upper-case token, default "POST" */
+    char *path;   /* starts with '/', default "/" */
+    char *query;  /* without '?', NULL if none */
     struct env_header *headers;
     size_t n_headers;
     char *content_type; /* NULL if none */
     unsigned char *body;
     size_t body_len;
-    int priority;       /* 0..9 */
+    int priority;          /* 0..9 */
     char *idempotency_key; /* NULL if none */
-    long timeout_ms;    /* 0 = the route's */
-    int max_attempts;   /* 0 = the route's */
+    long timeout_ms;       /* 0 = the route's */
+    int max_attempts;      /* 0 = the route's */
     char *tenant;
-    int attempts;       /* backend calls already made */
+    int attempts; /* backend calls already made */
     int64_t created_ms;
 };
 
@@ -68,16 +68,14 @@ int envelope_parse_priority(const char *s, size_t len);
  * backend (hop-by-hop, auth and gateway headers never do). */
 bool envelope_header_forwarded(const char *name);
 /* envelope_add_header appends a header copy; -1 with err past the limits. */
-__attribute__((warn_unused_result)) int envelope_add_header(struct envelope *e, const char *name,
-                                                            const char *value,
-                                                            struct env_error *err);
+__attribute__((warn_unused_result)) int
+envelope_add_header(struct envelope *e, const char *name, const char *value, struct env_error *err);
 
 /* envelope_to_amqp fills props (headers table, priority, message_id,
  * timestamp, content_type, delivery_mode 2) with memory from pool; the props
  * point into e and pool, so both must outlive the publish. Returns 0 or -ENOMEM. */
-__attribute__((warn_unused_result)) int envelope_to_amqp(const struct envelope *e,
-                                                         amqp_pool_t *pool,
-                                                         amqp_basic_properties_t *props);
+__attribute__((warn_unused_result)) int
+envelope_to_amqp(const struct envelope *e, amqp_pool_t *pool, amqp_basic_properties_t *props);
 /* envelope_from_amqp rebuilds e from a delivered message (copies everything).
  * Returns 0, or -1 with err when the message is not a sluice envelope. */
 __attribute__((warn_unused_result)) int envelope_from_amqp(struct envelope *e,

@@ -34,7 +34,7 @@ struct status_update {
     int attempts;
     const char *result_json; /* NULL or a JSON object */
     size_t result_len;
-    const char *error_json;  /* NULL or a JSON object */
+    const char *error_json; /* NULL or a JSON object */
     size_t error_len;
 };
 

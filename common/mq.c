@@ -19,7 +19,7 @@ struct mq {
     amqp_connection_state_t conn;
     uint64_t next_seq; /* confirm sequence number of the next publish */
     amqp_bytes_t consumer_tag;
-    bool broken;       /* a socket or protocol error: only close is allowed */
+    bool broken; /* a socket or protocol error: only close is allowed */
 };
 
 static void timeval_ms(struct timeval *tv, int ms)
@@ -44,12 +44,12 @@ static void reply_text(amqp_rpc_reply_t r, const char *what, char *err, size_t e
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             const amqp_connection_close_t *c = r.reply.decoded;
-            snprintf(err, errlen, "%s: broker closed the connection: %u %.*s", what,
-                     c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+            snprintf(err, errlen, "%s: broker closed the connection: %u %.*s", what, c->reply_code,
+                     (int)c->reply_text.len, (const char *)c->reply_text.bytes);
         } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             const amqp_channel_close_t *c = r.reply.decoded;
-            snprintf(err, errlen, "%s: broker closed the channel: %u %.*s", what,
-                     c->reply_code, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+            snprintf(err, errlen, "%s: broker closed the channel: %u %.*s", what, c->reply_code,
+                     (int)c->reply_text.len, (const char *)c->reply_text.bytes);
         } else {
             snprintf(err, errlen, "%s: unexpected broker method 0x%08x", what, r.reply.id);
         }
@@ -84,19 +84,19 @@ static int open_socket(amqp_connection_state_t conn, const struct amqp_connectio
     timeval_ms(&tv, timeout_ms);
     int rc = amqp_socket_open_noblock(sock, ci->host, ci->port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "cannot connect to %s:%d: %s (is RabbitMQ running there?)",
-                 ci->host, ci->port, amqp_error_string2(rc));
+        snprintf(err, errlen, "cannot connect to %s:%d: %s (is RabbitMQ running there?)", ci->host,
+                 ci->port, amqp_error_string2(rc));
         return -1;
     }
     return 0;
 }
 
-static int login(struct mq *mq, const struct amqp_connection_info *ci, const char *name,
-                 char *err, size_t errlen)
+static int login(struct mq *mq, const struct amqp_connection_info *ci, const char *name, char *err,
+                 size_t errlen)
 {
-    amqp_table_entry_t prop = {.key = amqp_cstring_bytes("connection_name"),
-                               .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                         .value.bytes = amqp_cstring_bytes(name)}};
+    amqp_table_entry_t prop = {
+        .key = amqp_cstring_bytes("connection_name"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(name)}};
     amqp_table_t props = {.num_entries = 1, .entries = &prop};
     amqp_rpc_reply_t r =
         amqp_login_with_properties(mq->conn, ci->vhost, 0, MQ_FRAME_MAX, MQ_HEARTBEAT_S, &props,
@@ -181,16 +181,15 @@ void mq_name(char *out, size_t outlen, const char *ns, const char *suffix)
 
 static amqp_table_entry_t entry_str(const char *key, const char *value)
 {
-    return (amqp_table_entry_t){.key = amqp_cstring_bytes(key),
-                                .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                          .value.bytes = amqp_cstring_bytes(value)}};
+    return (amqp_table_entry_t){
+        .key = amqp_cstring_bytes(key),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(value)}};
 }
 
 static amqp_table_entry_t entry_i64(const char *key, int64_t value)
 {
-    return (amqp_table_entry_t){
-        .key = amqp_cstring_bytes(key),
-        .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = value}};
+    return (amqp_table_entry_t){.key = amqp_cstring_bytes(key),
+                                .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = value}};
 }
 
 static int declare_queue(struct mq *mq, const char *name, amqp_table_entry_t *args, int nargs,
@@ -240,8 +239,7 @@ int mq_declare_topology(struct mq *mq, const char *ns, long retention_s, char *e
     return declare_queue(mq, events, ev_args, 3, err, errlen);
 }
 
-int mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, char *err,
-                           size_t errlen)
+int mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, char *err, size_t errlen)
 {
     char name[200], suffix[40], requests[160];
     snprintf(suffix, sizeof(suffix), "retry.%ld", delay_ms);
@@ -286,8 +284,8 @@ int mq_consume(struct mq *mq, const char *queue, const char *stream_offset)
     if (stream_offset && end != stream_offset && *end == '\0' && offset >= 0)
         arg = entry_i64("x-stream-offset", offset); /* a numeric offset must travel as a long */
     amqp_table_t args = {.num_entries = stream_offset ? 1 : 0, .entries = &arg};
-    amqp_basic_consume_ok_t *ok = amqp_basic_consume(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue),
-                                                     amqp_empty_bytes, 0, 0, 0, args);
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(
+        mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, args);
     char err[300];
     if (check_rpc(mq, "basic.consume", err, sizeof(err)) < 0 || !ok) {
         log_error("consuming from %s: %s", queue, err);

@@ -33,9 +33,8 @@ struct mq_event {
 /* mq_open connects to url (amqp://user:pass@host:port/vhost), logs in and opens
  * channel 1; every step is bounded by timeout_ms. name is shown in the broker's
  * management UI. Returns 0 and *out (free with mq_close), or -1 with err. */
-__attribute__((warn_unused_result)) int mq_open(struct mq **out, const char *url,
-                                                const char *name, int timeout_ms, char *err,
-                                                size_t errlen);
+__attribute__((warn_unused_result)) int mq_open(struct mq **out, const char *url, const char *name,
+                                                int timeout_ms, char *err, size_t errlen);
 /* mq_close closes politely if the connection is still up, then frees. */
 void mq_close(struct mq *mq);
 
@@ -51,14 +50,12 @@ void mq_name(char *out, size_t outlen, const char *ns, const char *suffix);
  * priority queue (dead-lettering to the dead queue), the dead queue and the
  * events stream with retention_s as its max age. -1 with err on failure
  * (including arguments that differ from an existing queue's). */
-__attribute__((warn_unused_result)) int mq_declare_topology(struct mq *mq, const char *ns,
-                                                            long retention_s, char *err,
-                                                            size_t errlen);
+__attribute__((warn_unused_result)) int
+mq_declare_topology(struct mq *mq, const char *ns, long retention_s, char *err, size_t errlen);
 /* mq_declare_retry_queue declares "<ns>.retry.<delay_ms>", whose messages
  * expire after delay_ms back into the requests exchange. */
-__attribute__((warn_unused_result)) int mq_declare_retry_queue(struct mq *mq, const char *ns,
-                                                               long delay_ms, char *err,
-                                                               size_t errlen);
+__attribute__((warn_unused_result)) int
+mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, char *err, size_t errlen);
 
 __attribute__((warn_unused_result)) int mq_confirm_select(struct mq *mq);
 __attribute__((warn_unused_result)) int mq_qos(struct mq *mq, uint16_t prefetch);
@@ -84,8 +81,7 @@ __attribute__((warn_unused_result)) int mq_nack(struct mq *mq, uint64_t tag, boo
  * MQ_NONE), or a negative status when the connection is gone (then only
  * mq_close is allowed). It also services heartbeats: call it at least every
  * few seconds. */
-__attribute__((warn_unused_result)) int mq_next(struct mq *mq, struct mq_event *ev,
-                                                int timeout_ms);
+__attribute__((warn_unused_result)) int mq_next(struct mq *mq, struct mq_event *ev, int timeout_ms);
 void mq_event_release(struct mq_event *ev);
 
 /* mq_strerror describes a negative status returned above. */

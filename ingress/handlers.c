@@ -145,8 +145,7 @@ static int from_transparent(struct request *r, struct envelope *env, struct env_
 
 static int from_envelope(struct request *r, struct envelope *env, struct env_error *err)
 {
-    if (envelope_from_json(env, r->body.data ? r->body.data : "", r->body.len, err) < 0)
-        return -1;
+    if (envelope_from_json(env, r->body.data ? r->body.data : "", r->body.len, err) < 0) return -1;
     r->route = cfg_route_find(&r->app->cfg, env->route, strlen(env->route));
     if (!r->route) {
         *err = (struct env_error){.status = 404, .code = "unknown_route"};
@@ -204,8 +203,9 @@ out:
 void handle_published(struct request *r, struct answer *a)
 {
     if (r->pub_status != 202)
-        return answer_error(a, 503, "broker_unavailable",
-                            "the broker did not confirm the request (down, refused or too slow); retry later");
+        return answer_error(
+            a, 503, "broker_unavailable",
+            "the broker did not confirm the request (down, refused or too slow); retry later");
     struct buf b;
     buf_init(&b, 512);
     if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"}",

@@ -65,7 +65,8 @@ static const struct cfg_key *authenticate(struct request *r)
     const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return NULL;
     const char *token = auth + 7;
-    while (*token == ' ') token++;
+    while (*token == ' ')
+        token++;
     return cfg_key_for_token(&r->app->cfg, token, strlen(token));
 }
 
@@ -116,9 +117,12 @@ static int classify(struct request *r, enum MHD_Result *res)
             *res = send_error(r, 405, "method_not_allowed", "use GET");
             return -1;
         }
-        if (path_is(r, "/healthz")) r->ep = EP_HEALTHZ;
-        else if (path_is(r, "/readyz")) r->ep = EP_READYZ;
-        else if (path_is(r, "/metrics")) r->ep = EP_METRICS;
+        if (path_is(r, "/healthz"))
+            r->ep = EP_HEALTHZ;
+        else if (path_is(r, "/readyz"))
+            r->ep = EP_READYZ;
+        else if (path_is(r, "/metrics"))
+            r->ep = EP_METRICS;
         else {
             *res = send_error(r, 404, "not_found", "no such endpoint");
             return -1;
@@ -143,7 +147,8 @@ static int classify(struct request *r, enum MHD_Result *res)
     }
     const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
     if (r->ep == EP_SUBMIT && ctype && strncasecmp(ctype, "application/json", 16) != 0) {
-        *res = send_error(r, 415, "unsupported_media_type", "send the envelope as application/json");
+        *res =
+            send_error(r, 415, "unsupported_media_type", "send the envelope as application/json");
         return -1;
     }
     return 0;
@@ -156,7 +161,7 @@ static enum MHD_Result read_body(struct request *r, const char *data, size_t *si
     if (r->too_large) {
         r->discarded += n;
         return r->discarded > DISCARD_FACTOR * (size_t)r->app->cfg.ingress.max_body_bytes ? MHD_NO
-                                                                                        : MHD_YES;
+                                                                                          : MHD_YES;
     }
     if (buf_append(&r->body, data, n) < 0) {
         r->too_large = true; /* the buffer is freed; count what else arrives */
@@ -166,9 +171,8 @@ static enum MHD_Result read_body(struct request *r, const char *data, size_t *si
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls, (void)url, (void)version;
     struct request *r = *con_cls;
@@ -192,7 +196,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         handle_published(r, &a);
         return send_answer(r, &a);
     }
-    if (r->too_large) return send_error(r, 413, "body_too_large", "the body is larger than max_body_bytes");
+    if (r->too_large)
+        return send_error(r, 413, "body_too_large", "the body is larger than max_body_bytes");
     if (handle_submit(r, &a)) return MHD_YES;
     return send_answer(r, &a);
 }
@@ -255,12 +260,12 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
                      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)app->cfg.ingress.threads,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)app->cfg.ingress.connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_URI_LOG_CALLBACK, on_uri, app,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)app->cfg.ingress.threads, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)app->cfg.ingress.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)128 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_URI_LOG_CALLBACK, on_uri, app,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s (address in use, or not this host's?)",

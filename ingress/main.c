@@ -21,13 +21,15 @@
 
 void app_count_response(struct app *app, int code)
 {
-    switch (code) { APP_CODES(APP_CODE_COUNT) }
+    switch (code) {
+        APP_CODES(APP_CODE_COUNT)
+    }
 }
 
 static int declare_metrics(struct app *app)
 {
 #define APP_CODE_DECLARE(c)                                                                        \
-    app->m_http_##c = metrics_counter(app->metrics, "sluice_ingress_responses_total",             \
+    app->m_http_##c = metrics_counter(app->metrics, "sluice_ingress_responses_total",              \
                                       "HTTP answers by status code.", "code=\"" #c "\"");          \
     if (!app->m_http_##c) return -1;
     APP_CODES(APP_CODE_DECLARE)

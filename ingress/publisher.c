@@ -33,8 +33,8 @@ struct item {
     int64_t deadline_ms;
     uint64_t seq;
     bool returned;
-    struct item *next;                   /* handoff or outstanding */
-    struct item *live_prev, *live_next;  /* live list */
+    struct item *next;                  /* handoff or outstanding */
+    struct item *live_prev, *live_next; /* live list */
 };
 
 struct item_list {
@@ -62,8 +62,10 @@ struct publisher {
 static void list_push(struct item_list *l, struct item *it)
 {
     it->next = NULL;
-    if (l->tail) l->tail->next = it;
-    else l->head = it;
+    if (l->tail)
+        l->tail->next = it;
+    else
+        l->head = it;
     l->tail = it;
 }
 
@@ -71,8 +73,10 @@ static void live_push(struct publisher *p, struct item *it)
 {
     it->live_next = NULL;
     it->live_prev = p->live_tail;
-    if (p->live_tail) p->live_tail->live_next = it;
-    else p->live_head = it;
+    if (p->live_tail)
+        p->live_tail->live_next = it;
+    else
+        p->live_head = it;
     p->live_tail = it;
 }
 
@@ -82,10 +86,14 @@ static pub_done_fn take_answer(struct publisher *p, struct item *it)
 {
     pub_done_fn done = it->done;
     if (!done) return NULL;
-    if (it->live_prev) it->live_prev->live_next = it->live_next;
-    else p->live_head = it->live_next;
-    if (it->live_next) it->live_next->live_prev = it->live_prev;
-    else p->live_tail = it->live_prev;
+    if (it->live_prev)
+        it->live_prev->live_next = it->live_next;
+    else
+        p->live_head = it->live_next;
+    if (it->live_next)
+        it->live_next->live_prev = it->live_prev;
+    else
+        p->live_tail = it->live_prev;
     it->done = NULL;
     if (!p->live_head) pthread_cond_broadcast(&p->idle_cond);
     return done;
@@ -147,7 +155,8 @@ void publisher_drain(struct publisher *p)
 {
     pthread_mutex_lock(&p->lock);
     p->draining = true;
-    while (p->live_head) pthread_cond_wait(&p->idle_cond, &p->lock);
+    while (p->live_head)
+        pthread_cond_wait(&p->idle_cond, &p->lock);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -196,17 +205,20 @@ static int publish_events(struct publisher *p, struct mq *mq, struct item *group
     int rc = event_begin(&b);
     int64_t now = clock_real_ms();
     for (struct item *it = group; it && rc == 0; it = it->next) {
-        struct status_update u = {.id = it->env.id, .state = ST_QUEUED,
-                                  .tenant = it->env.tenant, .route = it->env.route,
-                                  .created_ms = it->env.created_ms, .ts_ms = now};
+        struct status_update u = {.id = it->env.id,
+                                  .state = ST_QUEUED,
+                                  .tenant = it->env.tenant,
+                                  .route = it->env.route,
+                                  .created_ms = it->env.created_ms,
+                                  .ts_ms = now};
         rc = event_append(&b, &u);
     }
     if (rc == 0) rc = event_end(&b);
     if (rc == 0) {
-        amqp_basic_properties_t props = {
-            ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
-            .content_type = amqp_cstring_bytes("application/json"),
-            .delivery_mode = AMQP_DELIVERY_PERSISTENT};
+        amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+                                                   AMQP_BASIC_DELIVERY_MODE_FLAG,
+                                         .content_type = amqp_cstring_bytes("application/json"),
+                                         .delivery_mode = AMQP_DELIVERY_PERSISTENT};
         rc = mq_publish(mq, "", p->events_queue, &props, b.data, b.len, NULL);
     }
     buf_free(&b);
@@ -238,8 +250,10 @@ static int publish_handoff(struct publisher *p, struct mq *mq)
     struct item_list group = {0};
     while (it) {
         struct item *next = it->next;
-        if (it->done) list_push(&group, it);
-        else item_free(it); /* the reaper answered it: never publish it */
+        if (it->done)
+            list_push(&group, it);
+        else
+            item_free(it); /* the reaper answered it: never publish it */
         it = next;
     }
     if (!group.head) return 0;
@@ -251,8 +265,10 @@ static int publish_handoff(struct publisher *p, struct mq *mq)
     metric_observe(p->m_batch_size, n);
     /* Published or not, the group is now outstanding: on failure the caller
      * answers every outstanding item. */
-    if (p->outstanding.tail) p->outstanding.tail->next = group.head;
-    else p->outstanding.head = group.head;
+    if (p->outstanding.tail)
+        p->outstanding.tail->next = group.head;
+    else
+        p->outstanding.head = group.head;
     p->outstanding.tail = group.tail;
     return rc;
 }
@@ -263,8 +279,11 @@ static void accept_item(struct publisher *p, struct item *it)
         answer(p, it, 503);
         return;
     }
-    struct status_update u = {.id = it->env.id, .state = ST_QUEUED, .tenant = it->env.tenant,
-                              .route = it->env.route, .created_ms = it->env.created_ms,
+    struct status_update u = {.id = it->env.id,
+                              .state = ST_QUEUED,
+                              .tenant = it->env.tenant,
+                              .route = it->env.route,
+                              .created_ms = it->env.created_ms,
                               .ts_ms = it->env.created_ms};
     if (status_index_apply(p->index, &u) < 0) log_warn("status index: out of memory");
     metric_observe(p->m_confirm_latency, (clock_mono_ms() - it->submitted_ms) / 1000.0);
@@ -285,8 +304,10 @@ static void on_confirm(struct publisher *p, uint64_t tag, bool multiple, bool ok
         }
         *pp = it->next;
         if (p->outstanding.tail == it) p->outstanding.tail = prev;
-        if (ok) accept_item(p, it);
-        else answer(p, it, 503);
+        if (ok)
+            accept_item(p, it);
+        else
+            answer(p, it, 503);
         item_free(it);
         if (!multiple) break;
     }
@@ -426,9 +447,9 @@ struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
     mq_name(p->events_queue, sizeof(p->events_queue), cfg->namespace, "events");
     static const double lat[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
     static const double sizes[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
-    p->m_confirm_latency = metrics_histogram(
-        metrics, "sluice_ingress_confirm_seconds",
-        "Time from submission to the broker's publisher confirm.", NULL, lat, 11);
+    p->m_confirm_latency =
+        metrics_histogram(metrics, "sluice_ingress_confirm_seconds",
+                          "Time from submission to the broker's publisher confirm.", NULL, lat, 11);
     p->m_batch_size = metrics_histogram(metrics, "sluice_ingress_publish_group_size",
                                         "Requests published per group commit.", NULL, sizes, 10);
     p->m_connected = metrics_gauge(metrics, "sluice_ingress_broker_connected",

@@ -24,7 +24,7 @@ elif command -v sudo >/dev/null 2>&1; then
   as_root=(sudo)
 else
   echo "deps.sh: missing packages: ${missing[*]}" >&2
-  echo "deps.sh: run as root:" >&2
+  echo "deps.sh: run this script as root, or run as root (a system-wide RabbitMQ may then start):" >&2
   echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}" >&2
   exit 1
 fi

@@ -69,7 +69,8 @@ static void job_free(struct job *job)
 static void batch_free(struct batch *b)
 {
     if (!b) return;
-    for (size_t i = 0; i < b->n; i++) job_free(b->jobs[i]);
+    for (size_t i = 0; i < b->n; i++)
+        job_free(b->jobs[i]);
     free(b->jobs);
     free(b);
 }
@@ -138,17 +139,20 @@ static void publish_events(struct consumer *c, struct batch *b, int state, bool 
     int rc = event_begin(&m);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         struct job *job = b->jobs[i];
-        struct status_update u = results_update(job, state < 0 ? job->state : (enum req_state)state, now);
+        struct status_update u =
+            results_update(job, state < 0 ? job->state : (enum req_state)state, now);
         if (state >= 0) u.result_json = u.error_json = NULL, u.result_len = u.error_len = 0;
         rc = event_append(&m, &u);
     }
     if (rc == 0) rc = event_end(&m);
-    amqp_basic_properties_t props = {
-        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
-        .content_type = amqp_cstring_bytes("application/json"),
-        .delivery_mode = AMQP_DELIVERY_PERSISTENT};
-    if (rc == 0) publish(c, "", c->events, &props, m.data, m.len, track ? b : NULL);
-    else c->broken = true;
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+                                               AMQP_BASIC_DELIVERY_MODE_FLAG,
+                                     .content_type = amqp_cstring_bytes("application/json"),
+                                     .delivery_mode = AMQP_DELIVERY_PERSISTENT};
+    if (rc == 0)
+        publish(c, "", c->events, &props, m.data, m.len, track ? b : NULL);
+    else
+        c->broken = true;
     buf_free(&m);
 }
 
@@ -196,9 +200,12 @@ static void publish_retry(struct consumer *c, struct job *job)
 
 static void count_final(struct consumer *c, const struct job *job)
 {
-    if (job->state == ST_SUCCEEDED) metric_add(c->m_succeeded, 1);
-    else if (job->state == ST_FAILED) metric_add(c->m_failed, 1);
-    else if (job->state == ST_DEAD) metric_add(c->m_dead, 1);
+    if (job->state == ST_SUCCEEDED)
+        metric_add(c->m_succeeded, 1);
+    else if (job->state == ST_FAILED)
+        metric_add(c->m_failed, 1);
+    else if (job->state == ST_DEAD)
+        metric_add(c->m_dead, 1);
 }
 
 /* hold moves job out of its batch into the heap of retries due soon. */
@@ -229,8 +236,10 @@ static void settle(struct consumer *c, struct batch *b)
             continue;
         }
         b->jobs[kept++] = job;
-        if (job->next == NEXT_RETRY_QUEUE) publish_retry(c, job);
-        else if (job->state == ST_DEAD) publish_envelope(c, c->dead, job);
+        if (job->next == NEXT_RETRY_QUEUE)
+            publish_retry(c, job);
+        else if (job->state == ST_DEAD)
+            publish_envelope(c, c->dead, job);
         if (job->next == NEXT_FINAL) count_final(c, job);
     }
     b->n = kept;
@@ -241,9 +250,12 @@ static void on_call_done(void *arg, struct job *job)
 {
     struct consumer *c = arg;
     results_settle(job, c->cfg, backoff_rand(&c->rnd));
-    if (job->state == ST_SUCCEEDED) metric_add(c->m_calls_ok, 1);
-    else if (job->state == ST_FAILED) metric_add(c->m_calls_failed, 1);
-    else metric_add(c->m_calls_retry, 1);
+    if (job->state == ST_SUCCEEDED)
+        metric_add(c->m_calls_ok, 1);
+    else if (job->state == ST_FAILED)
+        metric_add(c->m_calls_failed, 1);
+    else
+        metric_add(c->m_calls_retry, 1);
     struct batch *b = job->batch;
     metric_gauge_add(c->m_in_flight, -1);
     if (--b->calling == 0) {
@@ -268,8 +280,10 @@ static void dispatch_batch(struct consumer *c, struct batch *b)
             b->calling++;
     }
     metric_gauge_add(c->m_in_flight, (int64_t)b->calling);
-    if (b->calling) c->calling++;
-    else settle(c, b);
+    if (b->calling)
+        c->calling++;
+    else
+        settle(c, b);
 }
 
 static void add_to_forming(struct consumer *c, struct job *job)
@@ -397,7 +411,8 @@ static void drop_all(struct consumer *c)
     batch_free(c->forming);
     c->forming = NULL;
     struct job *job;
-    while ((job = retry_heap_pop(&c->held))) job_free(job);
+    while ((job = retry_heap_pop(&c->held)))
+        job_free(job);
     metric_set(c->m_held, 0);
     c->confirms_n = 0;
     c->retry_queues_n = 0;
@@ -549,9 +564,12 @@ bool consumer_connected(struct consumer *c)
 static int declare_metrics(struct consumer *c, struct metrics *m)
 {
     static const double sizes[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
-    const char *calls = "sluice_worker_backend_calls_total", *calls_help = "Backend calls by outcome.";
-    const char *fin = "sluice_worker_requests_total", *fin_help = "Requests finished, by final state.";
-    const char *ret = "sluice_worker_retries_total", *ret_help = "Retries scheduled, by where they wait.";
+    const char *calls = "sluice_worker_backend_calls_total",
+               *calls_help = "Backend calls by outcome.";
+    const char *fin = "sluice_worker_requests_total",
+               *fin_help = "Requests finished, by final state.";
+    const char *ret = "sluice_worker_retries_total",
+               *ret_help = "Retries scheduled, by where they wait.";
     c->m_calls_ok = metrics_counter(m, calls, calls_help, "outcome=\"succeeded\"");
     c->m_calls_retry = metrics_counter(m, calls, calls_help, "outcome=\"retryable\"");
     c->m_calls_failed = metrics_counter(m, calls, calls_help, "outcome=\"failed\"");
@@ -560,13 +578,17 @@ static int declare_metrics(struct consumer *c, struct metrics *m)
     c->m_dead = metrics_counter(m, fin, fin_help, "state=\"dead\"");
     c->m_retries_held = metrics_counter(m, ret, ret_help, "where=\"worker\"");
     c->m_retries_queued = metrics_counter(m, ret, ret_help, "where=\"queue\"");
-    c->m_batch_size = metrics_histogram(m, "sluice_worker_batch_size", "Requests per dispatched batch.",
-                                        NULL, sizes, 10);
-    c->m_in_flight = metrics_gauge(m, "sluice_worker_in_flight", "Backend calls in progress.", NULL);
-    c->m_held = metrics_gauge(m, "sluice_worker_held_retries", "Retries waiting in this worker.", NULL);
-    c->m_connected = metrics_gauge(m, "sluice_worker_broker_connected", "1 when connected to the broker.", NULL);
-    c->m_malformed = metrics_counter(m, "sluice_worker_malformed_total",
-                                     "Messages that were not sluice requests (dead-lettered).", NULL);
+    c->m_batch_size = metrics_histogram(m, "sluice_worker_batch_size",
+                                        "Requests per dispatched batch.", NULL, sizes, 10);
+    c->m_in_flight =
+        metrics_gauge(m, "sluice_worker_in_flight", "Backend calls in progress.", NULL);
+    c->m_held =
+        metrics_gauge(m, "sluice_worker_held_retries", "Retries waiting in this worker.", NULL);
+    c->m_connected =
+        metrics_gauge(m, "sluice_worker_broker_connected", "1 when connected to the broker.", NULL);
+    c->m_malformed =
+        metrics_counter(m, "sluice_worker_malformed_total",
+                        "Messages that were not sluice requests (dead-lettered).", NULL);
     return c->m_calls_ok && c->m_calls_retry && c->m_calls_failed && c->m_succeeded &&
                    c->m_failed && c->m_dead && c->m_retries_held && c->m_retries_queued &&
                    c->m_batch_size && c->m_in_flight && c->m_held && c->m_connected &&

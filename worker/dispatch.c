@@ -59,8 +59,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     if (!colon || colon == data) return n; /* the status line or the blank end */
     size_t name_len = (size_t)(colon - data);
     const char *v = colon + 1, *end = data + n;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
     struct buf *h = &job->resp_headers;
     int rc = (h->len ? buf_append(h, ",", 1) : 0);
     if (rc == 0) rc = buf_append_json_string(h, data, name_len);
@@ -85,7 +87,8 @@ static int build_headers(struct job *job)
     int rc = add_header(job, "Idempotency-Key", job->env.id);
     for (size_t i = 0; rc == 0 && i < job->env.n_headers; i++)
         rc = add_header(job, job->env.headers[i].name, job->env.headers[i].value);
-    if (rc == 0 && job->env.content_type) rc = add_header(job, "Content-Type", job->env.content_type);
+    if (rc == 0 && job->env.content_type)
+        rc = add_header(job, "Content-Type", job->env.content_type);
     /* No "Expect: 100-continue" round trip, and no Accept header curl invents. */
     if (rc == 0) rc = add_header(job, "Expect", "");
     return rc;
@@ -177,7 +180,8 @@ int dispatch_wait(struct dispatch *d, struct curl_waitfd *extra, unsigned n, int
     long curl_timeout = -1;
     curl_multi_timeout(d->multi, &curl_timeout);
     if (curl_timeout >= 0 && curl_timeout < timeout_ms) timeout_ms = (int)curl_timeout;
-    for (unsigned i = 0; i < n; i++) extra[i].revents = 0;
+    for (unsigned i = 0; i < n; i++)
+        extra[i].revents = 0;
     int ready = 0;
     return curl_multi_poll(d->multi, extra, n, timeout_ms, &ready) == CURLM_OK ? ready : -1;
 }

@@ -23,10 +23,10 @@ enum job_next {
 };
 
 struct job {
-    struct envelope env;   /* env.attempts counts the calls made so far */
+    struct envelope env; /* env.attempts counts the calls made so far */
     uint64_t delivery_tag;
     const struct cfg_route *route; /* NULL if the route is no longer configured */
-    struct batch *batch;   /* the batch it is settling in, or NULL while held */
+    struct batch *batch;           /* the batch it is settling in, or NULL while held */
 
     /* The backend call (dispatch.c). */
     CURL *easy;
@@ -34,7 +34,7 @@ struct job {
     struct buf resp_body;
     struct buf resp_headers; /* JSON object members: "name":"value",... */
     bool truncated;
-    long http_status;        /* 0 when no HTTP answer came */
+    long http_status; /* 0 when no HTTP answer came */
     CURLcode curl_code;
     char curl_error[CURL_ERROR_SIZE];
     int64_t started_ms;
@@ -42,11 +42,11 @@ struct job {
     /* The outcome (results.c). */
     enum req_state state;
     enum job_next next;
-    long delay_ms;           /* NEXT_HOLD / NEXT_RETRY_QUEUE */
-    char *result_json;       /* owned, NULL if none */
-    char *error_json;        /* owned, NULL if none */
+    long delay_ms;     /* NEXT_HOLD / NEXT_RETRY_QUEUE */
+    char *result_json; /* owned, NULL if none */
+    char *error_json;  /* owned, NULL if none */
 
-    int64_t due_ms;          /* NEXT_HOLD: monotonic time of the next call */
+    int64_t due_ms; /* NEXT_HOLD: monotonic time of the next call */
 };
 
 /* A batch: dispatched together, settled together with one events message,

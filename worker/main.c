@@ -40,7 +40,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version, (void)data, (void)size, (void)con_cls;
     struct worker *w = cls;
     if (strcmp(method, "GET") != 0) return reply(conn, 405, "text/plain", strdup("use GET\n"), 8);
-    if (strcmp(url, "/healthz") == 0) return reply(conn, 200, "application/json", strdup("{\"status\":\"ok\"}"), 15);
+    if (strcmp(url, "/healthz") == 0)
+        return reply(conn, 200, "application/json", strdup("{\"status\":\"ok\"}"), 15);
     if (strcmp(url, "/readyz") == 0) {
         bool up = consumer_connected(w->consumer);
         return up ? reply(conn, 200, "application/json", strdup("{\"status\":\"ready\"}"), 18)
@@ -60,8 +61,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static struct MHD_Daemon *start_metrics(struct worker *w, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (daemon_parse_addr("worker.metrics_listen", w->cfg.worker.metrics_listen, &ss, err,
-                          errlen) < 0)
+    if (daemon_parse_addr("worker.metrics_listen", w->cfg.worker.metrics_listen, &ss, err, errlen) <
+        0)
         return NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);

@@ -14,8 +14,8 @@ enum verdict { V_SUCCEEDED, V_RETRY, V_FAILED };
 static enum verdict classify(const struct job *job)
 {
     if (job->curl_code != CURLE_OK) {
-        bool config_error = job->curl_code == CURLE_URL_MALFORMAT ||
-                            job->curl_code == CURLE_UNSUPPORTED_PROTOCOL;
+        bool config_error =
+            job->curl_code == CURLE_URL_MALFORMAT || job->curl_code == CURLE_UNSUPPORTED_PROTOCOL;
         return config_error ? V_FAILED : V_RETRY;
     }
     long s = job->http_status;
@@ -34,23 +34,10 @@ static bool is_json_type(const char *headers_json)
     return j && end && j < end;
 }
 
-static int append_body(struct buf *b, const struct job *job)
+static int append_base64(struct buf *b, const unsigned char *u, size_t len)
 {
-    const char *body = job->resp_body.data ? job->resp_body.data : "";
-    size_t len = job->resp_body.len;
-    if (!job->truncated && len && is_json_type(job->resp_headers.data ? job->resp_headers.data : "")) {
-        struct json_object *o = json_parse(body, len, NULL, 0);
-        if (o) {
-            json_object_put(o);
-            /* Valid JSON: embed the backend's text as it is. */
-            return buf_appends(b, ",\"body\":") ?: buf_append(b, body, len);
-        }
-    }
-    if (json_utf8_valid(body, len))
-        return buf_appends(b, ",\"body_text\":") ?: buf_append_json_string(b, body, len);
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int rc = buf_appends(b, ",\"body_base64\":\"");
-    const unsigned char *u = (const unsigned char *)body;
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < len; i += 3) {
         uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < len ? (uint32_t)u[i + 1] << 8 : 0) |
                      (i + 2 < len ? u[i + 2] : 0);
@@ -58,7 +45,31 @@ static int append_body(struct buf *b, const struct job *job)
                      i + 2 < len ? tbl[v & 63] : '='};
         rc = buf_append(b, q, 4);
     }
-    return rc ?: buf_append(b, "\"", 1);
+    return rc;
+}
+
+/* append_body adds the answer's body as "body" (JSON, embedded as the backend
+ * wrote it), "body_text" (UTF-8) or "body_base64" (anything else). */
+static int append_body(struct buf *b, const struct job *job)
+{
+    const char *body = job->resp_body.data ? job->resp_body.data : "";
+    size_t len = job->resp_body.len;
+    const char *headers = job->resp_headers.data ? job->resp_headers.data : "";
+    if (!job->truncated && len && is_json_type(headers)) {
+        struct json_object *o = json_parse(body, len, NULL, 0);
+        if (o) {
+            json_object_put(o);
+            int rc = buf_appends(b, ",\"body\":");
+            return rc ? rc : buf_append(b, body, len);
+        }
+    }
+    if (json_utf8_valid(body, len)) {
+        int rc = buf_appends(b, ",\"body_text\":");
+        return rc ? rc : buf_append_json_string(b, body, len);
+    }
+    int rc = buf_appends(b, ",\"body_base64\":\"");
+    if (rc == 0) rc = append_base64(b, (const unsigned char *)body, len);
+    return rc ? rc : buf_append(b, "\"", 1);
 }
 
 /* result_doc builds {"status":..,"headers":{..},"body"..,"truncated":..}. */
@@ -92,7 +103,8 @@ static void describe_failure(const struct job *job, char *msg, size_t len, const
     int n = job->env.attempts;
     if (job->curl_code == CURLE_OPERATION_TIMEDOUT) {
         *code = "backend_timeout";
-        snprintf(msg, len, "the backend did not answer in time (%d attempt%s)", n, n == 1 ? "" : "s");
+        snprintf(msg, len, "the backend did not answer in time (%d attempt%s)", n,
+                 n == 1 ? "" : "s");
     } else if (job->curl_code != CURLE_OK) {
         *code = "backend_unreachable";
         snprintf(msg, len, "%s (%d attempt%s)",
@@ -107,7 +119,8 @@ static void describe_failure(const struct job *job, char *msg, size_t len, const
 
 static long retry_after_ms(const struct job *job, long cap)
 {
-    const char *h = job->resp_headers.data ? strcasestr(job->resp_headers.data, "\"retry-after\":\"") : NULL;
+    const char *h =
+        job->resp_headers.data ? strcasestr(job->resp_headers.data, "\"retry-after\":\"") : NULL;
     if (!h) return -1;
     char value[64];
     const char *v = h + 15, *end = strchr(v, '"');
@@ -139,7 +152,8 @@ void results_settle(struct job *job, const struct cfg *cfg, uint64_t rnd)
         job->state = ST_SUCCEEDED;
     } else if (v == V_RETRY && job->env.attempts < max_attempts) {
         long delay = retry_after_ms(job, r->backoff_max_ms);
-        if (delay < 0) delay = backoff_delay_ms(r->backoff_ms, r->backoff_max_ms, job->env.attempts, rnd);
+        if (delay < 0)
+            delay = backoff_delay_ms(r->backoff_ms, r->backoff_max_ms, job->env.attempts, rnd);
         job->state = ST_RETRYING;
         job->delay_ms = delay;
         job->next = delay <= cfg->worker.retry_hold_max_ms ? NEXT_HOLD : NEXT_RETRY_QUEUE;
