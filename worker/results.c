@@ -156,7 +156,7 @@ void results_settle(struct job *job, const struct cfg *cfg, uint64_t rnd)
             delay = backoff_delay_ms(r->backoff_ms, r->backoff_max_ms, job->env.attempts, rnd);
         job->state = ST_RETRYING;
         job->delay_ms = delay;
-        job->next = delay <= cfg->worker.retry_hold_max_ms ? NEXT_HOLD : NEXT_RETRY_QUEUE;
+        job->next = delay < cfg->worker.retry_hold_max_ms ? NEXT_HOLD : NEXT_RETRY_QUEUE;
     } else {
         char msg[CURL_ERROR_SIZE + 64];
         const char *code;

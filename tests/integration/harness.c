@@ -154,24 +154,45 @@ static char **child_env(char *const extra[])
     return env;
 }
 
-/* exec_child runs in the forked child and only makes async-signal-safe calls. */
+/* exec_child runs in the forked child, so it makes only async-signal-safe
+ * calls. It restores every signal's default before unblocking them: the
+ * handlers Check's runner installs kill the whole process group, and a
+ * SIGTERM caught by one of them here would take the test down. */
 static void exec_child(pid_t parent, int logfd, char *const argv[], char *const env[])
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    sigaction(SIGTERM, &dfl, NULL);
-    sigaction(SIGINT, &dfl, NULL);
-    sigaction(SIGPIPE, &dfl, NULL);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
     int in = open("/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) _exit(126);
+    if (in < 0 || dup2(in, 0) < 0) _exit(126);
+    if (logfd >= 0 && (dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)) _exit(126);
     execve(argv[0], argv, env);
     static const char msg[] = "harness: execve failed\n";
     ssize_t ignored = write(2, msg, sizeof msg - 1);
     (void)ignored;
     _exit(127);
+}
+
+/* fork_exec starts argv with env and its output on logfd (-1: this
+ * process's). Signals stay blocked across fork so that none reaches the child
+ * before exec_child has reset the handlers. Returns the pid, or -1 with errno. */
+static pid_t fork_exec(char *const argv[], char *const env[], int logfd)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pid_t parent = getpid();
+    fflush(NULL);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) exec_child(parent, logfd, argv, env);
+    int err = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return pid;
 }
 
 struct h_proc *h_spawn(const char *name, const char *log, char *const argv[], char *const env[])
@@ -185,10 +206,7 @@ struct h_proc *h_spawn(const char *name, const char *log, char *const argv[], ch
     int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ck_assert_msg(logfd >= 0, "%s: open %s: %s", name, log, strerror(errno));
     char **envp = child_env(env);
-    pid_t parent = getpid();
-    fflush(NULL);
-    p->pid = fork();
-    if (p->pid == 0) exec_child(parent, logfd, argv, envp);
+    p->pid = fork_exec(argv, envp, logfd);
     int err = errno;
     close(logfd);
     free(envp);
@@ -397,17 +415,27 @@ const char *h_resp_header(const struct h_resp *r, const char *name)
     return NULL;
 }
 
-struct json_object *h_resp_json(const struct h_resp *r)
+/* parse_whole parses s (NUL-terminated) as exactly one JSON value with
+ * optional whitespace around it; the caller puts the result. The NUL is
+ * handed to the tokener too, or a number at the very end would be incomplete. */
+static struct json_object *parse_whole(const char *s)
 {
     struct json_tokener *t = json_tokener_new();
     ck_assert_ptr_nonnull(t);
-    struct json_object *o = json_tokener_parse_ex(t, r->body, (int)r->len);
-    if (o && t->char_offset != (int)r->len) {
+    size_t n = strlen(s);
+    struct json_object *o = json_tokener_parse_ex(t, s, (int)n + 1);
+    size_t end = json_tokener_get_parse_end(t);
+    json_tokener_free(t);
+    if (o && (end > n || strspn(s + end, " \t\r\n") != n - end)) {
         json_object_put(o);
         o = NULL;
     }
-    json_tokener_free(t);
     return o;
+}
+
+struct json_object *h_resp_json(const struct h_resp *r)
+{
+    return strlen(r->body) == r->len ? parse_whole(r->body) : NULL;
 }
 
 void h_resp_free(struct h_resp *r)
@@ -630,12 +658,8 @@ struct h_stack *h_stack_new(void)
 
 static struct json_object *parse_text(const char *text)
 {
-    struct json_tokener *t = json_tokener_new();
-    ck_assert_ptr_nonnull(t);
-    struct json_object *o = json_tokener_parse_ex(t, text, (int)strlen(text));
-    bool whole = t->char_offset == (int)strlen(text);
-    json_tokener_free(t);
-    ck_assert_msg(o && whole, "not one JSON value: %s", text);
+    struct json_object *o = parse_whole(text);
+    ck_assert_msg(o != NULL, "not one JSON value: %s", text);
     return o;
 }
 
@@ -945,12 +969,7 @@ static void broker(const char *verb)
     snprintf(v, sizeof v, "%s", verb);
     snprintf(dir, sizeof dir, "%s", h_broker_dir());
     char *argv[] = {script, v, dir, NULL};
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execve(script, argv, environ);
-        _exit(127);
-    }
+    pid_t pid = fork_exec(argv, environ, -1);
     ck_assert_msg(pid > 0, "fork: %s", strerror(errno));
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

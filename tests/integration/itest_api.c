@@ -1,0 +1,523 @@
+/* itest_api.c: the HTTP API of the ingress end to end. Round trips through
+ * both submission forms reach the real backend with everything the client
+ * sent; results come back in the encoding the backend's answer calls for; and
+ * every refusal has its status code, its error code and queues nothing. */
+#include <check.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define FINAL_MS 30000
+#define SMALL_BODY 1024 /* ingress.max_body_bytes of the errors stack */
+
+/* ---- small helpers this file needs beyond the harness ---- */
+
+/* call sends method to the ingress's path with a bearer token (none when
+ * token is NULL), an optional Content-Type and an optional extra header. */
+static struct h_resp *call(struct h_stack *s, const char *method, const char *path,
+                           const char *token, const char *ctype, const char *extra,
+                           const char *body, size_t len)
+{
+    char url[512], auth[256], ct[256];
+    const char *headers[4] = {NULL};
+    size_t n = 0;
+    snprintf(url, sizeof url, "%s%s", h_stack_url(s), path);
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        headers[n++] = auth;
+    }
+    if (ctype) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        headers[n++] = ct;
+    }
+    if (extra) headers[n++] = extra;
+    return h_request(method, url, headers, body, len);
+}
+
+static struct h_resp *post_envelope(struct h_stack *s, const char *token, const char *envelope)
+{
+    return call(s, "POST", "/v1/requests", token, "application/json", NULL, envelope,
+                strlen(envelope));
+}
+
+/* expect_error checks an error answer (status, JSON content type and
+ * {"error":{"code","message"}}) and frees r. what names the case. */
+static void expect_error(struct h_resp *r, long status, const char *code, const char *what)
+{
+    ck_assert_msg(r->status == status, "%s: answered %ld (want %ld)%s%s: %.300s", what, r->status,
+                  status, r->err[0] ? " " : "", r->err, r->body);
+    const char *ctype = h_resp_header(r, "Content-Type");
+    ck_assert_msg(ctype && strncmp(ctype, "application/json", 16) == 0,
+                  "%s: Content-Type %s, want application/json", what, ctype ? ctype : "(none)");
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(o != NULL, "%s: the error body is not JSON: %.300s", what, r->body);
+    const char *got = h_json_str(o, "error.code");
+    ck_assert_msg(strcmp(got, code) == 0, "%s: error.code \"%s\", want \"%s\" (%s)", what, got,
+                  code, r->body);
+    ck_assert_msg(strlen(h_json_str(o, "error.message")) > 0, "%s: empty error.message", what);
+    json_object_put(o);
+    h_resp_free(r);
+}
+
+/* expect_accepted checks a 202 answer (Location, status_url, status
+ * "queued") and returns the id (caller frees); it frees r. */
+static char *expect_accepted(struct h_resp *r, const char *what)
+{
+    ck_assert_msg(r->status == 202, "%s: answered %ld%s%s: %.300s", what, r->status,
+                  r->err[0] ? " " : "", r->err, r->body);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(o != NULL, "%s: the 202 body is not JSON: %.300s", what, r->body);
+    char *id = strdup(h_json_str(o, "id"));
+    ck_assert_ptr_nonnull(id);
+    ck_assert_uint_eq(strlen(id), 32);
+    char want[128];
+    snprintf(want, sizeof want, "/v1/requests/%s", id);
+    ck_assert_str_eq(h_json_str(o, "status"), "queued");
+    ck_assert_str_eq(h_json_str(o, "status_url"), want);
+    const char *loc = h_resp_header(r, "Location");
+    ck_assert_msg(loc && strcmp(loc, want) == 0, "%s: Location %s, want %s", what,
+                  loc ? loc : "(none)", want);
+    json_object_put(o);
+    h_resp_free(r);
+    return id;
+}
+
+/* wait_succeeded waits for id to be final, checks it succeeded after one
+ * backend call with a 200, and returns the status (caller puts). */
+static struct json_object *wait_succeeded(struct h_stack *s, const char *token, const char *id,
+                                          const char *route)
+{
+    struct json_object *st = h_wait_final(s, token, id, FINAL_MS);
+    const char *text = json_object_to_json_string(st);
+    ck_assert_msg(strcmp(h_json_str(st, "status"), "succeeded") == 0, "not succeeded: %s", text);
+    ck_assert_str_eq(h_json_str(st, "id"), id);
+    ck_assert_str_eq(h_json_str(st, "route"), route);
+    ck_assert_int_eq(h_json_int(st, "attempts"), 1);
+    ck_assert_int_eq(h_json_int(st, "result.status"), 200);
+    ck_assert_msg(h_json_at(st, "error") == NULL ||
+                      json_object_is_type(h_json_at(st, "error"), json_type_null),
+                  "a succeeded request has an error: %s", text);
+    h_json_str(st, "created_at");
+    h_json_str(st, "updated_at");
+    h_json_str(st, "completed_at");
+    ck_assert_msg(json_object_is_type(h_json_at(st, "result.truncated"), json_type_boolean) &&
+                      !json_object_get_boolean(h_json_at(st, "result.truncated")),
+                  "result.truncated is not false: %s", text);
+    ck_assert_int_eq(h_backend_calls(s, id), 1);
+    return st;
+}
+
+/* backend_requests is the backend's count of every request it served. */
+static long backend_requests(struct h_stack *s)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/_stats", h_stack_backend_url(s));
+    struct h_resp *r = h_request("GET", url, NULL, NULL, 0);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.200s", url, r->status, r->body);
+    long n = (long)h_json_int(o, "requests");
+    json_object_put(o);
+    h_resp_free(r);
+    return n;
+}
+
+/* chunk_src feeds a body to libcurl in pieces of at most chunk bytes, so
+ * that it goes out with Transfer-Encoding: chunked and no Content-Length. */
+struct chunk_src {
+    const char *data;
+    size_t len, off, chunk;
+};
+
+static size_t chunk_read(char *out, size_t size, size_t n, void *cls)
+{
+    struct chunk_src *c = cls;
+    size_t want = size * n, left = c->len - c->off;
+    if (want > c->chunk) want = c->chunk;
+    if (want > left) want = left;
+    memcpy(out, c->data + c->off, want);
+    c->off += want;
+    return want;
+}
+
+static size_t chunk_write(char *data, size_t size, size_t n, void *cls)
+{
+    struct h_resp *r = cls;
+    size_t len = size * n;
+    char *p = realloc(r->body, r->len + len + 1);
+    if (!p) return 0;
+    memcpy(p + r->len, data, len);
+    r->body = p;
+    r->len += len;
+    r->body[r->len] = '\0';
+    return len;
+}
+
+static size_t chunk_header(char *data, size_t size, size_t n, void *cls)
+{
+    struct h_resp *r = cls;
+    size_t len = size * n;
+    const char *colon = memchr(data, ':', len);
+    if (!colon) return len; /* the status line and the blank line */
+    const char *v = colon + 1;
+    size_t vlen = len - (size_t)(v - data);
+    while (vlen && *v == ' ') {
+        v++;
+        vlen--;
+    }
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+        vlen--;
+    struct h_header *h = realloc(r->headers, (r->n_headers + 1) * sizeof *h);
+    if (!h) return 0;
+    r->headers = h;
+    h[r->n_headers].name = strndup(data, (size_t)(colon - data));
+    h[r->n_headers].value = strndup(v, vlen);
+    r->n_headers++;
+    return len;
+}
+
+/* post_chunked POSTs body to /v1/requests with Transfer-Encoding: chunked
+ * (the harness's h_request always sends a Content-Length). The answer is
+ * an h_resp like h_request's, freed with h_resp_free. */
+static struct h_resp *post_chunked(struct h_stack *s, const char *token, const char *body)
+{
+    struct h_resp *r = calloc(1, sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    r->body = calloc(1, 1);
+    ck_assert_ptr_nonnull(r->body);
+    char url[512], auth[256];
+    snprintf(url, sizeof url, "%s/v1/requests", h_stack_url(s));
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    struct curl_slist *list = curl_slist_append(NULL, auth);
+    list = curl_slist_append(list, "Content-Type: application/json");
+    list = curl_slist_append(list, "Transfer-Encoding: chunked");
+    list = curl_slist_append(list, "Expect:");
+    ck_assert_ptr_nonnull(list);
+    struct chunk_src src = {.data = body, .len = strlen(body), .chunk = 256};
+    CURL *c = curl_easy_init();
+    ck_assert_ptr_nonnull(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, chunk_read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &src);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, chunk_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, chunk_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->err);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    if (rc != CURLE_OK && !r->err[0]) snprintf(r->err, sizeof r->err, "%s", curl_easy_strerror(rc));
+    curl_easy_cleanup(c);
+    curl_slist_free_all(list);
+    return r;
+}
+
+/* envelope_with_text makes {"route":"echo","body_text":"xxx..."} of about
+ * total bytes (caller frees). */
+static char *envelope_with_text(size_t total)
+{
+    static const char head[] = "{\"route\":\"echo\",\"body_text\":\"", tail[] = "\"}";
+    size_t fill = total - (sizeof head - 1) - (sizeof tail - 1);
+    char *e = malloc(total + 1);
+    ck_assert_ptr_nonnull(e);
+    memcpy(e, head, sizeof head - 1);
+    memset(e + sizeof head - 1, 'x', fill);
+    memcpy(e + sizeof head - 1 + fill, tail, sizeof tail);
+    ck_assert_uint_eq(strlen(e), total);
+    return e;
+}
+
+/* ---- round trips ---- */
+
+/* The envelope form: everything the envelope names reaches the backend, the
+ * backend sees the tracking id as Idempotency-Key, and results come back as
+ * JSON, text or base64 depending on the backend's answer. */
+START_TEST(test_envelope_round_trip)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+
+    const char *env = "{\"route\":\"echo\",\"method\":\"PATCH\",\"path\":\"/things/42\","
+                      "\"query\":\"a=1&b=two\",\"headers\":{\"X-Custom\":\"hello there\"},"
+                      "\"body_text\":\"payload text\"}";
+    char *id = expect_accepted(post_envelope(s, H_TOKEN, env), "envelope round trip");
+    struct json_object *st = wait_succeeded(s, H_TOKEN, id, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body.method"), "PATCH");
+    ck_assert_str_eq(h_json_str(st, "result.body.path"), "/things/42");
+    ck_assert_str_eq(h_json_str(st, "result.body.query"), "a=1&b=two");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.x-custom"), "hello there");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.idempotency-key"), id);
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "payload text");
+    ck_assert_int_eq(h_json_int(st, "result.body.calls"), 1);
+    ck_assert_msg(h_json_at(st, "result.body.headers.authorization") == NULL,
+                  "the client's Authorization reached the backend: %s",
+                  json_object_to_json_string(st));
+    json_object_put(st);
+    free(id);
+
+    /* A JSON body travels as JSON; the defaults are POST and "/". */
+    id = expect_accepted(post_envelope(s, H_TOKEN, "{\"route\":\"echo\",\"body\":{\"k\":[1,2]}}"),
+                         "envelope with a JSON body");
+    st = wait_succeeded(s, H_TOKEN, id, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body.method"), "POST");
+    ck_assert_str_eq(h_json_str(st, "result.body.path"), "/");
+    ck_assert_str_eq(h_json_str(st, "result.body.query"), "");
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "{\"k\":[1,2]}");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.idempotency-key"), id);
+    json_object_put(st);
+    free(id);
+
+    /* A text answer comes back as body_text. */
+    id = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"method\":\"GET\",\"path\":\"/text\"}");
+    st = wait_succeeded(s, H_TOKEN, id, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body_text"), "plain text");
+    ck_assert_ptr_null(h_json_at(st, "result.body"));
+    ck_assert_ptr_null(h_json_at(st, "result.body_base64"));
+    json_object_put(st);
+    free(id);
+
+    /* Bytes that are not text come back as body_base64. */
+    id = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"method\":\"GET\",\"path\":\"/binary\"}");
+    st = wait_succeeded(s, H_TOKEN, id, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body_base64"), "AP8A/g==");
+    ck_assert_ptr_null(h_json_at(st, "result.body"));
+    ck_assert_ptr_null(h_json_at(st, "result.body_text"));
+    json_object_put(st);
+    free(id);
+
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* The transparent form: the raw method, path, query, body and headers
+ * become the backend call, with and without a body. */
+START_TEST(test_transparent_round_trip)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+
+    static const char body[] = "{\"name\":\"widget\",\"n\":7}";
+    const char *headers[] = {"Authorization: Bearer " H_TOKEN, "Content-Type: application/json",
+                             "X-Custom: abc", "X-Priority: high", NULL};
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/routes/echo/items/7?x=1", h_stack_url(s));
+    char *id =
+        expect_accepted(h_request("PUT", url, headers, body, strlen(body)), "transparent PUT");
+    struct json_object *st = wait_succeeded(s, H_TOKEN, id, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body.method"), "PUT");
+    ck_assert_str_eq(h_json_str(st, "result.body.path"), "/items/7");
+    ck_assert_str_eq(h_json_str(st, "result.body.query"), "x=1");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.x-custom"), "abc");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.content-type"), "application/json");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.idempotency-key"), id);
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), body);
+    const char *text = json_object_to_json_string(st);
+    ck_assert_msg(h_json_at(st, "result.body.headers.authorization") == NULL,
+                  "the client's Authorization reached the backend: %s", text);
+    ck_assert_msg(h_json_at(st, "result.body.headers.x-priority") == NULL,
+                  "X-Priority reached the backend: %s", text);
+    json_object_put(st);
+    free(id);
+
+    /* GET without a body, and a path with a query of two parameters. */
+    const char *get_headers[] = {"Authorization: Bearer " H_TOKEN, "X-Custom: def", NULL};
+    snprintf(url, sizeof url, "%s/v1/routes/echo/search?q=z&page=2", h_stack_url(s));
+    id = expect_accepted(h_request("GET", url, get_headers, NULL, 0), "transparent GET");
+    st = wait_succeeded(s, H_TOKEN, id, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body.method"), "GET");
+    ck_assert_str_eq(h_json_str(st, "result.body.path"), "/search");
+    ck_assert_str_eq(h_json_str(st, "result.body.query"), "q=z&page=2");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.x-custom"), "def");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.idempotency-key"), id);
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "");
+    json_object_put(st);
+    free(id);
+
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* ---- refusals ---- */
+
+/* Every refusal answers its status and error code, and none of them queues
+ * anything: the backend serves exactly the requests that were accepted. */
+START_TEST(test_errors)
+{
+    struct h_stack *s = h_stack_new();
+    /* h_stack_set cannot take a bare number (json-c's tokener waits for
+     * more digits), so the ingress object is given whole. */
+    h_stack_set(s, "ingress",
+                "{\"listen\":\"127.0.0.1:0\",\"threads\":2,\"max_body_bytes\":%d,"
+                "\"status_retention_s\":86400,\"max_status_entries\":1000000,"
+                "\"confirm_timeout_ms\":5000}",
+                SMALL_BODY);
+    h_stack_set(s, "routes.private",
+                "{\"upstreams\":[\"%s\"],\"timeout_ms\":5000,\"max_attempts\":1,"
+                "\"backoff_ms\":100,\"backoff_max_ms\":1000}",
+                h_stack_backend_url(s));
+    h_stack_start(s, 1);
+
+    /* Two accepted requests, one per tenant, to look up across tenants; and
+     * a chunked envelope within the cap, to show chunking alone is fine. */
+    char *acme = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/acme\"}");
+    char *globex = h_submit(s, H_OTHER_TOKEN, "{\"route\":\"echo\",\"path\":\"/globex\"}");
+    char *chunked = expect_accepted(
+        post_chunked(s, H_TOKEN, "{\"route\":\"echo\",\"body_text\":\"small and chunked\"}"),
+        "chunked envelope within max_body_bytes");
+    json_object_put(wait_succeeded(s, H_TOKEN, acme, "echo"));
+    json_object_put(wait_succeeded(s, H_OTHER_TOKEN, globex, "echo"));
+    struct json_object *st = wait_succeeded(s, H_TOKEN, chunked, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "small and chunked");
+    json_object_put(st);
+    long before = backend_requests(s);
+    ck_assert_int_eq(before, 3);
+
+    /* 400 invalid_json */
+    expect_error(post_envelope(s, H_TOKEN, "{\"route\":"), 400, "invalid_json", "truncated JSON");
+    expect_error(post_envelope(s, H_TOKEN, "route=echo"), 400, "invalid_json", "not JSON");
+    expect_error(call(s, "POST", "/v1/requests", H_TOKEN, "application/json", NULL, "", 0), 400,
+                 "invalid_json", "empty body");
+
+    /* 400 invalid_request */
+    expect_error(post_envelope(s, H_TOKEN, "{\"route\":\"echo\",\"priority\":10}"), 400,
+                 "invalid_request", "priority 10");
+    expect_error(post_envelope(s, H_TOKEN, "{\"route\":\"echo\",\"priority\":\"urgent\"}"), 400,
+                 "invalid_request", "priority \"urgent\"");
+    expect_error(post_envelope(s, H_TOKEN, "{\"method\":\"GET\",\"path\":\"/x\"}"), 400,
+                 "invalid_request", "missing route");
+    expect_error(post_envelope(s, H_TOKEN, "{\"route\":\"echo\",\"bogus\":1}"), 400,
+                 "invalid_request", "unknown field");
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/routes/echo/x", h_stack_url(s));
+    const char *bad_prio[] = {"Authorization: Bearer " H_TOKEN, "X-Priority: urgent", NULL};
+    expect_error(h_request("POST", url, bad_prio, "{}", 2), 400, "invalid_request",
+                 "transparent X-Priority: urgent");
+
+    /* 401 unauthorized */
+    expect_error(post_envelope(s, NULL, "{\"route\":\"echo\"}"), 401, "unauthorized", "no token");
+    expect_error(post_envelope(s, "wrong-token", "{\"route\":\"echo\"}"), 401, "unauthorized",
+                 "wrong token");
+    expect_error(call(s, "POST", "/v1/routes/echo/x", "wrong-token", NULL, NULL, "{}", 2), 401,
+                 "unauthorized", "transparent, wrong token");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/requests/%s", acme);
+    expect_error(call(s, "GET", path, NULL, NULL, NULL, NULL, 0), 401, "unauthorized",
+                 "status without a token");
+
+    /* 403 route_forbidden */
+    expect_error(post_envelope(s, H_OTHER_TOKEN, "{\"route\":\"private\"}"), 403, "route_forbidden",
+                 "other-token on route private (envelope)");
+    expect_error(
+        call(s, "POST", "/v1/routes/private/x", H_OTHER_TOKEN, "application/json", NULL, "{}", 2),
+        403, "route_forbidden", "other-token on route private (transparent)");
+
+    /* 404 unknown_route */
+    expect_error(post_envelope(s, H_TOKEN, "{\"route\":\"nosuch\"}"), 404, "unknown_route",
+                 "unknown route (envelope)");
+    expect_error(call(s, "POST", "/v1/routes/nosuch/x", H_TOKEN, "application/json", NULL, "{}", 2),
+                 404, "unknown_route", "unknown route (transparent)");
+
+    /* 404 not_found: unknown ids, malformed ids, and ids of another tenant,
+     * while each tenant still sees its own. */
+    long http = 0;
+    expect_error(call(s, "GET", "/v1/requests/0123456789ABCDEFGHIJKLMNOPQRSTUV", H_TOKEN, NULL,
+                      NULL, NULL, 0),
+                 404, "not_found", "random valid-looking id");
+    char twisted[40];
+    snprintf(twisted, sizeof twisted, "%s", acme);
+    twisted[31] = twisted[31] == 'a' ? 'b' : 'a';
+    snprintf(path, sizeof path, "/v1/requests/%s", twisted);
+    expect_error(call(s, "GET", path, H_TOKEN, NULL, NULL, NULL, 0), 404, "not_found",
+                 "a real id with its last character changed");
+    expect_error(call(s, "GET", "/v1/requests/not-an-id", H_TOKEN, NULL, NULL, NULL, 0), 404,
+                 "not_found", "malformed id");
+    expect_error(call(s, "GET", "/v1/requests/0123456789ABCDEFGHIJKLMNOPQRST!!", H_TOKEN, NULL,
+                      NULL, NULL, 0),
+                 404, "not_found", "id with characters outside the alphabet");
+    snprintf(path, sizeof path, "/v1/requests/%sX", acme);
+    expect_error(call(s, "GET", path, H_TOKEN, NULL, NULL, NULL, 0), 404, "not_found",
+                 "a real id with one character too many");
+    snprintf(path, sizeof path, "/v1/requests/%s", acme);
+    expect_error(call(s, "GET", path, H_OTHER_TOKEN, NULL, NULL, NULL, 0), 404, "not_found",
+                 "acme's id asked by globex");
+    snprintf(path, sizeof path, "/v1/requests/%s", globex);
+    expect_error(call(s, "GET", path, H_TOKEN, NULL, NULL, NULL, 0), 404, "not_found",
+                 "globex's id asked by acme");
+    st = h_get_status(s, H_OTHER_TOKEN, globex, &http);
+    ck_assert_int_eq(http, 200);
+    ck_assert_str_eq(h_json_str(st, "id"), globex);
+    json_object_put(st);
+
+    /* 405 method_not_allowed */
+    expect_error(call(s, "DELETE", "/v1/requests", H_TOKEN, NULL, NULL, NULL, 0), 405,
+                 "method_not_allowed", "DELETE /v1/requests");
+    expect_error(call(s, "GET", "/v1/requests", H_TOKEN, NULL, NULL, NULL, 0), 405,
+                 "method_not_allowed", "GET /v1/requests");
+    snprintf(path, sizeof path, "/v1/requests/%s", acme);
+    expect_error(call(s, "DELETE", path, H_TOKEN, NULL, NULL, NULL, 0), 405, "method_not_allowed",
+                 "DELETE /v1/requests/<id>");
+
+    /* 413 body_too_large: by Content-Length before reading, and by counting
+     * a chunked body that declares no length. */
+    char *big = envelope_with_text(2 * SMALL_BODY);
+    expect_error(post_envelope(s, H_TOKEN, big), 413, "body_too_large",
+                 "Content-Length beyond max_body_bytes");
+    expect_error(
+        call(s, "POST", "/v1/routes/echo/x", H_TOKEN, "application/json", NULL, big, strlen(big)),
+        413, "body_too_large", "transparent, Content-Length beyond max_body_bytes");
+    expect_error(post_chunked(s, H_TOKEN, big), 413, "body_too_large",
+                 "chunked body beyond max_body_bytes");
+    free(big);
+    big = envelope_with_text(SMALL_BODY + 1);
+    expect_error(post_chunked(s, H_TOKEN, big), 413, "body_too_large",
+                 "chunked body one byte beyond max_body_bytes");
+    free(big);
+
+    /* 415 unsupported_media_type */
+    expect_error(call(s, "POST", "/v1/requests", H_TOKEN, "text/plain", NULL,
+                      "{\"route\":\"echo\"}", strlen("{\"route\":\"echo\"}")),
+                 415, "unsupported_media_type", "text/plain envelope");
+
+    /* Nothing refused reached the backend: a sentinel submitted after them
+     * all is the only new request it serves. */
+    char *sentinel = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/sentinel\"}");
+    json_object_put(wait_succeeded(s, H_TOKEN, sentinel, "echo"));
+    h_sleep_ms(300);
+    ck_assert_int_eq(backend_requests(s), before + 1);
+
+    free(sentinel);
+    free(acme);
+    free(globex);
+    free(chunked);
+    h_stack_teardown(s);
+}
+END_TEST
+
+static Suite *api_suite(void)
+{
+    Suite *s = suite_create("api");
+    TCase *tc = tcase_create("api");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_envelope_round_trip);
+    tcase_add_test(tc, test_transparent_round_trip);
+    tcase_add_test(tc, test_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(api_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
