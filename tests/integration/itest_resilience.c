@@ -561,6 +561,58 @@ START_TEST(test_worker_sigterm_in_flight)
 }
 END_TEST
 
+#define HELD_N 50
+
+START_TEST(test_worker_sigterm_held_retries)
+{
+    struct h_stack *s = h_stack_new();
+    /* The first call of each request answers 503; its retry, due within
+     * 0..900 ms, waits inside the worker (retry_hold_max_ms is 1000). */
+    h_stack_set(s, "routes.flaky",
+                "{\"upstreams\":[\"%s/flaky/1/503\"],\"timeout_ms\":5000,\"max_attempts\":3,"
+                "\"backoff_ms\":900,\"backoff_max_ms\":900}",
+                h_stack_backend_url(s));
+    h_stack_start(s, 0);
+    char **ids = submit_all(h_stack_url(s), HELD_N, route_envelope, "flaky");
+    int w0 = h_stack_add_worker(s);
+    long long deadline = h_mono_ms() + 30000;
+    while (backend_requests(s) < HELD_N) {
+        ck_assert_msg(h_mono_ms() < deadline, "the first calls were not all made");
+        h_sleep_ms(5);
+    }
+    h_sleep_ms(50); /* the batch settles: its retries are now held */
+    long at_term = backend_requests(s);
+    h_stack_stop_worker(s, w0);
+    long at_exit = backend_requests(s);
+    fprintf(stderr, "held retries: %ld call(s) at SIGTERM, %ld when the worker had exited\n",
+            at_term, at_exit);
+    ck_assert_msg(at_term < 2 * HELD_N, "every retry was made before SIGTERM");
+
+    h_stack_add_worker(s);
+    struct json_object **st = calloc(HELD_N, sizeof *st);
+    ck_assert_ptr_nonnull(st);
+    wait_all_final(h_stack_url(s), ids, HELD_N, 60000, st);
+    for (size_t i = 0; i < HELD_N; i++) {
+        ck_assert_msg(!strcmp(h_json_str(st[i], "status"), "succeeded"), "request %zu: %s", i,
+                      json_object_to_json_string(st[i]));
+        ck_assert_int_eq(h_json_int(st[i], "result.status"), 200);
+        /* The held retry went to a retry queue at the stop, not back to the
+         * start: one failed call, one good one. */
+        ck_assert_msg(h_json_int(st[i], "attempts") == 2 && h_backend_calls(s, ids[i]) == 2,
+                      "request %s: attempts %lld, %ld backend calls (want 2 and 2): %s", ids[i],
+                      h_json_int(st[i], "attempts"), h_backend_calls(s, ids[i]),
+                      json_object_to_json_string(st[i]));
+    }
+    ck_assert_int_eq(backend_requests(s), 2 * HELD_N);
+    wait_queue_empty(s, "requests", 10000);
+    ck_assert_int_eq(queue_messages(s, "dead"), 0);
+
+    statuses_free(st, HELD_N);
+    ids_free(ids, HELD_N);
+    h_stack_teardown(s);
+}
+END_TEST
+
 /* ---- ingress restarts ---- */
 
 #define RESTART_N 8
@@ -593,6 +645,7 @@ START_TEST(test_ingress_restart_keeps_status)
 {
     struct h_stack *s = h_stack_new();
     set_route(s, "twice", "", 2);
+    set_route(s, "slow", "/delay/1500", 2);
     h_stack_start(s, 1);
     char **ids = submit_all(h_stack_url(s), RESTART_N, restart_envelope, NULL);
     struct json_object **st = calloc(RESTART_N, sizeof *st);
@@ -609,8 +662,18 @@ START_TEST(test_ingress_restart_keeps_status)
     }
     ck_assert_str_eq(h_json_str(st[1], "result.body_text"), "plain text");
 
+    /* These are still being called while the ingress restarts. */
+    char **busy = submit_all(h_stack_url(s), 5, route_envelope, "slow");
     h_stack_restart_ingress(s);
     assert_same_statuses(s, ids, st, RESTART_N, "after a clean restart");
+    struct json_object *busy_st[5];
+    wait_all_final(h_stack_url(s), busy, 5, 30000, busy_st);
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_str_eq(h_json_str(busy_st[i], "status"), "succeeded");
+        ck_assert_int_eq(h_json_int(busy_st[i], "attempts"), 1);
+        json_object_put(busy_st[i]);
+    }
+    ids_free(busy, 5);
     long http = 0;
     struct json_object *o = h_get_status(s, H_OTHER_TOKEN, ids[0], &http);
     ck_assert_int_eq(http, 404); /* still another tenant's */
@@ -803,7 +866,10 @@ START_TEST(test_broker_down_and_back)
     fprintf(stderr, "broker: pause took %lld ms, both /readyz 503 after %lld ms more\n",
             paused - t0, h_mono_ms() - paused);
 
-    /* The status of accepted work is still served from the ingress's index. */
+    /* The ingress lives on, and still serves the status of accepted work. */
+    char healthz[128];
+    snprintf(healthz, sizeof healthz, "%s/healthz", h_stack_url(s));
+    h_wait_http(healthz, 200, 1000, h_stack_ingress(s));
     long http = 0;
     struct json_object *o = h_get_status(s, H_TOKEN, ids[0], &http);
     ck_assert_msg(http == 200, "status while the broker is down answered %ld", http);
@@ -973,6 +1039,7 @@ static Suite *resilience_suite(void)
         {"burst", test_burst},
         {"worker_sigkill", test_worker_sigkill_mid_batch},
         {"worker_sigterm", test_worker_sigterm_in_flight},
+        {"worker_sigterm_held", test_worker_sigterm_held_retries},
         {"ingress_restart", test_ingress_restart_keeps_status},
         {"broker_down", test_broker_down_and_back},
         {"replicas", test_two_ingress_replicas},
