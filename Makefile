@@ -62,6 +62,7 @@ integration: san $(ITEST_BINS)
 # against a private broker that run-tests.sh starts and stops.
 test: deps
 	@$(MAKE) --no-print-directory all
+	@scripts/gen-docs.sh --check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
