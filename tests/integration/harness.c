@@ -3,6 +3,8 @@
  * process; the children then die of PR_SET_PDEATHSIG, so nothing lingers. */
 #include "harness.h"
 
+#include "json.h"
+
 #include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -415,22 +417,11 @@ const char *h_resp_header(const struct h_resp *r, const char *name)
     return NULL;
 }
 
-/* parse_whole parses s (NUL-terminated) as exactly one JSON value with
- * optional whitespace around it; the caller puts the result. The NUL is
- * handed to the tokener too, or a number at the very end would be incomplete. */
+/* parse_whole parses s (NUL-terminated) as exactly one JSON value with the
+ * product's own strict parser; the caller puts the result. */
 static struct json_object *parse_whole(const char *s)
 {
-    struct json_tokener *t = json_tokener_new();
-    ck_assert_ptr_nonnull(t);
-    size_t n = strlen(s);
-    struct json_object *o = json_tokener_parse_ex(t, s, (int)n + 1);
-    size_t end = json_tokener_get_parse_end(t);
-    json_tokener_free(t);
-    if (o && (end > n || strspn(s + end, " \t\r\n") != n - end)) {
-        json_object_put(o);
-        o = NULL;
-    }
-    return o;
+    return json_parse(s, strlen(s), NULL, 0);
 }
 
 struct json_object *h_resp_json(const struct h_resp *r)

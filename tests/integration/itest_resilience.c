@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,7 +646,7 @@ START_TEST(test_ingress_restart_keeps_status)
 {
     struct h_stack *s = h_stack_new();
     set_route(s, "twice", "", 2);
-    set_route(s, "slow", "/delay/1500", 2);
+    set_route(s, "slow", "/delay/2500", 2);
     h_stack_start(s, 1);
     char **ids = submit_all(h_stack_url(s), RESTART_N, restart_envelope, NULL);
     struct json_object **st = calloc(RESTART_N, sizeof *st);
@@ -666,6 +667,12 @@ START_TEST(test_ingress_restart_keeps_status)
     char **busy = submit_all(h_stack_url(s), 5, route_envelope, "slow");
     h_stack_restart_ingress(s);
     assert_same_statuses(s, ids, st, RESTART_N, "after a clean restart");
+    for (size_t i = 0; i < 5; i++) {
+        long http = 0;
+        struct json_object *o = h_get_status(s, H_TOKEN, busy[i], &http);
+        ck_assert_msg(http == 200, "in-progress %s unknown after the restart: %ld", busy[i], http);
+        json_object_put(o);
+    }
     struct json_object *busy_st[5];
     wait_all_final(h_stack_url(s), busy, 5, 30000, busy_st);
     for (size_t i = 0; i < 5; i++) {
@@ -931,6 +938,109 @@ START_TEST(test_broker_down_and_back)
 }
 END_TEST
 
+/* broker_beam_pid finds the Erlang VM of the test broker: the child of the
+ * rabbitmq-server script whose pid broker.sh keeps in server.pid. */
+static pid_t broker_beam_pid(void)
+{
+    char path[4096], comm[64];
+    snprintf(path, sizeof path, "%s/server.pid", h_broker_dir());
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    int server = 0, beam = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &server), 1);
+    fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", server, server);
+    f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    ck_assert_int_eq(fscanf(f, "%d", &beam), 1);
+    fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/comm", beam);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(comm, sizeof comm, f));
+    fclose(f);
+    ck_assert_msg(!strncmp(comm, "beam", 4), "child %d of the broker is %s", beam, comm);
+    return beam;
+}
+
+/* thaw_guard forks a process that sends SIGCONT to pid after ms, so that a
+ * failing test never leaves the broker frozen for the tests after it. */
+static pid_t thaw_guard(pid_t pid, long ms)
+{
+    fflush(NULL);
+    pid_t g = fork();
+    ck_assert_int_ge(g, 0);
+    if (g == 0) {
+        h_sleep_ms(ms);
+        kill(pid, SIGCONT);
+        _exit(0);
+    }
+    return g;
+}
+
+#define FROZEN_N 10
+
+START_TEST(test_broker_frozen)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_set(s, "ingress",
+                "{\"threads\":2,\"max_body_bytes\":1048576,\"status_retention_s\":86400,"
+                "\"max_status_entries\":1000000,\"confirm_timeout_ms\":%d}",
+                CONFIRM_TIMEOUT_MS);
+    h_stack_start(s, 1);
+    char *before = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/before\"}");
+    struct json_object *o = h_wait_final(s, H_TOKEN, before, 30000);
+    json_object_put(o);
+
+    /* A frozen broker keeps its connections open but confirms nothing: only
+     * the confirm timeout can answer the clients. */
+    pid_t beam = broker_beam_pid();
+    pid_t guard = thaw_guard(beam, 30000);
+    ck_assert_int_eq(kill(beam, SIGSTOP), 0);
+    struct xfer *xs = calloc(FROZEN_N, sizeof *xs);
+    ck_assert_ptr_nonnull(xs);
+    for (size_t i = 0; i < FROZEN_N; i++) {
+        xs[i].method = "POST";
+        xs[i].token = H_TOKEN;
+        xs[i].body = xasprintf("{\"route\":\"echo\",\"path\":\"/frozen/%zu\"}", i);
+        snprintf(xs[i].url, sizeof xs[i].url, "%s/v1/requests", h_stack_url(s));
+    }
+    long long t0 = h_mono_ms();
+    run_all(xs, FROZEN_N, FROZEN_N);
+    long long took = h_mono_ms() - t0;
+    kill(beam, SIGCONT);
+    kill(guard, SIGKILL);
+    waitpid(guard, NULL, 0);
+    fprintf(stderr, "frozen broker: %d submissions answered in %lld ms\n", FROZEN_N, took);
+    for (size_t i = 0; i < FROZEN_N; i++) {
+        ck_assert_msg(xs[i].status == 503,
+                      "submission %zu to a frozen broker answered %ld %s: %.300s", i, xs[i].status,
+                      xs[i].err, xs[i].resp ? xs[i].resp : "");
+        struct json_object *e = parse_body(&xs[i]);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_str_eq(h_json_str(e, "error.code"), "broker_unavailable");
+        ck_assert_msg(xs[i].retry_after[0], "503 without Retry-After");
+        json_object_put(e);
+    }
+    ck_assert_msg(took <= CONFIRM_TIMEOUT_MS + ANSWER_MARGIN_MS,
+                  "the refusals took %lld ms (confirm timeout %d ms)", took, CONFIRM_TIMEOUT_MS);
+    xfers_free(xs, FROZEN_N);
+
+    /* Thawed, the gateway works again. */
+    char ready[128];
+    snprintf(ready, sizeof ready, "%s/readyz", h_stack_url(s));
+    h_wait_http(ready, 200, 30000, h_stack_ingress(s));
+    char *after = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/after\"}");
+    o = h_wait_final(s, H_TOKEN, after, 30000);
+    ck_assert_str_eq(h_json_str(o, "status"), "succeeded");
+    ck_assert_int_eq(h_backend_calls(s, after), 1);
+    json_object_put(o);
+    free(after);
+    free(before);
+    h_stack_teardown(s);
+}
+END_TEST
+
 /* ---- two ingress replicas ---- */
 
 static struct h_proc *start_replica(struct h_stack *s, char *url, size_t len)
@@ -1042,6 +1152,7 @@ static Suite *resilience_suite(void)
         {"worker_sigterm_held", test_worker_sigterm_held_retries},
         {"ingress_restart", test_ingress_restart_keeps_status},
         {"broker_down", test_broker_down_and_back},
+        {"broker_frozen", test_broker_frozen},
         {"replicas", test_two_ingress_replicas},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
