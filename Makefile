@@ -58,13 +58,14 @@ unit: $(UNIT_BINS)
 integration: san $(ITEST_BINS)
 	@scripts/run-tests.sh integration $(ITEST_BINS)
 
-# test is what CI runs: install, build, unit tests, then integration tests
-# against a private broker that run-tests.sh starts and stops.
+# test is what CI runs: install, build, then every suite in one run (unit
+# suites first, integration suites against a private broker that
+# run-tests.sh starts and stops), closing with one "N passed, M failed" line.
 test: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/gen-docs.sh --check
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory san $(UNIT_BINS) $(ITEST_BINS)
+	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
