@@ -137,8 +137,8 @@ Submit a request:
   curl -s -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' \\
     -d '{"route":"echo","method":"POST","path":"/hello","body":{"hello":"world"}}' \\
     http://$listen/v1/requests
-Poll it (put the id from the answer; wait=10 long-polls until it is final):
-  curl -s -H 'Authorization: Bearer $token' 'http://$listen/v1/requests/<id>?wait=10'
+Poll it (put the id from the answer):
+  curl -s -H 'Authorization: Bearer $token' 'http://$listen/v1/requests/<id>'
 
 Ctrl-C stops everything.
 EOF
