@@ -3,7 +3,7 @@ CC      ?= cc
 PKGS    := librabbitmq libmicrohttpd json-c libcurl libcrypto
 WARN    := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wformat=2
 DEFS    := -D_GNU_SOURCE
-INC     := -Icommon -Iingress -Iworker
+INC     := -Icommon -Iingress -Iworker -Icli
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
@@ -15,14 +15,15 @@ INGRESS_SRC := $(filter-out ingress/main.c,$(wildcard ingress/*.c))
 WORKER_SRC  := $(filter-out worker/main.c,$(wildcard worker/*.c))
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 ITEST_SRC   := $(filter-out tests/integration/harness.c,$(wildcard tests/integration/*.c))
-BINS        := sluice-ingress sluice-worker sluice-backend
+CLI_SRC     := $(wildcard cli/*.c)
+BINS        := sluice-ingress sluice-worker sluice-backend $(if $(CLI_SRC),sluice)
 
 # Two trees: build/ for the binaries users run, build/san/ instrumented for tests.
 all: $(addprefix build/,$(BINS))
 san: $(addprefix build/san/,$(BINS))
 
 define tree # $(1) = output dir, $(2) = flags
-$(1)/obj/%.o: %.c $(wildcard common/*.h ingress/*.h worker/*.h tests/integration/*.h)
+$(1)/obj/%.o: %.c $(wildcard common/*.h ingress/*.h worker/*.h cli/*.h tests/integration/*.h)
 	@mkdir -p $$(dir $$@)
 	@echo "  CC      $$@"
 	@$$(CC) $(2) $$(WARN) $$(DEFS) $$(INC) $$(PKG_CFLAGS) -c $$< -o $$@
@@ -37,6 +38,8 @@ $(1)/sluice-ingress: $(1)/obj/ingress/main.o $(1)/libingress.a $(1)/libsluice.a
 $(1)/sluice-worker: $(1)/obj/worker/main.o $(1)/libworker.a $(1)/libsluice.a
 	$$(CC) $(2) $$^ $$(PKG_LIBS) -o $$@
 $(1)/sluice-backend: $(1)/obj/tests/tools/backend.o $(1)/libsluice.a
+	$$(CC) $(2) $$^ $$(PKG_LIBS) -o $$@
+$(1)/sluice: $$(CLI_SRC:%.c=$(1)/obj/%.o) $(1)/libsluice.a
 	$$(CC) $(2) $$^ $$(PKG_LIBS) -o $$@
 endef
 $(eval $(call tree,build,$(OPT)))
