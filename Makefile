@@ -52,6 +52,17 @@ build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build
 build/san/itest_%: build/san/obj/tests/integration/itest_%.o build/san/obj/tests/integration/harness.o build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 
+BENCH_TOOLS := $(patsubst bench/%.c,build/bench/%,$(filter-out bench/bench.c,$(wildcard bench/*.c)))
+BENCH_LIB   := $(if $(wildcard bench/bench.c),build/obj/bench/bench.o)
+build/bench/%: build/obj/bench/%.o $(BENCH_LIB) build/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $^ $(PKG_LIBS) -o $@
+bench-tools: $(BENCH_TOOLS)
+
+# bench is not part of test (it takes minutes); test runs its --smoke form.
+bench: deps all bench-tools
+	@bench/run.sh
+
 deps:
 	@scripts/deps.sh
 
@@ -78,7 +89,7 @@ docs: build/sluice-ingress
 	@scripts/gen-docs.sh
 
 format:
-	clang-format -i common/*.[ch] ingress/*.[ch] worker/*.[ch] tests/*/*.[ch]
+	clang-format -i common/*.[ch] ingress/*.[ch] worker/*.[ch] cli/*.[ch] bench/*.[ch] tests/*/*.[ch]
 
 clean:
 	rm -rf build
@@ -90,5 +101,5 @@ help:
 	@echo "make unit       unit tests only"
 	@echo "make clean      remove build/"
 
-.PHONY: all san deps unit integration test run docs format clean help
+.PHONY: all san bench bench-tools deps unit integration test run docs format clean help
 .SECONDARY:

@@ -19,6 +19,11 @@
  * to let anyone stream forever. */
 #define DISCARD_FACTOR 4
 
+/* libmicrohttpd clears a connection's memory pool for every request, so the
+ * pool is sized for headers (up to 32 KiB, like nginx), not for bodies, which
+ * live in the request's own buffer. */
+#define HTTP_CONNECTION_MEMORY ((size_t)32 * 1024)
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
@@ -182,16 +187,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->started = true;
         r->conn = conn;
         r->method = method;
-        if (classify(r, &res) < 0) return res;
-        if (r->ep == EP_STATUS || r->ep <= EP_METRICS) {
-            struct answer a = {0};
-            handle_get(r, &a);
-            return send_answer(r, &a);
-        }
-        return MHD_YES;
+        /* Only refusals are sent now: libmicrohttpd closes a connection
+         * answered before its request was fully read, so answers to good
+         * requests wait for the final call and keep the connection alive. */
+        return classify(r, &res) < 0 ? res : MHD_YES;
     }
     if (*upload_data_size) return read_body(r, upload_data, upload_data_size);
     struct answer a = {0};
+    if (r->ep == EP_STATUS || r->ep <= EP_METRICS) {
+        handle_get(r, &a);
+        return send_answer(r, &a);
+    }
     if (r->waiting) {
         handle_published(r, &a);
         return send_answer(r, &a);

@@ -9,19 +9,12 @@
 #   broker.sh pause DIR      stop the RabbitMQ application (clients see the broker down)
 #   broker.sh resume DIR     start the application again on the same port
 #   broker.sh url DIR        print the AMQP URL of the node under DIR
+#   broker.sh ctl DIR ARGS   run rabbitmqctl ARGS against the node
 set -euo pipefail
 
 RMQ_BIN=/usr/lib/rabbitmq/bin
-
-free_port() {
-  # Ask the kernel for a free port by binding port 0.
-  python3 - 2>/dev/null <<'PY' || shuf -i 20000-59999 -n 1
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-PY
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 node_env() {
   local dir=$1
@@ -104,9 +97,11 @@ cmd_stop() {
 }
 
 cmd_pause() { node_env "$1"; ctl stop_app >/dev/null; }
+cmd_ctl() { node_env "$1"; shift; ctl "$@"; }
 cmd_resume() { node_env "$1"; ctl start_app >/dev/null; }
 
 case "${1:-}" in
+  ctl) shift; cmd_ctl "${1:?usage: broker.sh ctl DIR ARGS...}" "${@:2}" ;;
   start | stop | pause | resume | url) "cmd_$1" "${2:?usage: broker.sh start|stop|pause|resume|url DIR}" ;;
   *) echo "usage: broker.sh start|stop|pause|resume|url DIR" >&2; exit 2 ;;
 esac

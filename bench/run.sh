@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# run.sh is `make bench`: it starts everything on loopback (a private
+# RabbitMQ, nginx as the fast backend, sluice-backend with 20 ms of latency as
+# the slow one, the ingress and workers), measures the broker's own ceiling
+# and sluice side by side in one run, prints one table with ratios, and
+# writes every figure as JSON under bench/results/. With --smoke every phase
+# runs with tiny counts so `make test` proves the benchmark still works.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+smoke=0
+[ "${1:-}" = --smoke ] && smoke=1
+if [ $smoke = 1 ]; then
+  N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
+  N_FLOOD=20000 N_SOAK=2000
+else
+  N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
+  LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
+  N_BATCH100=${N_BATCH100:-20000} N_FLOOD=${N_FLOOD:-1000000} N_SOAK=${N_SOAK:-1000000}
+fi
+BIN=build
+TOKEN=bench-token
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results=$root/bench/results/$stamp
+mkdir -p "$results"
+work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
+pids=()
+
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/broker.sh stop "$work/broker" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval("d" + sys.argv[2]))' "$@"; }
+
+wait_http() { # url, seconds
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    curl -sf -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  say "$1 did not answer 200 in $2 s"
+  return 1
+}
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+start_backends() {
+  FAST_PORT=$(free_port) SLOW_PORT=$(free_port)
+  cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  log_format bench '\$msec \$http_idempotency_key';
+  access_log $work/access.log bench buffer=256k flush=1s;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$FAST_PORT;
+    location / { default_type application/json; return 200 '{"ok":true}'; }
+  }
+}
+NGINX
+  nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
+  pids+=($!)
+  "$BIN/sluice-backend" --listen "127.0.0.1:$SLOW_PORT" --delay-ms 20 >"$work/slow.log" 2>&1 &
+  pids+=($!)
+}
+
+write_config() {
+  local sha
+  sha=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
+  INGRESS_PORT=$(free_port)
+  cat >"$work/sluice.json" <<JSON
+{"amqp_url":"$AMQP_URL","namespace":"bench","log_level":"warn",
+ "ingress":{"listen":"127.0.0.1:$INGRESS_PORT","threads":2},
+ "keys":[{"id":"bench","secret_sha256":"$sha","tenant":"bench","routes":["*"]}],
+ "routes":{"fast":{"upstreams":["http://127.0.0.1:$FAST_PORT"]},
+           "slow":{"upstreams":["http://127.0.0.1:$SLOW_PORT"],"timeout_ms":10000}}}
+JSON
+  URL=http://127.0.0.1:$INGRESS_PORT
+}
+
+start_ingress() {
+  "$BIN/sluice-ingress" --config "$work/sluice.json" >>"$work/ingress.log" 2>&1 &
+  INGRESS_PID=$!
+  pids+=("$INGRESS_PID")
+  wait_http "$URL/readyz" 60
+}
+
+# start_workers N BATCH PREFETCH: sets WORKER_PIDS and their metrics URLs.
+start_workers() {
+  WORKER_PIDS=()
+  local i port
+  for ((i = 0; i < $1; i++)); do
+    port=$(free_port)
+    SLUICE_BATCH_SIZE=$2 SLUICE_PREFETCH=$3 SLUICE_METRICS_LISTEN=127.0.0.1:$port \
+      "$BIN/sluice-worker" --config "$work/sluice.json" >>"$work/worker.log" 2>&1 &
+    WORKER_PIDS+=($!)
+    pids+=($!)
+    wait_http "http://127.0.0.1:$port/readyz" 60
+  done
+}
+
+stop_workers() {
+  local p
+  for p in "${WORKER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${WORKER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  WORKER_PIDS=()
+}
+
+purge() { scripts/broker.sh ctl "$work/broker" purge_queue bench.requests >/dev/null; }
+
+# latency_from_logs SUBMIT_LOG: submit->backend percentiles (ms) from the
+# load tool's "<id> <send_us>" lines and nginx's "<msec> <id>" lines.
+latency_from_logs() {
+  sleep 1.5 # nginx flushes its access log every second
+  awk 'NR == FNR { sent[$1] = $2; next }
+       ($2 in sent) && !($2 in seen) { seen[$2] = 1; printf "%.3f\n", $1 * 1000 - sent[$2] / 1000 }' \
+    "$1" "$work/access.log" | sort -n | awk '{ v[NR] = $1 }
+       END { if (!NR) { print "{\"n\":0}"; exit }
+             printf "{\"n\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f}\n", NR, v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)] }'
+}
+
+load() { "$BIN/bench/load" --url "$URL" --token "$TOKEN" "$@"; }
+
+phase_ceiling() {
+  say "1/6 broker ceiling ($N_CEILING messages)"
+  "$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING" --window 512 >"$results/ceiling.json"
+}
+
+phase_accept() {
+  say "2/6 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  SLUICE_BENCH_TOKEN=$TOKEN SLUICE_BENCH_ROUTE=fast \
+    wrk -t2 -c64 -d"${ACCEPT_S}s" -s bench/post.lua "$URL" | tail -n 1 >"$results/accept.json"
+  purge
+}
+
+phase_e2e() {
+  say "3/6 end to end ($N_E2E requests, 2 workers, fast backend)"
+  : >"$work/access.log"
+  start_workers 2 100 200
+  load --route fast --count "$N_E2E" --connections 64 --wait-final 300 \
+    --submit-log "$work/e2e.submit" >"$results/e2e.json"
+  latency_from_logs "$work/e2e.submit" >"$results/e2e_latency.json"
+  echo "{\"ingress_kb\":$(hwm_kb "$INGRESS_PID"),\"worker_kb\":$(hwm_kb "${WORKER_PIDS[0]}")}" \
+    >"$results/e2e_memory.json"
+}
+
+phase_latency() {
+  say "4/6 latency at $LAT_RATE req/s for ${LAT_S}s"
+  load --route fast --rate "$LAT_RATE" --duration "$LAT_S" --connections 64 --wait-final 60 \
+    --submit-log "$work/lat.submit" >"$results/latency.json"
+  latency_from_logs "$work/lat.submit" >"$results/latency_backend.json"
+  stop_workers
+}
+
+phase_batching() {
+  say "5/6 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
+  start_workers 1 1 2
+  load --route slow --count "$N_BATCH1" --connections 64 --wait-final 600 >"$results/batch1.json"
+  stop_workers
+  start_workers 1 100 200
+  load --route slow --count "$N_BATCH100" --connections 64 --wait-final 600 >"$results/batch100.json"
+  stop_workers
+}
+
+phase_memory() {
+  say "6/6 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
+  local before after count0 count1
+  count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
+  before=$(rss_kb "$INGRESS_PID")
+  "$BIN/bench/flood" --amqp "$AMQP_URL" --namespace bench --count "$N_FLOOD" >"$results/flood.json"
+  local want=$((count0 + N_FLOOD)) i
+  for ((i = 0; i < 600; i++)); do
+    count1=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
+    [ "$count1" -ge "$want" ] && break
+    sleep 0.2
+  done
+  after=$(rss_kb "$INGRESS_PID")
+  echo "{\"entries\":$((count1 - count0)),\"rss_before_kb\":$before,\"rss_after_kb\":$after,\"bytes_per_entry\":$(((after - before) * 1024 / (count1 - count0)))}" \
+    >"$results/status_memory.json"
+  start_workers 1 100 200
+  local w=${WORKER_PIDS[0]}
+  load --route fast --count "$N_SOAK" --connections 64 --wait-final 0 >"$results/soak.json" &
+  local lp=$! samples=()
+  while kill -0 "$lp" 2>/dev/null; do samples+=("$(rss_kb "$w")"); sleep 2; done
+  wait "$lp"
+  samples+=("$(rss_kb "$w")")
+  printf '{"worker_rss_kb":[%s]}\n' "$(IFS=,; echo "${samples[*]}")" >"$results/soak_memory.json"
+  stop_workers
+}
+
+report() {
+  python3 - "$results" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+r = {f[:-5]: json.load(open(os.path.join(d, f))) for f in os.listdir(d) if f.endswith(".json") and f != "summary.json"}
+pub = r["ceiling"]["publish_per_s"]
+rows = []
+def row(name, value, unit, ratio=None, target=None, ok=None):
+    rows.append((name, value, unit, ratio, target, ok))
+row("broker ceiling: confirmed publishes", pub, "/s")
+row("broker ceiling: consumed", r["ceiling"]["consume_per_s"], "/s")
+acc = r["accept"]
+row("accept rate (wrk, 64 conns)", acc["rate"], "req/s", acc["rate"] / pub, ">= 0.8", acc["rate"] >= 0.8 * pub)
+row("accept p50 / p99", "%.1f / %.1f" % (acc["p50_ms"], acc["p99_ms"]), "ms")
+row("accept non-202 answers", acc["non_202"] + acc["socket_errors"], "", None, "0", acc["non_202"] + acc["socket_errors"] == 0)
+e = r["e2e"]
+row("end to end completions", e.get("completion_rate", 0), "/s", e.get("completion_rate", 0) / pub, ">= 0.6", e.get("completion_rate", 0) >= 0.6 * pub and e.get("not_final", 1) == 0)
+el = r["e2e_latency"]
+row("end to end submit->backend p50 / p99", "%s / %s" % (el.get("p50_ms"), el.get("p99_ms")), "ms")
+lb, lt = r["latency_backend"], r["latency"]
+ok = lb.get("n", 0) > 0 and lb["p50_ms"] <= 3 and lb["p99_ms"] <= 15
+row("at %s/s submit->backend p50 / p99" % lt.get("submitted", 0), "%s / %s" % (lb.get("p50_ms"), lb.get("p99_ms")), "ms", None, "<= 3 / 15", ok)
+f = lt.get("submit_to_final_ms", {})
+row("at load submit->final p50 / p99", "%s / %s" % (f.get("p50"), f.get("p99")), "ms")
+b1, b100 = r["batch1"].get("completion_rate", 0), r["batch100"].get("completion_rate", 0)
+row("batch_size 1 / 100 (20 ms backend)", "%.0f / %.0f" % (b1, b100), "/s", b100 / b1 if b1 else None, ">= 5", b1 > 0 and b100 >= 5 * b1)
+m = r["e2e_memory"]
+tot = (m["ingress_kb"] + m["worker_kb"]) / 1024
+row("peak RSS ingress + 1 worker (e2e)", "%.1f" % tot, "MB", None, "<= 40", tot <= 40)
+s = r["status_memory"]
+row("ingress bytes per retained status", s["bytes_per_entry"], "B", None, "<= 300", s["bytes_per_entry"] <= 300)
+w = r["soak_memory"]["worker_rss_kb"]
+warm = w[min(2, len(w) - 1)]
+row("worker RSS over %d requests (first/last/max)" % r["soak"]["submitted"], "%d / %d / %d" % (w[0] / 1024, w[-1] / 1024, max(w) / 1024), "MB", None, "flat", w[-1] <= warm * 1.2 + 1024)
+print("\n%-48s %16s %-6s %7s %10s %s" % ("figure", "value", "unit", "ratio", "target", "met"))
+for name, value, unit, ratio, target, okv in rows:
+    v = ("%.0f" % value) if isinstance(value, float) else str(value)
+    print("%-48s %16s %-6s %7s %10s %s" % (name, v, unit, "" if ratio is None else "%.2f" % ratio, target or "", "" if okv is None else ("yes" if okv else "NO")))
+json.dump({k: {"value": v, "unit": u, "ratio": ra, "target": t, "met": o} for k, v, u, ra, t, o in rows}, open(os.path.join(d, "summary.json"), "w"), indent=1)
+PY
+}
+
+say "building"
+make -s all bench-tools
+AMQP_URL=$(scripts/broker.sh start "$work/broker")
+start_backends
+write_config
+start_ingress
+phase_ceiling
+phase_accept
+phase_e2e
+phase_latency
+phase_batching
+phase_memory
+report
+ln -sfn "$stamp" bench/results/latest
+say "results in bench/results/$stamp"
