@@ -39,6 +39,7 @@ struct scalar {
 static bool amqp_url_ok(const char *s);
 static bool namespace_ok(const char *s);
 static bool log_level_ok(const char *s);
+static bool queue_type_ok(const char *s);
 static bool listen_ok(const char *s);
 
 #define STR(k, e, d, field, okf, rule, secret, m)                                                  \
@@ -59,6 +60,12 @@ static const struct scalar scalars[] = {
         "prefix of every exchange and queue"),
     STR("log_level", "SLUICE_LOG_LEVEL", "info", log_level, log_level_ok,
         "debug, info, warn or error", false, "lowest level logged"),
+    STR("queue_type", "SLUICE_QUEUE_TYPE", "classic", queue_type, queue_type_ok,
+        "classic or quorum", false,
+        "type of the requests, dead and retry queues; quorum replicates them (docs/clustering.md)"),
+    LNG("delivery_limit", "SLUICE_DELIVERY_LIMIT", 20, 1, 1000, delivery_limit,
+        "quorum only: returns of one unacked request to the queue (a worker died, a requeue) "
+        "before the broker dead-letters it"),
     STR("ingress.listen", "SLUICE_LISTEN", "127.0.0.1:8080", ingress.listen, listen_ok, LISTEN_RULE,
         false, "HTTP address of the ingress"),
     LNG("ingress.threads", "SLUICE_THREADS", 2, 1, 256, ingress.threads, "HTTP server threads"),
@@ -190,6 +197,11 @@ static bool namespace_ok(const char *s)
 static bool log_level_ok(const char *s)
 {
     return !strcmp(s, "debug") || !strcmp(s, "info") || !strcmp(s, "warn") || !strcmp(s, "error");
+}
+
+static bool queue_type_ok(const char *s)
+{
+    return !strcmp(s, "classic") || !strcmp(s, "quorum");
 }
 
 /* listen_ok accepts host:port and [v6]:port; a bare v6 address is ambiguous. */

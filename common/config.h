@@ -63,6 +63,12 @@ struct cfg {
     char *amqp_url;
     char *namespace; /* prefix of every exchange and queue */
     char *log_level; /* debug, info, warn, error */
+    /* "classic" or "quorum": the type of the requests, dead and retry queues
+     * (see docs/clustering.md); the events queue is always a stream. */
+    char *queue_type;
+    /* quorum only: returns of an unacked message to the queue (a consumer died,
+     * a requeue) before the broker dead-letters it: limit + 1 deliveries */
+    long delivery_limit;
     struct cfg_ingress ingress;
     struct cfg_worker worker;
     struct cfg_key *keys;

@@ -35,7 +35,9 @@ struct mq_event {
  * management UI. Returns 0 and *out (free with mq_close), or -1 with err. */
 __attribute__((warn_unused_result)) int mq_open(struct mq **out, const char *url, const char *name,
                                                 int timeout_ms, char *err, size_t errlen);
-/* mq_close closes politely if the connection is still up, then frees. */
+/* mq_close closes politely if the connection is still up, then frees. A
+ * polite close first waits until 250 ms after the last mq_ack or mq_nack, so
+ * that a quorum queue receives them all (see MQ_SETTLE_MS in mq.c). */
 void mq_close(struct mq *mq);
 
 int mq_fd(const struct mq *mq);
@@ -47,15 +49,23 @@ bool mq_buffered(const struct mq *mq);
 void mq_name(char *out, size_t outlen, const char *ns, const char *suffix);
 
 /* mq_declare_topology declares, idempotently, the requests exchange and
- * priority queue (dead-lettering to the dead queue), the dead queue and the
- * events stream with retention_s as its max age. -1 with err on failure
- * (including arguments that differ from an existing queue's). */
+ * queue (dead-lettering to the dead queue), the dead queue and the events
+ * stream with retention_s as its max age. queue_type is "classic" (the
+ * requests queue has priorities 0..9) or "quorum" (the requests and dead
+ * queues are replicated quorum queues, and the broker dead-letters a request
+ * returned unacked to the queue more than delivery_limit times; see
+ * docs/clustering.md); delivery_limit is ignored for classic. -1 with err on
+ * failure (including an unknown queue_type and arguments that differ from an
+ * existing queue's). */
 __attribute__((warn_unused_result)) int
-mq_declare_topology(struct mq *mq, const char *ns, long retention_s, char *err, size_t errlen);
-/* mq_declare_retry_queue declares "<ns>.retry.<delay_ms>", whose messages
- * expire after delay_ms back into the requests exchange. */
-__attribute__((warn_unused_result)) int
-mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, char *err, size_t errlen);
+mq_declare_topology(struct mq *mq, const char *ns, long retention_s, const char *queue_type,
+                    long delivery_limit, char *err, size_t errlen);
+/* mq_declare_retry_queue declares "<ns>.retry.<delay_ms>", of queue_type,
+ * whose messages expire after delay_ms back into the requests exchange. */
+__attribute__((warn_unused_result)) int mq_declare_retry_queue(struct mq *mq, const char *ns,
+                                                               long delay_ms,
+                                                               const char *queue_type, char *err,
+                                                               size_t errlen);
 
 __attribute__((warn_unused_result)) int mq_confirm_select(struct mq *mq);
 __attribute__((warn_unused_result)) int mq_qos(struct mq *mq, uint16_t prefetch);

@@ -80,8 +80,8 @@ static struct mq *connect_stream(struct events *e)
     struct mq *mq = NULL;
     if (e->next_offset >= 0) snprintf(offset, sizeof(offset), "%" PRId64, e->next_offset);
     if (mq_open(&mq, e->cfg->amqp_url, "sluice-ingress events", 5000, err, sizeof(err)) < 0 ||
-        mq_declare_topology(mq, e->cfg->namespace, e->cfg->ingress.status_retention_s, err,
-                            sizeof(err)) < 0 ||
+        mq_declare_topology(mq, e->cfg->namespace, e->cfg->ingress.status_retention_s,
+                            e->cfg->queue_type, e->cfg->delivery_limit, err, sizeof(err)) < 0 ||
         mq_qos(mq, EVENTS_PREFETCH) < 0 || mq_consume(mq, e->queue, offset) < 0 ||
         publish_marker(e, mq) < 0) {
         log_error("events: %s; retrying", err[0] ? err : "cannot consume the events stream");

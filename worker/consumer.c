@@ -173,7 +173,8 @@ static int ensure_retry_queue(struct consumer *c, long delay)
     for (size_t i = 0; i < c->retry_queues_n; i++)
         if (c->retry_queues[i] == delay) return 0;
     char err[512];
-    if (mq_declare_retry_queue(c->mq, c->cfg->namespace, delay, err, sizeof(err)) < 0) {
+    if (mq_declare_retry_queue(c->mq, c->cfg->namespace, delay, c->cfg->queue_type, err,
+                               sizeof(err)) < 0) {
         log_error("%s", err);
         return -1;
     }
@@ -435,8 +436,8 @@ static void connect_broker(struct consumer *c)
     char err[512] = "";
     const struct cfg *cfg = c->cfg;
     if (mq_open(&c->mq, cfg->amqp_url, "sluice-worker", 5000, err, sizeof(err)) < 0 ||
-        mq_declare_topology(c->mq, cfg->namespace, cfg->ingress.status_retention_s, err,
-                            sizeof(err)) < 0 ||
+        mq_declare_topology(c->mq, cfg->namespace, cfg->ingress.status_retention_s, cfg->queue_type,
+                            cfg->delivery_limit, err, sizeof(err)) < 0 ||
         mq_confirm_select(c->mq) < 0 || mq_qos(c->mq, (uint16_t)cfg->worker.prefetch) < 0 ||
         mq_consume(c->mq, c->requests, NULL) < 0) {
         log_error("%s; retrying", err[0] ? err : "cannot consume the requests queue");

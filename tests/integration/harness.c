@@ -136,9 +136,34 @@ static char *xstrdup(const char *s)
 
 /* ---- processes ---- */
 
+/* passed_env lists the SLUICE_* variables a test run passes on to every
+ * process: SLUICE_QUEUE_TYPE=quorum runs the whole suite in quorum mode. */
+static const char *const passed_env[] = {"SLUICE_QUEUE_TYPE", NULL};
+
+/* env_named tells whether entry ("NAME=value") sets a variable of list. */
+static bool env_named(const char *entry, const char *const list[])
+{
+    for (size_t i = 0; list[i]; i++) {
+        size_t n = strlen(list[i]);
+        if (strncmp(entry, list[i], n) == 0 && entry[n] == '=') return true;
+    }
+    return false;
+}
+
+/* env_in_extra tells whether extra sets the variable that entry sets. */
+static bool env_in_extra(const char *entry, char *const extra[])
+{
+    const char *eq = strchr(entry, '=');
+    size_t n = eq ? (size_t)(eq - entry) : strlen(entry);
+    for (size_t i = 0; extra && extra[i]; i++)
+        if (strncmp(extra[i], entry, n) == 0 && extra[i][n] == '=') return true;
+    return false;
+}
+
 /* child_env is the test's environment without SLUICE_* (a developer's own
- * settings must not leak into a test's config) plus extra. The strings are
- * borrowed; the caller frees only the array. */
+ * settings must not leak into a test's config) except passed_env, plus
+ * extra, which wins over an inherited variable of the same name. The strings
+ * are borrowed; the caller frees only the array. */
 static char **child_env(char *const extra[])
 {
     size_t n = 0, k = 0;
@@ -149,8 +174,11 @@ static char **child_env(char *const extra[])
     char **env = calloc(n + k + 1, sizeof *env);
     ck_assert_ptr_nonnull(env);
     size_t j = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "SLUICE_", 7) != 0) env[j++] = environ[i];
+    for (size_t i = 0; i < n; i++) {
+        bool sluice = strncmp(environ[i], "SLUICE_", 7) == 0;
+        if (sluice && !env_named(environ[i], passed_env)) continue;
+        if (!env_in_extra(environ[i], extra)) env[j++] = environ[i];
+    }
     for (size_t i = 0; i < k; i++)
         env[j++] = extra[i];
     return env;

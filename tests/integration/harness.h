@@ -40,8 +40,10 @@ void h_sleep_ms(long ms);
 /* Processes. */
 struct h_proc;
 /* h_spawn starts argv[0] with argv (NULL-terminated) and the test's
- * environment minus every SLUICE_* variable plus env ("NAME=value",
- * NULL-terminated, may be NULL); stdin is /dev/null, stdout and stderr are
+ * environment minus every SLUICE_* variable but SLUICE_QUEUE_TYPE (so that
+ * SLUICE_QUEUE_TYPE=quorum runs a suite in quorum mode) plus env
+ * ("NAME=value", NULL-terminated, may be NULL; it wins over an inherited
+ * variable of the same name); stdin is /dev/null, stdout and stderr are
  * appended to log. name labels messages. Fails the test if it cannot fork. */
 struct h_proc *h_spawn(const char *name, const char *log, char *const argv[], char *const env[]);
 pid_t h_proc_pid(const struct h_proc *p);

@@ -20,6 +20,8 @@ static const char *const env_vars[] = {
     "SLUICE_AMQP_URL",
     "SLUICE_NAMESPACE",
     "SLUICE_LOG_LEVEL",
+    "SLUICE_QUEUE_TYPE",
+    "SLUICE_DELIVERY_LIMIT",
     "SLUICE_LISTEN",
     "SLUICE_THREADS",
     "SLUICE_MAX_BODY_BYTES",
@@ -66,7 +68,7 @@ static const char example[] =
 /* changed sets every setting to something other than its default. */
 static const char changed[] =
     "{\"amqp_url\": \"amqps://u:p@mq.internal:5671/vh\", \"namespace\": \"prod-1.a_b\",\n"
-    " \"log_level\": \"debug\",\n"
+    " \"log_level\": \"debug\", \"queue_type\": \"quorum\", \"delivery_limit\": 5,\n"
     " \"ingress\": {\"listen\": \"[::1]:9000\", \"threads\": 8, \"max_body_bytes\": 4096,\n"
     "   \"status_retention_s\": 3600, \"max_status_entries\": 5000, \"confirm_timeout_ms\": 250,\n"
     "   \"max_connections\": 64, \"connection_timeout_s\": 7},\n"
@@ -130,6 +132,8 @@ START_TEST(test_defaults)
     ck_assert_str_eq(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/");
     ck_assert_str_eq(c.namespace, "sluice");
     ck_assert_str_eq(c.log_level, "info");
+    ck_assert_str_eq(c.queue_type, "classic");
+    ck_assert_int_eq(c.delivery_limit, 20);
     ck_assert_str_eq(c.ingress.listen, "127.0.0.1:8080");
     ck_assert_int_eq(c.ingress.threads, 2);
     ck_assert_int_eq(c.ingress.max_body_bytes, 1048576);
@@ -181,6 +185,8 @@ START_TEST(test_example)
     ck_assert_str_eq(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/");
     ck_assert_str_eq(c.namespace, "sluice");
     ck_assert_str_eq(c.log_level, "info");
+    ck_assert_str_eq(c.queue_type, "classic");
+    ck_assert_int_eq(c.delivery_limit, 20);
     ck_assert_str_eq(c.ingress.listen, "127.0.0.1:8080");
     ck_assert_int_eq(c.ingress.threads, 2);
     ck_assert_int_eq(c.ingress.max_body_bytes, 1048576);
@@ -227,6 +233,8 @@ static void assert_changed(const struct cfg *c)
     ck_assert_str_eq(c->amqp_url, "amqps://u:p@mq.internal:5671/vh");
     ck_assert_str_eq(c->namespace, "prod-1.a_b");
     ck_assert_str_eq(c->log_level, "debug");
+    ck_assert_str_eq(c->queue_type, "quorum");
+    ck_assert_int_eq(c->delivery_limit, 5);
     ck_assert_str_eq(c->ingress.listen, "[::1]:9000");
     ck_assert_int_eq(c->ingress.threads, 8);
     ck_assert_int_eq(c->ingress.max_body_bytes, 4096);
@@ -369,6 +377,8 @@ static const struct env_case env_cases[] = {
     ENV_STR("SLUICE_AMQP_URL", "amqps://u:p@mq:5671/", amqp_url),
     ENV_STR("SLUICE_NAMESPACE", "staging", namespace),
     ENV_STR("SLUICE_LOG_LEVEL", "error", log_level),
+    ENV_STR("SLUICE_QUEUE_TYPE", "quorum", queue_type),
+    ENV_LONG("SLUICE_DELIVERY_LIMIT", "1000", delivery_limit),
     ENV_STR("SLUICE_LISTEN", "0.0.0.0:80", ingress.listen),
     ENV_LONG("SLUICE_THREADS", "7", ingress.threads),
     ENV_LONG("SLUICE_MAX_BODY_BYTES", "268435456", ingress.max_body_bytes),
@@ -439,6 +449,17 @@ static const struct bad_env bad_envs[] = {
     {"SLUICE_BATCH_LINGER_MS", "-1", "SLUICE_BATCH_LINGER_MS: must be between 0 and 10000"},
     {"SLUICE_NAMESPACE", "Bad Name", "SLUICE_NAMESPACE: must be 1..64 characters"},
     {"SLUICE_LOG_LEVEL", "loud", "SLUICE_LOG_LEVEL: must be debug, info, warn or error"},
+    {"SLUICE_QUEUE_TYPE", "mirrored",
+     "environment: SLUICE_QUEUE_TYPE: must be classic or quorum (got \"mirrored\")"},
+    {"SLUICE_QUEUE_TYPE", "Quorum",
+     "SLUICE_QUEUE_TYPE: must be classic or quorum (got \"Quorum\")"},
+    {"SLUICE_QUEUE_TYPE", "stream",
+     "SLUICE_QUEUE_TYPE: must be classic or quorum (got \"stream\")"},
+    {"SLUICE_QUEUE_TYPE", "", "SLUICE_QUEUE_TYPE: must be classic or quorum (got \"\")"},
+    {"SLUICE_DELIVERY_LIMIT", "0",
+     "environment: SLUICE_DELIVERY_LIMIT: must be between 1 and 1000 (got \"0\")"},
+    {"SLUICE_DELIVERY_LIMIT", "1001", "SLUICE_DELIVERY_LIMIT: must be between 1 and 1000"},
+    {"SLUICE_DELIVERY_LIMIT", "twenty", "SLUICE_DELIVERY_LIMIT: must be between 1 and 1000"},
     {"SLUICE_LISTEN", "8080", "SLUICE_LISTEN: must be host:port"},
     {"SLUICE_METRICS_LISTEN", "h:65536", "SLUICE_METRICS_LISTEN: must be host:port"},
     {"SLUICE_AMQP_URL", "http://u:" SECRET "@mq/",
@@ -558,6 +579,15 @@ static const struct bad_case bad_docs[] = {
     {"{\"ingress\":{\"thread\":2}}", "config bad.json: unknown key ingress.thread"},
     {"{\"worker\":{\"batchsize\":2}}", "unknown key worker.batchsize"},
     {"{\"ingress\":5}", "config bad.json: ingress: must be an object (got 5)"},
+    /* clustering */
+    {"{\"queue_type\":\"quorum \"}",
+     "config bad.json: queue_type: must be classic or quorum (got \"quorum \")"},
+    {"{\"queue_type\":\"stream\"}", "queue_type: must be classic or quorum (got \"stream\")"},
+    {"{\"queue_type\":true}", "config bad.json: queue_type: must be a string (got true)"},
+    {"{\"queue_type\":null}", "queue_type: must be a string (got null)"},
+    {"{\"delivery_limit\":\"20\"}", "config bad.json: delivery_limit: must be an integer"},
+    {"{\"delivery_limit\":2.5}", "delivery_limit: must be an integer (got 2.5)"},
+    {"{\"worker\":{\"queue_type\":\"quorum\"}}", "unknown key worker.queue_type"},
     {"{\"worker\":[]}", "worker: must be an object"},
     /* string scalars */
     {"{\"amqp_url\":\"http://u:" SECRET "@h\"}", "amqp_url: must be a URL starting with amqp://"},
@@ -699,6 +729,11 @@ struct range_case {
     {                                                                                              \
 #sec, #name, env, lo, hi, offsetof(struct cfg, sec.name), comp                             \
     }
+/* TOP_RANGE is a scalar at the top of the document, outside any section. */
+#define TOP_RANGE(name, env, lo, hi)                                                               \
+    {                                                                                              \
+        "", #name, env, lo, hi, offsetof(struct cfg, name), ""                                     \
+    }
 static const struct range_case ranges[] = {
     RANGE(ingress, threads, "SLUICE_THREADS", 1, 256, ""),
     RANGE(ingress, max_body_bytes, "SLUICE_MAX_BODY_BYTES", 1, 268435456, ""),
@@ -714,15 +749,20 @@ static const struct range_case ranges[] = {
     RANGE(worker, result_max_bytes, "SLUICE_RESULT_MAX_BYTES", 0, 16777216, ""),
     RANGE(worker, shutdown_grace_ms, "SLUICE_SHUTDOWN_GRACE_MS", 0, 600000, ""),
     RANGE(worker, max_host_connections, "SLUICE_MAX_HOST_CONNECTIONS", 1, 10000, ""),
+    TOP_RANGE(delivery_limit, "SLUICE_DELIVERY_LIMIT", 1, 1000),
 };
 #define N_RANGES (sizeof ranges / sizeof ranges[0])
 
-/* load_value loads {"<section>":{<companion>"<name>":v}} and returns its result. */
+/* load_value loads {"<section>":{<companion>"<name>":v}}, or {"<name>":v} for
+ * a top-level scalar, and returns its result. */
 static int load_value(const struct range_case *r, long v, struct cfg *c, char *err, size_t errlen)
 {
     char doc[256];
 
-    snprintf(doc, sizeof doc, "{\"%s\":{%s\"%s\":%ld}}", r->section, r->companion, r->name, v);
+    if (r->section[0])
+        snprintf(doc, sizeof doc, "{\"%s\":{%s\"%s\":%ld}}", r->section, r->companion, r->name, v);
+    else
+        snprintf(doc, sizeof doc, "{\"%s\":%ld}", r->name, v);
     return cfg_load_string(c, doc, "bad.json", err, errlen);
 }
 
@@ -740,8 +780,9 @@ START_TEST(test_scalar_ranges)
 
         ck_assert_int_eq(load_value(r, bad[i], &c, err, sizeof err), -1);
         assert_zeroed(&c);
-        snprintf(want, sizeof want, "config bad.json: %s.%s: must be between %ld and %ld (got %ld)",
-                 r->section, r->name, r->min, r->max, bad[i]);
+        snprintf(want, sizeof want,
+                 "config bad.json: %s%s%s: must be between %ld and %ld (got %ld)", r->section,
+                 r->section[0] ? "." : "", r->name, r->min, r->max, bad[i]);
         assert_has(err, want);
 
         snprintf(value, sizeof value, "%ld", bad[i]);
@@ -752,6 +793,43 @@ START_TEST(test_scalar_ranges)
         assert_has(err, want);
         unsetenv(r->env);
     }
+}
+END_TEST
+
+/* The queue type and the delivery limit are independent settings: the
+ * limit is kept in classic mode too (where mq ignores it), and the
+ * environment overrides each one over a file that sets the other. */
+START_TEST(test_queue_type)
+{
+    struct cfg c;
+    char err[256] = "";
+
+    ck_assert_msg(cfg_load_string(&c, "{\"queue_type\":\"quorum\"}", "q.json", err, sizeof err) ==
+                      0,
+                  "%s", err);
+    ck_assert_str_eq(c.queue_type, "quorum");
+    ck_assert_int_eq(c.delivery_limit, 20);
+    cfg_free(&c);
+    ck_assert_msg(cfg_load_string(&c, "{\"delivery_limit\":7}", "d.json", err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_str_eq(c.queue_type, "classic");
+    ck_assert_int_eq(c.delivery_limit, 7);
+    cfg_free(&c);
+
+    ck_assert_int_eq(setenv("SLUICE_DELIVERY_LIMIT", "3", 1), 0);
+    ck_assert_msg(cfg_load_string(&c, "{\"queue_type\":\"quorum\",\"delivery_limit\":7}", "qd.json",
+                                  err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_str_eq(c.queue_type, "quorum");
+    ck_assert_int_eq(c.delivery_limit, 3);
+    cfg_free(&c);
+    ck_assert_int_eq(setenv("SLUICE_QUEUE_TYPE", "classic", 1), 0);
+    ck_assert_msg(cfg_load_string(&c, "{\"queue_type\":\"quorum\"}", "q.json", err, sizeof err) ==
+                      0,
+                  "%s", err);
+    ck_assert_str_eq(c.queue_type, "classic");
+    ck_assert_int_eq(c.delivery_limit, 3);
+    cfg_free(&c);
 }
 END_TEST
 
@@ -858,9 +936,11 @@ START_TEST(test_usage)
         assert_has(text, env_vars[i]);
     assert_has(text, "| `ingress.threads` | `SLUICE_THREADS` | `2` | between 1 and 256 |");
     assert_has(text, "| `log_level` | `SLUICE_LOG_LEVEL` | `info` | debug, info, warn or error |");
+    assert_has(text, "| `queue_type` | `SLUICE_QUEUE_TYPE` | `classic` | classic or quorum |");
+    assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 19);
+    ck_assert_uint_eq(rows, 21);
     free(text);
 }
 END_TEST
@@ -901,6 +981,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_env_routes_drop_route_of_file_key);
     tcase_add_loop_test(tc, test_bad_document, 0, N_BAD_DOCS);
     tcase_add_loop_test(tc, test_scalar_ranges, 0, N_RANGES);
+    tcase_add_test(tc, test_queue_type);
     tcase_add_test(tc, test_key_for_token);
     tcase_add_test(tc, test_key_near_miss);
     tcase_add_test(tc, test_key_allows_route);

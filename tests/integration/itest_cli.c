@@ -1,0 +1,727 @@
+/* itest_cli.c: the sluice command-line client end to end. It runs the real
+ * build/san/sluice as a subprocess against a real stack (or against nothing
+ * at all) and checks what a script sees: stdout, stderr and the exit code of
+ * every documented outcome, from a request that succeeds to a usage error. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define RUN_TIMEOUT_MS 60000 /* one CLI run, watches included */
+#define MAX_ARGS 40
+#define MAX_ENV 512
+#define FINAL_MS 30000
+
+extern char **environ;
+
+/* ---- running the client ---- */
+
+/* child is a client run in progress. */
+struct child {
+    pid_t pid;
+    int out, err; /* read ends of its stdout and stderr */
+    long long start;
+};
+
+/* run is what a finished client run left: its exit code (128 + signal when
+ * killed), everything it wrote, and how long it took. */
+struct run {
+    int code;
+    char *out, *err;
+    long long ms;
+};
+
+/* child_env is the test's environment without SLUICE_* (a developer's own
+ * SLUICE_URL must not leak in) and without proxies (the stack is on
+ * loopback), plus extra (NULL-terminated, may be NULL). */
+static void child_env(char *env[MAX_ENV], char *const extra[])
+{
+    size_t n = 0;
+    for (char **e = environ; *e && n < MAX_ENV - 16; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t name = eq ? (size_t)(eq - *e) : strlen(*e);
+        if (strncmp(*e, "SLUICE_", 7) == 0 ||
+            (name >= 5 && !strncasecmp(*e + name - 5, "proxy", 5)))
+            continue;
+        env[n++] = *e;
+    }
+    for (size_t i = 0; extra && extra[i] && n < MAX_ENV - 1; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+}
+
+/* cli_start starts the client with args (NULL-terminated, without the
+ * program), feeding it in on stdin (NULL: /dev/null). */
+static struct child cli_start(const char *in, char *const extra_env[], char *const args[])
+{
+    char path[512];
+    char *argv[MAX_ARGS + 2], *env[MAX_ENV];
+    snprintf(path, sizeof path, "%s/sluice", h_bin_dir());
+    ck_assert_msg(access(path, X_OK) == 0, "%s is missing: run make san first", path);
+    argv[0] = path;
+    size_t n = 0;
+    while (args[n]) {
+        ck_assert_uint_lt(n, MAX_ARGS);
+        argv[n + 1] = args[n];
+        n++;
+    }
+    argv[n + 1] = NULL;
+    child_env(env, extra_env);
+    int out[2], err[2], inp[2];
+    ck_assert_int_eq(pipe(out), 0);
+    ck_assert_int_eq(pipe(err), 0);
+    ck_assert_int_eq(pipe(inp), 0);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
+        if (dup2(inp[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) _exit(126);
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execve(path, argv, env);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    close(inp[0]);
+    /* The inputs are small: they fit the pipe, so writing cannot block. */
+    if (in) ck_assert_int_eq(write(inp[1], in, strlen(in)), (ssize_t)strlen(in));
+    close(inp[1]);
+    return (struct child){.pid = pid, .out = out[0], .err = err[0], .start = h_mono_ms()};
+}
+
+/* drain appends what fd has to *s (len bytes so far); false at EOF. */
+static bool drain(int fd, char **s, size_t *len)
+{
+    char chunk[4096];
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) return true;
+    if (n <= 0) return false;
+    char *p = realloc(*s, *len + (size_t)n + 1);
+    ck_assert_ptr_nonnull(p);
+    memcpy(p + *len, chunk, (size_t)n);
+    *len += (size_t)n;
+    p[*len] = '\0';
+    *s = p;
+    return true;
+}
+
+/* cli_finish collects a run's output until it exits (killing it, and failing
+ * the test, past RUN_TIMEOUT_MS) and checks the sanitizers stayed quiet. */
+static struct run *cli_finish(struct child c)
+{
+    struct run *r = calloc(1, sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    size_t out_len = 0, err_len = 0;
+    r->out = calloc(1, 1);
+    r->err = calloc(1, 1);
+    ck_assert(r->out && r->err);
+    struct pollfd fds[2] = {{.fd = c.out, .events = POLLIN}, {.fd = c.err, .events = POLLIN}};
+    while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+        long long left = c.start + RUN_TIMEOUT_MS - h_mono_ms();
+        if (left <= 0) {
+            kill(c.pid, SIGKILL);
+            waitpid(c.pid, NULL, 0);
+            ck_abort_msg("sluice ran longer than %d ms; stdout: %s; stderr: %s", RUN_TIMEOUT_MS,
+                         r->out, r->err);
+        }
+        if (poll(fds, 2, (int)left) < 0 && errno != EINTR)
+            ck_abort_msg("poll: %s", strerror(errno));
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !fds[i].revents) continue;
+            if (!drain(fds[i].fd, i ? &r->err : &r->out, i ? &err_len : &out_len)) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+            }
+        }
+    }
+    int status = 0;
+    while (waitpid(c.pid, &status, 0) < 0)
+        ck_assert_int_eq(errno, EINTR);
+    r->ms = h_mono_ms() - c.start;
+    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ck_assert_msg(!strstr(r->err, "Sanitizer") && !strstr(r->err, "runtime error"),
+                  "sluice reported a sanitizer error:\n%s", r->err);
+    return r;
+}
+
+static void run_free(struct run *r)
+{
+    if (!r) return;
+    free(r->out);
+    free(r->err);
+    free(r);
+}
+
+/* collect gathers a NULL-terminated list of arguments after first. */
+static void collect(char *args[MAX_ARGS + 1], const char *first, va_list ap)
+{
+    size_t n = 0;
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        ck_assert_uint_lt(n, MAX_ARGS);
+        args[n++] = (char *)a;
+    }
+    args[n] = NULL;
+}
+
+/* run_plain runs the client with exactly the arguments given (NULL-terminated). */
+static struct run *run_plain(const char *first, ...)
+{
+    char *args[MAX_ARGS + 1];
+    va_list ap;
+    va_start(ap, first);
+    collect(args, first, ap);
+    va_end(ap);
+    return cli_finish(cli_start(NULL, NULL, args));
+}
+
+/* run_with runs the client with stdin in and extra environment. */
+static struct run *run_with(const char *in, char *const env[], const char *first, ...)
+{
+    char *args[MAX_ARGS + 1];
+    va_list ap;
+    va_start(ap, first);
+    collect(args, first, ap);
+    va_end(ap);
+    return cli_finish(cli_start(in, env, args));
+}
+
+/* stack_args prefixes args with the stack's --url and --token. */
+static void stack_args(char *args[MAX_ARGS + 1], struct h_stack *s, const char *token,
+                       const char *first, va_list ap)
+{
+    char *rest[MAX_ARGS + 1];
+    collect(rest, first, ap);
+    args[0] = "--url";
+    args[1] = (char *)h_stack_url(s);
+    args[2] = "--token";
+    args[3] = (char *)token;
+    size_t i = 0;
+    for (; rest[i]; i++) {
+        ck_assert_uint_lt(i + 4, MAX_ARGS);
+        args[i + 4] = rest[i];
+    }
+    args[i + 4] = NULL;
+}
+
+/* run_on runs the client against stack s with H_TOKEN. */
+static struct run *run_on(struct h_stack *s, const char *first, ...)
+{
+    char *args[MAX_ARGS + 1];
+    va_list ap;
+    va_start(ap, first);
+    stack_args(args, s, H_TOKEN, first, ap);
+    va_end(ap);
+    return cli_finish(cli_start(NULL, NULL, args));
+}
+
+/* run_token runs the client against stack s with token. */
+static struct run *run_token(struct h_stack *s, const char *token, const char *first, ...)
+{
+    char *args[MAX_ARGS + 1];
+    va_list ap;
+    va_start(ap, first);
+    stack_args(args, s, token, first, ap);
+    va_end(ap);
+    return cli_finish(cli_start(NULL, NULL, args));
+}
+
+/* expect checks the exit code, printing both outputs when it is wrong. */
+static void expect(const struct run *r, int code, const char *what)
+{
+    ck_assert_msg(r->code == code, "%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, r->code,
+                  code, r->out, r->err);
+}
+
+static void expect_in(const char *haystack, const char *needle, const char *what)
+{
+    ck_assert_msg(strstr(haystack, needle) != NULL, "%s: \"%s\" not in:\n%s", what, needle,
+                  haystack);
+}
+
+/* expect_usage checks a usage error: exit 2, nothing on stdout, the hint on stderr. */
+static void expect_usage(struct run *r, const char *needle, const char *what)
+{
+    expect(r, 2, what);
+    ck_assert_msg(r->out[0] == '\0', "%s: a usage error printed on stdout: %s", what, r->out);
+    expect_in(r->err, needle, what);
+    run_free(r);
+}
+
+/* expect_api_error checks exit 3 with the API's code and the HTTP status on stderr. */
+static void expect_api_error(struct run *r, const char *code, const char *http, const char *what)
+{
+    expect(r, 3, what);
+    expect_in(r->err, code, what);
+    expect_in(r->err, http, what);
+    run_free(r);
+}
+
+/* queued_id checks a human submit ("queued  <id>\n", exit 0, quiet stderr)
+ * and returns the id (caller frees); it frees r. */
+static char *queued_id(struct run *r, const char *what)
+{
+    expect(r, 0, what);
+    ck_assert_msg(strncmp(r->out, "queued  ", 8) == 0 && strlen(r->out) == 8 + 32 + 1 &&
+                      r->out[40] == '\n',
+                  "%s: stdout is not \"queued  <id>\": %s", what, r->out);
+    ck_assert_msg(r->err[0] == '\0', "%s: stderr is not empty: %s", what, r->err);
+    char *id = strndup(r->out + 8, 32);
+    ck_assert_ptr_nonnull(id);
+    run_free(r);
+    return id;
+}
+
+/* parse_json parses text and fails the test when it is not JSON. */
+static struct json_object *parse_json(const char *text, const char *what)
+{
+    struct json_tokener *tok = json_tokener_new();
+    ck_assert_ptr_nonnull(tok);
+    struct json_object *o = json_tokener_parse_ex(tok, text, (int)strlen(text));
+    enum json_tokener_error e = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    ck_assert_msg(o && e == json_tokener_success, "%s: not JSON: %s", what, text);
+    ck_assert_msg(strspn(text + end, " \n") == strlen(text + end), "%s: more than JSON: %s", what,
+                  text);
+    return o;
+}
+
+/* last_json_line parses the last line of a --json --watch output after
+ * checking that every line is one JSON document. */
+static struct json_object *last_json_line(const char *out, const char *what)
+{
+    struct json_object *last = NULL;
+    int lines = 0;
+    for (const char *line = out; *line;) {
+        const char *end = strchr(line, '\n');
+        ck_assert_msg(end != NULL, "%s: the output does not end with a newline: %s", what, out);
+        char *one = strndup(line, (size_t)(end - line));
+        ck_assert_ptr_nonnull(one);
+        json_object_put(last);
+        last = parse_json(one, what);
+        free(one);
+        lines++;
+        line = end + 1;
+    }
+    ck_assert_msg(lines > 0, "%s: no output", what);
+    return last;
+}
+
+/* ---- without a server ---- */
+
+/* Every usage error exits 2 before talking to anyone (the URL has nothing
+ * listening, which would exit 4), prints nothing on stdout, and says what is
+ * wrong on stderr; --help exits 0 with the usage on stdout. */
+START_TEST(test_usage)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", h_free_port());
+    const char *id = "-P774n9R9xwHXI8nQxUnt7dU109MrsUQ";
+
+    struct run *r = run_plain(NULL);
+    expect(r, 2, "no arguments");
+    expect_in(r->err, "usage: sluice", "no arguments");
+    run_free(r);
+    r = run_plain("--help", NULL);
+    expect(r, 0, "--help");
+    expect_in(r->out, "Exit codes", "--help");
+    expect_in(r->out, "status", "--help");
+    run_free(r);
+    r = run_plain("submit", "--help", NULL);
+    expect(r, 0, "submit --help");
+    expect_in(r->out, "--route", "submit --help");
+    run_free(r);
+    r = run_plain("help", "status", NULL);
+    expect(r, 0, "help status");
+    expect_in(r->out, "--watch", "help status");
+    run_free(r);
+
+    expect_usage(run_plain("--url", url, "frobnicate", NULL), "no command", "unknown command");
+    expect_usage(run_plain("--url", url, "--frob", "status", id, NULL), "--frob",
+                 "unknown global option");
+    expect_usage(run_plain("--url", url, "submit", NULL), "--route", "submit without a route");
+    expect_usage(run_plain("--url", url, "submit", "--route", NULL), "needs a value",
+                 "--route without its value");
+    expect_usage(run_plain("--url", url, "submit", "--route", "echo", "--body", "{bad", NULL),
+                 "not JSON", "--body that is not JSON");
+    expect_usage(run_plain("--url", url, "submit", "--route", "echo", "--body", "1", "--body-text",
+                           "x", NULL),
+                 "only one", "two bodies");
+    expect_usage(run_plain("--url", url, "submit", "--route", "echo", "--header", "nocolon", NULL),
+                 "Name: value", "a header without a colon");
+    expect_usage(run_plain("--url", url, "submit", "--route", "echo", "--frob", NULL), "--frob",
+                 "unknown submit option");
+    expect_usage(run_plain("--url", url, "submit", "--route", "echo", "--body-file",
+                           "/nonexistent/body", NULL),
+                 "/nonexistent/body", "unreadable --body-file");
+    expect_usage(
+        run_plain("--url", url, "submit", "--route", "echo", "--max-attempts", "two", NULL),
+        "whole number", "--max-attempts two");
+    expect_usage(run_plain("--url", url, "status", NULL), "request ID", "status without an ID");
+    expect_usage(run_plain("--url", url, "status", "not-an-id", NULL), "not a request ID",
+                 "status with a malformed ID");
+    expect_usage(run_plain("--url", url, "status", id, "--watch", "--interval", "soon", NULL),
+                 "--interval", "--interval soon");
+    expect_usage(run_plain("--url", url, "status", "--watch", "--timeout", "-1", id, NULL),
+                 "--timeout", "--timeout -1");
+    expect_usage(run_plain("--url", url, "send", "GET", NULL), "two arguments",
+                 "send without a path");
+    expect_usage(run_plain("--url", url, "send", "GET", "/elsewhere", NULL), "ROUTE/PATH",
+                 "send to a path outside /v1/routes");
+    expect_usage(run_plain("--url", url, "metrics", "extra", NULL), "extra",
+                 "metrics with an argument");
+    expect_usage(run_plain("--url", "htp://nowhere", "submit", "--route", "echo", NULL),
+                 "cannot use the URL", "an unsupported URL scheme");
+}
+END_TEST
+
+/* Nothing listening: every command exits 4 and says it got no answer, and a
+ * watch does not wait for its timeout when the very first poll fails. */
+START_TEST(test_unreachable)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", h_free_port());
+    const char *id = "-P774n9R9xwHXI8nQxUnt7dU109MrsUQ";
+    struct run *runs[] = {
+        run_plain("--url", url, "--token", H_TOKEN, "submit", "--route", "echo", NULL),
+        run_plain("--url", url, "--token", H_TOKEN, "send", "POST", "echo/x", NULL),
+        run_plain("--url", url, "--token", H_TOKEN, "status", id, NULL),
+        run_plain("--url", url, "--token", H_TOKEN, "status", id, "--watch", "--timeout", "20",
+                  NULL),
+        run_plain("--url", url, "metrics", NULL),
+        run_plain("--url", "http://127.0.0.1:1", "metrics", "--worker", url, NULL),
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "unreachable run %zu", i);
+        expect(runs[i], 4, what);
+        expect_in(runs[i]->err, "no answer from", what);
+        ck_assert_msg(runs[i]->out[0] == '\0', "%s printed on stdout: %s", what, runs[i]->out);
+        ck_assert_msg(runs[i]->ms < 10000, "%s took %lld ms", what, runs[i]->ms);
+        run_free(runs[i]);
+    }
+}
+END_TEST
+
+/* ---- against a stack ---- */
+
+/* The envelope form end to end: every option reaches the backend, the
+ * watch prints its changes and then the status with the result pretty-
+ * printed, and --json gives the API's documents. */
+START_TEST(test_submit_and_watch)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+
+    char *id = queued_id(run_on(s, "submit", "--route", "echo", "--method", "PATCH", "--path",
+                                "/things/42", "--query", "a=1", "--header", "X-Custom: hello there",
+                                "--body", "{\"k\":[1,2]}", "--priority", "high",
+                                "--idempotency-key", "key-1", "--max-attempts", "2", NULL),
+                         "submit");
+    struct run *r = run_on(s, "status", id, "--watch", "--interval", "50", "--timeout", "30", NULL);
+    expect(r, 0, "status --watch of a request that succeeds");
+    ck_assert_msg(r->err[0] == '\0', "status --watch wrote on stderr: %s", r->err);
+    expect_in(r->out, "succeeded   attempts 1\n", "the change lines");
+    expect_in(r->out, "\nstatus       succeeded\n", "the final status");
+    expect_in(r->out, "\nresult       200\n", "the final status");
+    expect_in(r->out, "\nbody         JSON\n", "the final status");
+    expect_in(r->out, "\n  \"method\": \"PATCH\",\n", "the pretty-printed result body");
+    expect_in(r->out, "\"x-custom\": \"hello there\"", "the pretty-printed result body");
+    run_free(r);
+
+    /* --json: the API's status document as it is. */
+    r = run_on(s, "--json", "status", id, NULL);
+    expect(r, 0, "--json status");
+    struct json_object *st = parse_json(r->out, "--json status");
+    ck_assert_str_eq(h_json_str(st, "id"), id);
+    ck_assert_str_eq(h_json_str(st, "route"), "echo");
+    ck_assert_str_eq(h_json_str(st, "status"), "succeeded");
+    ck_assert_int_eq(h_json_int(st, "attempts"), 1);
+    h_json_str(st, "created_at");
+    h_json_str(st, "completed_at");
+    ck_assert_int_eq(h_json_int(st, "result.status"), 200);
+    ck_assert_str_eq(h_json_str(st, "result.body.method"), "PATCH");
+    ck_assert_str_eq(h_json_str(st, "result.body.path"), "/things/42");
+    ck_assert_str_eq(h_json_str(st, "result.body.query"), "a=1");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.x-custom"), "hello there");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.content-type"), "application/json");
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "{\"k\":[1,2]}");
+    json_object_put(st);
+    run_free(r);
+    free(id);
+
+    /* --json submit: the 202 document. */
+    r = run_on(s, "submit", "--json", "--route", "echo", "--body-text", "as json", NULL);
+    expect(r, 0, "--json submit");
+    struct json_object *a = parse_json(r->out, "--json submit");
+    id = strdup(h_json_str(a, "id"));
+    ck_assert_uint_eq(strlen(id), 32);
+    ck_assert_str_eq(h_json_str(a, "status"), "queued");
+    char want[64];
+    snprintf(want, sizeof want, "/v1/requests/%s", id);
+    ck_assert_str_eq(h_json_str(a, "status_url"), want);
+    json_object_put(a);
+    run_free(r);
+
+    /* A status without --watch exits 0 and a --json watch prints one
+     * document per line, the last one final. */
+    r = run_on(s, "--json", "status", "--watch", "--interval", "20", "--timeout", "30", id, NULL);
+    expect(r, 0, "--json status --watch");
+    st = last_json_line(r->out, "--json status --watch");
+    ck_assert_str_eq(h_json_str(st, "status"), "succeeded");
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "as json");
+    json_object_put(st);
+    run_free(r);
+    free(id);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* The other ways in: the transparent form, an envelope on stdin with an
+ * option overriding it, a body file, $SLUICE_URL and $SLUICE_TOKEN, and
+ * both metrics endpoints. */
+START_TEST(test_other_forms)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    const char *ids[3];
+    char *owned[3];
+
+    owned[0] = queued_id(run_on(s, "send", "PUT", "echo/items/7?x=1", "--data", "{\"n\":1}",
+                                "--header", "Content-Type: application/json", "--priority", "low",
+                                "--idempotency-key", "k-7", NULL),
+                         "send");
+    owned[1] =
+        queued_id(run_with("{\"route\":\"echo\",\"path\":\"/from-file\",\"body_text\":\"file\"}",
+                           NULL, "--url", h_stack_url(s), "--token", H_TOKEN, "submit",
+                           "--envelope", "-", "--path", "/override", NULL),
+                  "submit --envelope -");
+    char file[512], env_url[600], env_token[64];
+    snprintf(file, sizeof file, "%s/body.txt", h_stack_dir(s));
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("line one\nline two\n", f);
+    fclose(f);
+    snprintf(env_url, sizeof env_url, "SLUICE_URL=%s", h_stack_url(s));
+    snprintf(env_token, sizeof env_token, "SLUICE_TOKEN=%s", H_TOKEN);
+    char *env[] = {env_url, env_token, NULL};
+    owned[2] = queued_id(run_with(NULL, env, "submit", "--route", "echo", "--body-file", file,
+                                  "--header", "Content-Type: text/plain", NULL),
+                         "submit --body-file with the URL and token from the environment");
+    for (int i = 0; i < 3; i++)
+        ids[i] = owned[i];
+    /* HEAD gets a 202 without a body: the id comes from Location. */
+    char *head = queued_id(run_on(s, "send", "HEAD", "echo/probe", NULL), "send HEAD");
+
+    struct json_object *st = h_wait_final(s, H_TOKEN, ids[0], FINAL_MS);
+    ck_assert_str_eq(h_json_str(st, "status"), "succeeded");
+    ck_assert_str_eq(h_json_str(st, "result.body.method"), "PUT");
+    ck_assert_str_eq(h_json_str(st, "result.body.path"), "/items/7");
+    ck_assert_str_eq(h_json_str(st, "result.body.query"), "x=1");
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "{\"n\":1}");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.content-type"), "application/json");
+    ck_assert_msg(h_json_at(st, "result.body.headers.x-priority") == NULL,
+                  "X-Priority reached the backend");
+    json_object_put(st);
+    st = h_wait_final(s, H_TOKEN, ids[1], FINAL_MS);
+    ck_assert_str_eq(h_json_str(st, "result.body.path"), "/override");
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "file");
+    json_object_put(st);
+    st = h_wait_final(s, H_TOKEN, ids[2], FINAL_MS);
+    ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "line one\nline two\n");
+    ck_assert_str_eq(h_json_str(st, "result.body.headers.content-type"), "text/plain");
+    json_object_put(st);
+
+    st = h_wait_final(s, H_TOKEN, head, FINAL_MS);
+    ck_assert_str_eq(h_json_str(st, "status"), "succeeded");
+    ck_assert_int_eq(h_backend_calls(s, head), 1);
+    json_object_put(st);
+    free(head);
+
+    struct run *r = run_on(s, "metrics", NULL);
+    expect(r, 0, "metrics");
+    expect_in(r->out, "# TYPE sluice_ingress_", "ingress metrics");
+    run_free(r);
+    char worker[128];
+    h_stack_metrics_url(s, 0, worker, sizeof worker);
+    r = run_plain("metrics", "--worker", worker, NULL);
+    expect(r, 0, "metrics --worker");
+    expect_in(r->out, "# TYPE sluice_worker_", "worker metrics");
+    run_free(r);
+
+    for (int i = 0; i < 3; i++)
+        free(owned[i]);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* A request that fails and one that dies end a watch with exit 1; a watch
+ * that runs out of time exits 5 on time; a plain status exits 0 whatever
+ * the state. */
+START_TEST(test_failed_dead_timeout)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_set(s, "routes.once",
+                "{\"upstreams\":[\"%s\"],\"timeout_ms\":5000,\"max_attempts\":1,"
+                "\"backoff_ms\":10,\"backoff_max_ms\":10}",
+                h_stack_backend_url(s));
+    h_stack_start(s, 1);
+
+    char *id = queued_id(
+        run_on(s, "submit", "--route", "echo", "--method", "GET", "--path", "/status/404", NULL),
+        "submit /status/404");
+    struct run *r = run_on(s, "status", id, "--watch", "--interval", "50", "--timeout", "30", NULL);
+    expect(r, 1, "watch of a failed request");
+    expect_in(r->out, "\nstatus       failed\n", "watch of a failed request");
+    expect_in(r->out, "\nerror        backend_rejected: ", "watch of a failed request");
+    expect_in(r->out, "\nresult       404\n", "watch of a failed request");
+    run_free(r);
+    free(id);
+
+    id = queued_id(run_on(s, "submit", "--route", "once", "--path", "/status/500", NULL),
+                   "submit /status/500 on a route of one attempt");
+    r = run_on(s, "--json", "status", id, "--watch", "--interval", "50", "--timeout", "30", NULL);
+    expect(r, 1, "watch of a dead request");
+    struct json_object *st = last_json_line(r->out, "--json watch of a dead request");
+    ck_assert_str_eq(h_json_str(st, "status"), "dead");
+    ck_assert_str_eq(h_json_str(st, "error.code"), "retries_exhausted");
+    ck_assert_int_eq(h_json_int(st, "result.status"), 500);
+    json_object_put(st);
+    run_free(r);
+    free(id);
+
+    id = queued_id(run_on(s, "submit", "--route", "echo", "--path", "/delay/3000", NULL),
+                   "submit /delay/3000");
+    r = run_on(s, "status", id, NULL);
+    expect(r, 0, "status of a request in progress");
+    ck_assert_msg(strstr(r->out, "status       queued\n") ||
+                      strstr(r->out, "status       processing\n"),
+                  "not in progress: %s", r->out);
+    run_free(r);
+    r = run_on(s, "status", id, "--watch", "--interval", "50", "--timeout", "1", NULL);
+    expect(r, 5, "watch past its timeout");
+    expect_in(r->err, "after 1 s", "watch past its timeout");
+    ck_assert_msg(r->ms >= 900 && r->ms < 2500, "a 1 s watch took %lld ms", r->ms);
+    run_free(r);
+    json_object_put(h_wait_final(s, H_TOKEN, id, FINAL_MS));
+    free(id);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* API refusals exit 3 with the API's code and the HTTP status on stderr,
+ * and --json puts the API's error document on stdout. */
+START_TEST(test_api_errors)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    char *id = h_submit(s, H_TOKEN, "{\"route\":\"echo\"}");
+
+    expect_api_error(run_token(s, "wrong-token", "submit", "--route", "echo", NULL), "unauthorized",
+                     "HTTP 401", "submit with a bad token");
+    expect_api_error(run_token(s, "wrong-token", "status", id, NULL), "unauthorized", "HTTP 401",
+                     "status with a bad token");
+    expect_api_error(run_plain("--url", h_stack_url(s), "submit", "--route", "echo", NULL),
+                     "unauthorized", "HTTP 401", "submit without any token");
+    expect_api_error(run_on(s, "submit", "--route", "nosuch", NULL), "unknown_route", "HTTP 404",
+                     "submit to an unknown route");
+    expect_api_error(run_on(s, "send", "POST", "nosuch/x", "--data", "{}", NULL), "unknown_route",
+                     "HTTP 404", "send to an unknown route");
+    expect_api_error(run_on(s, "submit", "--route", "echo", "--priority", "urgent", NULL),
+                     "invalid_request", "HTTP 400", "submit with a bad priority");
+    expect_api_error(run_token(s, H_OTHER_TOKEN, "status", id, "--watch", "--timeout", "10", NULL),
+                     "not_found", "HTTP 404", "watch of another tenant's request");
+
+    struct run *r = run_on(s, "--json", "submit", "--route", "nosuch", NULL);
+    expect(r, 3, "--json submit to an unknown route");
+    struct json_object *e = parse_json(r->out, "--json error");
+    ck_assert_str_eq(h_json_str(e, "error.code"), "unknown_route");
+    ck_assert_uint_gt(strlen(h_json_str(e, "error.message")), 0);
+    json_object_put(e);
+    run_free(r);
+
+    json_object_put(h_wait_final(s, H_TOKEN, id, FINAL_MS));
+    free(id);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* A watch rides out an ingress that dies and comes back (status survives
+ * restarts), noting the outage on stderr; a 503 while the broker is down
+ * exits 4 with the API's code and Retry-After. */
+START_TEST(test_outages)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+
+    char *id = queued_id(run_on(s, "submit", "--route", "echo", "--path", "/delay/2500", NULL),
+                         "submit /delay/2500");
+    char *args[] = {"--url",   (char *)h_stack_url(s), "--token", H_TOKEN,     "status", id,
+                    "--watch", "--interval",           "100",     "--timeout", "60",     NULL};
+    struct child watcher = cli_start(NULL, NULL, args);
+    h_sleep_ms(300);
+    h_stack_kill_ingress(s);
+    h_sleep_ms(700);
+    h_stack_start_ingress(s);
+    struct run *r = cli_finish(watcher);
+    expect(r, 0, "a watch across an ingress restart");
+    expect_in(r->out, "\nstatus       succeeded\n", "a watch across an ingress restart");
+    expect_in(r->err, "still watching", "a watch across an ingress restart");
+    run_free(r);
+    free(id);
+
+    /* The assertions come after the broker is back, so a failure cannot
+     * leave it stopped for the suites that follow. */
+    char ready[128];
+    snprintf(ready, sizeof ready, "%s/readyz", h_stack_url(s));
+    h_broker_pause();
+    h_wait_http(ready, 503, 30000, h_stack_ingress(s));
+    r = run_on(s, "submit", "--route", "echo", NULL);
+    h_broker_resume();
+    h_wait_http(ready, 200, 60000, h_stack_ingress(s));
+    expect(r, 4, "submit while the broker is down");
+    expect_in(r->err, "broker_unavailable", "submit while the broker is down");
+    expect_in(r->err, "HTTP 503, retry after", "submit while the broker is down");
+    run_free(r);
+    h_stack_teardown(s);
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_usage);
+    tcase_add_test(tc, test_unreachable);
+    tcase_add_test(tc, test_submit_and_watch);
+    tcase_add_test(tc, test_other_forms);
+    tcase_add_test(tc, test_failed_dead_timeout);
+    tcase_add_test(tc, test_api_errors);
+    tcase_add_test(tc, test_outages);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
