@@ -72,14 +72,21 @@ unit: $(UNIT_BINS)
 integration: san $(ITEST_BINS)
 	@scripts/run-tests.sh integration $(ITEST_BINS)
 
-# test is what CI runs: install, build, then every suite in one run (unit
-# suites first, integration suites against a private broker that
-# run-tests.sh starts and stops), closing with one "N passed, M failed" line.
+# test is what CI runs: install, build, check the docs and deploy files, run
+# every suite (unit suites, then integration suites against a private broker
+# that run-tests.sh starts and stops), the integration suites again in
+# quorum-queue mode, and a smoke run of the benchmark.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/gen-docs.sh --check
+	@scripts/check-deploy.sh
 	@$(MAKE) --no-print-directory san $(UNIT_BINS) $(ITEST_BINS)
+	@SLUICE_QUEUE_TYPE=quorum scripts/run-tests.sh integration $(ITEST_BINS)
+	@bench/run.sh --smoke
 	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
+
+check-deploy: all
+	@scripts/check-deploy.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -101,5 +108,5 @@ help:
 	@echo "make unit       unit tests only"
 	@echo "make clean      remove build/"
 
-.PHONY: all san bench bench-tools deps unit integration test run docs format clean help
+.PHONY: all san bench bench-tools check-deploy deps unit integration test run docs format clean help
 .SECONDARY:

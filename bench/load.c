@@ -471,17 +471,18 @@ static int feed_submits(struct load *l, int64_t now, int *timeout_ms)
  * is left to poll. */
 static int next_round(struct load *l, int64_t now, int *timeout_ms)
 {
-    size_t kept = 0;
-    for (size_t i = 0; i < l->n_pending; i++)
-        if (l->subs[l->pending[i]].state < 0) l->pending[kept++] = l->pending[i];
-    l->n_pending = kept;
-    if (kept == 0) return 1;
     int64_t at = l->round_start + ROUND_MIN_US;
     if (now < at) {
         int wait = (int)ceil((double)(at - now) / 1000.0);
         if (wait < *timeout_ms) *timeout_ms = wait;
         return 0;
     }
+    /* Compacting and rewinding go together: the cursor indexes this list. */
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n_pending; i++)
+        if (l->subs[l->pending[i]].state < 0) l->pending[kept++] = l->pending[i];
+    l->n_pending = kept;
+    if (kept == 0) return 1;
     l->round_start = now;
     l->cursor = 0;
     l->rounds++;
