@@ -30,6 +30,7 @@ struct events {
     atomic_bool caught_up;
     char queue[160];
     char nonce[ID_LEN + 1];
+    char instance[ID_LEN + 1];
     int64_t next_offset; /* first stream offset not yet applied; -1: from the start */
     struct metric *m_events, *m_malformed, *m_entries;
 };
@@ -51,9 +52,17 @@ static void on_marker(void *arg, const char *nonce)
     }
 }
 
+static bool from_this_process(const struct events *e, const amqp_message_t *msg)
+{
+    amqp_bytes_t app = msg->properties.app_id;
+    return (msg->properties._flags & AMQP_BASIC_APP_ID_FLAG) && app.len == ID_LEN &&
+           memcmp(app.bytes, e->instance, ID_LEN) == 0;
+}
+
 static void apply_delivery(struct events *e, const amqp_message_t *msg)
 {
-    if (event_parse(msg->body.bytes, msg->body.len, on_update, on_marker, e) < 0)
+    if (!from_this_process(e, msg) &&
+        event_parse(msg->body.bytes, msg->body.len, on_update, on_marker, e) < 0)
         metric_add(e->m_malformed, 1);
     const amqp_field_value_t *off = NULL;
     if (msg->properties._flags & AMQP_BASIC_HEADERS_FLAG)
@@ -161,13 +170,14 @@ static void *events_main(void *arg)
 }
 
 struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
-                          struct status_index *index)
+                          struct status_index *index, const char *instance)
 {
     struct events *e = calloc(1, sizeof(*e));
     if (!e) return NULL;
     e->cfg = cfg;
     e->index = index;
     e->next_offset = -1;
+    snprintf(e->instance, sizeof(e->instance), "%s", instance);
     mq_name(e->queue, sizeof(e->queue), cfg->namespace, "events");
     e->m_events = metrics_counter(metrics, "sluice_ingress_events_applied_total",
                                   "Status events applied from the events stream.", NULL);

@@ -15,9 +15,11 @@
 
 struct events;
 
-/* events_new starts the consumer thread; cfg, metrics and index must outlive it. */
+/* events_new starts the consumer thread; cfg, metrics and index must outlive
+ * it. Messages whose app_id is instance came from this process's publisher,
+ * which put their statuses in the index already: they are skipped. */
 struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
-                          struct status_index *index);
+                          struct status_index *index, const char *instance);
 void events_free(struct events *e);
 /* events_caught_up tells whether the index holds everything published before the
  * current connection was made (false while disconnected). */

@@ -70,6 +70,10 @@ static void get_status(struct request *r, struct answer *a)
     struct buf b;
     buf_init(&b, 64 << 20);
     int rc = status_index_render(r->app->index, id, r->key->tenant, &b);
+    /* Until the stream is read up to now, "unknown" may only mean "not read yet". */
+    if (rc == -ENOENT && !events_caught_up(r->app->events))
+        return answer_error(a, 503, "not_ready",
+                            "still reading the events stream; this status may exist, retry");
     if (rc == -ENOENT) return answer_error(a, 404, "not_found", "no request with this id");
     if (rc < 0) return answer_error(a, 500, "internal", "out of memory");
     answer_text(a, 200, "application/json", &b);

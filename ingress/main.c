@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "clock.h"
+#include "id.h"
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
@@ -71,8 +73,15 @@ int main(int argc, char **argv)
         log_error("out of memory at start");
         goto out;
     }
-    app.events = events_new(&app.cfg, app.metrics, app.index);
-    app.publisher = publisher_new(&app.cfg, app.metrics, app.index);
+    /* A fresh id per process start: the events reader skips what this very
+     * process published, but after a restart it must read everything again. */
+    char instance[ID_LEN + 1];
+    if (id_new(instance, clock_real_ms()) < 0) {
+        log_error("cannot read the OS random source");
+        goto out;
+    }
+    app.events = events_new(&app.cfg, app.metrics, app.index, instance);
+    app.publisher = publisher_new(&app.cfg, app.metrics, app.index, instance);
     if (!app.events || !app.publisher) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;

@@ -59,6 +59,7 @@ struct publisher {
     int wake_fd; /* eventfd: handoff became non-empty, or stop */
     pthread_t thread, reaper;
     char exchange[160], events_queue[160];
+    char instance[ID_LEN + 1];
     struct metric *m_confirm_latency, *m_batch_size, *m_connected, *m_reconnects;
 };
 
@@ -219,9 +220,11 @@ static int publish_events(struct publisher *p, struct mq *mq, struct item *group
     if (rc == 0) rc = event_end(&b);
     if (rc == 0) {
         amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
-                                                   AMQP_BASIC_DELIVERY_MODE_FLAG,
+                                                   AMQP_BASIC_DELIVERY_MODE_FLAG |
+                                                   AMQP_BASIC_APP_ID_FLAG,
                                          .content_type = amqp_cstring_bytes("application/json"),
-                                         .delivery_mode = AMQP_DELIVERY_PERSISTENT};
+                                         .delivery_mode = AMQP_DELIVERY_PERSISTENT,
+                                         .app_id = amqp_cstring_bytes(p->instance)};
         rc = mq_publish(mq, "", p->events_queue, &props, b.data, b.len, NULL);
     }
     buf_free(&b);
@@ -445,12 +448,13 @@ static void *publisher_main(void *arg)
 }
 
 struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
-                                struct status_index *index)
+                                struct status_index *index, const char *instance)
 {
     struct publisher *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
     p->cfg = cfg;
     p->index = index;
+    snprintf(p->instance, sizeof(p->instance), "%s", instance);
     mq_name(p->exchange, sizeof(p->exchange), cfg->namespace, "requests");
     mq_name(p->events_queue, sizeof(p->events_queue), cfg->namespace, "events");
     static const double lat[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};

@@ -22,9 +22,11 @@ struct publisher;
 typedef void (*pub_done_fn)(void *arg, int status);
 
 /* publisher_new starts the threads; they connect (and reconnect) by themselves.
- * cfg, metrics and index must outlive the publisher. NULL on failure. */
+ * cfg, metrics and index must outlive the publisher. Its events messages carry
+ * instance (this process's id) as app_id, so the events reader of the same
+ * process can skip what it already knows. NULL on failure. */
 struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
-                                struct status_index *index);
+                                struct status_index *index, const char *instance);
 /* publisher_drain refuses new submissions and waits until every pending one
  * is answered (by its confirm, or by the deadline). Call before stopping HTTP. */
 void publisher_drain(struct publisher *p);
