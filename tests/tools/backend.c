@@ -48,7 +48,8 @@ struct counts {
 struct backend {
     struct counts counts;
     pthread_mutex_t log_lock;
-    FILE *log; /* access log, or NULL */
+    FILE *log;    /* access log, or NULL */
+    int log_unit; /* 1000 for milliseconds, 1000000 for microseconds */
     long delay_ms;
 };
 
@@ -72,6 +73,7 @@ struct reply {
 struct opts {
     const char *listen;
     const char *log;
+    int log_unit;
     long delay_ms;
 };
 
@@ -180,11 +182,12 @@ static long counts_requests(struct counts *c)
     return n;
 }
 
-static int64_t now_ms(void)
+/* now_in returns the Unix time in 1/unit seconds (unit 1000: ms, 1000000: us). */
+static int64_t now_in(int unit)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * unit + ts.tv_nsec / (1000000000 / unit);
 }
 
 static void sleep_ms(long ms)
@@ -198,7 +201,8 @@ static void access_log(struct backend *b, const char *method, const char *path, 
 {
     if (!b->log) return;
     pthread_mutex_lock(&b->log_lock);
-    fprintf(b->log, "%lld %s %s %s\n", (long long)now_ms(), method, path, key ? key : "-");
+    fprintf(b->log, "%lld %s %s %s\n", (long long)now_in(b->log_unit), method, path,
+            key ? key : "-");
     fflush(b->log);
     pthread_mutex_unlock(&b->log_lock);
 }
@@ -435,27 +439,29 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: sluice-backend [--listen HOST:PORT] [--log FILE] [--delay-ms N]\n"
+            "usage: sluice-backend [--listen HOST:PORT] [--log FILE | --log-us FILE] "
+            "[--delay-ms N]\n"
             "  --listen    address to serve (default 127.0.0.1:18080; port 0 picks one)\n"
             "  --log       access log: \"<unix_ms> <METHOD> <path> <idempotency-key|->\"\n"
+            "  --log-us    the same with microseconds (for latency benchmarks)\n"
             "  --delay-ms  added to every answer (0..%ld)\n",
             DELAY_MAX_MS);
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
-                                             {"log", required_argument, NULL, 'o'},
-                                             {"delay-ms", required_argument, NULL, 'd'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'}, {"log", required_argument, NULL, 'o'},
+        {"log-us", required_argument, NULL, 'u'}, {"delay-ms", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     int c;
     const char *rest;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'l') {
             o->listen = optarg;
-        } else if (c == 'o') {
+        } else if (c == 'o' || c == 'u') {
             o->log = optarg;
+            o->log_unit = c == 'u' ? 1000000 : 1000;
         } else if (c == 'd' && !number_segment(optarg, 0, DELAY_MAX_MS, &o->delay_ms, &rest) &&
                    !*rest) {
             continue;
@@ -534,12 +540,12 @@ static void block_signals(sigset_t *set)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.listen = "127.0.0.1:18080"};
+    struct opts o = {.listen = "127.0.0.1:18080", .log_unit = 1000};
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : 2;
 
     rc = 1;
-    struct backend b = {.delay_ms = o.delay_ms};
+    struct backend b = {.delay_ms = o.delay_ms, .log_unit = o.log_unit};
     struct MHD_Daemon *d = NULL;
     char host[256];
     struct addrinfo *ai = resolve(o.listen, host, sizeof host);
