@@ -21,6 +21,7 @@ struct opts {
     long window;
     int prefetch;
     int size;
+    int max_priority; /* 0: a plain queue; else x-max-priority, as sluice declares */
 };
 
 static double now_s(void)
@@ -139,6 +140,7 @@ static int parse(int argc, char **argv, struct opts *o)
         else if (strcmp(argv[i], "--window") == 0) o->window = v;
         else if (strcmp(argv[i], "--prefetch") == 0 && v < 65536) o->prefetch = (int)v;
         else if (strcmp(argv[i], "--size") == 0 && v < (1 << 24)) o->size = (int)v;
+        else if (strcmp(argv[i], "--max-priority") == 0 && v < 256) o->max_priority = (int)v;
         else return -1;
     }
     return o->url && argc % 2 == 1 ? 0 : -1;
@@ -149,22 +151,26 @@ int main(int argc, char **argv)
     struct opts o;
     if (parse(argc, argv, &o) < 0)
         return die("usage: ceiling --url AMQP_URL [--count N] [--window W] [--prefetch P] "
-                   "[--size BYTES]");
+                   "[--size BYTES] [--max-priority N]");
     amqp_connection_state_t c = connect_broker(o.url);
     if (!c) return die("cannot connect to the broker");
     char name[64];
     snprintf(name, sizeof(name), "bench.ceiling.%d", (int)getpid());
     amqp_bytes_t q = amqp_cstring_bytes(name);
     int rc = 1;
-    amqp_queue_declare(c, CHANNEL, q, 0, 1, 0, 0, amqp_empty_table);
+    amqp_table_entry_t prio = {.key = amqp_cstring_bytes("x-max-priority"),
+                               .value = {.kind = AMQP_FIELD_KIND_I64,
+                                         .value.i64 = o.max_priority}};
+    amqp_table_t args = {.num_entries = o.max_priority ? 1 : 0, .entries = &prio};
+    amqp_queue_declare(c, CHANNEL, q, 0, 1, 0, 0, args);
     amqp_confirm_select(c, CHANNEL);
     if (!rpc_ok(c, "queue.declare / confirm.select")) goto out;
     double pub = publish_all(c, q, &o);
     double con = pub > 0 ? consume_all(c, q, &o) : -1;
     if (pub <= 0 || con <= 0) goto out;
-    printf("{\"messages\":%ld,\"size\":%d,\"window\":%ld,\"prefetch\":%d,"
+    printf("{\"messages\":%ld,\"size\":%d,\"window\":%ld,\"prefetch\":%d,\"max_priority\":%d,"
            "\"publish_per_s\":%.0f,\"consume_per_s\":%.0f}\n",
-           o.count, o.size, o.window, o.prefetch, pub, con);
+           o.count, o.size, o.window, o.prefetch, o.max_priority, pub, con);
     rc = 0;
 out:
     amqp_queue_delete(c, CHANNEL, q, 0, 0);
