@@ -134,14 +134,22 @@ static int parse(int argc, char **argv, struct opts *o)
     for (int i = 1; i + 1 < argc; i += 2) {
         char *end;
         long v = strtol(argv[i + 1], &end, 10);
-        if (strcmp(argv[i], "--url") == 0) o->url = argv[i + 1];
-        else if (*end || v <= 0) return -1;
-        else if (strcmp(argv[i], "--count") == 0) o->count = v;
-        else if (strcmp(argv[i], "--window") == 0) o->window = v;
-        else if (strcmp(argv[i], "--prefetch") == 0 && v < 65536) o->prefetch = (int)v;
-        else if (strcmp(argv[i], "--size") == 0 && v < (1 << 24)) o->size = (int)v;
-        else if (strcmp(argv[i], "--max-priority") == 0 && v < 256) o->max_priority = (int)v;
-        else return -1;
+        if (strcmp(argv[i], "--url") == 0)
+            o->url = argv[i + 1];
+        else if (*end || v <= 0)
+            return -1;
+        else if (strcmp(argv[i], "--count") == 0)
+            o->count = v;
+        else if (strcmp(argv[i], "--window") == 0)
+            o->window = v;
+        else if (strcmp(argv[i], "--prefetch") == 0 && v < 65536)
+            o->prefetch = (int)v;
+        else if (strcmp(argv[i], "--size") == 0 && v < (1 << 24))
+            o->size = (int)v;
+        else if (strcmp(argv[i], "--max-priority") == 0 && v < 256)
+            o->max_priority = (int)v;
+        else
+            return -1;
     }
     return o->url && argc % 2 == 1 ? 0 : -1;
 }
@@ -159,8 +167,7 @@ int main(int argc, char **argv)
     amqp_bytes_t q = amqp_cstring_bytes(name);
     int rc = 1;
     amqp_table_entry_t prio = {.key = amqp_cstring_bytes("x-max-priority"),
-                               .value = {.kind = AMQP_FIELD_KIND_I64,
-                                         .value.i64 = o.max_priority}};
+                               .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = o.max_priority}};
     amqp_table_t args = {.num_entries = o.max_priority ? 1 : 0, .entries = &prio};
     amqp_queue_declare(c, CHANNEL, q, 0, 1, 0, 0, args);
     amqp_confirm_select(c, CHANNEL);

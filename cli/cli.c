@@ -50,6 +50,25 @@ int cli_usage(const char *command, const char *fmt, ...)
     return CLI_USAGE;
 }
 
+int cli_getopt(struct cli *c, const char *command, int argc, char *argv[],
+               const struct option *options, int first, int last, cli_take_fn take, void *opts,
+               bool *help)
+{
+    int opt, rc = CLI_OK;
+    optind = 0; /* GNU getopt: start over (main already parsed the global part) */
+    opterr = 0;
+    while (rc == CLI_OK && (opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        if (cli_global_option(c, opt, optarg)) continue;
+        if (opt == 'h')
+            *help = true;
+        else if (opt >= first && opt <= last)
+            rc = take(opts, opt, optarg);
+        else
+            rc = cli_bad_option(command, opt, argv);
+    }
+    return rc;
+}
+
 int cli_bad_option(const char *command, int opt, char *const argv[])
 {
     /* getopt_long has already moved past the culprit. */

@@ -62,6 +62,16 @@ bool cli_global_option(struct cli *c, int opt, const char *arg);
 /* cli_bad_option reports what getopt_long refused (opterr must be 0, the
  * option string must start with ':') and returns CLI_USAGE. */
 int cli_bad_option(const char *command, int opt, char *const argv[]);
+/* cli_take_fn records one of a command's own options into opts; it returns
+ * CLI_OK or CLI_USAGE (reported). */
+typedef int (*cli_take_fn)(void *opts, int opt, const char *arg);
+/* cli_getopt parses a command's argv with getopt_long from the start: global
+ * options go to c, -h/--help sets *help, options numbered first..last go to
+ * take, anything else is a usage error naming command. Returns CLI_OK or the
+ * first error; optind is then the first operand. */
+int cli_getopt(struct cli *c, const char *command, int argc, char *argv[],
+               const struct option *options, int first, int last, cli_take_fn take, void *opts,
+               bool *help);
 /* cli_usage prints "sluice <command>: <message>" and a hint to stderr and
  * returns CLI_USAGE. */
 __attribute__((format(printf, 2, 3))) int cli_usage(const char *command, const char *fmt, ...);

@@ -42,8 +42,9 @@ struct send_opts {
     bool help;
 };
 
-static int take(struct send_opts *o, int opt, const char *arg)
+static int take(void *opts, int opt, const char *arg)
 {
+    struct send_opts *o = opts;
     char name[256];
     const char *value;
     switch (opt) {
@@ -97,18 +98,7 @@ static int arguments(struct send_opts *o, int argc, char *argv[])
 
 static int parse(struct cli *c, struct send_opts *o, int argc, char *argv[])
 {
-    int opt, rc = CLI_OK;
-    optind = 0; /* GNU getopt: start over (main already parsed the global part) */
-    opterr = 0;
-    while (rc == CLI_OK && (opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (cli_global_option(c, opt, optarg)) continue;
-        if (opt == 'h')
-            o->help = true;
-        else if (opt >= OPT_DATA && opt <= OPT_KEY)
-            rc = take(o, opt, optarg);
-        else
-            rc = cli_bad_option("send", opt, argv);
-    }
+    int rc = cli_getopt(c, "send", argc, argv, options, OPT_DATA, OPT_KEY, take, o, &o->help);
     return rc != CLI_OK || o->help ? rc : arguments(o, argc, argv);
 }
 

@@ -57,8 +57,9 @@ struct watch {
     struct http_answer a;
 };
 
-static int take(struct status_opts *o, int opt, const char *arg)
+static int take(void *opts, int opt, const char *arg)
 {
+    struct status_opts *o = opts;
     if (opt == OPT_WATCH) {
         o->watch = true;
     } else if (opt == OPT_INTERVAL) {
@@ -108,19 +109,9 @@ static const char *pick_id(int *argc, char *argv[])
 
 static int parse(struct cli *c, struct status_opts *o, int argc, char *argv[])
 {
-    int opt, rc = CLI_OK;
     o->id = pick_id(&argc, argv);
-    optind = 0; /* GNU getopt: start over (main already parsed the global part) */
-    opterr = 0;
-    while (rc == CLI_OK && (opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (cli_global_option(c, opt, optarg)) continue;
-        if (opt == 'h')
-            o->help = true;
-        else if (opt >= OPT_WATCH && opt <= OPT_TIMEOUT)
-            rc = take(o, opt, optarg);
-        else
-            rc = cli_bad_option("status", opt, argv);
-    }
+    int rc =
+        cli_getopt(c, "status", argc, argv, options, OPT_WATCH, OPT_TIMEOUT, take, o, &o->help);
     if (rc != CLI_OK || o->help) return rc;
     /* After "--", pick_id did not look. */
     if (!o->id && optind < argc && id_valid(argv[optind], strlen(argv[optind])))

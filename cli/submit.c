@@ -81,8 +81,9 @@ struct submit_opts {
 };
 
 /* take records one command option; returns CLI_OK or CLI_USAGE (reported). */
-static int take(struct submit_opts *o, int opt, const char *arg)
+static int take(void *opts, int opt, const char *arg)
 {
+    struct submit_opts *o = opts;
     long n;
     switch (opt) {
     case OPT_HEADER:
@@ -125,18 +126,8 @@ static int take(struct submit_opts *o, int opt, const char *arg)
 /* parse fills o from argv; returns CLI_OK or CLI_USAGE (reported). */
 static int parse(struct cli *c, struct submit_opts *o, int argc, char *argv[])
 {
-    int opt, rc = CLI_OK;
-    optind = 0; /* GNU getopt: start over (main already parsed the global part) */
-    opterr = 0;
-    while (rc == CLI_OK && (opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        if (cli_global_option(c, opt, optarg)) continue;
-        if (opt == 'h')
-            o->help = true;
-        else if (opt >= OPT_ROUTE && opt <= OPT_MAX_ATTEMPTS)
-            rc = take(o, opt, optarg);
-        else
-            rc = cli_bad_option("submit", opt, argv);
-    }
+    int rc = cli_getopt(c, "submit", argc, argv, options, OPT_ROUTE, OPT_MAX_ATTEMPTS, take, o,
+                        &o->help);
     if (rc == CLI_OK && optind < argc)
         rc = cli_usage("submit", "unexpected argument \"%s\"", argv[optind]);
     return rc;
