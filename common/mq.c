@@ -345,6 +345,20 @@ int mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, const c
     return declare_queue(mq, name, &a, err, errlen);
 }
 
+int mq_queue_stats(struct mq *mq, const char *queue, uint32_t *messages, uint32_t *consumers)
+{
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    char err[256];
+    if (check_rpc(mq, "queue.declare (passive)", err, sizeof(err)) < 0 || !ok) {
+        log_warn("%s", err);
+        return -1;
+    }
+    *messages = ok->message_count;
+    *consumers = ok->consumer_count;
+    return 0;
+}
+
 int mq_confirm_select(struct mq *mq)
 {
     amqp_confirm_select(mq->conn, MQ_CHANNEL);

@@ -67,6 +67,12 @@ __attribute__((warn_unused_result)) int mq_declare_retry_queue(struct mq *mq, co
                                                                const char *queue_type, char *err,
                                                                size_t errlen);
 
+/* mq_queue_stats asks the broker (passive declare) how many messages are
+ * ready in queue and how many consumers it has. Returns 0, or -1 (the queue
+ * does not exist, or the connection failed: then it is broken). */
+__attribute__((warn_unused_result)) int mq_queue_stats(struct mq *mq, const char *queue,
+                                                       uint32_t *messages, uint32_t *consumers);
+
 __attribute__((warn_unused_result)) int mq_confirm_select(struct mq *mq);
 __attribute__((warn_unused_result)) int mq_qos(struct mq *mq, uint16_t prefetch);
 /* mq_consume starts a consumer with manual acks. stream_offset is NULL for a
