@@ -83,6 +83,7 @@ test: deps
 	@$(MAKE) --no-print-directory san $(UNIT_BINS) $(ITEST_BINS)
 	@SLUICE_QUEUE_TYPE=quorum scripts/run-tests.sh integration $(ITEST_BINS)
 	@bench/run.sh --smoke
+	@scripts/browser-test.sh
 	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
 
 check-deploy: all

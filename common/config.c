@@ -41,6 +41,7 @@ static bool namespace_ok(const char *s);
 static bool log_level_ok(const char *s);
 static bool queue_type_ok(const char *s);
 static bool listen_ok(const char *s);
+static bool admin_token_ok(const char *s);
 
 #define STR(k, e, d, field, okf, rule, secret, m)                                                  \
     {                                                                                              \
@@ -66,6 +67,9 @@ static const struct scalar scalars[] = {
     LNG("delivery_limit", "SLUICE_DELIVERY_LIMIT", 20, 1, 1000, delivery_limit,
         "quorum only: returns of one unacked request to the queue (a worker died, a requeue) "
         "before the broker dead-letters it"),
+    STR("admin_token", "SLUICE_ADMIN_TOKEN", "", admin_token, admin_token_ok,
+        "empty, or 16..256 printable ASCII characters without spaces", true,
+        "bearer token of the status page at / (empty: no page, 404)"),
     STR("ingress.listen", "SLUICE_LISTEN", "127.0.0.1:8080", ingress.listen, listen_ok, LISTEN_RULE,
         false, "HTTP address of the ingress"),
     LNG("ingress.threads", "SLUICE_THREADS", 2, 1, 256, ingress.threads, "HTTP server threads"),
@@ -202,6 +206,19 @@ static bool log_level_ok(const char *s)
 static bool queue_type_ok(const char *s)
 {
     return !strcmp(s, "classic") || !strcmp(s, "quorum");
+}
+
+/* admin_token_ok accepts no token (the page is off) or one long enough not
+ * to be guessed, in characters that survive an HTTP header and a URL. */
+static bool admin_token_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0) return true;
+    if (n < 16 || n > 256) return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~') return false;
+    return true;
 }
 
 /* listen_ok accepts host:port and [v6]:port; a bare v6 address is ambiguous. */
@@ -894,8 +911,9 @@ void cfg_usage(FILE *f)
     for (size_t i = 0; i < N_SCALARS; i++) {
         const struct scalar *s = &scalars[i];
         if (s->type == T_STR) {
-            fprintf(f, "| `%s` | `%s` | `%s` | %s | %s |\n", s->key, s->env, s->def_str, s->rule,
-                    s->meaning);
+            fprintf(f, "| `%s` | `%s` | %s%s%s | %s | %s |\n", s->key, s->env,
+                    s->def_str[0] ? "`" : "", s->def_str[0] ? s->def_str : "(empty)",
+                    s->def_str[0] ? "`" : "", s->rule, s->meaning);
             continue;
         }
         range_text(range, sizeof range, s->min, s->max);

@@ -69,6 +69,9 @@ struct cfg {
     /* quorum only: returns of an unacked message to the queue (a consumer died,
      * a requeue) before the broker dead-letters it: limit + 1 deliveries */
     long delivery_limit;
+    /* bearer token of the ingress's status page (GET /, /admin/summary);
+     * empty: the page is off and both answer 404 */
+    char *admin_token;
     struct cfg_ingress ingress;
     struct cfg_worker worker;
     struct cfg_key *keys;

@@ -3,6 +3,9 @@
 #ifndef SLUICE_APP_H
 #define SLUICE_APP_H
 
+#include <stddef.h>
+
+#include "activity.h"
 #include "config.h"
 #include "events.h"
 #include "metrics.h"
@@ -18,6 +21,7 @@ struct app {
     struct status_index *index;
     struct publisher *publisher;
     struct events *events;
+    struct activity *activity; /* what the status page shows */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

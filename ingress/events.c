@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "backoff.h"
 #include "clock.h"
 #include "event.h"
@@ -25,6 +26,7 @@
 struct events {
     const struct cfg *cfg;
     struct status_index *index;
+    struct activity *activity; /* the status page's counters, fed with final states */
     pthread_t thread;
     int stop_fd;
     atomic_bool caught_up;
@@ -38,7 +40,15 @@ struct events {
 static void on_update(void *arg, const struct status_update *u)
 {
     struct events *e = arg;
+    /* The status page counts each request's first final state once, as the
+     * index keeps it: a redelivered request's second verdict is not counted. */
+    bool first_final = ST_FINAL(u->state) && u->tenant && u->id;
+    if (first_final) {
+        int before = status_index_state(e->index, u->id, u->tenant);
+        first_final = before < 0 || !ST_FINAL(before);
+    }
     if (status_index_apply(e->index, u) < 0) log_warn("status index: out of memory");
+    if (first_final) activity_note(e->activity, u);
     metric_add(e->m_events, 1);
 }
 
@@ -170,12 +180,14 @@ static void *events_main(void *arg)
 }
 
 struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
-                          struct status_index *index, const char *instance)
+                          struct status_index *index, struct activity *activity,
+                          const char *instance)
 {
     struct events *e = calloc(1, sizeof(*e));
     if (!e) return NULL;
     e->cfg = cfg;
     e->index = index;
+    e->activity = activity;
     e->next_offset = -1;
     snprintf(e->instance, sizeof(e->instance), "%s", instance);
     mq_name(e->queue, sizeof(e->queue), cfg->namespace, "events");

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "activity.h"
 #include "config.h"
 #include "metrics.h"
 #include "status_index.h"
@@ -19,7 +20,8 @@ struct events;
  * it. Messages whose app_id is instance came from this process's publisher,
  * which put their statuses in the index already: they are skipped. */
 struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
-                          struct status_index *index, const char *instance);
+                          struct status_index *index, struct activity *activity,
+                          const char *instance);
 void events_free(struct events *e);
 /* events_caught_up tells whether the index holds everything published before the
  * current connection was made (false while disconnected). */

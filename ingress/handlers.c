@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "clock.h"
 #include "envelope.h"
 #include "json.h"
@@ -79,6 +80,31 @@ static void get_status(struct request *r, struct answer *a)
     answer_text(a, 200, "application/json", &b);
 }
 
+/* get_admin_page serves the page; the policy forbids anything not inline in
+ * it, so even an injected script could not load more or send data away. */
+static void get_admin_page(struct answer *a)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    if (buf_appends(&b, admin_page()) < 0) return answer_error(a, 500, "internal", "out of memory");
+    answer_text(a, 200, "text/html; charset=utf-8", &b);
+    a->header_name = "Content-Security-Policy";
+    snprintf(a->header_value, sizeof(a->header_value), "%s",
+             "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+}
+
+static void get_admin_summary(struct request *r, struct answer *a)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    if (admin_summary(r->app, &b, clock_mono_ms()) < 0)
+        return answer_error(a, 500, "internal", "out of memory");
+    answer_text(a, 200, "application/json", &b);
+    a->header_name = "Cache-Control";
+    snprintf(a->header_value, sizeof(a->header_value), "no-store");
+}
+
 void handle_get(struct request *r, struct answer *a)
 {
     switch (r->ep) {
@@ -90,6 +116,10 @@ void handle_get(struct request *r, struct answer *a)
         return get_metrics(r, a);
     case EP_STATUS:
         return get_status(r, a);
+    case EP_ADMIN_PAGE:
+        return get_admin_page(a);
+    case EP_ADMIN_SUMMARY:
+        return get_admin_summary(r, a);
     default:
         return answer_error(a, 405, "method_not_allowed", "this endpoint takes a body");
     }

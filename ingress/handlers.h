@@ -12,7 +12,16 @@
 #include "buf.h"
 #include "id.h"
 
-enum endpoint { EP_HEALTHZ, EP_READYZ, EP_METRICS, EP_SUBMIT, EP_ROUTE, EP_STATUS };
+enum endpoint {
+    EP_HEALTHZ,
+    EP_READYZ,
+    EP_METRICS,
+    EP_SUBMIT,
+    EP_ROUTE,
+    EP_STATUS,
+    EP_ADMIN_PAGE,    /* GET /: the status page */
+    EP_ADMIN_SUMMARY, /* GET /admin/summary: its data */
+};
 
 /* One HTTP request in progress; http.c owns it (created by the URI callback,
  * freed when libmicrohttpd reports the request completed). */
@@ -43,13 +52,14 @@ struct answer {
     size_t len;
     const char *content_type;
     const char *header_name; /* one extra header (Location, Retry-After) or NULL */
-    char header_value[160];
+    char header_value[256];
 };
 
 /* answer_error fills a with the API's JSON error document. */
 void answer_error(struct answer *a, int status, const char *code, const char *message);
 
-/* handle_get answers the body-less endpoints: health, readiness, metrics, status. */
+/* handle_get answers the body-less endpoints: health, readiness, metrics,
+ * status, and the status page with its summary. */
 void handle_get(struct request *r, struct answer *a);
 /* handle_submit validates a complete submission and hands it to the publisher.
  * Returns true when the connection must be suspended (the answer comes from

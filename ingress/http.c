@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "handlers.h"
 #include "log.h"
@@ -113,11 +114,32 @@ not_allowed:
     return -1;
 }
 
+/* classify_admin sorts out the status page and its API; returns 0, 1 when
+ * the path is not theirs, or -1 after queueing an error answer. Without an
+ * admin_token neither exists, so they answer 404 like any unknown path. */
+static int classify_admin(struct request *r, enum MHD_Result *res)
+{
+    if (!admin_enabled(&r->app->cfg)) return 1;
+    if (path_is(r, "/")) {
+        r->ep = EP_ADMIN_PAGE;
+        return 0;
+    }
+    if (!path_is(r, "/admin/summary")) return 1;
+    const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if (!admin_authorized(&r->app->cfg, auth)) {
+        *res = send_error(r, 401, "unauthorized", "missing or wrong admin token");
+        return -1;
+    }
+    r->ep = EP_ADMIN_SUMMARY;
+    return 0;
+}
+
 /* classify finds the endpoint and checks what can be checked before the body
  * arrives: the key, the route, the declared size and media type. */
 static int classify(struct request *r, enum MHD_Result *res)
 {
     if (!path_has_prefix(r, "/v1/")) {
+        int rc;
         if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
             *res = send_error(r, 405, "method_not_allowed", "use GET");
             return -1;
@@ -128,6 +150,8 @@ static int classify(struct request *r, enum MHD_Result *res)
             r->ep = EP_READYZ;
         else if (path_is(r, "/metrics"))
             r->ep = EP_METRICS;
+        else if ((rc = classify_admin(r, res)) <= 0)
+            return rc;
         else {
             *res = send_error(r, 404, "not_found", "no such endpoint");
             return -1;
@@ -194,7 +218,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size) return read_body(r, upload_data, upload_data_size);
     struct answer a = {0};
-    if (r->ep == EP_STATUS || r->ep <= EP_METRICS) {
+    if (r->ep != EP_SUBMIT && r->ep != EP_ROUTE) {
         handle_get(r, &a);
         return send_answer(r, &a);
     }

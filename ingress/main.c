@@ -23,6 +23,7 @@
 
 void app_count_response(struct app *app, int code)
 {
+    activity_count_response(app->activity, code);
     switch (code) {
         APP_CODES(APP_CODE_COUNT)
     }
@@ -67,9 +68,10 @@ int main(int argc, char **argv)
         goto out;
     }
     app.metrics = metrics_new();
+    app.activity = activity_new();
     app.index = status_index_new((size_t)app.cfg.ingress.max_status_entries,
                                  app.cfg.ingress.status_retention_s * 1000);
-    if (!app.metrics || !app.index || declare_metrics(&app) < 0) {
+    if (!app.metrics || !app.index || !app.activity || declare_metrics(&app) < 0) {
         log_error("out of memory at start");
         goto out;
     }
@@ -80,8 +82,8 @@ int main(int argc, char **argv)
         log_error("cannot read the OS random source");
         goto out;
     }
-    app.events = events_new(&app.cfg, app.metrics, app.index, instance);
-    app.publisher = publisher_new(&app.cfg, app.metrics, app.index, instance);
+    app.events = events_new(&app.cfg, app.metrics, app.index, app.activity, instance);
+    app.publisher = publisher_new(&app.cfg, app.metrics, app.index, app.activity, instance);
     if (!app.events || !app.publisher) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
@@ -91,8 +93,9 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    log_info("listening on %s (port %u), namespace %s", app.cfg.ingress.listen,
-             (unsigned)http_port(http), app.cfg.namespace);
+    log_info("listening on %s (port %u), namespace %s, status page %s", app.cfg.ingress.listen,
+             (unsigned)http_port(http), app.cfg.namespace,
+             app.cfg.admin_token[0] ? "on at /" : "off (no admin_token)");
     wait_for_signal(sfd);
     http_quiesce(http);
     publisher_drain(app.publisher);
@@ -102,6 +105,7 @@ out:
     publisher_free(app.publisher);
     events_free(app.events);
     status_index_free(app.index);
+    activity_free(app.activity);
     metrics_free(app.metrics);
     cfg_free(&app.cfg);
     if (sfd >= 0) close(sfd);

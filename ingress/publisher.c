@@ -22,11 +22,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "backoff.h"
 #include "clock.h"
 #include "event.h"
 #include "log.h"
 #include "mq.h"
+
+/* The status page's queue depths are this fresh: a passive declare per queue
+ * every few seconds costs the broker nothing noticeable. */
+#define DEPTH_EVERY_MS 5000
 
 struct item {
     struct envelope env;
@@ -47,6 +52,7 @@ struct item_list {
 struct publisher {
     const struct cfg *cfg;
     struct status_index *index;
+    struct activity *activity; /* where the polled queue depths go */
     pthread_mutex_t lock;
     pthread_cond_t reaper_cond;
     pthread_cond_t idle_cond; /* signalled when the live list empties */
@@ -382,14 +388,37 @@ static bool drain_wake(struct publisher *p)
     return stopping(p);
 }
 
+/* poll_depth asks the broker how deep the requests and dead queues are, for
+ * the status page. It runs on this thread's connection, between publishes:
+ * confirms that arrive during the round trip are kept by the library for
+ * mq_next. Returns 0, or -1 when the connection failed. */
+static int poll_depth(struct publisher *p, struct mq *mq)
+{
+    char dead[160];
+    uint32_t requests = 0, dead_n = 0, consumers;
+    mq_name(dead, sizeof(dead), p->cfg->namespace, "dead");
+    if (mq_queue_stats(mq, p->exchange, &requests, &consumers) < 0 ||
+        mq_queue_stats(mq, dead, &dead_n, &consumers) < 0)
+        return -1;
+    activity_set_queue_depth(p->activity, requests, dead_n, clock_real_ms());
+    return 0;
+}
+
 /* serve runs one connection until it fails or the publisher stops. */
 static void serve(struct publisher *p, struct mq *mq)
 {
+    int64_t next_depth = 0;
     for (;;) {
         struct pollfd fds[2] = {{.fd = p->wake_fd, .events = POLLIN},
                                 {.fd = mq_fd(mq), .events = POLLIN}};
         if (!mq_buffered(mq) && poll(fds, 2, 1000) < 0 && errno != EINTR) return;
         if ((fds[0].revents & POLLIN) && drain_wake(p)) return;
+        /* Checked on every turn, a poll timeout at the latest, so a busy
+         * publisher still refreshes the numbers. */
+        if (clock_mono_ms() >= next_depth) {
+            if (poll_depth(p, mq) < 0) return;
+            next_depth = clock_mono_ms() + DEPTH_EVERY_MS;
+        }
         if (publish_handoff(p, mq) < 0) return;
         struct mq_event ev;
         int rc;
@@ -448,12 +477,14 @@ static void *publisher_main(void *arg)
 }
 
 struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
-                                struct status_index *index, const char *instance)
+                                struct status_index *index, struct activity *activity,
+                                const char *instance)
 {
     struct publisher *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
     p->cfg = cfg;
     p->index = index;
+    p->activity = activity;
     snprintf(p->instance, sizeof(p->instance), "%s", instance);
     mq_name(p->exchange, sizeof(p->exchange), cfg->namespace, "requests");
     mq_name(p->events_queue, sizeof(p->events_queue), cfg->namespace, "events");

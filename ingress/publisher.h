@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "activity.h"
 #include "config.h"
 #include "envelope.h"
 #include "metrics.h"
@@ -26,7 +27,8 @@ typedef void (*pub_done_fn)(void *arg, int status);
  * instance (this process's id) as app_id, so the events reader of the same
  * process can skip what it already knows. NULL on failure. */
 struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
-                                struct status_index *index, const char *instance);
+                                struct status_index *index, struct activity *activity,
+                                const char *instance);
 /* publisher_drain refuses new submissions and waits until every pending one
  * is answered (by its confirm, or by the deadline). Call before stopping HTTP. */
 void publisher_drain(struct publisher *p);

@@ -22,8 +22,10 @@
 #include "mq.h"
 #include "results.h"
 #include "retry.h"
+#include "wmetrics.h"
 
-#define TICK_MS 1000 /* longest sleep: heartbeats need servicing */
+#define TICK_MS 1000        /* longest sleep: heartbeats need servicing */
+#define QUEUE_STATS_MS 5000 /* how often the queue gauges are refreshed */
 
 struct pending_confirm {
     uint64_t seq;
@@ -49,10 +51,9 @@ struct consumer {
     uint64_t rnd;
     bool draining;
     int64_t drain_deadline;
+    int64_t stats_at; /* monotonic time of the next queue stats poll */
     char requests[160], events[160], dead[160];
-    struct metric *m_calls_ok, *m_calls_retry, *m_calls_failed;
-    struct metric *m_succeeded, *m_failed, *m_dead, *m_retries_held, *m_retries_queued;
-    struct metric *m_batch_size, *m_in_flight, *m_held, *m_connected, *m_malformed;
+    struct wmetrics *wm;
 };
 
 static void job_free(struct job *job)
@@ -196,17 +197,7 @@ static void publish_retry(struct consumer *c, struct job *job)
     snprintf(suffix, sizeof(suffix), "retry.%ld", delay);
     mq_name(queue, sizeof(queue), c->cfg->namespace, suffix);
     publish_envelope(c, queue, job);
-    metric_add(c->m_retries_queued, 1);
-}
-
-static void count_final(struct consumer *c, const struct job *job)
-{
-    if (job->state == ST_SUCCEEDED)
-        metric_add(c->m_succeeded, 1);
-    else if (job->state == ST_FAILED)
-        metric_add(c->m_failed, 1);
-    else if (job->state == ST_DEAD)
-        metric_add(c->m_dead, 1);
+    wmetrics_retry(c->wm, true);
 }
 
 /* hold moves job out of its batch into the heap of retries due soon. */
@@ -219,7 +210,7 @@ static void hold(struct consumer *c, struct job *job)
         c->broken = true;
         return;
     }
-    metric_add(c->m_retries_held, 1);
+    wmetrics_retry(c->wm, false);
 }
 
 /* settle publishes what a batch's outcomes need: one events message, dead
@@ -241,24 +232,19 @@ static void settle(struct consumer *c, struct batch *b)
             publish_retry(c, job);
         else if (job->state == ST_DEAD)
             publish_envelope(c, c->dead, job);
-        if (job->next == NEXT_FINAL) count_final(c, job);
+        if (job->next == NEXT_FINAL) wmetrics_final(c->wm, job);
     }
     b->n = kept;
-    metric_set(c->m_held, (int64_t)c->held.n);
+    wmetrics_held(c->wm, c->held.n);
 }
 
 static void on_call_done(void *arg, struct job *job)
 {
     struct consumer *c = arg;
     results_settle(job, c->cfg, backoff_rand(&c->rnd));
-    if (job->state == ST_SUCCEEDED)
-        metric_add(c->m_calls_ok, 1);
-    else if (job->state == ST_FAILED)
-        metric_add(c->m_calls_failed, 1);
-    else
-        metric_add(c->m_calls_retry, 1);
+    wmetrics_call(c->wm, job);
     struct batch *b = job->batch;
-    metric_gauge_add(c->m_in_flight, -1);
+    wmetrics_in_flight(c->wm, -1);
     if (--b->calling == 0) {
         c->calling--;
         settle(c, b);
@@ -269,7 +255,7 @@ static void dispatch_batch(struct consumer *c, struct batch *b)
 {
     b->next = c->inflight;
     c->inflight = b;
-    metric_observe(c->m_batch_size, (double)b->n);
+    wmetrics_batch(c->wm, b->n);
     publish_events(c, b, ST_PROCESSING, false);
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
@@ -280,7 +266,7 @@ static void dispatch_batch(struct consumer *c, struct batch *b)
         else
             b->calling++;
     }
-    metric_gauge_add(c->m_in_flight, (int64_t)b->calling);
+    wmetrics_in_flight(c->wm, (int64_t)b->calling);
     if (b->calling)
         c->calling++;
     else
@@ -318,12 +304,13 @@ static void on_delivery(struct consumer *c, struct mq_event *ev)
     job->delivery_tag = ev->tag;
     if (envelope_from_amqp(&job->env, &ev->msg.properties, ev->msg.body, &err) < 0) {
         log_error("dead-lettering a message that is not a sluice request: %s", err.message);
-        metric_add(c->m_malformed, 1);
+        wmetrics_malformed(c->wm);
         if (mq_nack(c->mq, ev->tag, false, false) < 0) c->broken = true;
         job_free(job);
         return;
     }
     job->route = cfg_route_find(c->cfg, job->env.route, strlen(job->env.route));
+    wmetrics_delivered(c->wm, job, clock_real_ms());
     add_to_forming(c, job);
 }
 
@@ -403,7 +390,7 @@ static void drop_all(struct consumer *c)
         for (size_t i = 0; i < b->n; i++)
             if (b->jobs[i]->easy) {
                 dispatch_abort(c->dispatch, b->jobs[i]);
-                metric_gauge_add(c->m_in_flight, -1);
+                wmetrics_in_flight(c->wm, -1);
             }
         batch_free(b);
     }
@@ -414,7 +401,7 @@ static void drop_all(struct consumer *c)
     struct job *job;
     while ((job = retry_heap_pop(&c->held)))
         job_free(job);
-    metric_set(c->m_held, 0);
+    if (c->wm) wmetrics_held(c->wm, 0); /* NULL only when consumer_new failed */
     c->confirms_n = 0;
     c->retry_queues_n = 0;
 }
@@ -426,7 +413,7 @@ static void disconnect(struct consumer *c)
     c->mq = NULL;
     c->broken = false;
     atomic_store(&c->connected, false);
-    metric_set(c->m_connected, 0);
+    wmetrics_connected(c->wm, false);
     long delay = 100 + backoff_delay_ms(100, 5000, ++c->failures, backoff_rand(&c->rnd));
     c->reconnect_at = clock_mono_ms() + delay;
 }
@@ -446,7 +433,8 @@ static void connect_broker(struct consumer *c)
     }
     c->failures = 0;
     atomic_store(&c->connected, true);
-    metric_set(c->m_connected, 1);
+    wmetrics_connected(c->wm, true);
+    c->stats_at = clock_mono_ms(); /* at once: a new worker changes the fleet size */
     log_info("consuming %s (batch_size %ld, prefetch %ld)", c->requests, cfg->worker.batch_size,
              cfg->worker.prefetch);
 }
@@ -494,7 +482,25 @@ static void release_due(struct consumer *c, int64_t now)
     struct job *top;
     while ((top = retry_heap_peek(&c->held)) && top->due_ms <= now)
         add_to_forming(c, retry_heap_pop(&c->held));
-    metric_set(c->m_held, (int64_t)c->held.n);
+    wmetrics_held(c->wm, c->held.n);
+}
+
+/* poll_queues refreshes the queue gauges every QUEUE_STATS_MS. The passive
+ * declares are RPCs on the consuming channel: rabbitmq-c queues the frames
+ * that arrive meanwhile, and mq_buffered makes the loop read them at once. */
+static void poll_queues(struct consumer *c, int64_t now)
+{
+    static const enum wm_queue queues[] = {WM_REQUESTS, WM_DEAD};
+    const char *names[] = {c->requests, c->dead};
+    if (now < c->stats_at) return;
+    c->stats_at = now + QUEUE_STATS_MS;
+    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]) && !c->broken; i++) {
+        uint32_t messages, consumers;
+        if (mq_queue_stats(c->mq, names[i], &messages, &consumers) < 0)
+            c->broken = true; /* the channel is closed: reconnect */
+        else
+            wmetrics_queue(c->wm, queues[i], messages, consumers);
+    }
 }
 
 static void maybe_dispatch(struct consumer *c, int64_t now)
@@ -515,6 +521,7 @@ static int next_timeout(const struct consumer *c, int64_t now)
         until = c->forming->first_ms + c->cfg->worker.batch_linger_ms;
     if (!c->mq && !c->draining && c->reconnect_at < until) until = c->reconnect_at;
     if (c->draining && c->drain_deadline < until) until = c->drain_deadline;
+    if (c->mq && !c->draining && c->stats_at < until) until = c->stats_at;
     if (c->mq && mq_buffered(c->mq)) until = now;
     return until > now ? (int)(until - now) : 0;
 }
@@ -547,8 +554,9 @@ int consumer_run(struct consumer *c, int signal_fd)
         if ((fds[0].revents & CURL_WAIT_POLLIN) && read_signal(signal_fd) && !c->draining)
             start_drain(c);
         dispatch_run(c->dispatch, on_call_done, c);
-        if (c->mq) read_broker(c);
         now = clock_mono_ms();
+        if (c->mq && !c->draining) poll_queues(c, now);
+        if (c->mq) read_broker(c);
         if (c->mq) release_due(c, now);
         if (c->mq) maybe_dispatch(c, now);
         if (c->broken) disconnect(c);
@@ -562,42 +570,6 @@ bool consumer_connected(struct consumer *c)
     return atomic_load(&c->connected);
 }
 
-static int declare_metrics(struct consumer *c, struct metrics *m)
-{
-    static const double sizes[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
-    const char *calls = "sluice_worker_backend_calls_total",
-               *calls_help = "Backend calls by outcome.";
-    const char *fin = "sluice_worker_requests_total",
-               *fin_help = "Requests finished, by final state.";
-    const char *ret = "sluice_worker_retries_total",
-               *ret_help = "Retries scheduled, by where they wait.";
-    c->m_calls_ok = metrics_counter(m, calls, calls_help, "outcome=\"succeeded\"");
-    c->m_calls_retry = metrics_counter(m, calls, calls_help, "outcome=\"retryable\"");
-    c->m_calls_failed = metrics_counter(m, calls, calls_help, "outcome=\"failed\"");
-    c->m_succeeded = metrics_counter(m, fin, fin_help, "state=\"succeeded\"");
-    c->m_failed = metrics_counter(m, fin, fin_help, "state=\"failed\"");
-    c->m_dead = metrics_counter(m, fin, fin_help, "state=\"dead\"");
-    c->m_retries_held = metrics_counter(m, ret, ret_help, "where=\"worker\"");
-    c->m_retries_queued = metrics_counter(m, ret, ret_help, "where=\"queue\"");
-    c->m_batch_size = metrics_histogram(m, "sluice_worker_batch_size",
-                                        "Requests per dispatched batch.", NULL, sizes, 10);
-    c->m_in_flight =
-        metrics_gauge(m, "sluice_worker_in_flight", "Backend calls in progress.", NULL);
-    c->m_held =
-        metrics_gauge(m, "sluice_worker_held_retries", "Retries waiting in this worker.", NULL);
-    c->m_connected =
-        metrics_gauge(m, "sluice_worker_broker_connected", "1 when connected to the broker.", NULL);
-    c->m_malformed =
-        metrics_counter(m, "sluice_worker_malformed_total",
-                        "Messages that were not sluice requests (dead-lettered).", NULL);
-    return c->m_calls_ok && c->m_calls_retry && c->m_calls_failed && c->m_succeeded &&
-                   c->m_failed && c->m_dead && c->m_retries_held && c->m_retries_queued &&
-                   c->m_batch_size && c->m_in_flight && c->m_held && c->m_connected &&
-                   c->m_malformed
-               ? 0
-               : -1;
-}
-
 struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
 {
     struct consumer *c = calloc(1, sizeof(*c));
@@ -609,7 +581,8 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     mq_name(c->events, sizeof(c->events), cfg->namespace, "events");
     mq_name(c->dead, sizeof(c->dead), cfg->namespace, "dead");
     c->dispatch = dispatch_new(cfg);
-    if (!c->dispatch || declare_metrics(c, metrics) < 0) {
+    c->wm = wmetrics_new(cfg, metrics);
+    if (!c->dispatch || !c->wm) {
         consumer_free(c);
         return NULL;
     }
@@ -622,6 +595,7 @@ void consumer_free(struct consumer *c)
     drop_all(c);
     mq_close(c->mq);
     dispatch_free(c->dispatch);
+    wmetrics_free(c->wm);
     retry_heap_free(&c->held);
     free(c->confirms);
     free(c->retry_queues);

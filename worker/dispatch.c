@@ -198,6 +198,9 @@ void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), 
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
         job->curl_code = msg->data.result;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &job->http_status);
+        curl_off_t us = 0;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &us);
+        job->call_seconds = (double)us / 1e6;
         curl_multi_remove_handle(d->multi, msg->easy_handle);
         d->running--;
         job->started_ms = 0;

@@ -22,8 +22,9 @@ void dispatch_abort(struct dispatch *d, struct job *job);
 /* dispatch_wait waits for call progress or for one of the extra fds (POLLIN),
  * at most timeout_ms, and returns the ready extra fds' revents in extra[i].revents. */
 int dispatch_wait(struct dispatch *d, struct curl_waitfd *extra, unsigned n, int timeout_ms);
-/* dispatch_run advances calls and calls done(arg, job) for each finished one;
- * the job's handle is released before done runs. */
+/* dispatch_run advances calls and calls done(arg, job) for each finished one,
+ * with curl_code, http_status and call_seconds set; the job's handle is
+ * released before done runs. */
 void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), void *arg);
 /* dispatch_running is the number of calls in progress. */
 int dispatch_running(const struct dispatch *d);

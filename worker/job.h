@@ -38,6 +38,7 @@ struct job {
     CURLcode curl_code;
     char curl_error[CURL_ERROR_SIZE];
     int64_t started_ms;
+    double call_seconds; /* how long the finished call took, from curl */
 
     /* The outcome (results.c). */
     enum req_state state;

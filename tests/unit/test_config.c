@@ -22,6 +22,7 @@ static const char *const env_vars[] = {
     "SLUICE_LOG_LEVEL",
     "SLUICE_QUEUE_TYPE",
     "SLUICE_DELIVERY_LIMIT",
+    "SLUICE_ADMIN_TOKEN",
     "SLUICE_LISTEN",
     "SLUICE_THREADS",
     "SLUICE_MAX_BODY_BYTES",
@@ -134,6 +135,7 @@ START_TEST(test_defaults)
     ck_assert_str_eq(c.log_level, "info");
     ck_assert_str_eq(c.queue_type, "classic");
     ck_assert_int_eq(c.delivery_limit, 20);
+    ck_assert_str_eq(c.admin_token, "");
     ck_assert_str_eq(c.ingress.listen, "127.0.0.1:8080");
     ck_assert_int_eq(c.ingress.threads, 2);
     ck_assert_int_eq(c.ingress.max_body_bytes, 1048576);
@@ -460,6 +462,11 @@ static const struct bad_env bad_envs[] = {
      "environment: SLUICE_DELIVERY_LIMIT: must be between 1 and 1000 (got \"0\")"},
     {"SLUICE_DELIVERY_LIMIT", "1001", "SLUICE_DELIVERY_LIMIT: must be between 1 and 1000"},
     {"SLUICE_DELIVERY_LIMIT", "twenty", "SLUICE_DELIVERY_LIMIT: must be between 1 and 1000"},
+    {"SLUICE_ADMIN_TOKEN", "x" SECRET,
+     "environment: SLUICE_ADMIN_TOKEN: must be empty, or 16..256 printable ASCII characters "
+     "without spaces (value not shown)"},
+    {"SLUICE_ADMIN_TOKEN", "a long token with " SECRET " inside",
+     "SLUICE_ADMIN_TOKEN: must be empty, or 16..256"},
     {"SLUICE_LISTEN", "8080", "SLUICE_LISTEN: must be host:port"},
     {"SLUICE_METRICS_LISTEN", "h:65536", "SLUICE_METRICS_LISTEN: must be host:port"},
     {"SLUICE_AMQP_URL", "http://u:" SECRET "@mq/",
@@ -940,8 +947,37 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 21);
+    ck_assert_uint_eq(rows, 22);
+    assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
+}
+END_TEST
+
+/* test_admin_token: the status page's token comes from the file or the
+ * environment, an empty one turns the page off, and a bad one is refused
+ * without being echoed. */
+START_TEST(test_admin_token)
+{
+    struct cfg c;
+    char err[512] = "";
+
+    ck_assert_msg(cfg_load_string(&c, "{\"admin_token\":\"0123456789abcdef\"}", "a.json", err,
+                                  sizeof err) == 0,
+                  "%s", err);
+    ck_assert_str_eq(c.admin_token, "0123456789abcdef");
+    cfg_free(&c);
+    ck_assert_int_eq(setenv("SLUICE_ADMIN_TOKEN", "", 1), 0);
+    ck_assert_msg(cfg_load_string(&c, "{\"admin_token\":\"0123456789abcdef\"}", "a.json", err,
+                                  sizeof err) == 0,
+                  "%s", err);
+    ck_assert_str_eq(c.admin_token, "");
+    cfg_free(&c);
+    ck_assert_int_eq(unsetenv("SLUICE_ADMIN_TOKEN"), 0);
+    load_bad("{\"admin_token\":\"" SECRET "\"}", err, sizeof err);
+    assert_has(err, "bad.json: admin_token: must be empty, or 16..256");
+    ck_assert_msg(strstr(err, SECRET) == NULL, "message \"%s\" leaks the token", err);
+    load_bad("{\"admin_token\":12345678901234567}", err, sizeof err);
+    assert_has(err, "admin_token: must be a string");
 }
 END_TEST
 
@@ -987,6 +1023,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_key_allows_route);
     tcase_add_test(tc, test_route_find);
     tcase_add_test(tc, test_usage);
+    tcase_add_test(tc, test_admin_token);
     tcase_add_test(tc, test_free_and_errors_buffer);
     suite_add_tcase(s, tc);
     return s;
