@@ -37,23 +37,6 @@ int bench_parse_double(const char *prog, const char *opt, const char *s, double 
     return 0;
 }
 
-static int64_t read_us(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t bench_real_us(void)
-{
-    return read_us(CLOCK_REALTIME);
-}
-
-int64_t bench_mono_us(void)
-{
-    return read_us(CLOCK_MONOTONIC);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

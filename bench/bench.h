@@ -1,6 +1,6 @@
 /* bench.h: helpers shared by the measurement tools of `make bench`
  * (bench/load.c, bench/flood.c): command-line numbers with range checks,
- * microsecond clocks, nearest-rank percentiles and RFC 3339 timestamps.
+ * nearest-rank percentiles and RFC 3339 timestamps (clocks: common/clock.h).
  * Everything reports to stderr under the tool's name and keeps no state. */
 #ifndef SLUICE_BENCH_H
 #define SLUICE_BENCH_H
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "clock.h"
 
 /* bench_parse_long stores in *out the integer s, which must lie in [min, max];
  * otherwise it prints "<prog>: <opt>: ..." and returns -1. */
@@ -19,10 +20,6 @@ bench_parse_long(const char *prog, const char *opt, const char *s, long min, lon
 __attribute__((warn_unused_result)) int bench_parse_double(const char *prog, const char *opt,
                                                            const char *s, double min, double max,
                                                            double *out);
-
-/* Wall-clock (CLOCK_REALTIME) and monotonic time in microseconds. */
-int64_t bench_real_us(void);
-int64_t bench_mono_us(void);
 
 /* bench_append_percentiles sorts v (n values) in place and appends
  * {"p50":..,"p99":..} (and "max" when with_max) with three decimals, or null

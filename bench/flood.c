@@ -173,7 +173,7 @@ static void on_ack(struct flood *f, uint64_t tag, bool multiple)
         f->acked[f->low % FLOOD_WINDOW] = false;
         f->low++;
     }
-    f->last_confirm_mono = bench_mono_us();
+    f->last_confirm_mono = clock_mono_us();
 }
 
 /* handle_event returns -1 when the run cannot succeed any more. */
@@ -211,8 +211,8 @@ static void progress(const struct flood *f)
  * message is confirmed. */
 static int pump(struct flood *f)
 {
-    int64_t next_progress = bench_mono_us() + PROGRESS_US;
-    f->last_confirm_mono = bench_mono_us();
+    int64_t next_progress = clock_mono_us() + PROGRESS_US;
+    f->last_confirm_mono = clock_mono_us();
     while (f->events_sent < f->o.count || f->low < f->next) {
         bool room = f->events_sent < f->o.count && f->next - f->low < FLOOD_WINDOW;
         if (room && publish_next(f) < 0) return -1;
@@ -223,7 +223,7 @@ static int pump(struct flood *f)
             return -1;
         }
         if (rc > 0 && handle_event(f, &ev) < 0) return -1;
-        int64_t now = bench_mono_us();
+        int64_t now = clock_mono_us();
         if (now - f->last_confirm_mono > STALL_US) {
             fprintf(stderr, "%s: no confirm from the broker for %d s\n", PROG, STALL_US / 1000000);
             return -1;
@@ -253,9 +253,9 @@ static int run(struct flood *f)
         return -1;
     }
     f->low = f->next = 1;
-    int64_t t0 = bench_mono_us();
+    int64_t t0 = clock_mono_us();
     if (pump(f) < 0) return -1;
-    double secs = (double)(bench_mono_us() - t0) / 1e6;
+    double secs = (double)(clock_mono_us() - t0) / 1e6;
     long messages = (long)(f->next - 1);
     printf("{\"events\":%ld,\"messages\":%ld,\"seconds\":%.3f,\"events_per_s\":%.1f}\n", f->o.count,
            messages, secs, secs > 0 ? (double)f->o.count / secs : 0);

@@ -318,8 +318,8 @@ static int start_submit(struct load *l, size_t i)
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.data);
     curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, SUBMIT_TIMEOUT_MS);
     struct sub *u = &l->subs[i];
-    u->send_us = bench_real_us();
-    u->send_mono = bench_mono_us();
+    u->send_us = clock_real_us();
+    u->send_mono = clock_mono_us();
     return slot_start(l, s);
 }
 
@@ -350,7 +350,7 @@ static const char *json_member(struct json_object *o, const char *key)
 static void on_submitted(struct load *l, struct slot *s, CURLcode res, long code)
 {
     struct sub *u = &l->subs[s->sub];
-    u->answer_mono = bench_mono_us();
+    u->answer_mono = clock_mono_us();
     l->answered++;
     if (res != CURLE_OK) {
         note_error(l, &l->errors, s->err[0] ? s->err : curl_easy_strerror(res));
@@ -508,13 +508,13 @@ static int feed_polls(struct load *l, int64_t now, int *timeout_ms)
 /* run_phase drives the multi handle until feed says the phase is over. */
 static int run_phase(struct load *l, feed_fn feed)
 {
-    l->t0_mono = bench_mono_us();
+    l->t0_mono = clock_mono_us();
     l->next_progress = l->t0_mono + PROGRESS_US;
     for (;;) {
         int running = 0, timeout_ms = 1000;
         if (curl_multi_perform(l->multi, &running) != CURLM_OK) return -1;
         drain(l);
-        int rc = feed(l, bench_mono_us(), &timeout_ms);
+        int rc = feed(l, clock_mono_us(), &timeout_ms);
         if (rc != 0) return rc < 0 ? -1 : 0;
         if (curl_multi_poll(l->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK) return -1;
     }
@@ -526,7 +526,7 @@ static int wait_final(struct load *l)
     if (!l->pending) return -1;
     for (size_t i = 0; i < l->started; i++)
         if (l->subs[i].status == 202) l->pending[l->n_pending++] = i;
-    l->round_start = bench_mono_us();
+    l->round_start = clock_mono_us();
     l->rounds = 1;
     l->deadline = l->round_start + (int64_t)(l->o.wait_final * 1e6);
     int rc = run_phase(l, feed_polls);

@@ -8,6 +8,9 @@
 
 int64_t clock_mono_ms(void);
 int64_t clock_real_ms(void);
+/* The same in microseconds, for latency measurements. */
+int64_t clock_mono_us(void);
+int64_t clock_real_us(void);
 /* clock_mono_timespec converts a monotonic ms deadline for pthread_cond_timedwait
  * on a condition variable created with CLOCK_MONOTONIC. */
 struct timespec clock_mono_timespec(int64_t mono_ms);
