@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include "json.h"
+#include "mq.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -402,19 +403,36 @@ static struct curl_slist *header_list(const char *const headers[])
     return list;
 }
 
-struct h_resp *h_request(const char *method, const char *url, const char *const headers[],
-                         const char *body, size_t len)
+/* chunk_src feeds a body to libcurl in pieces of at most chunk bytes. */
+struct chunk_src {
+    const char *data;
+    size_t len, off, chunk;
+};
+
+static size_t chunk_read(char *out, size_t size, size_t n, void *cls)
+{
+    struct chunk_src *c = cls;
+    size_t want = size * n, left = c->len - c->off;
+    if (want > c->chunk) want = c->chunk;
+    if (want > left) want = left;
+    memcpy(out, c->data + c->off, want);
+    c->off += want;
+    return want;
+}
+
+/* request sends one request; chunk > 0 sends the body chunked. */
+static struct h_resp *request(const char *method, const char *url, const char *const headers[],
+                              const char *body, size_t len, size_t chunk)
 {
     struct h_resp *r = calloc(1, sizeof *r);
     CURL *c = curl_easy_init();
     ck_assert_ptr_nonnull(r);
     ck_assert_ptr_nonnull(c);
     struct curl_slist *list = header_list(headers);
+    struct chunk_src src = {.data = body, .len = len, .chunk = chunk};
     struct buf b;
     buf_init(&b, H_BODY_MAX);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
@@ -424,10 +442,18 @@ struct h_resp *h_request(const char *method, const char *url, const char *const 
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->err);
     if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (body) {
+    if (body && chunk) {
+        list = curl_slist_append(list, "Transfer-Encoding: chunked");
+        ck_assert_ptr_nonnull(list);
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, chunk_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, &src);
+    } else if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     }
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     if (rc != CURLE_OK && !r->err[0]) snprintf(r->err, sizeof r->err, "%s", curl_easy_strerror(rc));
@@ -436,6 +462,18 @@ struct h_resp *h_request(const char *method, const char *url, const char *const 
     r->body = buf_take(&b, &r->len);
     ck_assert_ptr_nonnull(r->body);
     return r;
+}
+
+struct h_resp *h_request(const char *method, const char *url, const char *const headers[],
+                         const char *body, size_t len)
+{
+    return request(method, url, headers, body, len, 0);
+}
+
+struct h_resp *h_request_chunked(const char *method, const char *url, const char *const headers[],
+                                 const char *body, size_t len, size_t chunk)
+{
+    return request(method, url, headers, body, len, chunk ? chunk : 1);
 }
 
 const char *h_resp_header(const struct h_resp *r, const char *name)
@@ -966,19 +1004,45 @@ struct json_object *h_wait_final(struct h_stack *s, const char *token, const cha
     }
 }
 
+/* backend_count GETs a counter document of the backend and returns member key. */
+static long backend_count(struct h_stack *s, const char *path, const char *key)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", s->backend_url, path);
+    struct h_resp *r = h_request("GET", url, NULL, NULL, 0);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.300s", url, r->status, r->body);
+    long n = (long)h_json_int(o, key);
+    json_object_put(o);
+    h_resp_free(r);
+    return n;
+}
+
 long h_backend_calls(struct h_stack *s, const char *key)
 {
     char *esc = curl_easy_escape(NULL, key, 0);
     ck_assert_ptr_nonnull(esc);
-    char url[512];
-    snprintf(url, sizeof url, "%s/_calls?key=%s", s->backend_url, esc);
+    char path[256];
+    snprintf(path, sizeof path, "/_calls?key=%s", esc);
     curl_free(esc);
-    struct h_resp *r = h_request("GET", url, NULL, NULL, 0);
-    struct json_object *o = h_resp_json(r);
-    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.300s", url, r->status, r->body);
-    long n = (long)h_json_int(o, "calls");
-    json_object_put(o);
-    h_resp_free(r);
+    return backend_count(s, path, "calls");
+}
+
+long h_backend_requests(struct h_stack *s)
+{
+    return backend_count(s, "/_stats", "requests");
+}
+
+long h_queue_messages(struct h_stack *s, const char *suffix)
+{
+    char queue[256], err[512];
+    struct mq *mq = NULL;
+    uint32_t messages = 0, consumers = 0;
+    snprintf(queue, sizeof queue, "%s.%s", s->ns, suffix);
+    ck_assert_msg(mq_open(&mq, h_amqp_url(), "sluice-itest", 5000, err, sizeof err) == 0,
+                  "cannot reach the broker: %s", err);
+    long n = mq_queue_stats(mq, queue, &messages, &consumers) == 0 ? (long)messages : -1;
+    mq_close(mq);
     return n;
 }
 

@@ -84,6 +84,10 @@ struct h_resp {
  * may be NULL) and body (len bytes; NULL for none). Never returns NULL. */
 struct h_resp *h_request(const char *method, const char *url, const char *const headers[],
                          const char *body, size_t len);
+/* h_request_chunked is h_request with the body sent as Transfer-Encoding:
+ * chunked (no Content-Length) in chunks of at most chunk bytes. */
+struct h_resp *h_request_chunked(const char *method, const char *url, const char *const headers[],
+                                 const char *body, size_t len, size_t chunk);
 /* h_resp_header returns the value of the first header called name (any case), or NULL. */
 const char *h_resp_header(const struct h_resp *r, const char *name);
 /* h_resp_json parses the body; the caller puts the result. NULL if not JSON. */
@@ -161,6 +165,11 @@ struct json_object *h_wait_final(struct h_stack *s, const char *token, const cha
                                  int timeout_ms);
 /* h_backend_calls asks the backend how many calls carried Idempotency-Key key. */
 long h_backend_calls(struct h_stack *s, const char *key);
+/* h_backend_requests asks the backend how many requests it served in all. */
+long h_backend_requests(struct h_stack *s);
+/* h_queue_messages returns the ready messages of queue "<namespace>.<suffix>"
+ * (asked with the product's own mq_queue_stats), or -1 if it does not exist. */
+long h_queue_messages(struct h_stack *s, const char *suffix);
 
 /* Broker control through scripts/broker.sh pause|resume SLUICE_TEST_BROKER_DIR. */
 void h_broker_pause(void);

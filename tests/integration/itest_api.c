@@ -110,113 +110,15 @@ static struct json_object *wait_succeeded(struct h_stack *s, const char *token, 
     return st;
 }
 
-/* backend_requests is the backend's count of every request it served. */
-static long backend_requests(struct h_stack *s)
-{
-    char url[256];
-    snprintf(url, sizeof url, "%s/_stats", h_stack_backend_url(s));
-    struct h_resp *r = h_request("GET", url, NULL, NULL, 0);
-    struct json_object *o = h_resp_json(r);
-    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.200s", url, r->status, r->body);
-    long n = (long)h_json_int(o, "requests");
-    json_object_put(o);
-    h_resp_free(r);
-    return n;
-}
-
-/* chunk_src feeds a body to libcurl in pieces of at most chunk bytes, so
- * that it goes out with Transfer-Encoding: chunked and no Content-Length. */
-struct chunk_src {
-    const char *data;
-    size_t len, off, chunk;
-};
-
-static size_t chunk_read(char *out, size_t size, size_t n, void *cls)
-{
-    struct chunk_src *c = cls;
-    size_t want = size * n, left = c->len - c->off;
-    if (want > c->chunk) want = c->chunk;
-    if (want > left) want = left;
-    memcpy(out, c->data + c->off, want);
-    c->off += want;
-    return want;
-}
-
-static size_t chunk_write(char *data, size_t size, size_t n, void *cls)
-{
-    struct h_resp *r = cls;
-    size_t len = size * n;
-    char *p = realloc(r->body, r->len + len + 1);
-    if (!p) return 0;
-    memcpy(p + r->len, data, len);
-    r->body = p;
-    r->len += len;
-    r->body[r->len] = '\0';
-    return len;
-}
-
-static size_t chunk_header(char *data, size_t size, size_t n, void *cls)
-{
-    struct h_resp *r = cls;
-    size_t len = size * n;
-    const char *colon = memchr(data, ':', len);
-    if (!colon) return len; /* the status line and the blank line */
-    const char *v = colon + 1;
-    size_t vlen = len - (size_t)(v - data);
-    while (vlen && *v == ' ') {
-        v++;
-        vlen--;
-    }
-    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-        vlen--;
-    struct h_header *h = realloc(r->headers, (r->n_headers + 1) * sizeof *h);
-    if (!h) return 0;
-    r->headers = h;
-    h[r->n_headers].name = strndup(data, (size_t)(colon - data));
-    h[r->n_headers].value = strndup(v, vlen);
-    r->n_headers++;
-    return len;
-}
-
-/* post_chunked POSTs body to /v1/requests with Transfer-Encoding: chunked
- * (the harness's h_request always sends a Content-Length). The answer is
- * an h_resp like h_request's, freed with h_resp_free. */
+/* post_chunked POSTs body to /v1/requests with Transfer-Encoding: chunked,
+ * in 256-byte chunks, so the ingress can only count the body as it comes. */
 static struct h_resp *post_chunked(struct h_stack *s, const char *token, const char *body)
 {
-    struct h_resp *r = calloc(1, sizeof *r);
-    ck_assert_ptr_nonnull(r);
-    r->body = calloc(1, 1);
-    ck_assert_ptr_nonnull(r->body);
     char url[512], auth[256];
     snprintf(url, sizeof url, "%s/v1/requests", h_stack_url(s));
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    struct curl_slist *list = curl_slist_append(NULL, auth);
-    list = curl_slist_append(list, "Content-Type: application/json");
-    list = curl_slist_append(list, "Transfer-Encoding: chunked");
-    list = curl_slist_append(list, "Expect:");
-    ck_assert_ptr_nonnull(list);
-    struct chunk_src src = {.data = body, .len = strlen(body), .chunk = 256};
-    CURL *c = curl_easy_init();
-    ck_assert_ptr_nonnull(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, chunk_read);
-    curl_easy_setopt(c, CURLOPT_READDATA, &src);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, chunk_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, chunk_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->err);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (rc != CURLE_OK && !r->err[0]) snprintf(r->err, sizeof r->err, "%s", curl_easy_strerror(rc));
-    curl_easy_cleanup(c);
-    curl_slist_free_all(list);
-    return r;
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    return h_request_chunked("POST", url, headers, body, strlen(body), 256);
 }
 
 /* envelope_with_text makes {"route":"echo","body_text":"xxx..."} of about
@@ -376,7 +278,7 @@ START_TEST(test_errors)
     struct json_object *st = wait_succeeded(s, H_TOKEN, chunked, "echo");
     ck_assert_str_eq(h_json_str(st, "result.body.body_text"), "small and chunked");
     json_object_put(st);
-    long before = backend_requests(s);
+    long before = h_backend_requests(s);
     ck_assert_int_eq(before, 3);
 
     /* 400 invalid_json */
@@ -490,7 +392,7 @@ START_TEST(test_errors)
     char *sentinel = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/sentinel\"}");
     json_object_put(wait_succeeded(s, H_TOKEN, sentinel, "echo"));
     h_sleep_ms(300);
-    ck_assert_int_eq(backend_requests(s), before + 1);
+    ck_assert_int_eq(h_backend_requests(s), before + 1);
 
     free(sentinel);
     free(acme);

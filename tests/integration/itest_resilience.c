@@ -8,11 +8,8 @@
  *
  * Helpers the harness lacks live here as static functions: run_all (many
  * requests through one libcurl multi handle), wait_all_final (status polling
- * for many ids), queue_messages (a passive queue.declare with rabbitmq-c) and
- * access_lines (counting lines of the backend's access log), edge_client (a
- * forked client submitting while the broker goes down). */
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
+ * for many ids), access_lines (counting lines of the backend's access log),
+ * edge_client (a forked client submitting while the broker goes down). */
 #include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -307,21 +304,6 @@ static void statuses_free(struct json_object **st, size_t n)
     free(st);
 }
 
-/* ---- the backend, the broker ---- */
-
-static long backend_requests(struct h_stack *s)
-{
-    char url[160];
-    snprintf(url, sizeof url, "%s/_stats", h_stack_backend_url(s));
-    struct h_resp *r = h_request("GET", url, NULL, NULL, 0);
-    struct json_object *o = h_resp_json(r);
-    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.200s", url, r->status, r->body);
-    long n = (long)h_json_int(o, "requests");
-    json_object_put(o);
-    h_resp_free(r);
-    return n;
-}
-
 /* access_lines counts the calls in the backend's access log whose path
  * starts with prefix ("<unix_ms> <METHOD> <path> <key>" per line). */
 static long access_lines(struct h_stack *s, const char *prefix)
@@ -341,44 +323,13 @@ static long access_lines(struct h_stack *s, const char *prefix)
     return n;
 }
 
-/* queue_messages returns the ready messages of queue "<namespace>.<suffix>",
- * from a passive queue.declare on a connection of its own. */
-static long queue_messages(struct h_stack *s, const char *suffix)
-{
-    char *url = strdup(h_amqp_url()), queue[160];
-    ck_assert_ptr_nonnull(url);
-    struct amqp_connection_info ci;
-    ck_assert_int_eq(amqp_parse_url(url, &ci), AMQP_STATUS_OK);
-    if (!ci.vhost[0]) ci.vhost = "/"; /* as mq.c reads "amqp://host/" */
-    amqp_connection_state_t conn = amqp_new_connection();
-    amqp_socket_t *sock = amqp_tcp_socket_new(conn);
-    struct timeval tv = {.tv_sec = 5};
-    ck_assert_ptr_nonnull(sock);
-    ck_assert_int_eq(amqp_socket_open_noblock(sock, ci.host, ci.port, &tv), AMQP_STATUS_OK);
-    amqp_rpc_reply_t r =
-        amqp_login(conn, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-    ck_assert_int_eq(r.reply_type, AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(conn, 1);
-    ck_assert_int_eq(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL);
-    snprintf(queue, sizeof queue, "%s.%s", h_stack_namespace(s), suffix);
-    amqp_queue_declare_ok_t *ok =
-        amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
-    ck_assert_msg(ok != NULL, "passive declare of queue %s failed", queue);
-    long n = (long)ok->message_count;
-    amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(conn);
-    free(url);
-    return n;
-}
-
 /* wait_queue_empty waits for "<namespace>.<suffix>" to hold no ready message:
  * acks follow the result's confirm, so they may trail the final status. */
 static void wait_queue_empty(struct h_stack *s, const char *suffix, int timeout_ms)
 {
     long long deadline = h_mono_ms() + timeout_ms;
     long n;
-    while ((n = queue_messages(s, suffix)) != 0) {
+    while ((n = h_queue_messages(s, suffix)) != 0) {
         ck_assert_msg(h_mono_ms() < deadline, "queue %s.%s still holds %ld message(s) after %d ms",
                       h_stack_namespace(s), suffix, n, timeout_ms);
         h_sleep_ms(100);
@@ -409,7 +360,7 @@ static long wait_backend_calls(struct h_stack *s, int timeout_ms)
 {
     long long deadline = h_mono_ms() + timeout_ms;
     long n;
-    while ((n = backend_requests(s)) == 0) {
+    while ((n = h_backend_requests(s)) == 0) {
         ck_assert_msg(h_mono_ms() < deadline, "the backend saw no call within %d ms", timeout_ms);
         h_sleep_ms(5);
     }
@@ -454,9 +405,9 @@ START_TEST(test_burst)
         ck_assert_str_eq(h_json_str(st[i], "result.body.headers.idempotency-key"), ids[i]);
     }
     /* Nothing crashed, so nothing is delivered twice: one call per request. */
-    ck_assert_int_eq(backend_requests(s), BURST_N);
+    ck_assert_int_eq(h_backend_requests(s), BURST_N);
     wait_queue_empty(s, "requests", 10000);
-    ck_assert_int_eq(queue_messages(s, "dead"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     statuses_free(st, BURST_N);
     ids_free(ids, BURST_N);
@@ -479,7 +430,7 @@ START_TEST(test_worker_sigkill_mid_batch)
     int w0 = h_stack_add_worker(s);
     long seen = wait_backend_calls(s, 30000);
     h_stack_kill_worker(s, w0);
-    long at_kill = backend_requests(s);
+    long at_kill = h_backend_requests(s);
     fprintf(stderr, "sigkill: backend saw %ld call(s) before the kill, %ld at it\n", seen, at_kill);
     ck_assert_msg(at_kill > 0 && at_kill < MIDBATCH_N, "the kill was not mid-batch: %ld calls",
                   at_kill);
@@ -500,7 +451,7 @@ START_TEST(test_worker_sigkill_mid_batch)
                       "request %s: attempts %lld but %ld backend call(s)", ids[i], attempts, calls);
         total += calls;
     }
-    ck_assert_int_eq(backend_requests(s), total);
+    ck_assert_int_eq(h_backend_requests(s), total);
     fprintf(stderr, "sigkill: %ld backend calls in all for %d requests\n", total, MIDBATCH_N);
     /* The calls in flight at the kill had no result yet: they are made again. */
     ck_assert_msg(total >= MIDBATCH_N + 1,
@@ -508,7 +459,7 @@ START_TEST(test_worker_sigkill_mid_batch)
                   "made again",
                   total, MIDBATCH_N);
     wait_queue_empty(s, "requests", 10000);
-    ck_assert_int_eq(queue_messages(s, "dead"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     statuses_free(st, MIDBATCH_N);
     ids_free(ids, MIDBATCH_N);
@@ -533,7 +484,7 @@ START_TEST(test_worker_sigterm_in_flight)
     long long t0 = h_mono_ms();
     h_stack_stop_worker(s, w0); /* SIGTERM; fails unless the exit status is 0 */
     long long took = h_mono_ms() - t0;
-    long at_exit = backend_requests(s);
+    long at_exit = h_backend_requests(s);
     fprintf(stderr, "sigterm: the worker exited after %lld ms, %ld call(s) made\n", took, at_exit);
     ck_assert_msg(took < 12000, "the worker took %lld ms to stop (grace 10000 ms)", took);
     ck_assert_msg(at_exit > 0, "no call was in flight");
@@ -553,7 +504,7 @@ START_TEST(test_worker_sigterm_in_flight)
         ck_assert_msg(h_backend_calls(s, ids[i]) == 1, "request %s: %ld backend calls", ids[i],
                       h_backend_calls(s, ids[i]));
     }
-    ck_assert_int_eq(backend_requests(s), MIDBATCH_N);
+    ck_assert_int_eq(h_backend_requests(s), MIDBATCH_N);
     wait_queue_empty(s, "requests", 10000);
 
     statuses_free(st, MIDBATCH_N);
@@ -577,14 +528,14 @@ START_TEST(test_worker_sigterm_held_retries)
     char **ids = submit_all(h_stack_url(s), HELD_N, route_envelope, "flaky");
     int w0 = h_stack_add_worker(s);
     long long deadline = h_mono_ms() + 30000;
-    while (backend_requests(s) < HELD_N) {
+    while (h_backend_requests(s) < HELD_N) {
         ck_assert_msg(h_mono_ms() < deadline, "the first calls were not all made");
         h_sleep_ms(5);
     }
     h_sleep_ms(50); /* the batch settles: its retries are now held */
-    long at_term = backend_requests(s);
+    long at_term = h_backend_requests(s);
     h_stack_stop_worker(s, w0);
-    long at_exit = backend_requests(s);
+    long at_exit = h_backend_requests(s);
     fprintf(stderr, "held retries: %ld call(s) at SIGTERM, %ld when the worker had exited\n",
             at_term, at_exit);
     ck_assert_msg(at_term < 2 * HELD_N, "every retry was made before SIGTERM");
@@ -604,9 +555,9 @@ START_TEST(test_worker_sigterm_held_retries)
                       h_json_int(st[i], "attempts"), h_backend_calls(s, ids[i]),
                       json_object_to_json_string(st[i]));
     }
-    ck_assert_int_eq(backend_requests(s), 2 * HELD_N);
+    ck_assert_int_eq(h_backend_requests(s), 2 * HELD_N);
     wait_queue_empty(s, "requests", 10000);
-    ck_assert_int_eq(queue_messages(s, "dead"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     statuses_free(st, HELD_N);
     ids_free(ids, HELD_N);

@@ -52,31 +52,6 @@ static void broker_close(amqp_connection_state_t conn)
     amqp_destroy_connection(conn);
 }
 
-/* queue_messages returns the ready messages of "<namespace>.<suffix>" from
- * a passive declare, or -1 when the queue does not exist. */
-static long queue_messages(struct h_stack *s, const char *suffix)
-{
-    char q[256];
-    snprintf(q, sizeof q, "%s.%s", h_stack_namespace(s), suffix);
-    amqp_connection_state_t conn = broker_open();
-    amqp_queue_declare_ok_t *ok =
-        amqp_queue_declare(conn, 1, amqp_cstring_bytes(q), 1, 0, 0, 0, amqp_empty_table);
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-    long n = -1;
-    if (ok && r.reply_type == AMQP_RESPONSE_NORMAL) {
-        n = (long)ok->message_count;
-    } else {
-        ck_assert_msg(r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-                          r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
-                          ((amqp_channel_close_t *)r.reply.decoded)->reply_code == 404,
-                      "passive declare of %s failed other than with 404", q);
-        amqp_channel_close_ok_t close_ok = {0};
-        amqp_send_method(conn, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
-    }
-    broker_close(conn);
-    return n;
-}
-
 /* take_messages removes every message of "<namespace>.<suffix>" and writes
  * their message_ids to ids; it returns how many there were. */
 static int take_messages(struct h_stack *s, const char *suffix, char ids[][ID_CHARS + 1], int max)
@@ -111,7 +86,7 @@ static void expect_dead(struct h_stack *s, const char *const want[], int n)
 {
     long long deadline = h_mono_ms() + DEAD_WAIT_MS;
     long count;
-    while ((count = queue_messages(s, "dead")) < n && h_mono_ms() < deadline)
+    while ((count = h_queue_messages(s, "dead")) < n && h_mono_ms() < deadline)
         h_sleep_ms(50);
     ck_assert_msg(count == n, "%s.dead holds %ld messages, want %d", h_stack_namespace(s), count,
                   n);
@@ -243,7 +218,7 @@ START_TEST(test_verdicts)
     ck_assert_int_eq(h_json_int(st, "result.body.status"), 404);
     error_code(st);
     json_object_put(st);
-    ck_assert_int_eq(queue_messages(s, "dead"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     /* 503 every time on a route of 3 attempts: dead, and dead-lettered. */
     st = final(s, "{\"route\":\"three\",\"path\":\"/status/503\"}", "dead", 3, 3, id);
@@ -271,7 +246,7 @@ START_TEST(test_verdicts)
     ck_assert_int_eq(call_times(s, id, t, 4), 2);
     ck_assert_msg(t[1] - t[0] >= 900, "Retry-After: 1 not honoured: calls %lld ms apart",
                   t[1] - t[0]);
-    ck_assert_int_eq(queue_messages(s, "dead"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     h_stack_teardown(s);
 }
@@ -341,12 +316,12 @@ START_TEST(test_retry_queue)
     long long t[4];
     ck_assert_int_eq(call_times(s, id, t, 4), 2);
     ck_assert_msg(t[1] - t[0] >= 950, "the calls were only %lld ms apart", t[1] - t[0]);
-    long in_1s = queue_messages(s, "retry.1000"), in_2s = queue_messages(s, "retry.2000");
+    long in_1s = h_queue_messages(s, "retry.1000"), in_2s = h_queue_messages(s, "retry.2000");
     ck_assert_msg(in_1s >= 0 || in_2s >= 0, "no retry queue %s.retry.1000 or .2000 (%ld, %ld)",
                   h_stack_namespace(s), in_1s, in_2s);
     ck_assert_int_eq(worker_metric(s, 0, "sluice_worker_retries_total{where=\"queue\"}"), 1);
     ck_assert_int_eq(worker_metric(s, 0, "sluice_worker_retries_total{where=\"worker\"}"), 0);
-    ck_assert_int_eq(queue_messages(s, "dead"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     h_stack_teardown(s);
 }
