@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "clock.h"
+#include "json.h"
 #include "log.h"
 
 struct dispatch {
@@ -63,11 +65,23 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
         end--;
+    size_t value_len = (size_t)(end - v);
+    if (name_len == 12 && strncasecmp(data, "Content-Type", 12) == 0)
+        job->json_body = memmem(v, value_len, "json", 4) != NULL;
+    if (name_len == 11 && strncasecmp(data, "Retry-After", 11) == 0 && value_len < 64) {
+        char value[64];
+        memcpy(value, v, value_len);
+        value[value_len] = '\0';
+        job->retry_after_ms = backoff_parse_retry_after(value, time(NULL));
+    }
+    /* The headers end up in a JSON document: a header that is not UTF-8 is
+     * left out rather than making the whole batch's events message invalid. */
+    if (!json_utf8_valid(data, name_len) || !json_utf8_valid(v, value_len)) return n;
     struct buf *h = &job->resp_headers;
     int rc = (h->len ? buf_append(h, ",", 1) : 0);
     if (rc == 0) rc = buf_append_json_string(h, data, name_len);
     if (rc == 0) rc = buf_append(h, ":", 1);
-    if (rc == 0) rc = buf_append_json_string(h, v, (size_t)(end - v));
+    if (rc == 0) rc = buf_append_json_string(h, v, value_len);
     (void)rc; /* headers past the cap are dropped; the buffer resets itself */
     return n;
 }
@@ -127,6 +141,8 @@ int dispatch_start(struct dispatch *d, struct job *job)
     buf_init(&job->resp_body, (size_t)d->cfg->worker.result_max_bytes);
     buf_init(&job->resp_headers, 64 * 1024);
     job->truncated = false;
+    job->json_body = false;
+    job->retry_after_ms = -1;
     job->http_status = 0;
     job->curl_error[0] = '\0';
     job->curl_code = CURLE_OUT_OF_MEMORY;

@@ -33,6 +33,8 @@ struct job {
     struct curl_slist *req_headers;
     struct buf resp_body;
     struct buf resp_headers; /* JSON object members: "name":"value",... */
+    bool json_body;          /* the answer's Content-Type names JSON */
+    long retry_after_ms;     /* the answer's Retry-After, or -1 */
     bool truncated;
     long http_status; /* 0 when no HTTP answer came */
     CURLcode curl_code;

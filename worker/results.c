@@ -24,16 +24,6 @@ static enum verdict classify(const struct job *job)
     return V_FAILED;
 }
 
-static bool is_json_type(const char *headers_json)
-{
-    /* The members are "name":"value"; look for a content-type naming json. */
-    const char *p = strcasestr(headers_json, "\"content-type\":\"");
-    if (!p) return false;
-    const char *end = strchr(p + 16, '"');
-    const char *j = strcasestr(p + 16, "json");
-    return j && end && j < end;
-}
-
 static int append_base64(struct buf *b, const unsigned char *u, size_t len)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -54,8 +44,7 @@ static int append_body(struct buf *b, const struct job *job)
 {
     const char *body = job->resp_body.data ? job->resp_body.data : "";
     size_t len = job->resp_body.len;
-    const char *headers = job->resp_headers.data ? job->resp_headers.data : "";
-    if (!job->truncated && len && is_json_type(headers)) {
+    if (!job->truncated && len && job->json_body) {
         struct json_object *o = json_parse(body, len, NULL, 0);
         if (o) {
             json_object_put(o);
@@ -117,20 +106,6 @@ static void describe_failure(const struct job *job, char *msg, size_t len, const
     }
 }
 
-static long retry_after_ms(const struct job *job, long cap)
-{
-    const char *h =
-        job->resp_headers.data ? strcasestr(job->resp_headers.data, "\"retry-after\":\"") : NULL;
-    if (!h) return -1;
-    char value[64];
-    const char *v = h + 15, *end = strchr(v, '"');
-    if (!end || (size_t)(end - v) >= sizeof(value)) return -1;
-    memcpy(value, v, (size_t)(end - v));
-    value[end - v] = '\0';
-    long ms = backoff_parse_retry_after(value, time(NULL));
-    return ms < 0 ? -1 : (ms > cap ? cap : ms);
-}
-
 static void replace(char **slot, char *value)
 {
     free(*slot);
@@ -151,7 +126,10 @@ void results_settle(struct job *job, const struct cfg *cfg, uint64_t rnd)
     if (v == V_SUCCEEDED) {
         job->state = ST_SUCCEEDED;
     } else if (v == V_RETRY && job->env.attempts < max_attempts) {
-        long delay = retry_after_ms(job, r->backoff_max_ms);
+        /* A backend's Retry-After replaces the jitter, bounded by the cap. */
+        long delay = job->retry_after_ms < 0                   ? -1
+                     : job->retry_after_ms > r->backoff_max_ms ? r->backoff_max_ms
+                                                               : job->retry_after_ms;
         if (delay < 0)
             delay = backoff_delay_ms(r->backoff_ms, r->backoff_max_ms, job->env.attempts, rnd);
         job->state = ST_RETRYING;

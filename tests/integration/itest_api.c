@@ -194,6 +194,17 @@ START_TEST(test_envelope_round_trip)
     json_object_put(st);
     free(id);
 
+    /* A response header that is not UTF-8 is left out of the result; the
+     * status (and the rest of its batch) still arrives. */
+    id =
+        h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"method\":\"GET\",\"path\":\"/latin1-header\"}");
+    st = wait_succeeded(s, H_TOKEN, id, "echo");
+    ck_assert_str_eq(h_json_str(st, "result.body_text"), "latin1");
+    ck_assert_ptr_null(h_json_at(st, "result.headers.X-Latin1"));
+    ck_assert_str_eq(h_json_str(st, "result.headers.Content-Type"), "text/plain");
+    json_object_put(st);
+    free(id);
+
     h_stack_teardown(s);
 }
 END_TEST

@@ -68,6 +68,7 @@ struct reply {
     char *body; /* malloc'd */
     size_t len;
     long retry_after_s; /* < 0: no Retry-After header */
+    bool latin1_header; /* add "X-Latin1: caf\xe9", a header value that is not UTF-8 */
 };
 
 struct opts {
@@ -350,6 +351,9 @@ static void route(struct backend *b, struct MHD_Connection *conn, const char *me
         reply_bytes(r, "text/plain", "plain text", 10);
     } else if (!strcmp(q->path, "/binary")) {
         reply_bytes(r, "application/octet-stream", binary, sizeof binary);
+    } else if (!strcmp(q->path, "/latin1-header")) {
+        reply_bytes(r, "text/plain", "latin1", 6);
+        r->latin1_header = true;
     } else if (!route_misbehaving(r, q->path, calls, &delay)) {
         reply_echo(r, conn, method, q, calls);
     }
@@ -369,6 +373,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct reply *r)
     snprintf(secs, sizeof secs, "%ld", r->retry_after_s);
     if (rc == MHD_YES && r->retry_after_s >= 0)
         rc = MHD_add_response_header(resp, "Retry-After", secs);
+    if (rc == MHD_YES && r->latin1_header)
+        rc = MHD_add_response_header(resp, "X-Latin1", "caf\xe9");
     if (rc == MHD_YES) rc = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return rc;
