@@ -21,7 +21,9 @@ struct opts {
     long window;
     int prefetch;
     int size;
-    int max_priority; /* 0: a plain queue; else x-max-priority, as sluice declares */
+    int max_priority;  /* 0: a plain queue; else x-max-priority, as sluice declares */
+    int queue_version; /* 0: the broker's default; else x-queue-version */
+    char *queue_mode;  /* NULL: the broker's default; else x-queue-mode ("lazy") */
 };
 
 static double now_s(void)
@@ -136,6 +138,8 @@ static int parse(int argc, char **argv, struct opts *o)
         long v = strtol(argv[i + 1], &end, 10);
         if (strcmp(argv[i], "--url") == 0)
             o->url = argv[i + 1];
+        else if (strcmp(argv[i], "--queue-mode") == 0)
+            o->queue_mode = argv[i + 1];
         else if (*end || v <= 0)
             return -1;
         else if (strcmp(argv[i], "--count") == 0)
@@ -148,6 +152,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->size = (int)v;
         else if (strcmp(argv[i], "--max-priority") == 0 && v < 256)
             o->max_priority = (int)v;
+        else if (strcmp(argv[i], "--queue-version") == 0 && v < 3)
+            o->queue_version = (int)v;
         else
             return -1;
     }
@@ -159,16 +165,27 @@ int main(int argc, char **argv)
     struct opts o;
     if (parse(argc, argv, &o) < 0)
         return die("usage: ceiling --url AMQP_URL [--count N] [--window W] [--prefetch P] "
-                   "[--size BYTES] [--max-priority N]");
+                   "[--size BYTES] [--max-priority N] [--queue-version N] [--queue-mode MODE]");
     amqp_connection_state_t c = connect_broker(o.url);
     if (!c) return die("cannot connect to the broker");
     char name[64];
     snprintf(name, sizeof(name), "bench.ceiling.%d", (int)getpid());
     amqp_bytes_t q = amqp_cstring_bytes(name);
     int rc = 1;
-    amqp_table_entry_t prio = {.key = amqp_cstring_bytes("x-max-priority"),
-                               .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = o.max_priority}};
-    amqp_table_t args = {.num_entries = o.max_priority ? 1 : 0, .entries = &prio};
+    amqp_table_entry_t arg[3];
+    amqp_table_t args = {.num_entries = 0, .entries = arg};
+    if (o.max_priority)
+        arg[args.num_entries++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes("x-max-priority"),
+            .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = o.max_priority}};
+    if (o.queue_version)
+        arg[args.num_entries++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes("x-queue-version"),
+            .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = o.queue_version}};
+    if (o.queue_mode)
+        arg[args.num_entries++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes("x-queue-mode"),
+            .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(o.queue_mode)}};
     amqp_queue_declare(c, CHANNEL, q, 0, 1, 0, 0, args);
     amqp_confirm_select(c, CHANNEL);
     if (!rpc_ok(c, "queue.declare / confirm.select")) goto out;
@@ -176,8 +193,10 @@ int main(int argc, char **argv)
     double con = pub > 0 ? consume_all(c, q, &o) : -1;
     if (pub <= 0 || con <= 0) goto out;
     printf("{\"messages\":%ld,\"size\":%d,\"window\":%ld,\"prefetch\":%d,\"max_priority\":%d,"
-           "\"publish_per_s\":%.0f,\"consume_per_s\":%.0f}\n",
-           o.count, o.size, o.window, o.prefetch, o.max_priority, pub, con);
+           "\"queue_version\":%d,\"queue_mode\":\"%s\",\"publish_per_s\":%.0f,"
+           "\"consume_per_s\":%.0f}\n",
+           o.count, o.size, o.window, o.prefetch, o.max_priority, o.queue_version,
+           o.queue_mode ? o.queue_mode : "default", pub, con);
     rc = 0;
 out:
     amqp_queue_delete(c, CHANNEL, q, 0, 0);

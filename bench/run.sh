@@ -154,12 +154,20 @@ latency_from_logs() {
 load() { "$BIN/bench/load" --url "$URL" --token "$TOKEN" "$@"; }
 
 phase_ceiling() {
-  say "1/6 broker ceiling ($N_CEILING messages)"
-  "$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING" --window 512 >"$results/ceiling.json"
-  # The same against a queue declared as sluice declares its requests queue:
-  # RabbitMQ's priority queues cost the broker more, consuming above all.
-  "$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING" --window 512 --max-priority 9 \
-    >"$results/ceiling_priority.json"
+  say "1/6 broker ceiling ($N_CEILING messages, four queue shapes)"
+  local c=("$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING")
+  # A durable queue with the broker's defaults, as the benchmark's brief
+  # defines the ceiling; then the fastest classic format this broker has
+  # (version 2, lazy), which sluice declares, so the ratios are taken against
+  # whichever is higher and a faster queue format cannot flatter them.
+  "${c[@]}" --window 512 >"$results/ceiling.json"
+  "${c[@]}" --window 512 --queue-version 2 --queue-mode lazy >"$results/ceiling_v2.json"
+  # The requests queue itself (priorities cost the broker more), with as many
+  # confirms outstanding as the ceiling allows, and with 64: the most that
+  # wrk's 64 connections, one request in flight each, can ever have.
+  local sluice=(--max-priority 9 --queue-version 2 --queue-mode lazy)
+  "${c[@]}" --window 512 "${sluice[@]}" >"$results/ceiling_sluice.json"
+  "${c[@]}" --window 64 "${sluice[@]}" >"$results/ceiling_sluice64.json"
 }
 
 # phase_accept also records where the CPU went: on a 2-core machine the
@@ -178,6 +186,14 @@ phase_accept() {
   n=$(json_get "$results/accept.json" '["requests"]')
   python3 -c 'import sys; i,b,hz,n,ns=map(float,sys.argv[1:]); print("{\"ingress_us_per_req\":%.1f,\"broker_us_per_req\":%.1f,\"ingress_cores\":%.2f,\"broker_cores\":%.2f}" % (i/hz*1e6/n, b/hz*1e6/n, i/hz/(ns/1e9), b/hz/(ns/1e9)))' \
     $((i1 - i0)) $((b1 - b0)) "$hz" "$n" $((t1 - t0)) >"$results/accept_cpu.json"
+  # How the publisher grouped the requests and how long the broker took to
+  # confirm them, from the ingress's own metrics.
+  curl -sf "$URL/metrics" | awk '
+    / / { v[$1] = $2 }
+    END { printf "{\"group_mean\":%.2f,\"confirm_ms_mean\":%.2f}\n",
+            v["sluice_ingress_publish_group_size_sum"] / v["sluice_ingress_publish_group_size_count"],
+            1000 * v["sluice_ingress_confirm_seconds_sum"] / v["sluice_ingress_confirm_seconds_count"] }' \
+    >"$results/accept_groups.json"
   stop_ingress
 }
 
@@ -246,24 +262,32 @@ report() {
 import json, os, sys
 d = sys.argv[1]
 r = {f[:-5]: json.load(open(os.path.join(d, f))) for f in os.listdir(d) if f.endswith(".json") and f != "summary.json"}
-pub = r["ceiling"]["publish_per_s"]
+dflt, v2, sq, sq64 = r["ceiling"], r["ceiling_v2"], r["ceiling_sluice"], r["ceiling_sluice64"]
+pub = max(dflt["publish_per_s"], v2["publish_per_s"])
 rows = []
 def row(name, value, unit, ratio=None, target=None, ok=None):
     rows.append((name, value, unit, ratio, target, ok))
-row("broker ceiling: confirmed publishes", pub, "/s")
-row("broker ceiling: consumed", r["ceiling"]["consume_per_s"], "/s")
-pp = r["ceiling_priority"]
-row("  same, x-max-priority 9 queue: published / consumed", "%.0f / %.0f" % (pp["publish_per_s"], pp["consume_per_s"]), "/s")
+def pc(c):
+    return "%.0f / %.0f" % (c["publish_per_s"], c["consume_per_s"])
+row("broker ceiling: confirmed publishes (best below)", pub, "/s")
+row("  default durable queue: published / consumed", pc(dflt), "/s")
+row("  version 2 lazy queue: published / consumed", pc(v2), "/s")
+row("  sluice's requests queue (priorities): pub / con", pc(sq), "/s")
+row("  same, 64 confirms outstanding: published", sq64["publish_per_s"], "/s")
 acc = r["accept"]
 row("accept rate (wrk, 64 conns)", acc["rate"], "req/s", acc["rate"] / pub, ">= 0.8", acc["rate"] >= 0.8 * pub)
-row("  accept rate / priority-queue publish ceiling", "", "", acc["rate"] / pp["publish_per_s"])
+row("  accept rate / default-queue ceiling", "", "", acc["rate"] / dflt["publish_per_s"])
+row("  accept rate / requests queue, 64 outstanding", "", "", acc["rate"] / sq64["publish_per_s"])
 row("accept p50 / p99", "%.1f / %.1f" % (acc["p50_ms"], acc["p99_ms"]), "ms")
 c = r["accept_cpu"]
 row("CPU per accepted request: ingress / broker", "%.0f / %.0f" % (c["ingress_us_per_req"], c["broker_us_per_req"]), "us")
 row("cores busy while accepting: ingress / broker", "%.2f / %.2f" % (c["ingress_cores"], c["broker_cores"]), "")
+g = r["accept_groups"]
+row("publish group mean size / mean confirm wait", "%.1f / %.2f" % (g["group_mean"], g["confirm_ms_mean"]), "ms")
 row("accept non-202 answers", acc["non_202"] + acc["socket_errors"], "", None, "0", acc["non_202"] + acc["socket_errors"] == 0)
 e = r["e2e"]
 row("end to end completions", e.get("completion_rate", 0), "/s", e.get("completion_rate", 0) / pub, ">= 0.6", e.get("completion_rate", 0) >= 0.6 * pub and e.get("not_final", 1) == 0)
+row("  completions / default-queue ceiling", "", "", e.get("completion_rate", 0) / dflt["publish_per_s"])
 el = r["e2e_latency"]
 row("end to end submit->backend p50 / p99", "%s / %s" % (el.get("p50_ms"), el.get("p99_ms")), "ms")
 lb, lt = r["latency_backend"], r["latency"]
