@@ -254,21 +254,30 @@ static void add_quorum(struct queue_args *a, bool dead_letters)
     arg_add(a, entry_str("x-overflow", "reject-publish"));
 }
 
+/* add_classic makes a queue a classic queue of version 2 (RabbitMQ 3.10+),
+ * whose index does less work per message than version 1's: bench/ceiling
+ * measured publishes at 15.7k -> 23.9k/s with x-max-priority 9, 23k -> 34k/s
+ * without. Quorum queues and streams refuse the argument (406). */
+static void add_classic(struct queue_args *a)
+{
+    arg_add(a, entry_i64("x-queue-version", 2));
+}
+
 static int declare_queue(struct mq *mq, const char *name, struct queue_args *a, char *err,
                          size_t errlen)
 {
     amqp_table_t t = {.num_entries = a->n, .entries = a->e};
     amqp_queue_declare(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
-    char what[300];
+    char what[320];
     snprintf(what, sizeof(what),
-             "declaring queue %s (if it exists with other arguments, the namespace is shared "
-             "with another setup or a setting changed, such as queue_type: delete the queue or "
-             "restore the setting)",
+             "declaring queue %s (if it exists with other arguments: another setup shares the "
+             "namespace, a setting such as queue_type changed, or an older sluice declared it; "
+             "restore the setting, or drain and delete the queue)",
              name);
     return check_rpc(mq, what, err, errlen);
 }
 
-/* declare_requests declares the requests queue. Classic: priorities 0..9.
+/* declare_requests declares the requests queue. Classic: version 2, priorities 0..9.
  * Quorum: RabbitMQ refuses x-max-priority on a quorum queue (3.10 answers
  * 406 PRECONDITION_FAILED; 4.0 and later have two levels, normal and high,
  * without any argument). Instead the delivery limit sends a message that
@@ -286,6 +295,7 @@ static int declare_requests(struct mq *mq, const char *requests, const char *dea
         add_quorum(&a, true);
         arg_add(&a, entry_i64("x-delivery-limit", delivery_limit));
     } else {
+        add_classic(&a);
         arg_add(&a, entry_i64("x-max-priority", 9));
     }
     arg_add(&a, entry_str("x-dead-letter-exchange", ""));
@@ -309,7 +319,10 @@ int mq_declare_topology(struct mq *mq, const char *ns, long retention_s, const c
     if (check_rpc(mq, "declaring the requests exchange", err, errlen) < 0) return -1;
 
     struct queue_args dead_args = {.n = 0};
-    if (quorum) add_quorum(&dead_args, false);
+    if (quorum)
+        add_quorum(&dead_args, false);
+    else
+        add_classic(&dead_args);
     if (declare_queue(mq, dead, &dead_args, err, errlen) < 0) return -1;
 
     if (declare_requests(mq, requests, dead, quorum, delivery_limit, err, errlen) < 0) return -1;
@@ -338,7 +351,10 @@ int mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, const c
     mq_name(name, sizeof(name), ns, suffix);
     mq_name(requests, sizeof(requests), ns, "requests");
     struct queue_args a = {.n = 0};
-    if (quorum) add_quorum(&a, true);
+    if (quorum)
+        add_quorum(&a, true);
+    else
+        add_classic(&a);
     arg_add(&a, entry_i64("x-message-ttl", delay_ms));
     arg_add(&a, entry_str("x-dead-letter-exchange", requests));
     arg_add(&a, entry_str("x-dead-letter-routing-key", requests));
