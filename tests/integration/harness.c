@@ -1046,6 +1046,39 @@ long h_queue_messages(struct h_stack *s, const char *suffix)
     return n;
 }
 
+char *h_queue_arguments(struct h_stack *s, const char *suffix)
+{
+    char script[] = "scripts/broker.sh", ctl[] = "ctl", list[] = "list_queues",
+         no_headers[] = "--no-table-headers", name[] = "name", arguments[] = "arguments";
+    char dir[PATH_MAX], out[PATH_MAX], prefix[256], line[4096];
+    snprintf(dir, sizeof dir, "%s", h_broker_dir());
+    pathf(out, sizeof out, "%s/list_queues.out", s->dir);
+    snprintf(prefix, sizeof prefix, "%s.%s\t", s->ns, suffix);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_msg(fd >= 0, "open %s: %s", out, strerror(errno));
+    char *argv[] = {script, ctl, dir, list, no_headers, name, arguments, NULL};
+    pid_t pid = fork_exec(argv, environ, fd);
+    int err = errno;
+    close(fd);
+    ck_assert_msg(pid > 0, "fork: %s", strerror(err));
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "scripts/broker.sh ctl %s list_queues failed (wait status %d, output in %s)", dir,
+                  status, out);
+    FILE *f = fopen(out, "r");
+    ck_assert_msg(f != NULL, "open %s: %s", out, strerror(errno));
+    char *args = NULL;
+    while (!args && fgets(line, sizeof line, f)) {
+        if (strncmp(line, prefix, strlen(prefix)) != 0) continue;
+        line[strcspn(line, "\n")] = '\0';
+        args = xstrdup(line + strlen(prefix));
+    }
+    fclose(f);
+    return args;
+}
+
 static void broker(const char *verb)
 {
     char script[] = "scripts/broker.sh", v[16], dir[PATH_MAX];

@@ -171,6 +171,11 @@ long h_backend_requests(struct h_stack *s);
  * (asked with the product's own mq_queue_stats), or -1 if it does not exist. */
 long h_queue_messages(struct h_stack *s, const char *suffix);
 
+/* h_queue_arguments returns the arguments of queue "<namespace>.<suffix>" as
+ * `rabbitmqctl list_queues` prints them, e.g. [{"x-queue-version",2}]
+ * (caller frees), or NULL when the broker has no such queue. */
+char *h_queue_arguments(struct h_stack *s, const char *suffix);
+
 /* Broker control through scripts/broker.sh pause|resume SLUICE_TEST_BROKER_DIR. */
 void h_broker_pause(void);
 void h_broker_resume(void);
