@@ -357,18 +357,22 @@ START_TEST(test_priority_order)
                           i + 1, prio[i], seq[i], prio[i - 1], seq[i - 1], order);
     }
 
-    /* The classic queues are version 2; quorum queues do not take the argument. */
+    /* The classic queues are version 2 and lazy; quorum queues take neither argument. */
     char *requests = h_queue_arguments(s, "requests"), *dead = h_queue_arguments(s, "dead");
     ck_assert_msg(requests && dead, "no %s.requests or %s.dead on the broker", h_stack_namespace(s),
                   h_stack_namespace(s));
     if (quorum) {
-        ck_assert_msg(!strstr(requests, "x-queue-version") && !strstr(dead, "x-queue-version"),
-                      "a quorum queue has x-queue-version: requests %s, dead %s", requests, dead);
+        ck_assert_msg(!strstr(requests, "x-queue-version") && !strstr(dead, "x-queue-version") &&
+                          !strstr(requests, "x-queue-mode") && !strstr(dead, "x-queue-mode"),
+                      "a quorum queue has classic arguments: requests %s, dead %s", requests, dead);
     } else {
         ck_assert_msg(strstr(requests, "{\"x-queue-version\",2}") &&
+                          strstr(requests, "{\"x-queue-mode\",\"lazy\"}") &&
                           strstr(requests, "{\"x-max-priority\",9}"),
                       "requests queue arguments: %s", requests);
-        ck_assert_msg(strstr(dead, "{\"x-queue-version\",2}"), "dead queue arguments: %s", dead);
+        ck_assert_msg(strstr(dead, "{\"x-queue-version\",2}") &&
+                          strstr(dead, "{\"x-queue-mode\",\"lazy\"}"),
+                      "dead queue arguments: %s", dead);
     }
     free(requests);
     free(dead);

@@ -319,11 +319,12 @@ START_TEST(test_retry_queue)
     long in_1s = h_queue_messages(s, "retry.1000"), in_2s = h_queue_messages(s, "retry.2000");
     ck_assert_msg(in_1s >= 0 || in_2s >= 0, "no retry queue %s.retry.1000 or .2000 (%ld, %ld)",
                   h_stack_namespace(s), in_1s, in_2s);
-    /* A classic retry queue is version 2 (common/mq.c); a quorum one refuses the argument. */
+    /* A classic retry queue is version 2 and lazy (common/mq.c); a quorum one refuses both. */
     char *args = h_queue_arguments(s, in_2s >= 0 ? "retry.2000" : "retry.1000");
     const char *type = getenv("SLUICE_QUEUE_TYPE");
     bool quorum = type && strcmp(type, "quorum") == 0;
-    ck_assert_msg(args && (strstr(args, "{\"x-queue-version\",2}") != NULL) == !quorum,
+    ck_assert_msg(args && (strstr(args, "{\"x-queue-version\",2}") != NULL) == !quorum &&
+                      (strstr(args, "{\"x-queue-mode\",\"lazy\"}") != NULL) == !quorum,
                   "retry queue arguments: %s", args ? args : "(no queue)");
     free(args);
     ck_assert_int_eq(worker_metric(s, 0, "sluice_worker_retries_total{where=\"queue\"}"), 1);
