@@ -323,12 +323,8 @@ write_config
 printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,"latency_rate":%d,"latency_seconds":%d,"batch1_requests":%d,"batch100_requests":%d,"flood_events":%d,"soak_requests":%d,"cores":%d}\n' \
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
   "$N_FLOOD" "$N_SOAK" "$(nproc)" >"$results/params.json"
-phase_ceiling
-phase_accept
-phase_e2e
-phase_latency
-phase_batching
-phase_memory
-report
+# PHASES="accept e2e" runs only those phases (no summary table).
+for phase in ${PHASES:-ceiling accept e2e latency batching memory}; do "phase_$phase"; done
+[ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"
