@@ -183,9 +183,10 @@ int main(int argc, char **argv)
             .key = amqp_cstring_bytes("x-queue-version"),
             .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = o.queue_version}};
     if (o.queue_mode)
-        arg[args.num_entries++] = (amqp_table_entry_t){
-            .key = amqp_cstring_bytes("x-queue-mode"),
-            .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(o.queue_mode)}};
+        arg[args.num_entries++] =
+            (amqp_table_entry_t){.key = amqp_cstring_bytes("x-queue-mode"),
+                                 .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                           .value.bytes = amqp_cstring_bytes(o.queue_mode)}};
     amqp_queue_declare(c, CHANNEL, q, 0, 1, 0, 0, args);
     amqp_confirm_select(c, CHANNEL);
     if (!rpc_ok(c, "queue.declare / confirm.select")) goto out;

@@ -298,7 +298,7 @@ static int called_prio(struct h_stack *s, int *prio, int *seq, int max)
  * priority. A queue without x-max-priority would call them in submission
  * order. Quorum queues have no priorities on RabbitMQ 3.10
  * (docs/clustering.md): there the test only checks that every request went
- * through once. Last, the queues' arguments: classic queues are version 2. */
+ * through once. Last, the queues' arguments: classic queues are version 2 and lazy. */
 START_TEST(test_priority_order)
 {
     static const char *const levels[] = {"0", "\"low\"", "\"normal\"", "\"high\"", NULL};
