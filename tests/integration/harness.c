@@ -1046,27 +1046,39 @@ long h_queue_messages(struct h_stack *s, const char *suffix)
     return n;
 }
 
-char *h_queue_arguments(struct h_stack *s, const char *suffix)
+/* broker_sh runs scripts/broker.sh VERB <broker dir> [ARGS...] to completion,
+ * its standard output to out_fd (-1: inherited), and fails the test unless
+ * it exits 0. */
+static void broker_sh(const char *verb, const char *const *args, int out_fd)
 {
-    char script[] = "scripts/broker.sh", ctl[] = "ctl", list[] = "list_queues",
-         no_headers[] = "--no-table-headers", name[] = "name", arguments[] = "arguments";
-    char dir[PATH_MAX], out[PATH_MAX], prefix[256], line[4096];
+    char script[] = "scripts/broker.sh", v[16], dir[PATH_MAX];
+    char *argv[16] = {script, v, dir};
+    int n = 3;
+    snprintf(v, sizeof v, "%s", verb);
     snprintf(dir, sizeof dir, "%s", h_broker_dir());
-    pathf(out, sizeof out, "%s/list_queues.out", s->dir);
-    snprintf(prefix, sizeof prefix, "%s.%s\t", s->ns, suffix);
-    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ck_assert_msg(fd >= 0, "open %s: %s", out, strerror(errno));
-    char *argv[] = {script, ctl, dir, list, no_headers, name, arguments, NULL};
-    pid_t pid = fork_exec(argv, environ, fd);
-    int err = errno;
-    close(fd);
-    ck_assert_msg(pid > 0, "fork: %s", strerror(err));
+    for (; args && *args && n < 15; args++)
+        argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    pid_t pid = fork_exec(argv, environ, out_fd);
+    ck_assert_msg(pid > 0, "fork: %s", strerror(errno));
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "scripts/broker.sh ctl %s list_queues failed (wait status %d, output in %s)", dir,
-                  status, out);
+                  "scripts/broker.sh %s %s failed (wait status %d)", verb, dir, status);
+}
+
+char *h_queue_arguments(struct h_stack *s, const char *suffix)
+{
+    static const char *const list[] = {"list_queues", "--no-table-headers", "name", "arguments",
+                                       NULL};
+    char out[PATH_MAX], prefix[256], line[4096];
+    pathf(out, sizeof out, "%s/list_queues.out", s->dir);
+    snprintf(prefix, sizeof prefix, "%s.%s\t", s->ns, suffix);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_msg(fd >= 0, "open %s: %s", out, strerror(errno));
+    broker_sh("ctl", list, fd);
+    close(fd);
     FILE *f = fopen(out, "r");
     ck_assert_msg(f != NULL, "open %s: %s", out, strerror(errno));
     char *args = NULL;
@@ -1079,27 +1091,18 @@ char *h_queue_arguments(struct h_stack *s, const char *suffix)
     return args;
 }
 
-static void broker(const char *verb)
+bool h_quorum_mode(void)
 {
-    char script[] = "scripts/broker.sh", v[16], dir[PATH_MAX];
-    snprintf(v, sizeof v, "%s", verb);
-    snprintf(dir, sizeof dir, "%s", h_broker_dir());
-    char *argv[] = {script, v, dir, NULL};
-    pid_t pid = fork_exec(argv, environ, -1);
-    ck_assert_msg(pid > 0, "fork: %s", strerror(errno));
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "scripts/broker.sh %s %s failed (wait status %d)", verb, dir, status);
+    const char *t = getenv("SLUICE_QUEUE_TYPE");
+    return t && strcmp(t, "quorum") == 0;
 }
 
 void h_broker_pause(void)
 {
-    broker("pause");
+    broker_sh("pause", NULL, -1);
 }
 
 void h_broker_resume(void)
 {
-    broker("resume");
+    broker_sh("resume", NULL, -1);
 }

@@ -176,6 +176,9 @@ long h_queue_messages(struct h_stack *s, const char *suffix);
  * (caller frees), or NULL when the broker has no such queue. */
 char *h_queue_arguments(struct h_stack *s, const char *suffix);
 
+/* h_quorum_mode tells whether the suite runs with SLUICE_QUEUE_TYPE=quorum. */
+bool h_quorum_mode(void);
+
 /* Broker control through scripts/broker.sh pause|resume SLUICE_TEST_BROKER_DIR. */
 void h_broker_pause(void);
 void h_broker_resume(void);

@@ -262,13 +262,6 @@ END_TEST
 
 #define PRIO_EACH 4 /* requests per priority level in test_priority_order */
 
-/* quorum_mode tells whether the suite runs with SLUICE_QUEUE_TYPE=quorum. */
-static bool quorum_mode(void)
-{
-    const char *t = getenv("SLUICE_QUEUE_TYPE");
-    return t && strcmp(t, "quorum") == 0;
-}
-
 /* called_prio reads the backend's access log ("<unix_ms> <METHOD> <path>
  * <key>") in call order, and for every call to a path "/prio/<p>/<n>" writes
  * p to prio and n to seq; it returns how many there were. */
@@ -304,7 +297,7 @@ START_TEST(test_priority_order)
     static const char *const levels[] = {"0", "\"low\"", "\"normal\"", "\"high\"", NULL};
     static const int values[] = {0, 1, 5, 9, 9}; /* NULL above: X-Priority: high */
     enum { N_LEVELS = sizeof levels / sizeof levels[0], N = N_LEVELS * PRIO_EACH };
-    bool quorum = quorum_mode();
+    bool quorum = h_quorum_mode();
     struct h_stack *s = h_stack_new();
     /* h_stack_set cannot take a bare number (json-c's tokener waits for
      * more digits), so the worker object is given whole. */

@@ -321,8 +321,7 @@ START_TEST(test_retry_queue)
                   h_stack_namespace(s), in_1s, in_2s);
     /* A classic retry queue is version 2 and lazy (common/mq.c); a quorum one refuses both. */
     char *args = h_queue_arguments(s, in_2s >= 0 ? "retry.2000" : "retry.1000");
-    const char *type = getenv("SLUICE_QUEUE_TYPE");
-    bool quorum = type && strcmp(type, "quorum") == 0;
+    bool quorum = h_quorum_mode();
     ck_assert_msg(args && (strstr(args, "{\"x-queue-version\",2}") != NULL) == !quorum &&
                       (strstr(args, "{\"x-queue-mode\",\"lazy\"}") != NULL) == !quorum,
                   "retry queue arguments: %s", args ? args : "(no queue)");
