@@ -314,10 +314,36 @@ static void on_delivery(struct consumer *c, struct mq_event *ev)
     add_to_forming(c, job);
 }
 
+static bool any_older(struct job *const *jobs, size_t n, uint64_t tag)
+{
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->delivery_tag < tag) return true;
+    return false;
+}
+
+/* newest_if_oldest returns the newest delivery tag of b when no delivery
+ * outside b is older than it, so one multiple ack settles exactly b's jobs;
+ * else 0. The broker handles one multiple ack as one message to the queue's
+ * process, where individual acks cost one each: under load that process is
+ * the broker's busiest (docs/performance.md). */
+static uint64_t newest_if_oldest(const struct consumer *c, const struct batch *b)
+{
+    uint64_t newest = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->jobs[i]->delivery_tag > newest) newest = b->jobs[i]->delivery_tag;
+    if (any_older(c->held.jobs, c->held.n, newest)) return 0;
+    if (c->forming && any_older(c->forming->jobs, c->forming->n, newest)) return 0;
+    for (const struct batch *o = c->inflight; o; o = o->next)
+        if (o != b && any_older(o->jobs, o->n, newest)) return 0;
+    return newest;
+}
+
 /* finish acks (or, if refused, requeues) every delivery of a confirmed batch. */
 static void finish(struct consumer *c, struct batch *b)
 {
-    for (size_t i = 0; i < b->n && !c->broken; i++) {
+    uint64_t newest = b->refused ? 0 : newest_if_oldest(c, b);
+    if (newest && !c->broken && mq_ack(c->mq, newest, true) < 0) c->broken = true;
+    for (size_t i = 0; i < b->n && !newest && !c->broken; i++) {
         uint64_t tag = b->jobs[i]->delivery_tag;
         int rc = b->refused ? mq_nack(c->mq, tag, false, true) : mq_ack(c->mq, tag, false);
         if (rc < 0) c->broken = true;

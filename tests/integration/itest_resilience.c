@@ -565,6 +565,79 @@ START_TEST(test_worker_sigterm_held_retries)
 }
 END_TEST
 
+#define AFTER_N 20
+
+/* A worker acks a settled batch with one multiple ack only when no older
+ * delivery is still its own. older_delivery_survives_kill makes one such
+ * older delivery (route "first", whose backend path is prefix), settles
+ * AFTER_N newer requests meanwhile, SIGKILLs the worker while the first is
+ * still pending (its status pending_state), and checks that another worker
+ * still carries it out: were it acked along with a newer batch, it would be
+ * lost. */
+static void older_delivery_survives_kill(const char *prefix, const char *pending_state)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_set(s, "routes.first",
+                "{\"upstreams\":[\"%s%s\"],\"timeout_ms\":10000,\"max_attempts\":3,"
+                "\"backoff_ms\":20,\"backoff_max_ms\":10000}",
+                h_stack_backend_url(s), prefix);
+    set_route(s, "echo", "", 2);
+    h_stack_set(s, "worker",
+                "{\"batch_size\":100,\"batch_linger_ms\":5,\"prefetch\":200,"
+                "\"metrics_listen\":\"127.0.0.1:0\",\"retry_hold_max_ms\":10000,"
+                "\"shutdown_grace_ms\":10000}");
+    h_stack_start(s, 0);
+    char **first = submit_all(h_stack_url(s), 1, route_envelope, "first");
+    int w0 = h_stack_add_worker(s);
+    wait_backend_calls(s, 30000);
+    long long first_at = h_mono_ms();
+
+    char **ids = submit_all(h_stack_url(s), AFTER_N, route_envelope, "echo");
+    struct json_object **st = calloc(AFTER_N, sizeof *st);
+    ck_assert_ptr_nonnull(st);
+    wait_all_final(h_stack_url(s), ids, AFTER_N, 30000, st);
+    statuses_free(st, AFTER_N);
+    wait_queue_empty(s, "requests", 10000); /* every ready message delivered */
+    h_sleep_ms(300);                        /* the newer batches' acks reach the broker */
+    long http = 0;
+    struct json_object *o = h_get_status(s, H_TOKEN, first[0], &http);
+    ck_assert_msg(http == 200 && o && !strcmp(h_json_str(o, "status"), pending_state),
+                  "the first request is not %s: %ld %s", pending_state, http,
+                  o ? json_object_to_json_string(o) : "");
+    json_object_put(o);
+    ck_assert_msg(h_mono_ms() - first_at < 4500, "too slow: the first request may be done");
+    h_stack_kill_worker(s, w0);
+
+    h_stack_add_worker(s);
+    st = calloc(1, sizeof *st);
+    ck_assert_ptr_nonnull(st);
+    wait_all_final(h_stack_url(s), first, 1, 30000, st);
+    ck_assert_msg(!strcmp(h_json_str(st[0], "status"), "succeeded"), "%s",
+                  json_object_to_json_string(st[0]));
+    ck_assert_int_eq(h_backend_calls(s, first[0]), 2);
+    wait_queue_empty(s, "requests", 10000);
+
+    statuses_free(st, 1);
+    ids_free(ids, AFTER_N);
+    ids_free(first, 1);
+    h_stack_teardown(s);
+}
+
+/* The first call answers 429 with Retry-After: 5, so the retry is held in
+ * the worker (retry_hold_max_ms is 10 s) for 5 s. */
+START_TEST(test_worker_sigkill_held_retry_kept)
+{
+    older_delivery_survives_kill("/retry-after/5", "retrying");
+}
+END_TEST
+
+/* A 6 s call keeps an older batch in flight while newer ones settle. */
+START_TEST(test_worker_sigkill_older_batch_kept)
+{
+    older_delivery_survives_kill("/delay/6000", "processing");
+}
+END_TEST
+
 /* ---- ingress restarts ---- */
 
 #define RESTART_N 8
@@ -1101,6 +1174,8 @@ static Suite *resilience_suite(void)
         {"worker_sigkill", test_worker_sigkill_mid_batch},
         {"worker_sigterm", test_worker_sigterm_in_flight},
         {"worker_sigterm_held", test_worker_sigterm_held_retries},
+        {"worker_sigkill_held", test_worker_sigkill_held_retry_kept},
+        {"worker_sigkill_older", test_worker_sigkill_older_batch_kept},
         {"ingress_restart", test_ingress_restart_keeps_status},
         {"broker_down", test_broker_down_and_back},
         {"broker_frozen", test_broker_frozen},
