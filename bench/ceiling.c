@@ -2,14 +2,18 @@
  * nothing of sluice is in the way. It publishes persistent ~300-byte messages
  * to a durable queue with publisher confirms (a window of outstanding
  * confirms), then consumes them with a prefetch and multiple-acks, and prints
- * {"publish_per_s":..,"consume_per_s":..} on stdout. The queue is deleted at
- * the end. These are the rates sluice's own figures are divided by. */
+ * {"publish_per_s":..,"consume_per_s":..} on stdout. With --flow it instead
+ * publishes and consumes at the same time, on two connections, as a gateway
+ * with its workers running does, and prints {"flow_per_s":..}: the broker's
+ * own end-to-end ceiling. The queue is deleted at the end. These are the
+ * rates sluice's own figures are divided by. */
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +28,7 @@ struct opts {
     int max_priority;  /* 0: a plain queue; else x-max-priority, as sluice declares */
     int queue_version; /* 0: the broker's default; else x-queue-version */
     char *queue_mode;  /* NULL: the broker's default; else x-queue-mode ("lazy") */
+    int flow;          /* publish and consume at once */
 };
 
 static double now_s(void)
@@ -130,6 +135,23 @@ static double consume_all(amqp_connection_state_t c, amqp_bytes_t q, const struc
     return (double)o->count / (now_s() - t0);
 }
 
+/* flow_all consumes in a child process, on its own connection, while c
+ * publishes; the rate counts until the last message is consumed. */
+static double flow_all(amqp_connection_state_t c, amqp_bytes_t q, const struct opts *o)
+{
+    double t0 = now_s();
+    pid_t child = fork();
+    if (child < 0) return -1;
+    if (child == 0) {
+        amqp_connection_state_t cc = connect_broker(o->url);
+        _exit(cc && consume_all(cc, q, o) > 0 ? 0 : 1);
+    }
+    double pub = publish_all(c, q, o);
+    int status;
+    if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+    return pub > 0 ? (double)o->count / (now_s() - t0) : -1;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.count = 100000, .window = 512, .prefetch = 200, .size = 300};
@@ -154,6 +176,8 @@ static int parse(int argc, char **argv, struct opts *o)
             o->max_priority = (int)v;
         else if (strcmp(argv[i], "--queue-version") == 0 && v < 3)
             o->queue_version = (int)v;
+        else if (strcmp(argv[i], "--flow") == 0 && v == 1)
+            o->flow = 1;
         else
             return -1;
     }
@@ -165,7 +189,8 @@ int main(int argc, char **argv)
     struct opts o;
     if (parse(argc, argv, &o) < 0)
         return die("usage: ceiling --url AMQP_URL [--count N] [--window W] [--prefetch P] "
-                   "[--size BYTES] [--max-priority N] [--queue-version N] [--queue-mode MODE]");
+                   "[--size BYTES] [--max-priority N] [--queue-version N] [--queue-mode MODE] "
+                   "[--flow 1]");
     amqp_connection_state_t c = connect_broker(o.url);
     if (!c) return die("cannot connect to the broker");
     char name[64];
@@ -190,14 +215,20 @@ int main(int argc, char **argv)
     amqp_queue_declare(c, CHANNEL, q, 0, 1, 0, 0, args);
     amqp_confirm_select(c, CHANNEL);
     if (!rpc_ok(c, "queue.declare / confirm.select")) goto out;
-    double pub = publish_all(c, q, &o);
-    double con = pub > 0 ? consume_all(c, q, &o) : -1;
-    if (pub <= 0 || con <= 0) goto out;
+    double pub = 0, con = 0, flow = 0;
+    if (o.flow) {
+        if ((flow = flow_all(c, q, &o)) <= 0) goto out;
+    } else {
+        if ((pub = publish_all(c, q, &o)) <= 0 || (con = consume_all(c, q, &o)) <= 0) goto out;
+    }
     printf("{\"messages\":%ld,\"size\":%d,\"window\":%ld,\"prefetch\":%d,\"max_priority\":%d,"
-           "\"queue_version\":%d,\"queue_mode\":\"%s\",\"publish_per_s\":%.0f,"
-           "\"consume_per_s\":%.0f}\n",
+           "\"queue_version\":%d,\"queue_mode\":\"%s\",",
            o.count, o.size, o.window, o.prefetch, o.max_priority, o.queue_version,
-           o.queue_mode ? o.queue_mode : "default", pub, con);
+           o.queue_mode ? o.queue_mode : "default");
+    if (o.flow)
+        printf("\"flow_per_s\":%.0f}\n", flow);
+    else
+        printf("\"publish_per_s\":%.0f,\"consume_per_s\":%.0f}\n", pub, con);
     rc = 0;
 out:
     amqp_queue_delete(c, CHANNEL, q, 0, 0);

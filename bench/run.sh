@@ -113,11 +113,36 @@ stop_ingress() {
   wait "$INGRESS_PID" 2>/dev/null || true
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks PID...: user + system clock ticks used so far by these processes.
+cpu_ticks() {
+  local p
+  for p in "$@"; do cat "/proc/$p/stat"; done | awk '{ t += $14 + $15 } END { print t }'
+}
+# cpu_json REQUESTS NANOS NAME=TICKS0:TICKS1...: each process's CPU per request
+# and the cores it kept busy over NANOS.
+cpu_json() {
+  python3 - "$@" <<'PY'
+import json, os, sys
+n, ns, hz = float(sys.argv[1]), float(sys.argv[2]), os.sysconf("SC_CLK_TCK")
+out = {}
+for arg in sys.argv[3:]:
+    name, span = arg.split("=")
+    secs = (float(span.split(":")[1]) - float(span.split(":")[0])) / hz
+    out[name + "_us_per_req"] = round(secs * 1e6 / n, 1)
+    out[name + "_cores"] = round(secs / (ns / 1e9), 2)
+print(json.dumps(out))
+PY
+}
+# broker_reductions counts the Erlang VM's work units so far: unlike CPU time,
+# they do not depend on what else the shared machine is running.
+broker_reductions() {
+  scripts/broker.sh ctl "$work/broker" eval 'element(1, erlang:statistics(reductions)).'
+}
 
-# start_workers N BATCH PREFETCH: sets WORKER_PIDS and their metrics URLs.
+# start_workers N BATCH PREFETCH: sets WORKER_PIDS and WORKER_URLS (their
+# metrics listeners).
 start_workers() {
-  WORKER_PIDS=()
+  WORKER_PIDS=() WORKER_URLS=()
   local i port
   for ((i = 0; i < $1; i++)); do
     port=$(free_port)
@@ -125,6 +150,7 @@ start_workers() {
       SLUICE_METRICS_LISTEN=127.0.0.1:$port \
       "$BIN/sluice-worker" --config "$work/sluice.json" >>"$work/worker.log" 2>&1 &
     WORKER_PIDS+=($!)
+    WORKER_URLS+=("http://127.0.0.1:$port")
     pids+=($!)
     wait_http "http://127.0.0.1:$port/readyz" 60
   done
@@ -134,7 +160,7 @@ stop_workers() {
   local p
   for p in "${WORKER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${WORKER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  WORKER_PIDS=()
+  WORKER_PIDS=() WORKER_URLS=()
 }
 
 # latency_from_logs SUBMIT_LOG ACCESS_LOG TO_US KEY_FIELD: submit->backend
@@ -154,7 +180,7 @@ latency_from_logs() {
 load() { "$BIN/bench/load" --url "$URL" --token "$TOKEN" "$@"; }
 
 phase_ceiling() {
-  say "1/6 broker ceiling ($N_CEILING messages, four queue shapes)"
+  say "1/6 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
   local c=("$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING")
   # A durable queue with the broker's defaults, as the benchmark's brief
   # defines the ceiling; then the fastest classic format this broker has
@@ -168,11 +194,17 @@ phase_ceiling() {
   local sluice=(--max-priority 9 --queue-version 2 --queue-mode lazy)
   "${c[@]}" --window 512 "${sluice[@]}" >"$results/ceiling_sluice.json"
   "${c[@]}" --window 64 "${sluice[@]}" >"$results/ceiling_sluice64.json"
+  # The same queue published and consumed at once, as with workers running:
+  # the broker's own end-to-end ceiling, and its work per message.
+  local r0 r1
+  r0=$(broker_reductions)
+  "${c[@]}" --window 512 "${sluice[@]}" --flow 1 >"$results/ceiling_flow.json"
+  r1=$(broker_reductions)
+  echo "{\"broker_reductions_per_msg\":$(((r1 - r0) / N_CEILING))}" >"$results/ceiling_flow_work.json"
 }
 
-# phase_accept also records where the CPU went: on a 2-core machine the
-# load generator, the ingress and the broker share it, and that, not waiting,
-# is what bounds the accept rate (docs/performance.md).
+# phase_accept also records where the CPU went: on a 2-core machine the load
+# generator, the ingress and the broker share it (docs/performance.md).
 phase_accept() {
   say "2/6 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
   start_ingress bench_accept
@@ -181,11 +213,8 @@ phase_accept() {
   SLUICE_BENCH_TOKEN=$TOKEN SLUICE_BENCH_ROUTE=fast \
     wrk -t2 -c64 -d"${ACCEPT_S}s" -s bench/post.lua "$URL" | tail -n 1 >"$results/accept.json"
   i1=$(cpu_ticks "$INGRESS_PID") b1=$(cpu_ticks "$BROKER_PID") t1=$(date +%s%N)
-  local hz n
-  hz=$(getconf CLK_TCK)
-  n=$(json_get "$results/accept.json" '["requests"]')
-  python3 -c 'import sys; i,b,hz,n,ns=map(float,sys.argv[1:]); print("{\"ingress_us_per_req\":%.1f,\"broker_us_per_req\":%.1f,\"ingress_cores\":%.2f,\"broker_cores\":%.2f}" % (i/hz*1e6/n, b/hz*1e6/n, i/hz/(ns/1e9), b/hz/(ns/1e9)))' \
-    $((i1 - i0)) $((b1 - b0)) "$hz" "$n" $((t1 - t0)) >"$results/accept_cpu.json"
+  cpu_json "$(json_get "$results/accept.json" '["requests"]')" $((t1 - t0)) \
+    ingress="$i0:$i1" broker="$b0:$b1" >"$results/accept_cpu.json"
   # How the publisher grouped the requests and how long the broker took to
   # confirm them, from the ingress's own metrics.
   curl -sf "$URL/metrics" | awk '
@@ -201,8 +230,23 @@ phase_e2e() {
   say "3/6 end to end ($N_E2E requests, 2 workers, fast backend)"
   start_ingress bench_e2e
   start_workers 2 100 200
+  local i0 b0 w0 r0 t0 i1 b1 w1 r1 t1 p
+  i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") w0=$(cpu_ticks "${WORKER_PIDS[@]}")
+  r0=$(broker_reductions) t0=$(date +%s%N)
   load --route fast --count "$N_E2E" --connections 64 --wait-final 300 \
     --submit-log "$work/e2e.submit" >"$results/e2e.json"
+  i1=$(cpu_ticks "$INGRESS_PID") b1=$(cpu_ticks "$BROKER_PID") w1=$(cpu_ticks "${WORKER_PIDS[@]}")
+  r1=$(broker_reductions) t1=$(date +%s%N)
+  # Where the CPU went (everything shares the 2 cores; the span includes the
+  # load tool's final polling round), how much work the broker did per
+  # request, and how full the workers' batches were.
+  cpu_json "$N_E2E" $((t1 - t0)) ingress="$i0:$i1" broker="$b0:$b1" workers="$w0:$w1" \
+    >"$results/e2e_cpu.json"
+  for p in "${WORKER_URLS[@]}"; do curl -sf "$p/metrics"; done | awk -v reds=$((r1 - r0)) -v n="$N_E2E" '
+    / / { v[$1] += $2 }
+    END { printf "{\"batch_mean\":%.2f,\"broker_reductions_per_req\":%.0f}\n",
+            v["sluice_worker_batch_size_sum"] / v["sluice_worker_batch_size_count"], reds / n }' \
+    >"$results/e2e_work.json"
   latency_from_logs "$work/e2e.submit" "$work/access.log" 1000000 2 >"$results/e2e_latency.json"
   echo "{\"ingress_kb\":$(hwm_kb "$INGRESS_PID"),\"worker_kb\":$(hwm_kb "${WORKER_PIDS[0]}")}" \
     >"$results/e2e_memory.json"
@@ -274,6 +318,8 @@ row("  default durable queue: published / consumed", pc(dflt), "/s")
 row("  version 2 lazy queue: published / consumed", pc(v2), "/s")
 row("  sluice's requests queue (priorities): pub / con", pc(sq), "/s")
 row("  same, 64 confirms outstanding: published", sq64["publish_per_s"], "/s")
+flow = r["ceiling_flow"]["flow_per_s"]
+row("  same, published and consumed at once", flow, "/s")
 acc = r["accept"]
 row("accept rate (wrk, 64 conns)", acc["rate"], "req/s", acc["rate"] / pub, ">= 0.8", acc["rate"] >= 0.8 * pub)
 row("  accept rate / default-queue ceiling", "", "", acc["rate"] / dflt["publish_per_s"])
@@ -288,6 +334,12 @@ row("accept non-202 answers", acc["non_202"] + acc["socket_errors"], "", None, "
 e = r["e2e"]
 row("end to end completions", e.get("completion_rate", 0), "/s", e.get("completion_rate", 0) / pub, ">= 0.6", e.get("completion_rate", 0) >= 0.6 * pub and e.get("not_final", 1) == 0)
 row("  completions / default-queue ceiling", "", "", e.get("completion_rate", 0) / dflt["publish_per_s"])
+row("  completions / publish-and-consume ceiling", "", "", e.get("completion_rate", 0) / flow)
+c, wk = r["e2e_cpu"], r["e2e_work"]
+row("CPU per completed request: broker/ingress/workers", "%.0f / %.0f / %.0f" % (c["broker_us_per_req"], c["ingress_us_per_req"], c["workers_us_per_req"]), "us")
+fw = r["ceiling_flow_work"]["broker_reductions_per_msg"]
+row("broker work per request / bare publish+consume", "%d / %d" % (wk["broker_reductions_per_req"], fw), "reds", wk["broker_reductions_per_req"] / fw)
+row("worker batch mean size", "%.1f" % wk["batch_mean"], "")
 el = r["e2e_latency"]
 row("end to end submit->backend p50 / p99", "%s / %s" % (el.get("p50_ms"), el.get("p99_ms")), "ms")
 lb, lt = r["latency_backend"], r["latency"]
