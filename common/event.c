@@ -1,6 +1,7 @@
 /* event.c: building and parsing the messages of the events stream (format in
  * event.h). Parsing is strict because every ingress replica feeds its status
- * index from these messages: a malformed event must be refused, not guessed. */
+ * index from these messages: a malformed event must be refused, not guessed.
+ * It reads in place with jscan, since every ingress reads every event. */
 #include "event.h"
 
 #include <limits.h>
@@ -8,7 +9,7 @@
 #include <string.h>
 
 #include "id.h"
-#include "json.h"
+#include "jscan.h"
 
 static const char *const state_names[] = {
     [ST_QUEUED] = "queued",       [ST_PROCESSING] = "processing", [ST_RETRYING] = "retrying",
@@ -19,6 +20,7 @@ static const char *const state_names[] = {
 /* EVENT_MAX_MS is the last millisecond of year 9999: times are served as
  * RFC 3339 timestamps, whose years have four digits. */
 #define EVENT_MAX_MS INT64_C(253402300799999)
+#define EVENT_NAME_MAX 128
 
 const char *event_state_name(enum req_state s)
 {
@@ -81,93 +83,101 @@ int event_marker(struct buf *b, const char *nonce)
     return rc ? rc : buf_append(b, "}", 1);
 }
 
-/* get_string returns the string member key of o, or NULL when it is missing,
- * not a string, or holds a NUL (the update carries plain C strings). */
-static const char *get_string(struct json_object *o, const char *key, size_t *len)
+/* The text of one event's strings: tenant and route names are at most
+ * CFG_NAME_MAX (128) bytes, so longer ones are refused as malformed. */
+struct event_text {
+    char id[ID_LEN + 1];
+    char tenant[EVENT_NAME_MAX + 1];
+    char route[EVENT_NAME_MAX + 1];
+};
+
+/* read_object reads an optional object member as its text, borrowed from
+ * the message: the worker built it, the ingress serves it verbatim. */
+static bool read_object(struct jscan *s, const char **text, size_t *len)
 {
-    struct json_object *v;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    const char *s = json_object_get_string(v);
-    size_t n = (size_t)json_object_get_string_len(v);
-    if (strlen(s) != n) return NULL;
-    if (len) *len = n;
-    return s;
+    return jscan_peek(s) == '{' && jscan_value(s, text, len);
 }
 
-static bool get_int(struct json_object *o, const char *key, int64_t min, int64_t max, int64_t *out)
+static bool decode_event(struct jscan *s, struct status_update *u, struct event_text *t)
 {
-    struct json_object *v;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+    char key[16], state[16] = "";
+    size_t id_len = 0, n;
+    int64_t created = -1, ts = -1, attempts = -1;
+    bool ok = jscan_enter(s, '{');
+    int r = -1;
+    *u = (struct status_update){0};
+    while (ok && (r = jscan_next(s, key, sizeof key)) == 1) {
+        if (strcmp(key, "id") == 0)
+            ok = jscan_string(s, t->id, sizeof t->id, &id_len) && (u->id = t->id);
+        else if (strcmp(key, "state") == 0)
+            ok = jscan_string(s, state, sizeof state, &n);
+        else if (strcmp(key, "tenant") == 0)
+            ok = jscan_string(s, t->tenant, sizeof t->tenant, &n) && (u->tenant = t->tenant);
+        else if (strcmp(key, "route") == 0)
+            ok = jscan_string(s, t->route, sizeof t->route, &n) && (u->route = t->route);
+        else if (strcmp(key, "created") == 0)
+            ok = jscan_int(s, 0, EVENT_MAX_MS, &created);
+        else if (strcmp(key, "ts") == 0)
+            ok = jscan_int(s, 0, EVENT_MAX_MS, &ts);
+        else if (strcmp(key, "attempts") == 0)
+            ok = jscan_int(s, 0, INT_MAX, &attempts);
+        else if (strcmp(key, "result") == 0)
+            ok = read_object(s, &u->result_json, &u->result_len);
+        else if (strcmp(key, "error") == 0)
+            ok = read_object(s, &u->error_json, &u->error_len);
+        else
+            ok = jscan_value(s, NULL, NULL);
+    }
+    int st = event_state_parse(state);
+    if (!ok || r != 0 || !u->id || !id_valid(u->id, id_len) || !u->tenant || !u->route || st < 0 ||
+        created < 0 || ts < 0 || attempts < 0)
         return false;
-    *out = json_object_get_int64(v);
-    return *out >= min && *out <= max;
-}
-
-/* get_object sets *text to the compact text of the optional object member key
- * (NULL when absent) and returns false when the member is not an object. */
-static bool get_object(struct json_object *o, const char *key, const char **text, size_t *len)
-{
-    struct json_object *v;
-    *text = NULL;
-    *len = 0;
-    if (!json_object_object_get_ex(o, key, &v)) return true;
-    if (!json_object_is_type(v, json_type_object)) return false;
-    *text = json_object_to_json_string_length(
-        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
-    return *text != NULL;
-}
-
-static bool decode_event(struct json_object *o, struct status_update *u)
-{
-    size_t id_len = 0;
-    int64_t created, ts, attempts;
-    if (!json_object_is_type(o, json_type_object)) return false;
-    u->id = get_string(o, "id", &id_len);
-    u->tenant = get_string(o, "tenant", NULL);
-    u->route = get_string(o, "route", NULL);
-    int state = event_state_parse(get_string(o, "state", NULL));
-    if (!u->id || !id_valid(u->id, id_len) || !u->tenant || !u->route || state < 0) return false;
-    if (!get_int(o, "created", 0, EVENT_MAX_MS, &created) ||
-        !get_int(o, "ts", 0, EVENT_MAX_MS, &ts) || !get_int(o, "attempts", 0, INT_MAX, &attempts))
-        return false;
-    u->state = (enum req_state)state;
+    u->state = (enum req_state)st;
     u->created_ms = created;
     u->ts_ms = ts;
     u->attempts = (int)attempts;
-    return get_object(o, "result", &u->result_json, &u->result_len) &&
-           get_object(o, "error", &u->error_json, &u->error_len);
+    return true;
 }
 
-static int parse_events(struct json_object *events, event_update_fn on_update, void *arg)
+/* parse_events walks the events array at s (already checked as a whole). */
+static int parse_events(struct jscan *s, event_update_fn on_update, void *arg)
 {
-    if (!json_object_is_type(events, json_type_array)) return -1;
-    size_t n = json_object_array_length(events);
-    for (size_t i = 0; i < n; i++) {
+    struct event_text t;
+    int n = 0, r;
+    if (!jscan_enter(s, '[')) return -1;
+    while ((r = jscan_next(s, NULL, 0)) == 1) {
         struct status_update u;
-        if (!decode_event(json_object_array_get_idx(events, i), &u)) return -1;
+        if (!decode_event(s, &u, &t)) return -1;
         if (on_update) on_update(arg, &u);
+        if (n < INT_MAX) n++;
     }
-    return n > INT_MAX ? INT_MAX : (int)n;
+    return r == 0 ? n : -1;
 }
 
 int event_parse(const char *msg, size_t len, event_update_fn on_update, event_marker_fn on_marker,
                 void *arg)
 {
-    int rc = -1;
-    int64_t v;
-    struct json_object *root = json_parse(msg, len, NULL, 0), *events;
-    if (!root || !json_object_is_type(root, json_type_object) || !get_int(root, "v", 1, 1, &v))
-        goto out;
-    if (json_object_object_get_ex(root, "marker", NULL)) {
-        const char *nonce = get_string(root, "marker", NULL);
-        if (!nonce) goto out;
-        if (on_marker) on_marker(arg, nonce);
-        rc = 0;
-    } else if (json_object_object_get_ex(root, "events", &events)) {
-        rc = parse_events(events, on_update, arg);
+    struct jscan s, events;
+    char key[16], nonce[EVENT_NAME_MAX + 1];
+    bool ok = jscan_init(&s, msg, len) && jscan_enter(&s, '{'), marker = false, listed = false;
+    int64_t v = 0;
+    size_t n;
+    int r = -1;
+    /* The whole message is checked before any of it is applied. */
+    while (ok && (r = jscan_next(&s, key, sizeof key)) == 1) {
+        if (strcmp(key, "v") == 0) {
+            ok = jscan_int(&s, 1, 1, &v);
+        } else if (strcmp(key, "marker") == 0) {
+            ok = marker = jscan_string(&s, nonce, sizeof nonce, &n);
+        } else {
+            if (strcmp(key, "events") == 0) events = s, listed = true;
+            ok = jscan_value(&s, NULL, NULL);
+        }
     }
-out:
-    json_object_put(root);
-    return rc;
+    if (!ok || r != 0 || !jscan_done(&s) || v != 1) return -1;
+    if (marker) {
+        if (on_marker) on_marker(arg, nonce);
+        return 0;
+    }
+    return listed ? parse_events(&events, on_update, arg) : -1;
 }

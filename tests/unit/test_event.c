@@ -169,15 +169,15 @@ START_TEST(test_escapes)
 }
 END_TEST
 
-START_TEST(test_result_passed_compact)
+START_TEST(test_result_passed_verbatim)
 {
-    /* The parser hands results on as compact text whatever the spacing in the message. */
+    /* The parser hands results on as their text in the message, spacing and all. */
     const char *m = "{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":\"dead\",\"tenant\":\"t\","
                     "\"route\":\"r\",\"created\":1,\"ts\":2,\"attempts\":3,"
                     "\"result\": { \"body\" : \"a/b\" , \"n\" : [ 1 , 2 ] },\"extra\":true}]}";
     struct seen s;
     ck_assert_int_eq(parse_str(m, &s), 1);
-    ck_assert_str_eq(s.result[0], "{\"body\":\"a/b\",\"n\":[1,2]}");
+    ck_assert_str_eq(s.result[0], "{ \"body\" : \"a/b\" , \"n\" : [ 1 , 2 ] }");
     ck_assert_str_eq(s.error[0], "(none)");
     ck_assert_int_eq(s.state[0], ST_DEAD);
 }
@@ -299,7 +299,7 @@ static Suite *event_suite(void)
     tcase_add_test(tc, test_empty_batch);
     tcase_add_test(tc, test_marker);
     tcase_add_test(tc, test_escapes);
-    tcase_add_test(tc, test_result_passed_compact);
+    tcase_add_test(tc, test_result_passed_verbatim);
     tcase_add_loop_test(tc, test_malformed, 0, (int)(sizeof malformed / sizeof malformed[0]));
     tcase_add_test(tc, test_malformed_after_good);
     tcase_add_test(tc, test_not_nul_terminated);
