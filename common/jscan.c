@@ -1,7 +1,9 @@
 /* jscan.c: the in-place strict JSON reader (see jscan.h). Every value is
  * checked to the grammar of RFC 8259 as it is read, so a document a caller
- * walks to its end with jscan_done is one json_parse would also accept (with
- * one difference: a \u escape of a lone surrogate is refused here). */
+ * walks to its end with jscan_done is one json_parse would also accept. The
+ * reverse does not quite hold: json-c, even in strict mode, lets through
+ * single quotes, raw control characters in strings, "1.", "-.5" and "-00",
+ * and replaces a lone surrogate escape; jscan refuses them all. */
 #include "jscan.h"
 
 #include <math.h>

@@ -3,9 +3,10 @@
  * tree per message cost more than all the rest of the events thread's work
  * (docs/performance.md). It allocates nothing: values are checked as they are
  * read, strings are decoded into the caller's buffer, and any value can be
- * taken whole as text. Its rules are json_parse's (json.h): RFC 8259 only,
+ * taken whole as text. Its rules are json_parse's (json.h), RFC 8259 only:
  * well-formed UTF-8, no NUL byte, finite numbers, containers nested at most
- * JSON_MAX_DEPTH deep. Nothing is owned: a jscan borrows the text it reads.
+ * JSON_MAX_DEPTH deep; it refuses the few things json-c lets through (see
+ * jscan.c). Nothing is owned: a jscan borrows the text it reads.
  *
  * A reader enters a container, then calls jscan_next for each member or
  * element and reads its value (jscan_string, jscan_int, jscan_value, or a
