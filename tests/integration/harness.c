@@ -923,6 +923,15 @@ const char *h_stack_dir(const struct h_stack *s)
     return s->dir;
 }
 
+FILE *h_backend_access_log(struct h_stack *s)
+{
+    char path[4096];
+    pathf(path, sizeof path, "%s/backend-access.log", s->dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    return f;
+}
+
 void h_stack_metrics_url(const struct h_stack *s, int i, char *out, size_t len)
 {
     ck_assert_msg(i >= 0 && i < s->n_workers, "no worker %d", i);

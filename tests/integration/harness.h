@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define H_TOKEN "test-token"        /* default key: tenant "acme", every route */
@@ -165,6 +166,9 @@ struct json_object *h_wait_final(struct h_stack *s, const char *token, const cha
                                  int timeout_ms);
 /* h_backend_calls asks the backend how many calls carried Idempotency-Key key. */
 long h_backend_calls(struct h_stack *s, const char *key);
+/* h_backend_access_log opens the backend's access log for reading, one line
+ * per call in call order: "<unix_ms> <METHOD> <path> <key>" (caller fcloses). */
+FILE *h_backend_access_log(struct h_stack *s);
 /* h_backend_requests asks the backend how many requests it served in all. */
 long h_backend_requests(struct h_stack *s);
 /* h_queue_messages returns the ready messages of queue "<namespace>.<suffix>"

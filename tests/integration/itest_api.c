@@ -267,10 +267,8 @@ END_TEST
  * p to prio and n to seq; it returns how many there were. */
 static int called_prio(struct h_stack *s, int *prio, int *seq, int max)
 {
-    char path[4096], line[4096];
-    snprintf(path, sizeof path, "%s/backend-access.log", h_stack_dir(s));
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[4096];
+    FILE *f = h_backend_access_log(s);
     int n = 0;
     while (fgets(line, sizeof line, f)) {
         const char *p = strstr(line, " /prio/");

@@ -308,10 +308,8 @@ static void statuses_free(struct json_object **st, size_t n)
  * starts with prefix ("<unix_ms> <METHOD> <path> <key>" per line). */
 static long access_lines(struct h_stack *s, const char *prefix)
 {
-    char path[4096], line[1024];
-    snprintf(path, sizeof path, "%s/backend-access.log", h_stack_dir(s));
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
+    char line[1024];
+    FILE *f = h_backend_access_log(s);
     long n = 0;
     size_t plen = strlen(prefix);
     while (fgets(line, sizeof line, f)) {

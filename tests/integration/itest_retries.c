@@ -105,10 +105,8 @@ static void expect_dead(struct h_stack *s, const char *const want[], int n)
  * <key>") and writes the times of the calls with Idempotency-Key id. */
 static int call_times(struct h_stack *s, const char *id, long long *times, int max)
 {
-    char path[4096], line[4096];
-    snprintf(path, sizeof path, "%s/backend-access.log", h_stack_dir(s));
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[4096];
+    FILE *f = h_backend_access_log(s);
     int n = 0;
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
