@@ -216,8 +216,8 @@ static int amqp_fill(struct pctx *c, const amqp_basic_properties_t *props, amqp_
         amqp_headers(c, f[H_HEADERS]) < 0)
         return -1;
     if ((props->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) &&
-        env_set_str(c, "content_type", &c->e->content_type, props->content_type.bytes,
-                    props->content_type.len, env_check_header_value) < 0)
+        env_set_content_type(c, "content_type", props->content_type.bytes,
+                             props->content_type.len) < 0)
         return -1;
     if (props->_flags & AMQP_BASIC_PRIORITY_FLAG)
         c->e->priority = props->priority > 9 ? 9 : props->priority;
@@ -228,7 +228,7 @@ int envelope_from_amqp(struct envelope *e, const amqp_basic_properties_t *props,
                        struct env_error *err)
 {
     struct envelope tmp;
-    struct pctx c = {&tmp, err, 0, "invalid_message", NULL};
+    struct pctx c = {&tmp, err, 0, "invalid_message"};
     const amqp_bytes_t *mid = &props->message_id;
     int rc = -1;
 

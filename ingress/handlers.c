@@ -125,24 +125,33 @@ void handle_get(struct request *r, struct answer *a)
     }
 }
 
-struct header_walk {
-    struct envelope *env;
-    struct env_error *err;
-    int failed;
+struct mhd_walk {
+    env_header_fn fn;
+    void *ctx;
+    int rc;
 };
 
-static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *name,
-                                  const char *value)
+static enum MHD_Result walk_one(void *cls, enum MHD_ValueKind kind, const char *name,
+                                const char *value)
 {
     (void)kind;
-    struct header_walk *w = cls;
-    if (!value || !envelope_header_forwarded(name) || strcasecmp(name, "Content-Type") == 0)
-        return MHD_YES;
-    if (envelope_add_header(w->env, name, value, w->err) < 0) {
-        w->failed = 1;
-        return MHD_NO;
-    }
-    return MHD_YES;
+    struct mhd_walk *w = cls;
+    if (!value) return MHD_YES;
+    w->rc = w->fn(w->ctx, name, strlen(name), value, strlen(value));
+    return w->rc ? MHD_NO : MHD_YES;
+}
+
+static int walk_headers(const void *src, env_header_fn fn, void *ctx)
+{
+    struct mhd_walk w = {fn, ctx, 0};
+    MHD_get_connection_values((struct MHD_Connection *)src, MHD_HEADER_KIND, walk_one, &w);
+    return w.rc;
+}
+
+static struct env_text header_text(struct request *r, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    return (struct env_text){v, v ? strlen(v) : 0};
 }
 
 /* from_transparent builds the envelope of /v1/routes/<route>/<path>: the
@@ -150,31 +159,25 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
 static int from_transparent(struct request *r, struct envelope *env, struct env_error *err)
 {
     const char *query = r->uri[r->path_len] == '?' ? r->uri + r->path_len + 1 : NULL;
-    const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-    const char *prio = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Priority");
-    const char *idem = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
-    env->route = strdup(r->route->name);
-    env->method = strdup(r->method);
-    env->path = r->rest_len ? strndup(r->rest, r->rest_len) : strdup("/");
-    env->query = query && *query ? strdup(query) : NULL;
-    env->content_type = ctype ? strdup(ctype) : NULL;
-    env->idempotency_key = idem ? strdup(idem) : NULL;
-    env->body = (unsigned char *)buf_take(&r->body, &env->body_len);
-    if (!env->route || !env->method || !env->path || (query && *query && !env->query) ||
-        (ctype && !env->content_type) || (idem && !env->idempotency_key) || !env->body) {
+    struct env_request rq = {
+        .form = ENV_FORM_TRANSPARENT,
+        .route = {r->route->name, strlen(r->route->name)},
+        .method = {r->method, strlen(r->method)},
+        .path = {r->rest, r->rest_len},
+        .query = {query, query ? strlen(query) : 0},
+        .content_type = header_text(r, "Content-Type"),
+        .idempotency_key = header_text(r, "Idempotency-Key"),
+        .priority = header_text(r, "X-Priority"),
+        .walk_headers = walk_headers,
+        .headers = r->conn,
+    };
+    /* The body buffer becomes the envelope's body as it is, without a copy. */
+    if (r->body.data && !(rq.body = buf_take(&r->body, &rq.body_len))) {
         *err = (struct env_error){.status = 500, .code = "internal"};
         snprintf(err->message, sizeof(err->message), "out of memory");
         return -1;
     }
-    if (prio && (env->priority = envelope_parse_priority(prio, strlen(prio))) < 0) {
-        *err = (struct env_error){.status = 400, .code = "invalid_request"};
-        snprintf(err->message, sizeof(err->message),
-                 "X-Priority: must be 0..9 or high, normal, low");
-        return -1;
-    }
-    struct header_walk w = {.env = env, .err = err};
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header, &w);
-    return w.failed ? -1 : 0;
+    return envelope_from_request(env, &rq, err);
 }
 
 static int from_envelope(struct request *r, struct envelope *env, struct env_error *err)
