@@ -224,9 +224,15 @@ int env_set_idem(struct pctx *c, const char *field, const char *s, size_t n)
     return set_str(c, field, &c->e->idempotency_key, s, n, check_idem);
 }
 
+static const char *check_content_type(const char *s, size_t n)
+{
+    if (n > ENV_MAX_CONTENT_TYPE) return "must be at most " STR(ENV_MAX_CONTENT_TYPE) " bytes";
+    return check_header_value(s, n);
+}
+
 int env_set_content_type(struct pctx *c, const char *field, const char *s, size_t n)
 {
-    return set_str(c, field, &c->e->content_type, s, n, check_header_value);
+    return set_str(c, field, &c->e->content_type, s, n, check_content_type);
 }
 
 int env_set_priority(struct pctx *c, const char *field, const char *s, size_t n)
@@ -338,6 +344,22 @@ int envelope_parse_priority(const char *s, size_t len)
     return -1;
 }
 
+/* printable copies s (n bytes) into out for an error message: at most
+ * outlen - 4 bytes, "..." after a cut, and '?' for what is not printable
+ * ASCII, since messages end up in JSON, which must be UTF-8. */
+static const char *printable(char *out, size_t outlen, const char *s, size_t n)
+{
+    size_t i = 0, keep = n < outlen - 4 ? n : outlen - 4;
+    for (; i < keep; i++)
+        out[i] = s[i] >= ' ' && s[i] <= '~' ? s[i] : '?';
+    if (keep < n) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+    return out;
+}
+
 /* add_header appends a copy of a header given as bytes, since AMQP table
  * keys and values are not NUL-terminated. */
 int env_add_header(struct pctx *c, const char *name, size_t nlen, const char *value, size_t vlen)
@@ -347,8 +369,13 @@ int env_add_header(struct pctx *c, const char *name, size_t nlen, const char *va
 
     if (e->n_headers >= ENV_MAX_HEADERS)
         return env_fail(c, "headers: at most " STR(ENV_MAX_HEADERS) " headers are allowed");
-    if (!header_name_ok(name, nlen))
-        return env_fail(c, "headers: invalid header name \"%.*s\"", (int)nlen, name);
+    if (!header_name_ok(name, nlen)) {
+        char shown[48];
+        return env_fail(c,
+                        "headers: invalid header name \"%s\" (1.." STR(
+                            ENV_MAX_HEADER_NAME) " characters of A-Z a-z 0-9 !#$%%&'*+-.^_`|~)",
+                        printable(shown, sizeof shown, name, nlen));
+    }
     if (problem) return env_fail(c, "headers.%.*s: %s", (int)nlen, name, problem);
     struct env_header *h = reallocarray(e->headers, e->n_headers + 1, sizeof *h);
     if (!h) return env_oom(c);

@@ -20,9 +20,16 @@
 /* The limits every form and the AMQP decoder share. */
 #define ENV_MAX_METHOD 32 /* an HTTP method is a token (RFC 9110) of up to 32 characters */
 #define ENV_MAX_HEADERS 64
-#define ENV_MAX_HEADER_NAME 256
+#define ENV_MAX_HEADER_NAME 255  /* an AMQP table key is a short string (at most 255 bytes) */
+#define ENV_MAX_CONTENT_TYPE 255 /* so is the content_type property */
 #define ENV_MAX_HEADER_VALUE 8192
-#define ENV_MAX_PATH 8192      /* also the query's */
+#define ENV_MAX_PATH 8192 /* also the query's */
+/* A message's properties (every field but the body) travel in one content
+ * header frame, at most the frame size sluice negotiates (common/mq.c), less
+ * room for the frame's own bytes and the x-death headers the broker adds
+ * when a message comes back from a retry queue. */
+#define ENV_FRAME_MAX 131072
+#define ENV_MAX_PROPERTIES (ENV_FRAME_MAX - 4096)
 #define ENV_PRIORITY_DEFAULT 5 /* "normal"; "high" is 9, "low" is 1 */
 
 struct env_header {
@@ -130,6 +137,9 @@ bool envelope_header_forwarded(const char *name);
  * point into e and pool, so both must outlive the publish. Returns 0 or -ENOMEM. */
 __attribute__((warn_unused_result)) int
 envelope_to_amqp(const struct envelope *e, amqp_pool_t *pool, amqp_basic_properties_t *props);
+/* envelope_amqp_size is the size of e's properties as envelope_to_amqp
+ * encodes them, counting the optional numbers as present. */
+size_t envelope_amqp_size(const struct envelope *e);
 /* envelope_from_amqp rebuilds e from a delivered message (copies everything).
  * Returns 0, or -1 with err when the message is not a sluice envelope. */
 __attribute__((warn_unused_result)) int envelope_from_amqp(struct envelope *e,

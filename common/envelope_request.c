@@ -74,6 +74,17 @@ int envelope_from_request(struct envelope *e, struct env_request *rq, struct env
     rq->body = NULL;
     envelope_init(&tmp);
     if (fill(&w, rq) < 0) goto out;
+    /* The tenant is borrowed for the size check, and kept on success. */
+    tmp.tenant = e->tenant;
+    size_t size = envelope_amqp_size(&tmp);
+    tmp.tenant = NULL;
+    if (size > ENV_MAX_PROPERTIES) {
+        env_fail(&w.c,
+                 "headers: the method, path, query and headers take %zu bytes as message "
+                 "properties; at most %d fit (one AMQP frame)",
+                 size, ENV_MAX_PROPERTIES);
+        goto out;
+    }
     /* An empty body is NULL, the same as after an AMQP round trip. */
     if (rq->body_len > 0) {
         tmp.body = (unsigned char *)body;

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -693,6 +694,101 @@ START_TEST(test_transparent_inputs_decodable)
 }
 END_TEST
 
+#define GOOD_CLIENTS 8
+#define BAD_ROUNDS 10
+
+struct good_client {
+    struct h_stack *s;
+    volatile bool *stop;
+    int sent, accepted;
+    long last_other; /* the last answer other than 202 */
+};
+
+/* good_client submits small envelopes until told to stop (and at least 20). */
+static void *good_client_run(void *arg)
+{
+    struct good_client *c = arg;
+    while (!*c->stop || c->sent < 20) {
+        struct h_resp *r = post_envelope(c->s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/good\"}");
+        c->sent++;
+        if (r->status == 202)
+            c->accepted++;
+        else
+            c->last_other = r->status;
+        h_resp_free(r);
+    }
+    return NULL;
+}
+
+/* An AMQP header table key and the content_type property are short strings
+ * (at most 255 bytes), and a content header must fit in one frame. A request
+ * that breaks either is refused with a 400, in both forms, and the clients
+ * submitting meanwhile all get their 202: one client's request does not
+ * drop the broker connection under everyone. */
+START_TEST(test_amqp_limits)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    volatile bool stop = false;
+    struct good_client clients[GOOD_CLIENTS];
+    pthread_t threads[GOOD_CLIENTS];
+    for (int i = 0; i < GOOD_CLIENTS; i++) {
+        clients[i] = (struct good_client){.s = s, .stop = &stop};
+        ck_assert_int_eq(pthread_create(&threads[i], NULL, good_client_run, &clients[i]), 0);
+    }
+
+    char *ctype = long_text('c', 300), *name = long_text('n', 256), hdr[512];
+    memcpy(ctype, "text/", 5);
+    char *env_ctype = NULL, *env_name = NULL, *env_big = NULL;
+    ck_assert_int_gt(
+        asprintf(&env_ctype, "{\"route\":\"echo\",\"headers\":{\"Content-Type\":\"%s\"}}", ctype),
+        0);
+    ck_assert_int_gt(asprintf(&env_name, "{\"route\":\"echo\",\"headers\":{\"%s\":\"v\"}}", name),
+                     0);
+    /* 20 headers of 8 KiB: each within the limits, together past a frame. */
+    char *value = long_text('v', 8000);
+    size_t cap = 20 * 8100 + 64, off = 0;
+    env_big = malloc(cap);
+    ck_assert_ptr_nonnull(env_big);
+    off += (size_t)snprintf(env_big, cap, "{\"route\":\"echo\",\"headers\":{");
+    for (int i = 0; i < 20; i++)
+        off +=
+            (size_t)snprintf(env_big + off, cap - off, "%s\"X-%d\":\"%s\"", i ? "," : "", i, value);
+    snprintf(env_big + off, cap - off, "}}");
+    for (int round = 0; round < BAD_ROUNDS; round++) {
+        expect_refused(call(s, "POST", "/v1/routes/echo/x", H_TOKEN, ctype, NULL, "{}", 2),
+                       "Content-Type", "transparent, a 300-byte Content-Type");
+        snprintf(hdr, sizeof hdr, "%s: v", name);
+        expect_refused(call(s, "POST", "/v1/routes/echo/x", H_TOKEN, NULL, hdr, "{}", 2), "headers",
+                       "transparent, a 256-byte header name");
+        expect_refused(post_envelope(s, H_TOKEN, env_ctype), "headers.Content-Type",
+                       "envelope, a 300-byte Content-Type");
+        expect_refused(post_envelope(s, H_TOKEN, env_name), "headers",
+                       "envelope, a 256-byte header name");
+        expect_refused(post_envelope(s, H_TOKEN, env_big), "headers",
+                       "envelope, 160 KB of headers");
+    }
+    stop = true;
+    int sent = 0;
+    for (int i = 0; i < GOOD_CLIENTS; i++) {
+        ck_assert_int_eq(pthread_join(threads[i], NULL), 0);
+        ck_assert_msg(clients[i].accepted == clients[i].sent,
+                      "client %d: %d of %d answered 202 (another answer: %ld)", i,
+                      clients[i].accepted, clients[i].sent, clients[i].last_other);
+        sent += clients[i].sent;
+    }
+    printf("test_amqp_limits: %d refused while %d clients had %d requests accepted\n",
+           5 * BAD_ROUNDS, GOOD_CLIENTS, sent);
+    free(ctype);
+    free(name);
+    free(value);
+    free(env_ctype);
+    free(env_name);
+    free(env_big);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -707,6 +803,7 @@ static Suite *api_suite(void)
     tc = tcase_create("accept");
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_transparent_inputs_decodable);
+    tcase_add_test(tc, test_amqp_limits);
     suite_add_tcase(s, tc);
     return s;
 }

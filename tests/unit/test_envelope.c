@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <amqp.h>
+#include <amqp_framing.h>
+
 #include "envelope.h"
 #include "json.h"
 
@@ -301,6 +304,12 @@ START_TEST(test_limits)
          NULL},
         {repeat("{\"route\":\"r\",\"headers\":{\"X-A\":\"", "v", ENV_MAX_HEADER_VALUE + 1, "\"}}"),
          -1, "headers.X-A: must be at most 8192 bytes"},
+        {repeat("{\"route\":\"r\",\"headers\":{\"content-type\":\"", "c", ENV_MAX_CONTENT_TYPE,
+                "\"}}"),
+         0, NULL},
+        {repeat("{\"route\":\"r\",\"headers\":{\"content-type\":\"", "c", ENV_MAX_CONTENT_TYPE + 1,
+                "\"}}"),
+         -1, "headers.Content-Type: must be at most 255 bytes"},
         {repeat("{\"route\":\"r\",\"headers\":{\"", "n", ENV_MAX_HEADER_NAME, "\":\"v\"}}"), 0,
          NULL},
         {repeat("{\"route\":\"r\",\"headers\":{\"", "n", ENV_MAX_HEADER_NAME + 1, "\":\"v\"}}"), -1,
@@ -590,6 +599,38 @@ static const struct req_case REQ_CASES[] = {
     {E, "POST", "/", NULL, NULL, NULL, "10", {NULL}, "priority: must be 0..9"},
     {T, "POST", "/", NULL, "a\rb", NULL, NULL, {NULL}, "Content-Type: must not contain CR"},
     {E, "POST", "/", NULL, "a\rb", NULL, NULL, {NULL}, "headers.Content-Type: must not contain"},
+    {T, "POST", "/", NULL, "{c*255}", NULL, NULL, {NULL}, NULL},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     "{c*256}",
+     NULL,
+     NULL,
+     {NULL},
+     "Content-Type: must be at most 255 bytes"},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     "{c*300}",
+     NULL,
+     NULL,
+     {NULL},
+     "Content-Type: must be at most 255 bytes"},
+    {E, "POST", "/", NULL, "{c*300}", NULL, NULL, {NULL}, "headers.Content-Type: must be at most"},
+    {T, "POST", "/", NULL, NULL, NULL, NULL, {"{n*255}: v"}, NULL},
+    {T, "POST", "/", NULL, NULL, NULL, NULL, {"{n*256}: v"}, "headers: invalid header name \"nnn"},
+    {E, "POST", "/", NULL, NULL, NULL, NULL, {"{n*256}: v"}, "headers: invalid header name"},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {"X\xc3\xa9: v"},
+     "headers: invalid header name \"X??\""},
     {T, "POST", "/", NULL, NULL, NULL, NULL, {"X A: v"}, "headers: invalid header name \"X A\""},
     {T, "POST", "/", NULL, NULL, NULL, NULL, {"X-A: a\nb"}, "headers.X-A: must not contain"},
     {T,
@@ -632,9 +673,10 @@ static struct env_text text(const char *s)
     return (struct env_text){s, s ? strlen(s) : 0};
 }
 
-/* decodable builds the message the envelope of t would make if nothing
- * were checked, and tells whether a worker's decoder takes it. */
-static bool decodable(const struct req_case *t, char *const *x)
+/* decodable builds the message that a request (x: method, path, query,
+ * content type, idempotency key; header lines) would make if nothing were
+ * checked, and tells whether a worker's decoder takes it. */
+static bool decodable(char *const *x, const char *const *lines)
 {
     struct envelope e, back;
     struct env_error err;
@@ -650,9 +692,9 @@ static bool decodable(const struct req_case *t, char *const *x)
     e.content_type = x[3] ? strdup(x[3]) : NULL;
     e.idempotency_key = x[4] ? strdup(x[4]) : NULL;
     e.headers = calloc(4, sizeof *e.headers);
-    for (size_t i = 0; t->headers[i]; i++) {
-        const char *colon = strstr(t->headers[i], ": ");
-        char *name = strndup(t->headers[i], (size_t)(colon - t->headers[i]));
+    for (size_t i = 0; lines[i]; i++) {
+        const char *colon = strstr(lines[i], ": ");
+        char *name = strndup(lines[i], (size_t)(colon - lines[i]));
         if (!envelope_header_forwarded(name)) {
             free(name);
             continue;
@@ -676,8 +718,10 @@ static bool decodable(const struct req_case *t, char *const *x)
 START_TEST(test_request)
 {
     const struct req_case *t = &REQ_CASES[_i];
-    char *x[] = {expand(t->method), expand(t->path), expand(t->query), expand(t->ctype),
-                 expand(t->idem)};
+    char *x[] = {expand(t->method),     expand(t->path),       expand(t->query),
+                 expand(t->ctype),      expand(t->idem),       expand(t->headers[0]),
+                 expand(t->headers[1]), expand(t->headers[2]), NULL};
+    const char *lines[] = {x[5], x[6], x[7], NULL};
     struct env_request rq = {
         .form = t->form,
         .route = text("r"),
@@ -688,7 +732,7 @@ START_TEST(test_request)
         .idempotency_key = text(x[4]),
         .priority = text(t->prio),
         .walk_headers = walk_lines,
-        .headers = t->headers,
+        .headers = lines,
         .body = strdup("body"),
         .body_len = 4,
     };
@@ -713,7 +757,7 @@ START_TEST(test_request)
         ck_assert_uint_eq(e.body_len, 4);
     }
     if (!t->prio && t->form == ENV_FORM_TRANSPARENT)
-        ck_assert_msg(decodable(t, x) == (rc == 0), "case %d: the builder says %d", _i, rc);
+        ck_assert_msg(decodable(x, lines) == (rc == 0), "case %d: the builder says %d", _i, rc);
     envelope_free(&e);
     for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
         free(x[i]);
@@ -780,6 +824,67 @@ START_TEST(test_request_fields)
     ck_assert_str_eq(err.message, "route: is required");
     ck_assert_str_eq(e.route, "r");
     envelope_free(&e);
+}
+END_TEST
+
+/* size_lines makes n header lines "X-<i>: <8192 v>" (caller frees each). */
+static void size_lines(const char **lines, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char head[16];
+        snprintf(head, sizeof head, "X-%02d: ", i);
+        lines[i] = repeat(head, "v", ENV_MAX_HEADER_VALUE, "");
+    }
+    lines[n] = NULL;
+}
+
+/* Properties that would not fit in one AMQP frame are refused (rabbitmq-c
+ * would refuse the publish, and the broker connection with it), while the
+ * largest that fit encode within the frame. envelope_amqp_size is the size
+ * rabbitmq-c encodes. */
+START_TEST(test_request_size)
+{
+    const char *lines[ENV_MAX_HEADERS + 1];
+    struct envelope e;
+    struct env_error err;
+    amqp_pool_t pool;
+    amqp_basic_properties_t props;
+    static char frame[ENV_FRAME_MAX];
+
+    for (int n = 15; n <= 16; n++) {
+        size_lines(lines, n);
+        struct env_request rq = {.form = ENV_FORM_ENVELOPE,
+                                 .route = text("r"),
+                                 .idempotency_key = text("k"),
+                                 .query = text("a=1"),
+                                 .content_type = text("text/plain"),
+                                 .walk_headers = walk_lines,
+                                 .headers = lines};
+        envelope_init(&e);
+        memcpy(e.id, TEST_ID, sizeof e.id);
+        e.tenant = strdup("acme");
+        int rc = envelope_from_request(&e, &rq, &err);
+        if (n == 16) {
+            ck_assert_int_eq(rc, -1);
+            ck_assert_msg(
+                strncmp(err.message, "headers: the method, path, query and headers take ", 50) == 0,
+                "%s", err.message);
+        } else {
+            ck_assert_msg(rc == 0, "%s", err.message);
+            e.timeout_ms = 1;
+            e.max_attempts = 1;
+            init_amqp_pool(&pool, 4096);
+            ck_assert_int_eq(envelope_to_amqp(&e, &pool, &props), 0);
+            int len = amqp_encode_properties(AMQP_BASIC_CLASS, &props,
+                                             (amqp_bytes_t){ENV_MAX_PROPERTIES, frame});
+            ck_assert_int_gt(len, 0);
+            ck_assert_uint_eq((size_t)len, envelope_amqp_size(&e));
+            empty_amqp_pool(&pool);
+        }
+        envelope_free(&e);
+        for (int i = 0; i < n; i++)
+            free((char *)lines[i]);
+    }
 }
 END_TEST
 
@@ -1223,6 +1328,7 @@ static Suite *envelope_suite(void)
     tcase_add_loop_test(request, test_request, 0, sizeof REQ_CASES / sizeof REQ_CASES[0]);
     tcase_add_test(request, test_request_fields);
     tcase_add_test(request, test_request_header_count);
+    tcase_add_test(request, test_request_size);
     suite_add_tcase(s, request);
     tcase_add_test(amqp, test_amqp_round_trip);
     tcase_add_test(amqp, test_amqp_minimal);
