@@ -137,9 +137,52 @@ static const char *check_url_part(const char *s, size_t n)
     return NULL;
 }
 
+/* dot_at is the length of the '.' at s (n bytes left), raw or "%2e"; 0 if none. */
+static size_t dot_at(const char *s, size_t n)
+{
+    if (n >= 1 && s[0] == '.') return 1;
+    return n >= 3 && s[0] == '%' && s[1] == '2' && (s[2] | 0x20) == 'e' ? 3 : 0;
+}
+
+/* sep_at is the length of the segment separator at s (n bytes left): '/',
+ * and what some servers also split on, '\\' and "%2f" or "%5c"; 0 if none. */
+static size_t sep_at(const char *s, size_t n)
+{
+    if (n >= 1 && (s[0] == '/' || s[0] == '\\')) return 1;
+    if (n < 3 || s[0] != '%') return 0;
+    return (s[1] == '2' && (s[2] | 0x20) == 'f') || (s[1] == '5' && (s[2] | 0x20) == 'c') ? 3 : 0;
+}
+
+/* has_dot_segment tells whether a segment of s is "." or "..", spelt with
+ * raw or percent-encoded dots and ended by a separator, ';' (parameters,
+ * which some servers strip before resolving) or the end. The worker appends
+ * the path to the route's base URL, and libcurl or the backend would resolve
+ * such a segment out of the base path, into another route's. */
+static bool has_dot_segment(const char *s, size_t n)
+{
+    size_t i = 0, k = 0;
+    for (;;) {
+        size_t j = i, dots = 0;
+        while (dots < 3 && (k = dot_at(s + j, n - j)) > 0) {
+            j += k;
+            dots++;
+        }
+        if ((dots == 1 || dots == 2) && (j == n || s[j] == ';' || sep_at(s + j, n - j)))
+            return true;
+        while (j < n && (k = sep_at(s + j, n - j)) == 0)
+            j++;
+        if (j >= n) return false;
+        i = j + k;
+    }
+}
+
 static const char *check_path(const char *s, size_t n)
 {
-    return n == 0 || s[0] != '/' ? "must start with '/'" : check_url_part(s, n);
+    if (n == 0 || s[0] != '/') return "must start with '/'";
+    const char *problem = check_url_part(s, n);
+    if (!problem && has_dot_segment(s, n))
+        problem = "must not contain dot segments ('.' or '..', raw or percent-encoded)";
+    return problem;
 }
 
 static const char *check_idem(const char *s, size_t n)

@@ -147,7 +147,7 @@ static char *envelope_with_text(size_t total)
 /* raw_request writes req (a whole HTTP/1.1 request, which should say
  * "Connection: close") to the ingress as it is, so the request line can hold
  * what libcurl would normalise or cut (dot segments, '#'), and reads the
- * answer to the end. Only status and body are filled. */
+ * answer to the end. */
 static struct h_resp *raw_request(struct h_stack *s, const char *req, size_t len)
 {
     struct h_resp *r = calloc(1, sizeof *r);
@@ -176,8 +176,19 @@ static struct h_resp *raw_request(struct h_stack *s, const char *req, size_t len
         snprintf(r->err, sizeof r->err, "no HTTP answer (%zu bytes)", got);
         r->status = 0;
     }
-    const char *body = strstr(in, "\r\n\r\n");
+    char *body = strstr(in, "\r\n\r\n");
     body = body ? body + 4 : in + got;
+    r->headers = calloc(64, sizeof *r->headers);
+    ck_assert_ptr_nonnull(r->headers);
+    for (char *line = strstr(in, "\r\n"); line && line + 2 < body && r->n_headers < 64;) {
+        line += 2;
+        char *eol = strstr(line, "\r\n"), *colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon) {
+            r->headers[r->n_headers].name = strndup(line, (size_t)(colon - line));
+            r->headers[r->n_headers++].value = strndup(colon + 2, (size_t)(eol - colon - 2));
+        }
+        line = eol;
+    }
     r->len = strlen(body);
     r->body = strdup(body);
     ck_assert_ptr_nonnull(r->body);
@@ -789,6 +800,75 @@ START_TEST(test_amqp_limits)
 }
 END_TEST
 
+/* A request's path stays under its route's base path: dot segments, raw or
+ * percent-encoded, are refused in both forms, while names that merely hold
+ * dots go through. The backend's access log shows nothing outside the base. */
+START_TEST(test_dot_segments)
+{
+    static const char *const bad[] = {
+        "/../outside",
+        "/./../outside",
+        "/%2e%2e/outside",
+        "/%2E%2e/outside",
+        "/.%2e/outside",
+        "/%2e./outside",
+        "/x/../../outside",
+        "/x/%2E%2E/%2e%2e/outside",
+        "/..",
+        "/.",
+        "/x/.",
+        "/x/..",
+        "/x/./y",
+        "/%2e",
+        "/..%2Foutside",
+        "/..%5coutside",
+    };
+    static const char *const good[] = {"/inside/x", "/.well-known/y", "/a..b/..c/c../...",
+                                       "/%2e%2e%2e/x"};
+    struct h_stack *s = h_stack_new();
+    h_stack_set(s, "routes.based",
+                "{\"upstreams\":[\"%s/base\"],\"timeout_ms\":5000,\"max_attempts\":1,"
+                "\"backoff_ms\":100,\"backoff_max_ms\":1000}",
+                h_stack_backend_url(s));
+    h_stack_start(s, 1);
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char env[256], target[256];
+        snprintf(env, sizeof env, "{\"route\":\"based\",\"path\":\"%s\"}", bad[i]);
+        expect_refused(post_envelope(s, H_TOKEN, env), "path", env);
+        snprintf(target, sizeof target, "/v1/routes/based%s", bad[i]);
+        expect_refused(raw_submit(s, "POST", target, NULL), "path", target);
+    }
+    /* The key of route echo alone cannot reach another path of its backend either. */
+    expect_refused(post_envelope(s, H_OTHER_TOKEN, "{\"route\":\"echo\",\"path\":\"/../bad/x\"}"),
+                   "path", "other-token, /../bad/x through echo");
+
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char env[256], target[256], want[256];
+        snprintf(env, sizeof env, "{\"route\":\"based\",\"path\":\"%s\"}", good[i]);
+        char *id = expect_accepted(post_envelope(s, H_TOKEN, env), env);
+        json_object_put(wait_succeeded(s, H_TOKEN, id, "based"));
+        free(id);
+        snprintf(target, sizeof target, "/v1/routes/based%s", good[i]);
+        id = expect_accepted(raw_submit(s, "POST", target, NULL), target);
+        json_object_put(wait_succeeded(s, H_TOKEN, id, "based"));
+        free(id);
+        snprintf(want, sizeof want, "/base%s", good[i]);
+        ck_assert_msg(access_log_has(s, "POST", want), "the backend saw no POST %s", want);
+    }
+
+    char line[4096];
+    FILE *f = h_backend_access_log(s);
+    while (fgets(line, sizeof line, f)) {
+        const char *path = strchr(strchr(line, ' ') + 1, ' ') + 1;
+        ck_assert_msg(strncmp(path, "/base/", 6) == 0 || strncmp(path, "/_", 2) == 0,
+                      "the backend was called outside /base: %s", line);
+    }
+    fclose(f);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -804,6 +884,7 @@ static Suite *api_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_transparent_inputs_decodable);
     tcase_add_test(tc, test_amqp_limits);
+    tcase_add_test(tc, test_dot_segments);
     suite_add_tcase(s, tc);
     return s;
 }
