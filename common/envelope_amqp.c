@@ -1,5 +1,7 @@
 /* envelope_amqp.c: the envelope as an AMQP message and back. The body
- * travels verbatim; everything else travels in x-sluice-* headers. */
+ * travels verbatim; the id, priority, creation second and content type as
+ * properties; everything else in x-sluice-* headers. envelope_amqp_size
+ * tells whether the properties fit in the one frame they travel in. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
