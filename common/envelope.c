@@ -1,6 +1,7 @@
-/* envelope.c: the envelope itself and the field rules both decoders share
- * (envelope_json.c for the API's JSON form, envelope_amqp.c for messages):
- * every field is checked against the documented schema in one place. */
+/* envelope.c: the envelope itself and the field rules the builder of both
+ * submission forms (envelope_request.c) and the AMQP decoder
+ * (envelope_amqp.c) share: every field is checked against the documented
+ * schema in one place. */
 #include "envelope.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define ROUTE_MAX 64
-#define METHOD_MAX 16
 #define IDEM_MAX 255
 
 typedef const char *(*check_fn)(const char *s, size_t n);
@@ -113,12 +113,16 @@ static const char *check_route(const char *s, size_t n)
     return ok ? NULL : "must be 1.." STR(ROUTE_MAX) " characters of A-Z a-z 0-9 _ . -";
 }
 
+/* check_method takes any HTTP token (RFC 9110), so a transparent gateway
+ * passes WebDAV's or SSDP's methods (M-SEARCH) on as sent. */
 static const char *check_method(const char *s, size_t n)
 {
-    bool ok = n >= 1 && n <= METHOD_MAX;
+    bool ok = n >= 1 && n <= ENV_MAX_METHOD;
     for (size_t i = 0; ok && i < n; i++)
-        ok = is_alpha((unsigned char)s[i]);
-    return ok ? NULL : "must be 1.." STR(METHOD_MAX) " letters";
+        ok = is_tchar((unsigned char)s[i]);
+    return ok ? NULL
+              : "must be an HTTP token of 1.." STR(ENV_MAX_METHOD) " characters (A-Z a-z 0-9 "
+                                                                   "!#$%&'*+-.^_`|~)";
 }
 
 /* check_url_part refuses what would break or smuggle into the request line. */
@@ -133,9 +137,52 @@ static const char *check_url_part(const char *s, size_t n)
     return NULL;
 }
 
+/* dot_at is the length of the '.' at s (n bytes left), raw or "%2e"; 0 if none. */
+static size_t dot_at(const char *s, size_t n)
+{
+    if (n >= 1 && s[0] == '.') return 1;
+    return n >= 3 && s[0] == '%' && s[1] == '2' && (s[2] | 0x20) == 'e' ? 3 : 0;
+}
+
+/* sep_at is the length of the segment separator at s (n bytes left): '/',
+ * and what some servers also split on, '\\' and "%2f" or "%5c"; 0 if none. */
+static size_t sep_at(const char *s, size_t n)
+{
+    if (n >= 1 && (s[0] == '/' || s[0] == '\\')) return 1;
+    if (n < 3 || s[0] != '%') return 0;
+    return (s[1] == '2' && (s[2] | 0x20) == 'f') || (s[1] == '5' && (s[2] | 0x20) == 'c') ? 3 : 0;
+}
+
+/* has_dot_segment tells whether a segment of s is "." or "..", spelt with
+ * raw or percent-encoded dots and ended by a separator, ';' (parameters,
+ * which some servers strip before resolving) or the end. The worker appends
+ * the path to the route's base URL, and libcurl or the backend would resolve
+ * such a segment out of the base path, into another route's. */
+static bool has_dot_segment(const char *s, size_t n)
+{
+    size_t i = 0, k = 0;
+    for (;;) {
+        size_t j = i, dots = 0;
+        while (dots < 3 && (k = dot_at(s + j, n - j)) > 0) {
+            j += k;
+            dots++;
+        }
+        if ((dots == 1 || dots == 2) && (j == n || s[j] == ';' || sep_at(s + j, n - j)))
+            return true;
+        while (j < n && (k = sep_at(s + j, n - j)) == 0)
+            j++;
+        if (j >= n) return false;
+        i = j + k;
+    }
+}
+
 static const char *check_path(const char *s, size_t n)
 {
-    return n == 0 || s[0] != '/' ? "must start with '/'" : check_url_part(s, n);
+    if (n == 0 || s[0] != '/') return "must start with '/'";
+    const char *problem = check_url_part(s, n);
+    if (!problem && has_dot_segment(s, n))
+        problem = "must not contain dot segments ('.' or '..', raw or percent-encoded)";
+    return problem;
 }
 
 static const char *check_idem(const char *s, size_t n)
@@ -151,7 +198,7 @@ static const char *check_tenant(const char *s, size_t n)
     return n == 0 || memchr(s, '\0', n) ? "must be non-empty text" : NULL;
 }
 
-const char *env_check_header_value(const char *s, size_t n)
+static const char *check_header_value(const char *s, size_t n)
 {
     if (n > ENV_MAX_HEADER_VALUE) return "must be at most " STR(ENV_MAX_HEADER_VALUE) " bytes";
     for (size_t i = 0; i < n; i++)
@@ -168,8 +215,8 @@ static bool header_name_ok(const char *s, size_t n)
 }
 
 /* set_str checks s (n bytes) and replaces *dst with a copy. */
-int env_set_str(struct pctx *c, const char *field, char **dst, const char *s, size_t n,
-                check_fn check)
+static int set_str(struct pctx *c, const char *field, char **dst, const char *s, size_t n,
+                   check_fn check)
 {
     const char *problem = check(s, n);
     if (problem) return env_fail(c, "%s: %s", field, problem);
@@ -182,12 +229,12 @@ int env_set_str(struct pctx *c, const char *field, char **dst, const char *s, si
 
 int env_set_route(struct pctx *c, const char *field, const char *s, size_t n)
 {
-    return env_set_str(c, field, &c->e->route, s, n, check_route);
+    return set_str(c, field, &c->e->route, s, n, check_route);
 }
 
 int env_set_method(struct pctx *c, const char *field, const char *s, size_t n)
 {
-    if (env_set_str(c, field, &c->e->method, s, n, check_method) < 0) return -1;
+    if (set_str(c, field, &c->e->method, s, n, check_method) < 0) return -1;
     for (char *p = c->e->method; *p; p++)
         if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
     return 0;
@@ -195,7 +242,7 @@ int env_set_method(struct pctx *c, const char *field, const char *s, size_t n)
 
 int env_set_path(struct pctx *c, const char *field, const char *s, size_t n)
 {
-    return env_set_str(c, field, &c->e->path, s, n, check_path);
+    return set_str(c, field, &c->e->path, s, n, check_path);
 }
 
 int env_set_query(struct pctx *c, const char *field, const char *s, size_t n)
@@ -204,7 +251,7 @@ int env_set_query(struct pctx *c, const char *field, const char *s, size_t n)
         s++;
         n--;
     }
-    if (n > 0) return env_set_str(c, field, &c->e->query, s, n, check_url_part);
+    if (n > 0) return set_str(c, field, &c->e->query, s, n, check_url_part);
     free(c->e->query);
     c->e->query = NULL;
     return 0;
@@ -212,12 +259,31 @@ int env_set_query(struct pctx *c, const char *field, const char *s, size_t n)
 
 int env_set_tenant(struct pctx *c, const char *field, const char *s, size_t n)
 {
-    return env_set_str(c, field, &c->e->tenant, s, n, check_tenant);
+    return set_str(c, field, &c->e->tenant, s, n, check_tenant);
 }
 
 int env_set_idem(struct pctx *c, const char *field, const char *s, size_t n)
 {
-    return env_set_str(c, field, &c->e->idempotency_key, s, n, check_idem);
+    return set_str(c, field, &c->e->idempotency_key, s, n, check_idem);
+}
+
+static const char *check_content_type(const char *s, size_t n)
+{
+    if (n > ENV_MAX_CONTENT_TYPE) return "must be at most " STR(ENV_MAX_CONTENT_TYPE) " bytes";
+    return check_header_value(s, n);
+}
+
+int env_set_content_type(struct pctx *c, const char *field, const char *s, size_t n)
+{
+    return set_str(c, field, &c->e->content_type, s, n, check_content_type);
+}
+
+int env_set_priority(struct pctx *c, const char *field, const char *s, size_t n)
+{
+    int p = envelope_parse_priority(s, n);
+    if (p < 0) return env_fail(c, "%s: " PRIORITY_RULE, field);
+    c->e->priority = p;
+    return 0;
 }
 
 /* set_body copies n bytes plus a NUL, so text bodies can be used as strings;
@@ -230,20 +296,6 @@ int env_set_body(struct pctx *c, const void *p, size_t n)
     c->e->body = copy;
     c->e->body_len = n;
     return 0;
-}
-
-int env_begin_body(struct pctx *c, const char *field, const char *ctype_default)
-{
-    if (c->ctype_default)
-        return env_fail(c, "%s: only one of body, body_text and body_base64 may be given", field);
-    c->ctype_default = ctype_default;
-    return 0;
-}
-
-int env_set_body_text(struct pctx *c, const char *field, const char *s, size_t n)
-{
-    if (env_begin_body(c, field, "text/plain; charset=utf-8") < 0) return -1;
-    return env_set_body(c, s, n);
 }
 
 /* b64_value maps a character of either alphabet (standard or URL-safe) to
@@ -288,36 +340,36 @@ static const char *b64_decode(const char *s, size_t n, unsigned char *out, size_
     return NULL;
 }
 
-int env_set_body_base64(struct pctx *c, const char *field, const char *s, size_t n)
+unsigned char *env_base64_decode(const char *s, size_t n, size_t *outlen, const char **problem)
 {
-    size_t len = 0;
-    int rc = -1;
-
-    if (env_begin_body(c, field, "application/octet-stream") < 0) return -1;
     unsigned char *raw = malloc(n / 4 * 3 + 3);
-    if (!raw) return env_oom(c);
-    const char *problem = b64_decode(s, n, raw, &len);
-    if (problem) {
-        env_fail(c, "%s: invalid base64 (%s)", field, problem);
-        goto out;
+    *problem = NULL;
+    if (!raw) return NULL;
+    *problem = b64_decode(s, n, raw, outlen);
+    if (*problem) {
+        free(raw);
+        return NULL;
     }
-    rc = env_set_body(c, raw, len);
-out:
-    free(raw);
-    return rc;
+    raw[*outlen] = '\0';
+    return raw;
 }
 
-bool envelope_header_forwarded(const char *name)
+bool env_header_forwarded(const char *name, size_t n)
 {
     static const char *const blocked[] = {
         "Authorization", "Proxy-Authorization", "Host",       "Content-Length",  "Connection",
         "Keep-Alive",    "Transfer-Encoding",   "TE",         "Trailer",         "Upgrade",
         "Expect",        "Proxy-Connection",    "X-Priority", "Idempotency-Key",
     };
-    if (!name || strncasecmp(name, "X-Sluice-", 9) == 0) return false;
+    if (n >= 9 && strncasecmp(name, "X-Sluice-", 9) == 0) return false;
     for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)
-        if (strcasecmp(name, blocked[i]) == 0) return false;
+        if (n == strlen(blocked[i]) && strncasecmp(name, blocked[i], n) == 0) return false;
     return true;
+}
+
+bool envelope_header_forwarded(const char *name)
+{
+    return name && env_header_forwarded(name, strlen(name));
 }
 
 int envelope_parse_priority(const char *s, size_t len)
@@ -335,17 +387,38 @@ int envelope_parse_priority(const char *s, size_t len)
     return -1;
 }
 
+/* printable copies s (n bytes) into out for an error message: at most
+ * outlen - 4 bytes, "..." after a cut, and '?' for what is not printable
+ * ASCII, since messages end up in JSON, which must be UTF-8. */
+static const char *printable(char *out, size_t outlen, const char *s, size_t n)
+{
+    size_t i = 0, keep = n < outlen - 4 ? n : outlen - 4;
+    for (; i < keep; i++)
+        out[i] = s[i] >= ' ' && s[i] <= '~' ? s[i] : '?';
+    if (keep < n) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+    return out;
+}
+
 /* add_header appends a copy of a header given as bytes, since AMQP table
  * keys and values are not NUL-terminated. */
 int env_add_header(struct pctx *c, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     struct envelope *e = c->e;
-    const char *problem = env_check_header_value(value, vlen);
+    const char *problem = check_header_value(value, vlen);
 
     if (e->n_headers >= ENV_MAX_HEADERS)
         return env_fail(c, "headers: at most " STR(ENV_MAX_HEADERS) " headers are allowed");
-    if (!header_name_ok(name, nlen))
-        return env_fail(c, "headers: invalid header name \"%.*s\"", (int)nlen, name);
+    if (!header_name_ok(name, nlen)) {
+        char shown[48];
+        return env_fail(c,
+                        "headers: invalid header name \"%s\" (1.." STR(
+                            ENV_MAX_HEADER_NAME) " characters of A-Z a-z 0-9 !#$%%&'*+-.^_`|~)",
+                        printable(shown, sizeof shown, name, nlen));
+    }
     if (problem) return env_fail(c, "headers.%.*s: %s", (int)nlen, name, problem);
     struct env_header *h = reallocarray(e->headers, e->n_headers + 1, sizeof *h);
     if (!h) return env_oom(c);
@@ -360,12 +433,4 @@ int env_add_header(struct pctx *c, const char *name, size_t nlen, const char *va
     }
     e->n_headers++;
     return 0;
-}
-
-int envelope_add_header(struct envelope *e, const char *name, const char *value,
-                        struct env_error *err)
-{
-    struct pctx c = {e, err, 400, "invalid_request", NULL};
-    if (!name || !value) return env_fail(&c, "headers: missing name or value");
-    return env_add_header(&c, name, strlen(name), value, strlen(value));
 }

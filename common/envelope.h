@@ -1,8 +1,12 @@
-/* envelope.h: the request envelope, the unit sluice queues. It is built from
- * the JSON form (POST /v1/requests) or the transparent form (/v1/routes/...),
- * travels as one AMQP message whose body is the backend body verbatim (no
- * base64) and whose headers carry the rest, and is rebuilt from that message
- * by the worker. All strings are owned by the envelope. */
+/* envelope.h: the request envelope, the unit sluice queues. Both submission
+ * forms build it with one builder, envelope_from_request: the transparent form
+ * (/v1/routes/...) from the HTTP request itself, the JSON form (POST
+ * /v1/requests) through envelope_from_json, which reads its document into the
+ * same request. It travels as one AMQP message whose body is the backend body
+ * verbatim (no base64) and whose headers carry the rest, and is rebuilt from
+ * that message by the worker (envelope_from_amqp). The builder and the AMQP
+ * decoder check every field with the same rules (envelope.c), so whatever the
+ * ingress accepts a worker can decode. All strings are owned by the envelope. */
 #ifndef SLUICE_ENVELOPE_H
 #define SLUICE_ENVELOPE_H
 
@@ -13,10 +17,19 @@
 
 #include "id.h"
 
+/* The limits every form and the AMQP decoder share. */
+#define ENV_MAX_METHOD 32 /* an HTTP method is a token (RFC 9110) of up to 32 characters */
 #define ENV_MAX_HEADERS 64
-#define ENV_MAX_HEADER_NAME 256
+#define ENV_MAX_HEADER_NAME 255  /* an AMQP table key is a short string (at most 255 bytes) */
+#define ENV_MAX_CONTENT_TYPE 255 /* so is the content_type property */
 #define ENV_MAX_HEADER_VALUE 8192
-#define ENV_MAX_PATH 8192
+#define ENV_MAX_PATH 8192 /* also the query's */
+/* A message's properties (every field but the body) travel in one content
+ * header frame, at most the frame size sluice negotiates (common/mq.c), less
+ * room for the frame's own bytes and the x-death headers the broker adds
+ * when a message comes back from a retry queue. */
+#define ENV_FRAME_MAX 131072
+#define ENV_MAX_PROPERTIES (ENV_FRAME_MAX - 4096)
 #define ENV_PRIORITY_DEFAULT 5 /* "normal"; "high" is 9, "low" is 1 */
 
 struct env_header {
@@ -27,7 +40,7 @@ struct env_header {
 struct envelope {
     char id[ID_LEN + 1];
     char *route;
-    char *method; /* upper-case token, default "POST" */
+    char *method; /* an HTTP token, upper-cased, default "POST" */
     char *path;   /* starts with '/', default "/" */
     char *query;  /* without '?', NULL if none */
     struct env_header *headers;
@@ -55,10 +68,61 @@ struct env_error {
 void envelope_init(struct envelope *e);
 void envelope_free(struct envelope *e);
 
-/* envelope_from_json fills e from a POST /v1/requests body. Returns 0, or -1
- * with err set (400 invalid_json for unparsable input, 400 invalid_request for
- * a well-formed document that breaks the schema). id/tenant/created_ms are not
- * touched. */
+/* env_header_fn receives one header (name and value are nlen and vlen bytes,
+ * not NUL-terminated); a non-zero return stops the walk. */
+typedef int (*env_header_fn)(void *ctx, const char *name, size_t nlen, const char *value,
+                             size_t vlen);
+/* env_walk_fn calls fn(ctx, ...) for every header of src in order, and
+ * returns the first non-zero value fn returned, or 0. */
+typedef int (*env_walk_fn)(const void *src, env_header_fn fn, void *ctx);
+
+/* The two submission forms differ in how fields are named in error messages
+ * (the JSON field, or the HTTP header that carried it) and in what becomes of
+ * a header that may not be forwarded (envelope_header_forwarded): the
+ * envelope form names it, so it is refused; the transparent form's request
+ * necessarily carries some (Authorization, Host), so they are left out. */
+enum env_form {
+    ENV_FORM_ENVELOPE,
+    ENV_FORM_TRANSPARENT,
+};
+
+/* env_text is borrowed text of n bytes, not NUL-terminated; s NULL: absent. */
+struct env_text {
+    const char *s;
+    size_t n;
+};
+
+/* env_request is what a client asked for, before any check. */
+struct env_request {
+    enum env_form form;
+    struct env_text route;           /* required */
+    struct env_text method;          /* absent: POST */
+    struct env_text path;            /* absent: "/" */
+    struct env_text query;           /* without '?' (one leading '?' is dropped) */
+    struct env_text content_type;    /* also taken from no header: headers named so are skipped */
+    struct env_text idempotency_key; /* 1..255 printable ASCII */
+    struct env_text priority;        /* "0".."9", "high", "normal", "low" */
+    long timeout_ms;                 /* 0: the route's; else 1..600000 (checked by the JSON form) */
+    int max_attempts;                /* 0: the route's; else 1..100 (checked by the JSON form) */
+    env_walk_fn walk_headers;        /* NULL: no headers */
+    const void *headers;             /* what walk_headers walks */
+    char *body; /* malloc'd with a NUL after body_len bytes, or NULL; always taken */
+    size_t body_len;
+    const char *body_type; /* the content type when none is given (NULL: none) */
+};
+
+/* envelope_from_request checks every field of rq and, on success, replaces
+ * e's request fields with them; e's id, tenant, created_ms and attempts are
+ * kept (the tenant counts towards the message's size). rq->body is taken
+ * either way (the envelope's on success, freed on failure) and rq->body set
+ * to NULL. Returns 0, or -1 with err (400 invalid_request naming the field as
+ * the form calls it; 500 on out of memory) and e untouched. */
+__attribute__((warn_unused_result)) int
+envelope_from_request(struct envelope *e, struct env_request *rq, struct env_error *err);
+/* envelope_from_json fills e from a POST /v1/requests body, through
+ * envelope_from_request. Returns 0, or -1 with err set (400 invalid_json for
+ * unparsable input, 400 invalid_request for a well-formed document that
+ * breaks the schema). id/tenant/created_ms are not touched. */
 __attribute__((warn_unused_result)) int envelope_from_json(struct envelope *e, const char *json,
                                                            size_t len, struct env_error *err);
 /* envelope_parse_priority maps "0".."9", "high", "normal", "low" (s is len
@@ -67,15 +131,15 @@ int envelope_parse_priority(const char *s, size_t len);
 /* envelope_header_forwarded tells whether a client header may travel to the
  * backend (hop-by-hop, auth and gateway headers never do). */
 bool envelope_header_forwarded(const char *name);
-/* envelope_add_header appends a header copy; -1 with err past the limits. */
-__attribute__((warn_unused_result)) int
-envelope_add_header(struct envelope *e, const char *name, const char *value, struct env_error *err);
 
 /* envelope_to_amqp fills props (headers table, priority, message_id,
  * timestamp, content_type, delivery_mode 2) with memory from pool; the props
  * point into e and pool, so both must outlive the publish. Returns 0 or -ENOMEM. */
 __attribute__((warn_unused_result)) int
 envelope_to_amqp(const struct envelope *e, amqp_pool_t *pool, amqp_basic_properties_t *props);
+/* envelope_amqp_size is the size of e's properties as envelope_to_amqp
+ * encodes them, counting the optional numbers as present. */
+size_t envelope_amqp_size(const struct envelope *e);
 /* envelope_from_amqp rebuilds e from a delivered message (copies everything).
  * Returns 0, or -1 with err when the message is not a sluice envelope. */
 __attribute__((warn_unused_result)) int envelope_from_amqp(struct envelope *e,

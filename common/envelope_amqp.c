@@ -1,5 +1,7 @@
 /* envelope_amqp.c: the envelope as an AMQP message and back. The body
- * travels verbatim; everything else travels in x-sluice-* headers. */
+ * travels verbatim; the id, priority, creation second and content type as
+ * properties; everything else in x-sluice-* headers. envelope_amqp_size
+ * tells whether the properties fit in the one frame they travel in. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -88,6 +90,36 @@ int envelope_to_amqp(const struct envelope *e, amqp_pool_t *pool, amqp_basic_pro
         props->content_type = amqp_cstring_bytes(e->content_type);
     }
     return 0;
+}
+
+/* The encoded sizes AMQP 0-9-1 gives: a short string has a 1-byte length, a
+ * long string a 4-byte one; a table entry is a short string key, a kind byte
+ * and the value. */
+#define SHORTSTR(n) (1 + (n))
+#define LONGSTR(n) (4 + (n))
+#define ENTRY(h, value) (SHORTSTR(strlen(HNAMES[h])) + 1 + (value))
+
+static size_t opt_len(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+size_t envelope_amqp_size(const struct envelope *e)
+{
+    /* flags, message_id, priority, timestamp, delivery_mode, app_id, the
+     * headers table's length, content_type */
+    size_t n = 2 + SHORTSTR(ID_LEN) + 1 + 8 + 1 + SHORTSTR(strlen("sluice")) + 4 +
+               (e->content_type ? SHORTSTR(strlen(e->content_type)) : 0);
+    n += ENTRY(H_ROUTE, LONGSTR(opt_len(e->route))) + ENTRY(H_METHOD, LONGSTR(opt_len(e->method))) +
+         ENTRY(H_PATH, LONGSTR(opt_len(e->path))) + ENTRY(H_TENANT, LONGSTR(opt_len(e->tenant)));
+    if (e->query) n += ENTRY(H_QUERY, LONGSTR(strlen(e->query)));
+    if (e->idempotency_key) n += ENTRY(H_IDEM, LONGSTR(strlen(e->idempotency_key)));
+    n +=
+        ENTRY(H_ATTEMPTS, 4) + ENTRY(H_CREATED, 8) + ENTRY(H_TIMEOUT, 8) + ENTRY(H_MAX_ATTEMPTS, 4);
+    if (e->n_headers > 0) n += ENTRY(H_HEADERS, 4);
+    for (size_t i = 0; i < e->n_headers; i++)
+        n += SHORTSTR(strlen(e->headers[i].name)) + 1 + LONGSTR(strlen(e->headers[i].value));
+    return n;
 }
 
 /* field_int reads any integer kind, since the broker or a shovel may
@@ -216,8 +248,8 @@ static int amqp_fill(struct pctx *c, const amqp_basic_properties_t *props, amqp_
         amqp_headers(c, f[H_HEADERS]) < 0)
         return -1;
     if ((props->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) &&
-        env_set_str(c, "content_type", &c->e->content_type, props->content_type.bytes,
-                    props->content_type.len, env_check_header_value) < 0)
+        env_set_content_type(c, "content_type", props->content_type.bytes,
+                             props->content_type.len) < 0)
         return -1;
     if (props->_flags & AMQP_BASIC_PRIORITY_FLAG)
         c->e->priority = props->priority > 9 ? 9 : props->priority;
@@ -228,7 +260,7 @@ int envelope_from_amqp(struct envelope *e, const amqp_basic_properties_t *props,
                        struct env_error *err)
 {
     struct envelope tmp;
-    struct pctx c = {&tmp, err, 0, "invalid_message", NULL};
+    struct pctx c = {&tmp, err, 0, "invalid_message"};
     const amqp_bytes_t *mid = &props->message_id;
     int rc = -1;
 

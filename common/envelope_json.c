@@ -1,6 +1,13 @@
-/* envelope_json.c: the envelope from the API's JSON form (POST /v1/requests). */
+/* envelope_json.c: the envelope from the API's JSON form (POST /v1/requests):
+ * the document is read into the request the builder takes
+ * (envelope_request.c), with the types JSON adds checked here and every
+ * value checked there, as for the transparent form. */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "envelope_parse.h"
 #include "json.h"
@@ -28,150 +35,186 @@ static int json_int(struct pctx *c, const char *field, struct json_object *v, in
     return 0;
 }
 
-/* json_header routes Content-Type to content_type, where the AMQP property
- * carries it, and refuses what may not be forwarded rather than dropping it
- * silently. */
-static int json_header(struct pctx *c, const char *name, struct json_object *v)
-{
-    const char *s;
-    size_t n;
-
-    if (!json_object_is_type(v, json_type_string))
-        return env_fail(c, "headers.%s: must be a string", name);
-    s = json_object_get_string(v);
-    n = (size_t)json_object_get_string_len(v);
-    if (strcasecmp(name, "Content-Type") == 0)
-        return env_set_str(c, "headers.Content-Type", &c->e->content_type, s, n,
-                           env_check_header_value);
-    if (!envelope_header_forwarded(name))
-        return env_fail(c, "headers.%s: this header may not be forwarded", name);
-    return env_add_header(c, name, strlen(name), s, n);
-}
-
-static int parse_headers(struct pctx *c, struct json_object *v)
-{
-    if (!json_object_is_type(v, json_type_object)) return env_fail(c, "headers: must be an object");
-    json_object_object_foreach(v, name, val)
-    {
-        if (json_header(c, name, val) < 0) return -1;
-    }
-    return 0;
-}
-
-static int parse_body(struct pctx *c, struct json_object *v)
-{
-    if (env_begin_body(c, "body", "application/json") < 0) return -1;
-    const char *s =
-        json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    return s ? env_set_body(c, s, strlen(s)) : env_oom(c);
-}
-
-static int parse_priority(struct pctx *c, struct json_object *v)
-{
-    int p = -1;
-    if (json_object_is_type(v, json_type_int)) {
-        int64_t x = json_object_get_int64(v);
-        p = x >= 0 && x <= 9 ? (int)x : -1;
-    } else if (json_object_is_type(v, json_type_string)) {
-        p = envelope_parse_priority(json_object_get_string(v),
-                                    (size_t)json_object_get_string_len(v));
-    }
-    if (p < 0) return env_fail(c, "priority: must be 0..9 or high, normal, low");
-    c->e->priority = p;
-    return 0;
-}
-
-static int parse_timeout(struct pctx *c, struct json_object *v)
-{
-    int64_t x = 0;
-    if (json_int(c, "timeout_ms", v, 1, TIMEOUT_MS_MAX, &x) < 0) return -1;
-    c->e->timeout_ms = (long)x;
-    return 0;
-}
-
-static int parse_max_attempts(struct pctx *c, struct json_object *v)
-{
-    int64_t x = 0;
-    if (json_int(c, "max_attempts", v, 1, MAX_ATTEMPTS_MAX, &x) < 0) return -1;
-    c->e->max_attempts = (int)x;
-    return 0;
-}
-
-/* The envelope's fields: string fields go through a setter shared with the
- * AMQP side, the others have their own parser. */
-static const struct {
-    const char *name;
-    set_fn set;
-    int (*parse)(struct pctx *c, struct json_object *v);
-} JFIELDS[] = {
-    {"route", env_set_route, NULL},         {"method", env_set_method, NULL},
-    {"path", env_set_path, NULL},           {"query", env_set_query, NULL},
-    {"headers", NULL, parse_headers},       {"body", NULL, parse_body},
-    {"body_text", env_set_body_text, NULL}, {"body_base64", env_set_body_base64, NULL},
-    {"priority", NULL, parse_priority},     {"idempotency_key", env_set_idem, NULL},
-    {"timeout_ms", NULL, parse_timeout},    {"max_attempts", NULL, parse_max_attempts},
+/* jreq is one document being read into the builder's request. */
+struct jreq {
+    struct pctx c;
+    struct env_request rq;
+    bool has_body; /* one of body, body_text, body_base64 was seen */
 };
 
-static int parse_field(struct pctx *c, const char *key, struct json_object *v)
+/* read_text stores a string field in its slot of the request. */
+static int read_text(struct jreq *j, const char *field, struct json_object *v, struct env_text *t)
 {
-    const char *s = NULL;
-    size_t n = 0, i = 0;
-
-    while (i < sizeof JFIELDS / sizeof JFIELDS[0] && strcmp(JFIELDS[i].name, key) != 0)
-        i++;
-    if (i == sizeof JFIELDS / sizeof JFIELDS[0]) return env_fail(c, "%s: unknown field", key);
-    if (JFIELDS[i].parse) return JFIELDS[i].parse(c, v);
-    if (json_text(c, key, v, &s, &n) < 0) return -1;
-    return JFIELDS[i].set(c, key, s, n);
+    return json_text(&j->c, field, v, &t->s, &t->n);
 }
 
-static int parse_object(struct pctx *c, struct json_object *root)
+/* read_headers checks that every value is a string and takes Content-Type
+ * (any case) out for the content_type property; the builder walks the rest. */
+static int read_headers(struct jreq *j, struct json_object *v)
 {
-    struct envelope *e = c->e;
+    if (!json_object_is_type(v, json_type_object))
+        return env_fail(&j->c, "headers: must be an object");
+    json_object_object_foreach(v, name, val)
+    {
+        if (!json_object_is_type(val, json_type_string))
+            return env_fail(&j->c, "headers.%s: must be a string", name);
+        if (strcasecmp(name, "Content-Type") == 0 &&
+            json_text(&j->c, name, val, &j->rq.content_type.s, &j->rq.content_type.n) < 0)
+            return -1;
+    }
+    j->rq.headers = v;
+    return 0;
+}
 
+static int walk_headers(const void *src, env_header_fn fn, void *ctx)
+{
+    struct json_object *o = (struct json_object *)src;
+    json_object_object_foreach(o, name, val)
+    {
+        int rc = fn(ctx, name, strlen(name), json_object_get_string(val),
+                    (size_t)json_object_get_string_len(val));
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* set_body makes the request's body a copy of n bytes of p (plus a NUL). */
+static int set_body(struct jreq *j, const char *field, const char *type, const void *p, size_t n)
+{
+    if (j->has_body)
+        return env_fail(&j->c, "%s: only one of body, body_text and body_base64 may be given",
+                        field);
+    j->has_body = true;
+    j->rq.body_type = type;
+    if (n == 0) return 0;
+    if (!(j->rq.body = malloc(n + 1))) return env_oom(&j->c);
+    memcpy(j->rq.body, p, n);
+    j->rq.body[n] = '\0';
+    j->rq.body_len = n;
+    return 0;
+}
+
+static int read_body(struct jreq *j, struct json_object *v)
+{
+    const char *s =
+        json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    return s ? set_body(j, "body", "application/json", s, strlen(s)) : env_oom(&j->c);
+}
+
+static int read_body_text(struct jreq *j, struct json_object *v)
+{
+    struct env_text t = {0};
+    if (read_text(j, "body_text", v, &t) < 0) return -1;
+    return set_body(j, "body_text", "text/plain; charset=utf-8", t.s, t.n);
+}
+
+static int read_body_base64(struct jreq *j, struct json_object *v)
+{
+    struct env_text t = {0};
+    const char *problem = NULL;
+    size_t len = 0;
+    if (read_text(j, "body_base64", v, &t) < 0 ||
+        set_body(j, "body_base64", "application/octet-stream", NULL, 0) < 0)
+        return -1;
+    unsigned char *raw = env_base64_decode(t.s, t.n, &len, &problem);
+    if (problem) return env_fail(&j->c, "body_base64: invalid base64 (%s)", problem);
+    if (!raw) return env_oom(&j->c);
+    if (len == 0) free(raw);
+    j->rq.body = len ? (char *)raw : NULL;
+    j->rq.body_len = len;
+    return 0;
+}
+
+/* read_priority takes 0..9 as a number or any priority name as text. */
+static int read_priority(struct jreq *j, struct json_object *v)
+{
+    static const char digits[] = "0123456789";
+    if (json_object_is_type(v, json_type_string))
+        return read_text(j, "priority", v, &j->rq.priority);
+    int64_t x = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+    if (x < 0 || x > 9) return env_fail(&j->c, "priority: " PRIORITY_RULE);
+    j->rq.priority = (struct env_text){digits + x, 1};
+    return 0;
+}
+
+static int read_timeout(struct jreq *j, struct json_object *v)
+{
+    int64_t x = 0;
+    if (json_int(&j->c, "timeout_ms", v, 1, TIMEOUT_MS_MAX, &x) < 0) return -1;
+    j->rq.timeout_ms = (long)x;
+    return 0;
+}
+
+static int read_max_attempts(struct jreq *j, struct json_object *v)
+{
+    int64_t x = 0;
+    if (json_int(&j->c, "max_attempts", v, 1, MAX_ATTEMPTS_MAX, &x) < 0) return -1;
+    j->rq.max_attempts = (int)x;
+    return 0;
+}
+
+/* The envelope's fields: text fields go to their slot of the request, the
+ * others have their own reader. */
+#define SLOT(f) offsetof(struct env_request, f)
+static const struct {
+    const char *name;
+    size_t slot;
+    int (*read)(struct jreq *j, struct json_object *v);
+} JFIELDS[] = {
+    {"route", SLOT(route), NULL},
+    {"method", SLOT(method), NULL},
+    {"path", SLOT(path), NULL},
+    {"query", SLOT(query), NULL},
+    {"idempotency_key", SLOT(idempotency_key), NULL},
+    {"headers", 0, read_headers},
+    {"body", 0, read_body},
+    {"body_text", 0, read_body_text},
+    {"body_base64", 0, read_body_base64},
+    {"priority", 0, read_priority},
+    {"timeout_ms", 0, read_timeout},
+    {"max_attempts", 0, read_max_attempts},
+};
+
+static int read_field(struct jreq *j, const char *key, struct json_object *v)
+{
+    size_t i = 0;
+    while (i < sizeof JFIELDS / sizeof JFIELDS[0] && strcmp(JFIELDS[i].name, key) != 0)
+        i++;
+    if (i == sizeof JFIELDS / sizeof JFIELDS[0]) return env_fail(&j->c, "%s: unknown field", key);
+    if (JFIELDS[i].read) return JFIELDS[i].read(j, v);
+    return read_text(j, key, v, (struct env_text *)((char *)&j->rq + JFIELDS[i].slot));
+}
+
+static int read_object(struct jreq *j, struct json_object *root)
+{
     json_object_object_foreach(root, key, val)
     {
-        if (parse_field(c, key, val) < 0) return -1;
+        if (read_field(j, key, val) < 0) return -1;
     }
-    if (!e->route) return env_fail(c, "route: is required");
-    if ((!e->method && env_set_method(c, "method", "POST", 4) < 0) ||
-        (!e->path && env_set_path(c, "path", "/", 1) < 0))
-        return -1;
-    if (!e->content_type && c->ctype_default && !(e->content_type = strdup(c->ctype_default)))
-        return env_oom(c);
     return 0;
 }
 
 int envelope_from_json(struct envelope *e, const char *json, size_t len, struct env_error *err)
 {
-    struct envelope tmp;
-    struct pctx c = {&tmp, err, 400, "invalid_json", NULL};
+    struct jreq j = {.c = {e, err, 400, "invalid_json"}, .rq = {.form = ENV_FORM_ENVELOPE}};
     char why[128] = "";
     int rc = -1;
 
-    envelope_init(&tmp);
     struct json_object *root = json_parse(json, len, why, sizeof why);
     if (!root) {
-        env_fail(&c, "invalid JSON: %s", why);
+        env_fail(&j.c, "invalid JSON: %s", why);
         goto out;
     }
     if (!json_object_is_type(root, json_type_object)) {
-        env_fail(&c, "the request must be a JSON object");
+        env_fail(&j.c, "the request must be a JSON object");
         goto out;
     }
-    c.code = "invalid_request";
-    if (parse_object(&c, root) < 0) goto out;
-    memcpy(tmp.id, e->id, sizeof tmp.id);
-    tmp.tenant = e->tenant;
-    tmp.created_ms = e->created_ms;
-    tmp.attempts = e->attempts;
-    e->tenant = NULL;
-    envelope_free(e);
-    *e = tmp;
-    envelope_init(&tmp);
-    rc = 0;
+    j.c.code = "invalid_request";
+    if (read_object(&j, root) < 0) goto out;
+    if (j.rq.headers) j.rq.walk_headers = walk_headers;
+    rc = envelope_from_request(e, &j.rq, err);
 out:
+    free(j.rq.body);
     json_object_put(root);
-    envelope_free(&tmp);
     return rc;
 }

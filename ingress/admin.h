@@ -1,7 +1,7 @@
 /* admin.h: the status page of the ingress. GET / serves a static HTML page
- * (no data in it) whose script polls GET /admin/summary with the admin token.
- * Both exist only when admin_token is configured; http.c answers 404
- * otherwise, so nothing is exposed by default. */
+ * (no data in it) whose script polls GET /admin/summary with the admin token
+ * (checked by auth.c). Both exist only when admin_token is configured; the
+ * handlers answer 404 otherwise, so nothing is exposed by default. */
 #ifndef SLUICE_ADMIN_H
 #define SLUICE_ADMIN_H
 
@@ -12,10 +12,6 @@
 
 /* admin_enabled tells whether the page is configured (admin_token not empty). */
 bool admin_enabled(const struct cfg *cfg);
-/* admin_authorized tells whether the Authorization header value auth (may be
- * NULL) is "Bearer <admin_token>". The comparison takes the same time however
- * much of the token matches. */
-bool admin_authorized(const struct cfg *cfg, const char *auth);
 /* admin_page returns the page (a static string, never freed). */
 const char *admin_page(void);
 /* admin_summary appends the JSON document of /admin/summary to out at

@@ -1,5 +1,6 @@
 /* app.h: what the ingress's parts share. main.c owns the struct and every
- * member; the HTTP handlers only read it. */
+ * member, and starts and stops them; the HTTP server and the handlers use
+ * them, and app.c counts the answers. */
 #ifndef SLUICE_APP_H
 #define SLUICE_APP_H
 
@@ -27,7 +28,9 @@ struct app {
 #undef APP_CODE_FIELD
 };
 
-/* app_count_response counts one answer with status code. */
+/* app_declare_metrics declares the answer counters; -1 when out of memory. */
+__attribute__((warn_unused_result)) int app_declare_metrics(struct app *app);
+/* app_count_response counts one answer with status code (thread-safe). */
 void app_count_response(struct app *app, int code);
 
 #endif

@@ -1,29 +1,44 @@
-/* handlers.c: the answers of the ingress's endpoints (see handlers.h). */
+/* handlers.c: the ingress's endpoints (see handlers.h): one table that says
+ * for each path which methods it takes, who may call it and what answers it,
+ * then the answers themselves. The two submission forms end alike: one
+ * envelope builder (envelope.h), one route authorization (auth.h), one
+ * hand-off to the publisher. */
 #include "handlers.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "clock.h"
-#include "envelope.h"
+#include "id.h"
 #include "json.h"
-#include "log.h"
 
 #define RETRY_AFTER_S "2"
 
-void answer_error(struct answer *a, int status, const char *code, const char *message)
+/* ---- answers ---- */
+
+static void answer_error(struct answer *a, int status, const char *code, const char *message)
 {
     a->status = status;
     a->body = json_error_body(code, message);
     a->len = a->body ? strlen(a->body) : 0;
     a->content_type = "application/json";
+    a->header_name = NULL;
     if (status == 503 || status == 429) {
         a->header_name = "Retry-After";
         snprintf(a->header_value, sizeof(a->header_value), "%s", RETRY_AFTER_S);
     }
+}
+
+/* refuse is answer_error for handle_begin's refusals. */
+static int refuse(struct answer *a, int status, const char *code, const char *message)
+{
+    answer_error(a, status, code, message);
+    return -1;
 }
 
 static void answer_text(struct answer *a, int status, const char *type, struct buf *b)
@@ -31,6 +46,7 @@ static void answer_text(struct answer *a, int status, const char *type, struct b
     a->status = status;
     a->body = buf_take(b, &a->len);
     a->content_type = type;
+    a->header_name = NULL;
     if (!a->body) answer_error(a, 500, "internal", "out of memory");
 }
 
@@ -42,30 +58,46 @@ static void answer_literal(struct answer *a, int status, const char *json)
     answer_text(a, status, "application/json", &b);
 }
 
-static void get_ready(struct request *r, struct answer *a)
+/* ---- reading: health, readiness, metrics, status, the status page ---- */
+
+static bool get_health(struct request *r, struct answer *a)
+{
+    (void)r;
+    answer_literal(a, 200, "{\"status\":\"ok\"}");
+    return false;
+}
+
+static bool get_ready(struct request *r, struct answer *a)
 {
     bool broker = publisher_ready(r->app->publisher);
     bool events = events_caught_up(r->app->events);
-    if (broker && events) return answer_literal(a, 200, "{\"status\":\"ready\"}");
-    answer_error(a, 503, "not_ready",
-                 !broker ? "not connected to the broker"
-                         : "still reading the events stream (status index not caught up)");
+    if (broker && events)
+        answer_literal(a, 200, "{\"status\":\"ready\"}");
+    else
+        answer_error(a, 503, "not_ready",
+                     !broker ? "not connected to the broker"
+                             : "still reading the events stream (status index not caught up)");
+    return false;
 }
 
-static void get_metrics(struct request *r, struct answer *a)
+static bool get_metrics(struct request *r, struct answer *a)
 {
     struct buf b;
     buf_init(&b, 16 << 20);
     if (metrics_render(r->app->metrics, &b) < 0)
-        return answer_error(a, 500, "internal", "out of memory");
-    answer_text(a, 200, "text/plain; version=0.0.4", &b);
+        answer_error(a, 500, "internal", "out of memory");
+    else
+        answer_text(a, 200, "text/plain; version=0.0.4", &b);
+    return false;
 }
 
-static void get_status(struct request *r, struct answer *a)
+static bool get_status(struct request *r, struct answer *a)
 {
     char id[ID_LEN + 1];
-    if (!id_valid(r->rest, r->rest_len))
-        return answer_error(a, 404, "not_found", "no request with this id");
+    if (!id_valid(r->rest, r->rest_len)) {
+        answer_error(a, 404, "not_found", "no request with this id");
+        return false;
+    }
     memcpy(id, r->rest, ID_LEN);
     id[ID_LEN] = '\0';
     struct buf b;
@@ -73,179 +105,296 @@ static void get_status(struct request *r, struct answer *a)
     int rc = status_index_render(r->app->index, id, r->key->tenant, &b);
     /* Until the stream is read up to now, "unknown" may only mean "not read yet". */
     if (rc == -ENOENT && !events_caught_up(r->app->events))
-        return answer_error(a, 503, "not_ready",
-                            "still reading the events stream; this status may exist, retry");
-    if (rc == -ENOENT) return answer_error(a, 404, "not_found", "no request with this id");
-    if (rc < 0) return answer_error(a, 500, "internal", "out of memory");
-    answer_text(a, 200, "application/json", &b);
+        answer_error(a, 503, "not_ready",
+                     "still reading the events stream; this status may exist, retry");
+    else if (rc == -ENOENT)
+        answer_error(a, 404, "not_found", "no request with this id");
+    else if (rc < 0)
+        answer_error(a, 500, "internal", "out of memory");
+    else
+        answer_text(a, 200, "application/json", &b);
+    buf_free(&b);
+    return false;
 }
 
 /* get_admin_page serves the page; the policy forbids anything not inline in
  * it, so even an injected script could not load more or send data away. */
-static void get_admin_page(struct answer *a)
+static bool get_admin_page(struct request *r, struct answer *a)
 {
+    (void)r;
     struct buf b;
     buf_init(&b, 1 << 20);
-    if (buf_appends(&b, admin_page()) < 0) return answer_error(a, 500, "internal", "out of memory");
+    if (buf_appends(&b, admin_page()) < 0) {
+        answer_error(a, 500, "internal", "out of memory");
+        return false;
+    }
     answer_text(a, 200, "text/html; charset=utf-8", &b);
     a->header_name = "Content-Security-Policy";
     snprintf(a->header_value, sizeof(a->header_value), "%s",
              "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
              "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    return false;
 }
 
-static void get_admin_summary(struct request *r, struct answer *a)
+static bool get_admin_summary(struct request *r, struct answer *a)
 {
     struct buf b;
     buf_init(&b, 1 << 20);
-    if (admin_summary(r->app, &b, clock_mono_ms()) < 0)
-        return answer_error(a, 500, "internal", "out of memory");
+    if (admin_summary(r->app, &b, clock_mono_ms()) < 0) {
+        answer_error(a, 500, "internal", "out of memory");
+        return false;
+    }
     answer_text(a, 200, "application/json", &b);
     a->header_name = "Cache-Control";
     snprintf(a->header_value, sizeof(a->header_value), "no-store");
+    return false;
 }
 
-void handle_get(struct request *r, struct answer *a)
-{
-    switch (r->ep) {
-    case EP_HEALTHZ:
-        return answer_literal(a, 200, "{\"status\":\"ok\"}");
-    case EP_READYZ:
-        return get_ready(r, a);
-    case EP_METRICS:
-        return get_metrics(r, a);
-    case EP_STATUS:
-        return get_status(r, a);
-    case EP_ADMIN_PAGE:
-        return get_admin_page(a);
-    case EP_ADMIN_SUMMARY:
-        return get_admin_summary(r, a);
-    default:
-        return answer_error(a, 405, "method_not_allowed", "this endpoint takes a body");
-    }
-}
+/* ---- submitting: both forms, then one hand-off ---- */
 
-struct header_walk {
-    struct envelope *env;
-    struct env_error *err;
-    int failed;
-};
-
-static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *name,
-                                  const char *value)
+/* answer_accepted fills a with the 202 for id; -1 when out of memory. */
+static int answer_accepted(struct answer *a, const char *id)
 {
-    (void)kind;
-    struct header_walk *w = cls;
-    if (!value || !envelope_header_forwarded(name) || strcasecmp(name, "Content-Type") == 0)
-        return MHD_YES;
-    if (envelope_add_header(w->env, name, value, w->err) < 0) {
-        w->failed = 1;
-        return MHD_NO;
-    }
-    return MHD_YES;
-}
-
-/* from_transparent builds the envelope of /v1/routes/<route>/<path>: the
- * request's own method, path, query, headers and body. */
-static int from_transparent(struct request *r, struct envelope *env, struct env_error *err)
-{
-    const char *query = r->uri[r->path_len] == '?' ? r->uri + r->path_len + 1 : NULL;
-    const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-    const char *prio = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Priority");
-    const char *idem = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
-    env->route = strdup(r->route->name);
-    env->method = strdup(r->method);
-    env->path = r->rest_len ? strndup(r->rest, r->rest_len) : strdup("/");
-    env->query = query && *query ? strdup(query) : NULL;
-    env->content_type = ctype ? strdup(ctype) : NULL;
-    env->idempotency_key = idem ? strdup(idem) : NULL;
-    env->body = (unsigned char *)buf_take(&r->body, &env->body_len);
-    if (!env->route || !env->method || !env->path || (query && *query && !env->query) ||
-        (ctype && !env->content_type) || (idem && !env->idempotency_key) || !env->body) {
-        *err = (struct env_error){.status = 500, .code = "internal"};
-        snprintf(err->message, sizeof(err->message), "out of memory");
-        return -1;
-    }
-    if (prio && (env->priority = envelope_parse_priority(prio, strlen(prio))) < 0) {
-        *err = (struct env_error){.status = 400, .code = "invalid_request"};
-        snprintf(err->message, sizeof(err->message),
-                 "X-Priority: must be 0..9 or high, normal, low");
-        return -1;
-    }
-    struct header_walk w = {.env = env, .err = err};
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header, &w);
-    return w.failed ? -1 : 0;
-}
-
-static int from_envelope(struct request *r, struct envelope *env, struct env_error *err)
-{
-    if (envelope_from_json(env, r->body.data ? r->body.data : "", r->body.len, err) < 0) return -1;
-    r->route = cfg_route_find(&r->app->cfg, env->route, strlen(env->route));
-    if (!r->route) {
-        *err = (struct env_error){.status = 404, .code = "unknown_route"};
-        snprintf(err->message, sizeof(err->message), "no route named \"%s\"", env->route);
-        return -1;
-    }
-    if (!cfg_key_allows_route(r->key, r->route->name)) {
-        *err = (struct env_error){.status = 403, .code = "route_forbidden"};
-        snprintf(err->message, sizeof(err->message), "this key may not use route \"%s\"",
-                 env->route);
-        return -1;
-    }
-    return 0;
-}
-
-static void on_published(void *arg, int status)
-{
-    struct request *r = arg;
-    r->pub_status = status;
-    MHD_resume_connection(r->conn);
-}
-
-bool handle_submit(struct request *r, struct answer *a)
-{
-    bool suspended = false;
-    struct envelope env;
-    struct env_error err;
-    envelope_init(&env);
-    int rc = r->ep == EP_ROUTE ? from_transparent(r, &env, &err) : from_envelope(r, &env, &err);
-    if (rc < 0) {
-        answer_error(a, err.status, err.code, err.message);
-        goto out;
-    }
-    env.tenant = strdup(r->key->tenant);
-    env.created_ms = clock_real_ms();
-    if (env.priority > r->key->max_priority) env.priority = r->key->max_priority;
-    if (!env.tenant || id_new(env.id, env.created_ms) < 0) {
-        answer_error(a, 500, "internal", "cannot make a tracking id");
-        goto out;
-    }
-    memcpy(r->id, env.id, sizeof(r->id));
-    if (!publisher_ready(r->app->publisher)) {
-        answer_error(a, 503, "broker_unavailable",
-                     "the message broker is unavailable; nothing was queued, retry later");
-        goto out;
-    }
-    MHD_suspend_connection(r->conn);
-    r->waiting = suspended = true;
-    if (publisher_submit(r->app->publisher, &env, on_published, r) < 0) on_published(r, 503);
-out:
-    envelope_free(&env);
-    return suspended;
-}
-
-void handle_published(struct request *r, struct answer *a)
-{
-    if (r->pub_status != 202)
-        return answer_error(
-            a, 503, "broker_unavailable",
-            "the broker did not confirm the request (down, refused or too slow); retry later");
     struct buf b;
     buf_init(&b, 512);
     if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"}",
-                    r->id, r->id) < 0)
-        return answer_error(a, 500, "internal", "out of memory");
+                    id, id) < 0)
+        return -1;
     answer_text(a, 202, "application/json", &b);
     a->header_name = "Location";
-    snprintf(a->header_value, sizeof(a->header_value), "/v1/requests/%s", r->id);
+    snprintf(a->header_value, sizeof(a->header_value), "/v1/requests/%s", id);
+    return 0;
+}
+
+/* on_published runs on a publisher thread, once per submission. */
+static void on_published(void *arg, int status)
+{
+    struct request *r = arg;
+    if (status != 202) {
+        free(r->answer.body);
+        answer_error(
+            &r->answer, 503, "broker_unavailable",
+            "the broker did not confirm the request (down, refused or too slow); retry later");
+    }
+    r->io->resume(r);
+}
+
+/* publish gives env its identity and hands it to the publisher. The 202 is
+ * written beforehand into r->answer, which on_published replaces with a 503
+ * if the broker does not confirm. Returns true when the answer is pending. */
+static bool publish(struct request *r, struct envelope *env, struct answer *a)
+{
+    env->created_ms = clock_real_ms();
+    if (env->priority > r->key->max_priority) env->priority = r->key->max_priority;
+    if (id_new(env->id, env->created_ms) < 0) {
+        answer_error(a, 500, "internal", "cannot make a tracking id");
+        return false;
+    }
+    if (!publisher_ready(r->app->publisher)) {
+        answer_error(a, 503, "broker_unavailable",
+                     "the message broker is unavailable; nothing was queued, retry later");
+        return false;
+    }
+    if (answer_accepted(&r->answer, env->id) < 0) {
+        answer_error(a, 500, "internal", "out of memory");
+        return false;
+    }
+    r->io->suspend(r);
+    if (publisher_submit(r->app->publisher, env, on_published, r) < 0) on_published(r, 503);
+    return true;
+}
+
+/* new_envelope starts the envelope of r with its tenant, which counts
+ * towards the message's size the builder checks. */
+static int new_envelope(struct request *r, struct envelope *env, struct answer *a)
+{
+    envelope_init(env);
+    if ((env->tenant = strdup(r->key->tenant))) return 0;
+    answer_error(a, 500, "internal", "out of memory");
+    return -1;
+}
+
+static bool submit_envelope(struct request *r, struct answer *a)
+{
+    struct envelope env;
+    struct env_error err;
+    struct auth_refusal why;
+    bool pending = false;
+    if (new_envelope(r, &env, a) < 0) goto out;
+    if (envelope_from_json(&env, r->body.data ? r->body.data : "", r->body.len, &err) < 0) {
+        answer_error(a, err.status, err.code, err.message);
+        goto out;
+    }
+    r->route = auth_route(&r->app->cfg, r->key, env.route, strlen(env.route), &why);
+    if (!r->route) {
+        answer_error(a, why.status, why.code, why.message);
+        goto out;
+    }
+    pending = publish(r, &env, a);
+out:
+    envelope_free(&env);
+    return pending;
+}
+
+static struct env_text header_text(const struct request *r, const char *name)
+{
+    const char *v = r->io->header(r, name);
+    return (struct env_text){v, v ? strlen(v) : 0};
+}
+
+/* begin_transparent takes the route from /v1/routes/<route>/<path...>
+ * before the body is read; the rest of the path goes to the backend. */
+static int begin_transparent(struct request *r, struct answer *a)
+{
+    const char *name = r->rest, *end = r->rest + r->rest_len;
+    const char *slash = memchr(name, '/', r->rest_len);
+    struct auth_refusal why;
+    r->route = auth_route(&r->app->cfg, r->key, name, (size_t)((slash ? slash : end) - name), &why);
+    if (!r->route) return refuse(a, why.status, why.code, why.message);
+    r->rest = slash;
+    r->rest_len = slash ? (size_t)(end - slash) : 0;
+    return 0;
+}
+
+/* submit_transparent: the request's own method, path, query, headers and
+ * body become the envelope; the body buffer is handed over without a copy. */
+static bool submit_transparent(struct request *r, struct answer *a)
+{
+    const char *query = r->target[r->path_len] == '?' ? r->target + r->path_len + 1 : NULL;
+    struct env_request rq = {
+        .form = ENV_FORM_TRANSPARENT,
+        .route = {r->route->name, strlen(r->route->name)},
+        .method = {r->method, strlen(r->method)},
+        .path = {r->rest, r->rest_len},
+        .query = {query, query ? strlen(query) : 0},
+        .content_type = header_text(r, "Content-Type"),
+        .idempotency_key = header_text(r, "Idempotency-Key"),
+        .priority = header_text(r, "X-Priority"),
+        .walk_headers = r->io->walk_headers,
+        .headers = r,
+    };
+    struct envelope env;
+    struct env_error err;
+    bool pending = false;
+    if (new_envelope(r, &env, a) < 0) goto out;
+    if (r->body.data) rq.body = buf_take(&r->body, &rq.body_len);
+    if (envelope_from_request(&env, &rq, &err) < 0) {
+        answer_error(a, err.status, err.code, err.message);
+        goto out;
+    }
+    pending = publish(r, &env, a);
+out:
+    envelope_free(&env);
+    return pending;
+}
+
+/* ---- the endpoints ---- */
+
+enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_ANY };
+enum who { ANYONE, KEY, ADMIN };
+enum takes { NO_BODY, JSON_BODY, ANY_BODY };
+
+struct endpoint {
+    const char *path;
+    bool prefix; /* path is a prefix, and what follows it is r->rest */
+    enum methods methods;
+    enum who who;     /* KEY for every /v1 path, which handle_begin checks first */
+    bool admin;       /* exists only with an admin_token */
+    enum takes takes; /* NO_BODY: a body is read and ignored; else 413 past the cap */
+    int (*begin)(struct request *r, struct answer *a); /* before the body, or NULL */
+    bool (*run)(struct request *r, struct answer *a);  /* true: the answer is pending */
+};
+
+static const struct endpoint ENDPOINTS[] = {
+    {"/healthz", false, M_READ, ANYONE, false, NO_BODY, NULL, get_health},
+    {"/readyz", false, M_READ, ANYONE, false, NO_BODY, NULL, get_ready},
+    {"/metrics", false, M_READ, ANYONE, false, NO_BODY, NULL, get_metrics},
+    {"/", false, M_READ, ANYONE, true, NO_BODY, NULL, get_admin_page},
+    {"/admin/summary", false, M_READ, ADMIN, true, NO_BODY, NULL, get_admin_summary},
+    {"/v1/requests", false, M_POST, KEY, false, JSON_BODY, NULL, submit_envelope},
+    {"/v1/requests/", true, M_GET, KEY, false, NO_BODY, NULL, get_status},
+    {"/v1/routes/", true, M_ANY, KEY, false, ANY_BODY, begin_transparent, submit_transparent},
+};
+
+static bool path_starts(const struct request *r, const char *p, size_t n)
+{
+    return r->path_len >= n && memcmp(r->target, p, n) == 0;
+}
+
+/* find returns the endpoint of r's path (setting r->rest for a prefix), or NULL. */
+static const struct endpoint *find(struct request *r)
+{
+    bool admin = admin_enabled(&r->app->cfg);
+    for (size_t i = 0; i < sizeof ENDPOINTS / sizeof ENDPOINTS[0]; i++) {
+        const struct endpoint *ep = &ENDPOINTS[i];
+        size_t n = strlen(ep->path);
+        if ((ep->admin && !admin) || !path_starts(r, ep->path, n) ||
+            (!ep->prefix && r->path_len != n))
+            continue;
+        r->rest = r->target + n;
+        r->rest_len = r->path_len - n;
+        return ep;
+    }
+    return NULL;
+}
+
+static bool method_ok(enum methods m, const char *method)
+{
+    switch (m) {
+    case M_READ:
+        return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    case M_GET:
+        return !strcmp(method, "GET");
+    case M_POST:
+        return !strcmp(method, "POST");
+    default:
+        return true;
+    }
+}
+
+/* body_checks refuses, before reading it, a body declared larger than the
+ * cap, and an envelope that says it is not JSON. */
+static int body_checks(struct request *r, struct answer *a)
+{
+    const char *len = r->io->header(r, "Content-Length");
+    if (len) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(len, &end, 10);
+        if (errno || *end || n > (unsigned long long)r->app->cfg.ingress.max_body_bytes)
+            return refuse(a, 413, "body_too_large", "the body is larger than max_body_bytes");
+    }
+    const char *ctype = r->io->header(r, "Content-Type");
+    if (r->ep->takes == JSON_BODY && ctype && strncasecmp(ctype, "application/json", 16) != 0)
+        return refuse(a, 415, "unsupported_media_type", "send the envelope as application/json");
+    return 0;
+}
+
+int handle_begin(struct request *r, struct answer *a)
+{
+    const struct cfg *cfg = &r->app->cfg;
+    bool v1 = path_starts(r, "/v1/", 4);
+    /* Outside /v1 everything is read-only, whatever the path. */
+    if (!v1 && !method_ok(M_READ, r->method))
+        return refuse(a, 405, "method_not_allowed", "use GET");
+    /* Inside /v1 the key comes first: without one, nothing about paths or
+     * routes is told. */
+    if (v1 && !(r->key = auth_key(cfg, r->io->header(r, "Authorization"))))
+        return refuse(a, 401, "unauthorized", "missing or unknown bearer token");
+    if (!(r->ep = find(r))) return refuse(a, 404, "not_found", "no such endpoint");
+    if (!method_ok(r->ep->methods, r->method))
+        return refuse(a, 405, "method_not_allowed", "this endpoint does not take this method");
+    if (r->ep->who == ADMIN && !auth_admin(cfg, r->io->header(r, "Authorization")))
+        return refuse(a, 401, "unauthorized", "missing or wrong admin token");
+    if (r->ep->begin && r->ep->begin(r, a) < 0) return -1;
+    return body_checks(r, a);
+}
+
+bool handle(struct request *r, struct answer *a)
+{
+    if (r->ep->takes != NO_BODY && r->body_too_large) {
+        answer_error(a, 413, "body_too_large", "the body is larger than max_body_bytes");
+        return false;
+    }
+    return r->ep->run(r, a);
 }

@@ -1,71 +1,83 @@
-/* handlers.h: what each ingress endpoint answers. http.c classifies the
- * request, checks the key and reads the body; these functions decide the
- * answer. They never block: a submission is handed to the publisher and
- * answered when its confirm arrives. */
+/* handlers.h: the ingress's endpoints, below the HTTP layer. http.c, the
+ * only file that knows libmicrohttpd, turns each request into a struct
+ * request and calls, in this order:
+ *
+ *   handle_begin  once the headers are in: finds the endpoint, authenticates
+ *                 the key (auth.h) and checks what can be checked before the
+ *                 body (the route of a transparent request, the declared
+ *                 length, the media type);
+ *   handle        once the body is read (within max_body_bytes).
+ *
+ * Each returns the answer to send, or, for a submission, "pending": the
+ * handler has called r->io->suspend and handed the envelope to the
+ * publisher, and calls r->io->resume (from a publisher thread) once
+ * r->answer holds the 202 or the 503. Handlers never block. */
 #ifndef SLUICE_HANDLERS_H
 #define SLUICE_HANDLERS_H
 
-#include <microhttpd.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "app.h"
 #include "buf.h"
-#include "id.h"
+#include "envelope.h"
 
-enum endpoint {
-    EP_HEALTHZ,
-    EP_READYZ,
-    EP_METRICS,
-    EP_SUBMIT,
-    EP_ROUTE,
-    EP_STATUS,
-    EP_ADMIN_PAGE,    /* GET /: the status page */
-    EP_ADMIN_SUMMARY, /* GET /admin/summary: its data */
-};
-
-/* One HTTP request in progress; http.c owns it (created by the URI callback,
- * freed when libmicrohttpd reports the request completed). */
-struct request {
-    struct app *app;
-    struct MHD_Connection *conn;
-    char *uri;       /* raw request target, owned */
-    size_t path_len; /* bytes of uri before '?' */
-    const char *method;
-    enum endpoint ep;
-    const struct cfg_key *key;
-    const struct cfg_route *route; /* EP_ROUTE */
-    const char *rest;              /* EP_ROUTE: backend path inside uri; EP_STATUS: the id */
-    size_t rest_len;
-    struct buf body;
-    bool started;
-    bool too_large;
-    size_t discarded;
-    bool waiting;   /* suspended until the publisher answers */
-    int pub_status; /* the publisher's answer: 202 or 503 */
-    char id[ID_LEN + 1];
-};
-
-/* An answer to send: the body is malloc'd and handed to libmicrohttpd. */
+/* An answer to send. body is malloc'd (or NULL when out of memory) and
+ * belongs to whoever sends it. */
 struct answer {
     int status;
     char *body;
     size_t len;
     const char *content_type;
-    const char *header_name; /* one extra header (Location, Retry-After) or NULL */
+    const char *header_name; /* one extra header (Location, Retry-After, ...) or NULL */
     char header_value[256];
 };
 
-/* answer_error fills a with the API's JSON error document. */
-void answer_error(struct answer *a, int status, const char *code, const char *message);
+struct request;
 
-/* handle_get answers the body-less endpoints: health, readiness, metrics,
- * status, and the status page with its summary. */
-void handle_get(struct request *r, struct answer *a);
-/* handle_submit validates a complete submission and hands it to the publisher.
- * Returns true when the connection must be suspended (the answer comes from
- * handle_published later), false when a is the answer now. */
-bool handle_submit(struct request *r, struct answer *a);
-/* handle_published turns the publisher's verdict into the 202 or 503 answer. */
-void handle_published(struct request *r, struct answer *a);
+/* What the HTTP layer offers handlers, as functions, so that handlers need
+ * not know the server. */
+struct request_io {
+    /* header returns the value of the first header called name (any case), or NULL. */
+    const char *(*header)(const struct request *r, const char *name);
+    /* walk_headers walks every header of the request (src is the request). */
+    env_walk_fn walk_headers;
+    /* suspend holds the connection open without an answer, until resume;
+     * resume may be called from any thread, once, after r->answer is set. */
+    void (*suspend)(struct request *r);
+    void (*resume)(struct request *r);
+};
+
+struct endpoint; /* handlers.c's table entry */
+
+/* One request, as the HTTP layer parsed it. The HTTP layer owns it and
+ * everything in it, and frees it once the request is answered. */
+struct request {
+    /* Set by the HTTP layer before handle_begin. */
+    struct app *app;
+    const struct request_io *io;
+    const char *method;
+    const char *target; /* the raw request target, path and query, as sent */
+    size_t path_len;    /* bytes of target before '?' */
+    /* Read by the HTTP layer before handle: a request body is kept in full
+     * up to max_body_bytes, past which the rest is counted and dropped. */
+    struct buf body;
+    bool body_too_large;
+    /* Set by handle_begin. */
+    const struct endpoint *ep;
+    const struct cfg_key *key;     /* the authenticated key of a /v1 request */
+    const struct cfg_route *route; /* a transparent request's route */
+    const char *rest;              /* in target: the backend path or the status id */
+    size_t rest_len;
+    /* A pending answer, set before r->io->resume. */
+    struct answer answer;
+};
+
+/* handle_begin classifies r and checks what precedes the body. Returns 0 to
+ * go on reading the body, or -1 with a, a refusal to send now. */
+__attribute__((warn_unused_result)) int handle_begin(struct request *r, struct answer *a);
+/* handle answers r once its body is read: false with a, the answer to send
+ * now, or true when the answer is pending (see the top of this file). */
+__attribute__((warn_unused_result)) bool handle(struct request *r, struct answer *a);
 
 #endif

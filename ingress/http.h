@@ -1,7 +1,8 @@
 /* http.h: the ingress's HTTP server, on libmicrohttpd's internal epoll thread
- * pool. It parses what every endpoint needs (path, key, body within the size
- * cap), hands complete requests to handlers.c, and suspends a connection while
- * its publish waits for the broker's confirm. */
+ * pool: the layer above the handlers (handlers.h) and the only one that knows
+ * libmicrohttpd. It keeps each request's target as sent, reads its body
+ * within max_body_bytes, lets the handlers classify and answer it, holds the
+ * connection (suspended) while an answer is pending, and sends the answer. */
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 

@@ -16,30 +16,6 @@
 #include "http.h"
 #include "log.h"
 
-#define APP_CODE_COUNT(c)                                                                          \
-    case c:                                                                                        \
-        metric_add(app->m_http_##c, 1);                                                            \
-        break;
-
-void app_count_response(struct app *app, int code)
-{
-    activity_count_response(app->activity, code);
-    switch (code) {
-        APP_CODES(APP_CODE_COUNT)
-    }
-}
-
-static int declare_metrics(struct app *app)
-{
-#define APP_CODE_DECLARE(c)                                                                        \
-    app->m_http_##c = metrics_counter(app->metrics, "sluice_ingress_responses_total",              \
-                                      "HTTP answers by status code.", "code=\"" #c "\"");          \
-    if (!app->m_http_##c) return -1;
-    APP_CODES(APP_CODE_DECLARE)
-#undef APP_CODE_DECLARE
-    return 0;
-}
-
 static void wait_for_signal(int sfd)
 {
     struct signalfd_siginfo si;
@@ -71,7 +47,7 @@ int main(int argc, char **argv)
     app.activity = activity_new();
     app.index = status_index_new((size_t)app.cfg.ingress.max_status_entries,
                                  app.cfg.ingress.status_retention_s * 1000);
-    if (!app.metrics || !app.index || !app.activity || declare_metrics(&app) < 0) {
+    if (!app.metrics || !app.index || !app.activity || app_declare_metrics(&app) < 0) {
         log_error("out of memory at start");
         goto out;
     }

@@ -2,12 +2,17 @@
  * both submission forms reach the real backend with everything the client
  * sent; results come back in the encoding the backend's answer calls for; and
  * every refusal has its status code, its error code and queues nothing. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -22,10 +27,10 @@ static struct h_resp *call(struct h_stack *s, const char *method, const char *pa
                            const char *token, const char *ctype, const char *extra,
                            const char *body, size_t len)
 {
-    char url[512], auth[256], ct[256];
+    char *url = NULL, auth[256], ct[512];
     const char *headers[4] = {NULL};
     size_t n = 0;
-    snprintf(url, sizeof url, "%s%s", h_stack_url(s), path);
+    ck_assert_int_gt(asprintf(&url, "%s%s", h_stack_url(s), path), 0);
     if (token) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
         headers[n++] = auth;
@@ -35,7 +40,9 @@ static struct h_resp *call(struct h_stack *s, const char *method, const char *pa
         headers[n++] = ct;
     }
     if (extra) headers[n++] = extra;
-    return h_request(method, url, headers, body, len);
+    struct h_resp *r = h_request(method, url, headers, body, len);
+    free(url);
+    return r;
 }
 
 static struct h_resp *post_envelope(struct h_stack *s, const char *token, const char *envelope)
@@ -135,6 +142,123 @@ static char *envelope_with_text(size_t total)
     memcpy(e + sizeof head - 1 + fill, tail, sizeof tail);
     ck_assert_uint_eq(strlen(e), total);
     return e;
+}
+
+/* raw_request writes req (a whole HTTP/1.1 request, which should say
+ * "Connection: close") to the ingress as it is, so the request line can hold
+ * what libcurl would normalise or cut (dot segments, '#'), and reads the
+ * answer to the end. */
+static struct h_resp *raw_request(struct h_stack *s, const char *req, size_t len)
+{
+    struct h_resp *r = calloc(1, sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    long port = strtol(strrchr(h_stack_url(s), ':') + 1, NULL, 10);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, req + off, len - off);
+        ck_assert_int_gt(n, 0);
+        off += (size_t)n;
+    }
+    size_t cap = 65536, got = 0;
+    char *in = malloc(cap + 1);
+    ck_assert_ptr_nonnull(in);
+    for (ssize_t n; got < cap && (n = read(fd, in + got, cap - got)) > 0;)
+        got += (size_t)n;
+    in[got] = '\0';
+    close(fd);
+    if (sscanf(in, "HTTP/1.1 %ld", &r->status) != 1) {
+        snprintf(r->err, sizeof r->err, "no HTTP answer (%zu bytes)", got);
+        r->status = 0;
+    }
+    char *body = strstr(in, "\r\n\r\n");
+    body = body ? body + 4 : in + got;
+    r->headers = calloc(64, sizeof *r->headers);
+    ck_assert_ptr_nonnull(r->headers);
+    for (char *line = strstr(in, "\r\n"); line && line + 2 < body && r->n_headers < 64;) {
+        line += 2;
+        char *eol = strstr(line, "\r\n"), *colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon) {
+            r->headers[r->n_headers].name = strndup(line, (size_t)(colon - line));
+            r->headers[r->n_headers++].value = strndup(colon + 2, (size_t)(eol - colon - 2));
+        }
+        line = eol;
+    }
+    r->len = strlen(body);
+    r->body = strdup(body);
+    ck_assert_ptr_nonnull(r->body);
+    free(in);
+    return r;
+}
+
+/* raw_submit sends "<method> <target>" with the default token, one extra
+ * header line (may be NULL) and a small JSON body. */
+static struct h_resp *raw_submit(struct h_stack *s, const char *method, const char *target,
+                                 const char *extra)
+{
+    size_t cap = strlen(method) + strlen(target) + (extra ? strlen(extra) : 0) + 512;
+    char *req = malloc(cap);
+    ck_assert_ptr_nonnull(req);
+    int n = snprintf(req, cap,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " H_TOKEN
+                     "\r\n%s%sContent-Type: application/json\r\nContent-Length: 2\r\n"
+                     "Connection: close\r\n\r\n{}",
+                     method, target, extra ? extra : "", extra ? "\r\n" : "");
+    ck_assert(n > 0 && (size_t)n < cap);
+    struct h_resp *r = raw_request(s, req, (size_t)n);
+    free(req);
+    return r;
+}
+
+/* expect_refused checks a 400 invalid_request whose message names field. */
+static void expect_refused(struct h_resp *r, const char *field, const char *what)
+{
+    struct json_object *o = r->status == 400 ? h_resp_json(r) : NULL;
+    const char *msg = o ? h_json_str(o, "error.message") : "";
+    ck_assert_msg(r->status == 400 && o &&
+                      strcmp(h_json_str(o, "error.code"), "invalid_request") == 0 &&
+                      strncmp(msg, field, strlen(field)) == 0,
+                  "%s: answered %ld %s (want 400 invalid_request naming %s)", what, r->status,
+                  r->status ? r->body : r->err, field);
+    json_object_put(o);
+    h_resp_free(r);
+}
+
+/* access_log_has tells whether the backend's access log has a call
+ * "<METHOD> <path>" (path with its query, as the backend saw it). */
+static bool access_log_has(struct h_stack *s, const char *method, const char *path)
+{
+    size_t cap = 32768;
+    char *line = malloc(cap);
+    ck_assert_ptr_nonnull(line);
+    bool found = false;
+    FILE *f = h_backend_access_log(s);
+    while (!found && fgets(line, (int)cap, f)) {
+        char *m = strchr(line, ' '), *p = m ? strchr(m + 1, ' ') : NULL;
+        if (!p) continue;
+        *p = '\0';
+        char *end = strchr(p + 1, ' ');
+        if (end) *end = '\0';
+        found = strcmp(m + 1, method) == 0 && strcmp(p + 1, path) == 0;
+    }
+    fclose(f);
+    free(line);
+    return found;
+}
+
+/* long_text returns n copies of ch (caller frees). */
+static char *long_text(char ch, size_t n)
+{
+    char *t = malloc(n + 1);
+    ck_assert_ptr_nonnull(t);
+    memset(t, ch, n);
+    t[n] = '\0';
+    return t;
 }
 
 /* ---- round trips ---- */
@@ -527,6 +651,224 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* ---- what the message format can carry ---- */
+
+/* Seven inputs of the transparent form that the ingress used to answer 202
+ * although the worker could not decode the message they made, so they stayed
+ * "queued" forever. Each is now either refused with a 400 naming the field,
+ * or accepted and delivered as sent. */
+START_TEST(test_transparent_inputs_decodable)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    long before = h_backend_requests(s);
+
+    char *key = long_text('k', 256), hdr[512];
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
+    expect_refused(
+        call(s, "POST", "/v1/routes/echo/idem", H_TOKEN, "application/json", hdr, "{}", 2),
+        "Idempotency-Key", "a 256-byte Idempotency-Key");
+    free(key);
+    expect_refused(call(s, "POST", "/v1/routes/echo/idem", H_TOKEN, "application/json",
+                        "Idempotency-Key: caf\xc3\xa9", "{}", 2),
+                   "Idempotency-Key", "a non-ASCII Idempotency-Key");
+    expect_refused(raw_submit(s, "POST", "/v1/routes/echo/a#b", NULL), "path",
+                   "a raw '#' in the path");
+    char *target = long_text('p', 9001);
+    memcpy(target, "/v1/routes/echo/", 16);
+    expect_refused(call(s, "POST", target, H_TOKEN, "application/json", NULL, "{}", 2), "path",
+                   "a path of 9,000 bytes");
+    memcpy(target, "/v1/routes/echo/q?", 18);
+    expect_refused(call(s, "POST", target, H_TOKEN, "application/json", NULL, "{}", 2), "query",
+                   "a query of 9,000 bytes");
+    free(target);
+
+    /* HTTP methods are tokens (RFC 9110): any token of up to 32 characters
+     * reaches the backend as sent. */
+    static const char *const methods[] = {"ABCDEFGHIJKLMNOPQRSTU", "M-SEARCH"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        char *id = expect_accepted(call(s, methods[i], "/v1/routes/echo/method", H_TOKEN,
+                                        "application/json", NULL, "{}", 2),
+                                   methods[i]);
+        struct json_object *st = wait_succeeded(s, H_TOKEN, id, "echo");
+        ck_assert_str_eq(h_json_str(st, "result.body.method"), methods[i]);
+        ck_assert_msg(access_log_has(s, methods[i], "/method"), "the backend saw no %s /method",
+                      methods[i]);
+        json_object_put(st);
+        free(id);
+    }
+    expect_refused(call(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG", "/v1/routes/echo/m", H_TOKEN,
+                        "application/json", NULL, "{}", 2),
+                   "method", "a 33-character method");
+    ck_assert_int_eq(h_backend_requests(s), before + 2);
+    h_stack_teardown(s);
+}
+END_TEST
+
+#define GOOD_CLIENTS 8
+#define BAD_ROUNDS 10
+
+struct good_client {
+    struct h_stack *s;
+    volatile bool *stop;
+    int sent, accepted;
+    long last_other; /* the last answer other than 202 */
+};
+
+/* good_client submits small envelopes until told to stop (and at least 20). */
+static void *good_client_run(void *arg)
+{
+    struct good_client *c = arg;
+    while (!*c->stop || c->sent < 20) {
+        struct h_resp *r = post_envelope(c->s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/good\"}");
+        c->sent++;
+        if (r->status == 202)
+            c->accepted++;
+        else
+            c->last_other = r->status;
+        h_resp_free(r);
+    }
+    return NULL;
+}
+
+/* An AMQP header table key and the content_type property are short strings
+ * (at most 255 bytes), and a content header must fit in one frame. A request
+ * that breaks either is refused with a 400, in both forms, and the clients
+ * submitting meanwhile all get their 202: one client's request does not
+ * drop the broker connection under everyone. */
+START_TEST(test_amqp_limits)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    volatile bool stop = false;
+    struct good_client clients[GOOD_CLIENTS];
+    pthread_t threads[GOOD_CLIENTS];
+    for (int i = 0; i < GOOD_CLIENTS; i++) {
+        clients[i] = (struct good_client){.s = s, .stop = &stop};
+        ck_assert_int_eq(pthread_create(&threads[i], NULL, good_client_run, &clients[i]), 0);
+    }
+
+    char *ctype = long_text('c', 300), *name = long_text('n', 256), hdr[512];
+    memcpy(ctype, "text/", 5);
+    char *env_ctype = NULL, *env_name = NULL, *env_big = NULL;
+    ck_assert_int_gt(
+        asprintf(&env_ctype, "{\"route\":\"echo\",\"headers\":{\"Content-Type\":\"%s\"}}", ctype),
+        0);
+    ck_assert_int_gt(asprintf(&env_name, "{\"route\":\"echo\",\"headers\":{\"%s\":\"v\"}}", name),
+                     0);
+    /* 20 headers of 8 KiB: each within the limits, together past a frame. */
+    char *value = long_text('v', 8000);
+    size_t cap = 20 * 8100 + 64, off = 0;
+    env_big = malloc(cap);
+    ck_assert_ptr_nonnull(env_big);
+    off += (size_t)snprintf(env_big, cap, "{\"route\":\"echo\",\"headers\":{");
+    for (int i = 0; i < 20; i++)
+        off +=
+            (size_t)snprintf(env_big + off, cap - off, "%s\"X-%d\":\"%s\"", i ? "," : "", i, value);
+    snprintf(env_big + off, cap - off, "}}");
+    for (int round = 0; round < BAD_ROUNDS; round++) {
+        expect_refused(call(s, "POST", "/v1/routes/echo/x", H_TOKEN, ctype, NULL, "{}", 2),
+                       "Content-Type", "transparent, a 300-byte Content-Type");
+        snprintf(hdr, sizeof hdr, "%s: v", name);
+        expect_refused(call(s, "POST", "/v1/routes/echo/x", H_TOKEN, NULL, hdr, "{}", 2), "headers",
+                       "transparent, a 256-byte header name");
+        expect_refused(post_envelope(s, H_TOKEN, env_ctype), "headers.Content-Type",
+                       "envelope, a 300-byte Content-Type");
+        expect_refused(post_envelope(s, H_TOKEN, env_name), "headers",
+                       "envelope, a 256-byte header name");
+        expect_refused(post_envelope(s, H_TOKEN, env_big), "headers",
+                       "envelope, 160 KB of headers");
+    }
+    stop = true;
+    int sent = 0;
+    for (int i = 0; i < GOOD_CLIENTS; i++) {
+        ck_assert_int_eq(pthread_join(threads[i], NULL), 0);
+        ck_assert_msg(clients[i].accepted == clients[i].sent,
+                      "client %d: %d of %d answered 202 (another answer: %ld)", i,
+                      clients[i].accepted, clients[i].sent, clients[i].last_other);
+        sent += clients[i].sent;
+    }
+    printf("test_amqp_limits: %d refused while %d clients had %d requests accepted\n",
+           5 * BAD_ROUNDS, GOOD_CLIENTS, sent);
+    free(ctype);
+    free(name);
+    free(value);
+    free(env_ctype);
+    free(env_name);
+    free(env_big);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* A request's path stays under its route's base path: dot segments, raw or
+ * percent-encoded, are refused in both forms, while names that merely hold
+ * dots go through. The backend's access log shows nothing outside the base. */
+START_TEST(test_dot_segments)
+{
+    static const char *const bad[] = {
+        "/../outside",
+        "/./../outside",
+        "/%2e%2e/outside",
+        "/%2E%2e/outside",
+        "/.%2e/outside",
+        "/%2e./outside",
+        "/x/../../outside",
+        "/x/%2E%2E/%2e%2e/outside",
+        "/..",
+        "/.",
+        "/x/.",
+        "/x/..",
+        "/x/./y",
+        "/%2e",
+        "/..%2Foutside",
+        "/..%5coutside",
+    };
+    static const char *const good[] = {"/inside/x", "/.well-known/y", "/a..b/..c/c../...",
+                                       "/%2e%2e%2e/x"};
+    struct h_stack *s = h_stack_new();
+    h_stack_set(s, "routes.based",
+                "{\"upstreams\":[\"%s/base\"],\"timeout_ms\":5000,\"max_attempts\":1,"
+                "\"backoff_ms\":100,\"backoff_max_ms\":1000}",
+                h_stack_backend_url(s));
+    h_stack_start(s, 1);
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char env[256], target[256];
+        snprintf(env, sizeof env, "{\"route\":\"based\",\"path\":\"%s\"}", bad[i]);
+        expect_refused(post_envelope(s, H_TOKEN, env), "path", env);
+        snprintf(target, sizeof target, "/v1/routes/based%s", bad[i]);
+        expect_refused(raw_submit(s, "POST", target, NULL), "path", target);
+    }
+    /* The key of route echo alone cannot reach another path of its backend either. */
+    expect_refused(post_envelope(s, H_OTHER_TOKEN, "{\"route\":\"echo\",\"path\":\"/../bad/x\"}"),
+                   "path", "other-token, /../bad/x through echo");
+
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char env[256], target[256], want[256];
+        snprintf(env, sizeof env, "{\"route\":\"based\",\"path\":\"%s\"}", good[i]);
+        char *id = expect_accepted(post_envelope(s, H_TOKEN, env), env);
+        json_object_put(wait_succeeded(s, H_TOKEN, id, "based"));
+        free(id);
+        snprintf(target, sizeof target, "/v1/routes/based%s", good[i]);
+        id = expect_accepted(raw_submit(s, "POST", target, NULL), target);
+        json_object_put(wait_succeeded(s, H_TOKEN, id, "based"));
+        free(id);
+        snprintf(want, sizeof want, "/base%s", good[i]);
+        ck_assert_msg(access_log_has(s, "POST", want), "the backend saw no POST %s", want);
+    }
+
+    char line[4096];
+    FILE *f = h_backend_access_log(s);
+    while (fgets(line, sizeof line, f)) {
+        const char *path = strchr(strchr(line, ' ') + 1, ' ') + 1;
+        ck_assert_msg(strncmp(path, "/base/", 6) == 0 || strncmp(path, "/_", 2) == 0,
+                      "the backend was called outside /base: %s", line);
+    }
+    fclose(f);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -536,6 +878,13 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_transparent_round_trip);
     tcase_add_test(tc, test_priority_order);
     tcase_add_test(tc, test_errors);
+    suite_add_tcase(s, tc);
+    /* What the accept path refuses so that everything it accepts is delivered. */
+    tc = tcase_create("accept");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_transparent_inputs_decodable);
+    tcase_add_test(tc, test_amqp_limits);
+    tcase_add_test(tc, test_dot_segments);
     suite_add_tcase(s, tc);
     return s;
 }

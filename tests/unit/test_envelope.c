@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <amqp.h>
+#include <amqp_framing.h>
+
 #include "envelope.h"
 #include "json.h"
 
@@ -160,9 +163,11 @@ static const struct bad_doc {
     {"{\"route\":\"a/b\"}", "invalid_request", "route: must be 1..64"},
     {"{\"route\":5}", "invalid_request", "route: must be a string"},
     {"{\"route\":null}", "invalid_request", "route: must be a string"},
-    {"{\"route\":\"r\",\"method\":\"\"}", "invalid_request", "method: must be 1..16 letters"},
-    {"{\"route\":\"r\",\"method\":\"GE1\"}", "invalid_request", "method: must be 1..16"},
-    {"{\"route\":\"r\",\"method\":\"ABCDEFGHIJKLMNOPQ\"}", "invalid_request", "method: must be"},
+    {"{\"route\":\"r\",\"method\":\"\"}", "invalid_request",
+     "method: must be an HTTP token of 1..32 characters"},
+    {"{\"route\":\"r\",\"method\":\"GE T\"}", "invalid_request", "method: must be an HTTP token"},
+    {"{\"route\":\"r\",\"method\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG\"}", "invalid_request",
+     "method: must be"},
     {"{\"route\":\"r\",\"method\":[\"GET\"]}", "invalid_request", "method: must be a string"},
     {"{\"route\":\"r\",\"path\":\"orders\"}", "invalid_request", "path: must start with '/'"},
     {"{\"route\":\"r\",\"path\":\"\"}", "invalid_request", "path: must start with '/'"},
@@ -283,7 +288,9 @@ START_TEST(test_limits)
     } cases[] = {
         {repeat("{\"route\":\"", "r", 64, "\"}"), 0, NULL},
         {repeat("{\"route\":\"", "r", 65, "\"}"), -1, "route: must be 1..64"},
-        {repeat("{\"route\":\"r\",\"method\":\"", "g", 16, "\"}"), 0, NULL},
+        {repeat("{\"route\":\"r\",\"method\":\"", "g", ENV_MAX_METHOD, "\"}"), 0, NULL},
+        {repeat("{\"route\":\"r\",\"method\":\"", "g", ENV_MAX_METHOD + 1, "\"}"), -1,
+         "method: must be an HTTP token"},
         {repeat("{\"route\":\"r\",\"path\":\"/", "p", ENV_MAX_PATH - 1, "\"}"), 0, NULL},
         {repeat("{\"route\":\"r\",\"path\":\"/", "p", ENV_MAX_PATH, "\"}"), -1,
          "path: must be at most 8192 bytes"},
@@ -297,6 +304,12 @@ START_TEST(test_limits)
          NULL},
         {repeat("{\"route\":\"r\",\"headers\":{\"X-A\":\"", "v", ENV_MAX_HEADER_VALUE + 1, "\"}}"),
          -1, "headers.X-A: must be at most 8192 bytes"},
+        {repeat("{\"route\":\"r\",\"headers\":{\"content-type\":\"", "c", ENV_MAX_CONTENT_TYPE,
+                "\"}}"),
+         0, NULL},
+        {repeat("{\"route\":\"r\",\"headers\":{\"content-type\":\"", "c", ENV_MAX_CONTENT_TYPE + 1,
+                "\"}}"),
+         -1, "headers.Content-Type: must be at most 255 bytes"},
         {repeat("{\"route\":\"r\",\"headers\":{\"", "n", ENV_MAX_HEADER_NAME, "\":\"v\"}}"), 0,
          NULL},
         {repeat("{\"route\":\"r\",\"headers\":{\"", "n", ENV_MAX_HEADER_NAME + 1, "\":\"v\"}}"), -1,
@@ -521,34 +534,437 @@ START_TEST(test_body_base64)
 }
 END_TEST
 
-START_TEST(test_add_header)
+/* ---- the builder both submission forms end in ---- */
+
+/* expand returns a malloc'd copy of s in which one "{c*N}" stands for N
+ * copies of c, so the table below can say "/{p*9000}"; NULL stays NULL. */
+static char *expand(const char *s)
 {
+    if (!s) return NULL;
+    const char *open = strstr(s, "{"), *star = open ? strchr(open, '*') : NULL;
+    if (!open || !star || star != open + 2) return strdup(s);
+    char *end;
+    size_t n = (size_t)strtoul(star + 1, &end, 10);
+    ck_assert_int_eq(*end, '}');
+    char unit[2] = {open[1], '\0'}, *head = strndup(s, (size_t)(open - s));
+    char *out = repeat(head, unit, n, end + 1);
+    free(head);
+    return out;
+}
+
+/* A request as the transparent form gets it: "Name: value" header lines. */
+struct req_case {
+    enum env_form form;
+    const char *method, *path, *query, *ctype, *idem, *prio;
+    const char *headers[4];
+    const char *msg; /* the refusal's message starts so; NULL: accepted */
+};
+
+static const struct req_case REQ_CASES[] = {
+#define T ENV_FORM_TRANSPARENT
+#define E ENV_FORM_ENVELOPE
+    {T, "GET", "/x", "a=1", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "M-SEARCH", "/", NULL, NULL, NULL, NULL, {NULL}, NULL},
+    {T, "{A*21}", "/", NULL, NULL, NULL, NULL, {NULL}, NULL},
+    {T, "{A*32}", "/", NULL, NULL, NULL, NULL, {NULL}, NULL},
+    {T, "x!#$%&'*+-.^_`|~9", "/", NULL, NULL, NULL, NULL, {NULL}, NULL},
+    {T, "{A*33}", "/", NULL, NULL, NULL, NULL, {NULL}, "method: must be an HTTP token"},
+    {T, "", "/", NULL, NULL, NULL, NULL, {NULL}, "method: must be an HTTP token"},
+    {T, "GET/", "/", NULL, NULL, NULL, NULL, {NULL}, "method: must be"},
+    {T, "GE\"T", "/", NULL, NULL, NULL, NULL, {NULL}, "method: must be"},
+    {T, "G\xc3\x89T", "/", NULL, NULL, NULL, NULL, {NULL}, "method: must be"},
+    {T, "POST", "/a#b", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain"},
+    {T, "POST", "/{p*8191}", NULL, NULL, NULL, NULL, {NULL}, NULL},
+    {T, "POST", "/{p*8192}", NULL, NULL, NULL, NULL, {NULL}, "path: must be at most 8192 bytes"},
+    {T, "POST", "/{p*9000}", NULL, NULL, NULL, NULL, {NULL}, "path: must be at most 8192 bytes"},
+    {T, "POST", "x", NULL, NULL, NULL, NULL, {NULL}, "path: must start with '/'"},
+    {T, "GET", "/..", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/.", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/../x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/./x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x/..", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x/.", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x/../../y", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x/./y", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/%2e%2e/x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/%2E%2e/x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/.%2e/x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/%2e./x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/%2e/x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/%2E", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x/%2e%2E", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/..%2fx", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/..%2Fx", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/..%5cx", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/..%5Cx", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/..\\x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x\\..\\y", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T,
+     "GET",
+     "/x%2f..%2fy",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {NULL},
+     "path: must not contain dot segments"},
+    {T, "GET", "/..;/x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/.;x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x/..;", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "//../x", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {T, "GET", "/x//./y", NULL, NULL, NULL, NULL, {NULL}, "path: must not contain dot segments"},
+    {E,
+     "GET",
+     "/x/%2e%2e/y",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {NULL},
+     "path: must not contain dot segments"},
+    {T, "GET", "/...", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/.../x", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/a..b", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/..a", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/a..", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/.well-known/x", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/%2e%2e%2e", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/x.%2e.y", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/%2ex", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/x%2e", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/x/.a/b.", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/%2", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/%2e%2", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/%", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/x;/..y", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "GET", "/a%2e%2e", "..", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "POST", "/", "{q*8192}", NULL, NULL, NULL, {NULL}, NULL},
+    {T, "POST", "/", "{q*9000}", NULL, NULL, NULL, {NULL}, "query: must be at most 8192 bytes"},
+    {T, "POST", "/", "a#b", NULL, NULL, NULL, {NULL}, "query: must not contain"},
+    {T, "POST", "/", NULL, NULL, "{k*255}", NULL, {NULL}, NULL},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     NULL,
+     "{k*256}",
+     NULL,
+     {NULL},
+     "Idempotency-Key: must be 1..255 printable ASCII"},
+    {T, "POST", "/", NULL, NULL, "caf\xc3\xa9", NULL, {NULL}, "Idempotency-Key: must be 1..255"},
+    {T, "POST", "/", NULL, NULL, "", NULL, {NULL}, "Idempotency-Key: must be 1..255"},
+    {E, "POST", "/", NULL, NULL, "{k*256}", NULL, {NULL}, "idempotency_key: must be 1..255"},
+    {T, "POST", "/", NULL, NULL, NULL, "HIGH", {NULL}, NULL},
+    {T, "POST", "/", NULL, NULL, NULL, "urgent", {NULL}, "X-Priority: must be 0..9"},
+    {E, "POST", "/", NULL, NULL, NULL, "10", {NULL}, "priority: must be 0..9"},
+    {T, "POST", "/", NULL, "a\rb", NULL, NULL, {NULL}, "Content-Type: must not contain CR"},
+    {E, "POST", "/", NULL, "a\rb", NULL, NULL, {NULL}, "headers.Content-Type: must not contain"},
+    {T, "POST", "/", NULL, "{c*255}", NULL, NULL, {NULL}, NULL},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     "{c*256}",
+     NULL,
+     NULL,
+     {NULL},
+     "Content-Type: must be at most 255 bytes"},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     "{c*300}",
+     NULL,
+     NULL,
+     {NULL},
+     "Content-Type: must be at most 255 bytes"},
+    {E, "POST", "/", NULL, "{c*300}", NULL, NULL, {NULL}, "headers.Content-Type: must be at most"},
+    {T, "POST", "/", NULL, NULL, NULL, NULL, {"{n*255}: v"}, NULL},
+    {T, "POST", "/", NULL, NULL, NULL, NULL, {"{n*256}: v"}, "headers: invalid header name \"nnn"},
+    {E, "POST", "/", NULL, NULL, NULL, NULL, {"{n*256}: v"}, "headers: invalid header name"},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {"X\xc3\xa9: v"},
+     "headers: invalid header name \"X??\""},
+    {T, "POST", "/", NULL, NULL, NULL, NULL, {"X A: v"}, "headers: invalid header name \"X A\""},
+    {T, "POST", "/", NULL, NULL, NULL, NULL, {"X-A: a\nb"}, "headers.X-A: must not contain"},
+    {T,
+     "POST",
+     "/",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {"Authorization: Bearer t", "X-Sluice-Tenant: t"},
+     NULL},
+    {E,
+     "POST",
+     "/",
+     NULL,
+     NULL,
+     NULL,
+     NULL,
+     {"Authorization: Bearer t"},
+     "headers.Authorization: this header may not be forwarded"},
+#undef T
+#undef E
+};
+
+/* walk_lines walks a NULL-terminated array of "Name: value" lines. */
+static int walk_lines(const void *src, env_header_fn fn, void *ctx)
+{
+    const char *const *lines = src;
+    for (size_t i = 0; lines[i]; i++) {
+        const char *colon = strstr(lines[i], ": ");
+        ck_assert_ptr_nonnull(colon);
+        int rc = fn(ctx, lines[i], (size_t)(colon - lines[i]), colon + 2, strlen(colon + 2));
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static struct env_text text(const char *s)
+{
+    return (struct env_text){s, s ? strlen(s) : 0};
+}
+
+/* decodable builds the message that a request (x: method, path, query,
+ * content type, idempotency key; header lines) would make if nothing were
+ * checked, and tells whether a worker's decoder takes it. */
+static bool decodable(char *const *x, const char *const *lines)
+{
+    struct envelope e, back;
+    struct env_error err;
+    amqp_pool_t pool;
+    amqp_basic_properties_t props;
+    envelope_init(&e);
+    memcpy(e.id, TEST_ID, sizeof e.id);
+    e.route = strdup("r");
+    e.tenant = strdup("t");
+    e.method = strdup(x[0]);
+    e.path = strdup(x[1]);
+    e.query = x[2] ? strdup(x[2]) : NULL;
+    e.content_type = x[3] ? strdup(x[3]) : NULL;
+    e.idempotency_key = x[4] ? strdup(x[4]) : NULL;
+    e.headers = calloc(4, sizeof *e.headers);
+    for (size_t i = 0; lines[i]; i++) {
+        const char *colon = strstr(lines[i], ": ");
+        char *name = strndup(lines[i], (size_t)(colon - lines[i]));
+        if (!envelope_header_forwarded(name)) {
+            free(name);
+            continue;
+        }
+        e.headers[e.n_headers].name = name;
+        e.headers[e.n_headers++].value = strdup(colon + 2);
+    }
+    init_amqp_pool(&pool, 4096);
+    ck_assert_int_eq(envelope_to_amqp(&e, &pool, &props), 0);
+    envelope_init(&back);
+    int rc = envelope_from_amqp(&back, &props, (amqp_bytes_t){0, NULL}, &err);
+    empty_amqp_pool(&pool);
+    envelope_free(&back);
+    envelope_free(&e);
+    return rc == 0;
+}
+
+/* Each request is accepted or refused with a message naming the field as
+ * its form calls it; and the builder refuses exactly what a worker could not
+ * decode (the priority travels as a number, so it is the builder's alone). */
+START_TEST(test_request)
+{
+    const struct req_case *t = &REQ_CASES[_i];
+    char *x[] = {expand(t->method),     expand(t->path),       expand(t->query),
+                 expand(t->ctype),      expand(t->idem),       expand(t->headers[0]),
+                 expand(t->headers[1]), expand(t->headers[2]), NULL};
+    const char *lines[] = {x[5], x[6], x[7], NULL};
+    struct env_request rq = {
+        .form = t->form,
+        .route = text("r"),
+        .method = text(x[0]),
+        .path = text(x[1]),
+        .query = text(x[2]),
+        .content_type = text(x[3]),
+        .idempotency_key = text(x[4]),
+        .priority = text(t->prio),
+        .walk_headers = walk_lines,
+        .headers = lines,
+        .body = strdup("body"),
+        .body_len = 4,
+    };
+    struct envelope e;
+    struct env_error err = {0};
+    envelope_init(&e);
+    int rc = envelope_from_request(&e, &rq, &err);
+    ck_assert_ptr_null(rq.body);
+    if (t->msg) {
+        ck_assert_msg(rc == -1, "case %d accepted", _i);
+        ck_assert_int_eq(err.status, 400);
+        ck_assert_str_eq(err.code, "invalid_request");
+        ck_assert_msg(strncmp(err.message, t->msg, strlen(t->msg)) == 0,
+                      "case %d: \"%s\" does not start with \"%s\"", _i, err.message, t->msg);
+        ck_assert_ptr_null(e.route);
+    } else {
+        ck_assert_msg(rc == 0, "case %d refused: %s", _i, err.message);
+        ck_assert_str_eq(e.route, "r");
+        ck_assert_uint_eq(strlen(e.method), strlen(x[0]));
+        ck_assert_str_eq(e.path, x[1]);
+        ck_assert_str_eq((char *)e.body, "body");
+        ck_assert_uint_eq(e.body_len, 4);
+    }
+    if (!t->prio && t->form == ENV_FORM_TRANSPARENT)
+        ck_assert_msg(decodable(x, lines) == (rc == 0), "case %d: the builder says %d", _i, rc);
+    envelope_free(&e);
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        free(x[i]);
+}
+END_TEST
+
+/* The transparent form: the method is upper-cased, headers that may not be
+ * forwarded are left out, Content-Type, Idempotency-Key and X-Priority come
+ * from their fields, and the identity the ingress gave is kept. */
+START_TEST(test_request_fields)
+{
+    static const char *const lines[] = {"Accept: */*",
+                                        "Authorization: Bearer t",
+                                        "Content-Type: text/plain",
+                                        "Idempotency-Key: k",
+                                        "X-Priority: low",
+                                        "X-A: a",
+                                        NULL};
+    struct env_request rq = {
+        .form = ENV_FORM_TRANSPARENT,
+        .route = text("orders"),
+        .method = text("m-search"),
+        .path = {"/a/bXXX", 4},
+        .query = text("?q=1"),
+        .content_type = text("text/plain"),
+        .idempotency_key = text("k"),
+        .priority = text("low"),
+        .walk_headers = walk_lines,
+        .headers = lines,
+    };
     struct envelope e;
     struct env_error err;
-    char name[ENV_MAX_HEADER_NAME + 2];
-
     envelope_init(&e);
-    ck_assert_int_eq(envelope_add_header(&e, "Accept", "*/*", &err), 0);
-    ck_assert_int_eq(envelope_add_header(&e, "Accept", "text/html", &err), 0);
+    memcpy(e.id, TEST_ID, sizeof e.id);
+    e.tenant = strdup("acme");
+    e.created_ms = 17;
+    ck_assert_int_eq(envelope_from_request(&e, &rq, &err), 0);
+    ck_assert_str_eq(e.method, "M-SEARCH");
+    ck_assert_str_eq(e.path, "/a/b");
+    ck_assert_str_eq(e.query, "q=1");
+    ck_assert_str_eq(e.content_type, "text/plain");
+    ck_assert_str_eq(e.idempotency_key, "k");
+    ck_assert_int_eq(e.priority, 1);
     ck_assert_uint_eq(e.n_headers, 2);
-    ck_assert_str_eq(e.headers[1].value, "text/html");
-    ck_assert_int_eq(envelope_add_header(&e, NULL, "v", &err), -1);
-    ck_assert_int_eq(err.status, 400);
-    ck_assert_str_eq(err.code, "invalid_request");
-    ck_assert_int_eq(envelope_add_header(&e, "X-A", "a\nb", &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, "headers.X-A: must not contain"));
-    ck_assert_int_eq(envelope_add_header(&e, "X:A", "v", &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, "invalid header name"));
-    memset(name, 'n', sizeof name - 1);
-    name[ENV_MAX_HEADER_NAME] = '\0';
-    ck_assert_int_eq(envelope_add_header(&e, name, "v", &err), 0);
-    name[ENV_MAX_HEADER_NAME] = 'n';
-    name[ENV_MAX_HEADER_NAME + 1] = '\0';
-    ck_assert_int_eq(envelope_add_header(&e, name, "v", &err), -1);
-    while (e.n_headers < ENV_MAX_HEADERS)
-        ck_assert_int_eq(envelope_add_header(&e, "X-Fill", "v", &err), 0);
-    ck_assert_int_eq(envelope_add_header(&e, "X-One-Too-Many", "v", &err), -1);
+    ck_assert_str_eq(e.headers[0].name, "Accept");
+    ck_assert_str_eq(e.headers[1].name, "X-A");
+    ck_assert_ptr_null(e.body);
+    ck_assert_str_eq(e.id, TEST_ID);
+    ck_assert_str_eq(e.tenant, "acme");
+    ck_assert_int_eq(e.created_ms, 17);
+
+    /* Defaults: POST and "/"; an empty body is NULL; a refusal keeps e. */
+    struct env_request bare = {
+        .form = ENV_FORM_TRANSPARENT, .route = text("r"), .body = strdup(""), .body_len = 0};
+    ck_assert_int_eq(envelope_from_request(&e, &bare, &err), 0);
+    ck_assert_str_eq(e.method, "POST");
+    ck_assert_str_eq(e.path, "/");
+    ck_assert_ptr_null(e.query);
+    ck_assert_ptr_null(e.body);
+    ck_assert_uint_eq(e.n_headers, 0);
+    ck_assert_str_eq(e.tenant, "acme");
+    struct env_request none = {.form = ENV_FORM_TRANSPARENT, .body = strdup("x"), .body_len = 1};
+    ck_assert_int_eq(envelope_from_request(&e, &none, &err), -1);
+    ck_assert_str_eq(err.message, "route: is required");
+    ck_assert_str_eq(e.route, "r");
+    envelope_free(&e);
+}
+END_TEST
+
+/* size_lines makes n header lines "X-<i>: <8192 v>" (caller frees each). */
+static void size_lines(const char **lines, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char head[16];
+        snprintf(head, sizeof head, "X-%02d: ", i);
+        lines[i] = repeat(head, "v", ENV_MAX_HEADER_VALUE, "");
+    }
+    lines[n] = NULL;
+}
+
+/* Properties that would not fit in one AMQP frame are refused (rabbitmq-c
+ * would refuse the publish, and the broker connection with it), while the
+ * largest that fit encode within the frame. envelope_amqp_size is the size
+ * rabbitmq-c encodes. */
+START_TEST(test_request_size)
+{
+    const char *lines[ENV_MAX_HEADERS + 1];
+    struct envelope e;
+    struct env_error err;
+    amqp_pool_t pool;
+    amqp_basic_properties_t props;
+    static char frame[ENV_FRAME_MAX];
+
+    for (int n = 15; n <= 16; n++) {
+        size_lines(lines, n);
+        struct env_request rq = {.form = ENV_FORM_ENVELOPE,
+                                 .route = text("r"),
+                                 .idempotency_key = text("k"),
+                                 .query = text("a=1"),
+                                 .content_type = text("text/plain"),
+                                 .walk_headers = walk_lines,
+                                 .headers = lines};
+        envelope_init(&e);
+        memcpy(e.id, TEST_ID, sizeof e.id);
+        e.tenant = strdup("acme");
+        int rc = envelope_from_request(&e, &rq, &err);
+        if (n == 16) {
+            ck_assert_int_eq(rc, -1);
+            ck_assert_msg(
+                strncmp(err.message, "headers: the method, path, query and headers take ", 50) == 0,
+                "%s", err.message);
+        } else {
+            ck_assert_msg(rc == 0, "%s", err.message);
+            e.timeout_ms = 1;
+            e.max_attempts = 1;
+            init_amqp_pool(&pool, 4096);
+            ck_assert_int_eq(envelope_to_amqp(&e, &pool, &props), 0);
+            int len = amqp_encode_properties(AMQP_BASIC_CLASS, &props,
+                                             (amqp_bytes_t){ENV_MAX_PROPERTIES, frame});
+            ck_assert_int_gt(len, 0);
+            ck_assert_uint_eq((size_t)len, envelope_amqp_size(&e));
+            empty_amqp_pool(&pool);
+        }
+        envelope_free(&e);
+        for (int i = 0; i < n; i++)
+            free((char *)lines[i]);
+    }
+}
+END_TEST
+
+/* The header count limit holds in the transparent form too. */
+START_TEST(test_request_header_count)
+{
+    const char *lines[ENV_MAX_HEADERS + 2] = {NULL};
+    for (int i = 0; i <= ENV_MAX_HEADERS; i++)
+        lines[i] = "X-Fill: v";
+    struct env_request rq = {.form = ENV_FORM_TRANSPARENT,
+                             .route = text("r"),
+                             .walk_headers = walk_lines,
+                             .headers = lines};
+    struct envelope e;
+    struct env_error err;
+    envelope_init(&e);
+    ck_assert_int_eq(envelope_from_request(&e, &rq, &err), -1);
     ck_assert_str_eq(err.message, "headers: at most 64 headers are allowed");
+    lines[ENV_MAX_HEADERS] = NULL;
+    ck_assert_int_eq(envelope_from_request(&e, &rq, &err), 0);
     ck_assert_uint_eq(e.n_headers, ENV_MAX_HEADERS);
     envelope_free(&e);
 }
@@ -865,7 +1281,7 @@ START_TEST(test_amqp_bad_values)
         "x-sluice-attempts: must be an integer",    "x-sluice-attempts: out of range",
         "x-sluice-created: out of range",           "x-sluice-max-attempts: out of range",
         "x-sluice-route: must be a string",         "x-sluice-path: must start with '/'",
-        "x-sluice-method: must be 1..16 letters",   "x-sluice-headers: must be a table",
+        "x-sluice-method: must be an HTTP token",   "x-sluice-headers: must be a table",
         "x-sluice-headers: values must be strings", "headers: invalid header name \"X A\"",
         "headers.X-A: must not contain CR",         "x-sluice-route: must be 1..64",
     };
@@ -952,6 +1368,7 @@ static Suite *envelope_suite(void)
     Suite *s = suite_create("envelope");
     TCase *json = tcase_create("json");
     TCase *amqp = tcase_create("amqp");
+    TCase *request = tcase_create("request");
 
     tcase_add_test(json, test_all_fields);
     tcase_add_test(json, test_defaults);
@@ -966,9 +1383,13 @@ static Suite *envelope_suite(void)
     tcase_add_test(json, test_body_json);
     tcase_add_test(json, test_body_text);
     tcase_add_loop_test(json, test_body_base64, 0, sizeof B64_CASES / sizeof B64_CASES[0]);
-    tcase_add_test(json, test_add_header);
     tcase_add_test(json, test_free);
     suite_add_tcase(s, json);
+    tcase_add_loop_test(request, test_request, 0, sizeof REQ_CASES / sizeof REQ_CASES[0]);
+    tcase_add_test(request, test_request_fields);
+    tcase_add_test(request, test_request_header_count);
+    tcase_add_test(request, test_request_size);
+    suite_add_tcase(s, request);
     tcase_add_test(amqp, test_amqp_round_trip);
     tcase_add_test(amqp, test_amqp_minimal);
     tcase_add_loop_test(amqp, test_amqp_missing, 0, sizeof AMQP_BAD / sizeof AMQP_BAD[0]);
