@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "envelope_parse.h"
 
 #define STR_(x) #x
@@ -298,54 +299,12 @@ int env_set_body(struct pctx *c, const void *p, size_t n)
     return 0;
 }
 
-/* b64_value maps a character of either alphabet (standard or URL-safe) to
- * its 6 bits, or -1. */
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-    if (ch == '+' || ch == '-') return 62;
-    if (ch == '/' || ch == '_') return 63;
-    return -1;
-}
-
-/* b64_decode decodes s (n chars) into out (n / 4 * 3 + 2 bytes at least).
- * Padding may be left out, but when present it must complete the last
- * quantum; leftover bits must be zero so each input has one meaning. Returns
- * NULL, or the problem. */
-static const char *b64_decode(const char *s, size_t n, unsigned char *out, size_t *outlen)
-{
-    size_t pad = 0, o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-
-    while (pad < n && s[n - 1 - pad] == '=')
-        pad++;
-    for (size_t i = 0; i < n - pad; i++) {
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0) return "unexpected character";
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (pad > 2 || (pad > 0 && n % 4 != 0)) return "bad padding";
-    if ((n - pad) % 4 == 1) return "bad length";
-    if (acc != 0) return "non-zero trailing bits";
-    *outlen = o;
-    return NULL;
-}
-
 unsigned char *env_base64_decode(const char *s, size_t n, size_t *outlen, const char **problem)
 {
-    unsigned char *raw = malloc(n / 4 * 3 + 3);
+    unsigned char *raw = malloc(base64_decoded_max(n) + 1);
     *problem = NULL;
     if (!raw) return NULL;
-    *problem = b64_decode(s, n, raw, outlen);
+    *problem = base64_decode(s, n, raw, outlen);
     if (*problem) {
         free(raw);
         return NULL;
