@@ -1,7 +1,9 @@
-/* mq.h: one AMQP connection with one channel, on top of rabbitmq-c 0.11.
- * It opens and logs in with timeouts, declares sluice's topology, publishes
- * with publisher confirms, consumes, and turns incoming frames into events
+/* mq.h: one AMQP connection with one channel, on top of rabbitmq-c 0.11: the
+ * wire level. It opens and logs in with timeouts, declares exchanges and
+ * queues (what to declare is common/topology.c's business), publishes with
+ * publisher confirms, consumes, and turns incoming frames into events
  * (deliveries, confirms, returns) that an event loop reads without blocking.
+ * Its lifecycle (reconnects, confirm tracking) is common/session.c's.
  * rabbitmq-c is not thread-safe: a struct mq belongs to one thread. */
 #ifndef SLUICE_MQ_H
 #define SLUICE_MQ_H
@@ -45,8 +47,25 @@ int mq_fd(const struct mq *mq);
  * fd would not report them, so an event loop must call mq_next first. */
 bool mq_buffered(const struct mq *mq);
 
+/* mq_broken tells whether the connection failed (a socket or protocol
+ * error, a closed channel): then only mq_close is allowed. */
+bool mq_broken(const struct mq *mq);
+
 /* Queue and exchange names: "<namespace>.<suffix>". */
 void mq_name(char *out, size_t outlen, const char *ns, const char *suffix);
+
+/* Wire-level declarations (common/topology.c says what to declare). Each is
+ * idempotent, and -1 with err on failure; a refused declaration (arguments
+ * that differ from an existing queue's, for one) closes the channel, so the
+ * connection is then broken. */
+__attribute__((warn_unused_result)) int
+mq_declare_exchange(struct mq *mq, const char *name, const char *type, char *err, size_t errlen);
+/* mq_declare_queue declares a durable queue with args (may be amqp_empty_table). */
+__attribute__((warn_unused_result)) int
+mq_declare_queue(struct mq *mq, const char *name, amqp_table_t args, char *err, size_t errlen);
+__attribute__((warn_unused_result)) int mq_bind(struct mq *mq, const char *queue,
+                                                const char *exchange, const char *key, char *err,
+                                                size_t errlen);
 
 /* mq_declare_topology declares, idempotently, the requests exchange and
  * queue (dead-lettering to the dead queue), the dead queue and the events
@@ -83,11 +102,26 @@ __attribute__((warn_unused_result)) int mq_consume(struct mq *mq, const char *qu
 __attribute__((warn_unused_result)) int mq_cancel(struct mq *mq);
 
 /* mq_publish sends a mandatory publish; *seq receives its confirm sequence
- * number (1, 2, ... after mq_confirm_select). Returns 0 or a negative rabbitmq-c status. */
+ * number (1, 2, ... after mq_confirm_select). Returns 0 or a negative
+ * rabbitmq-c status. A message that AMQP cannot carry (a short string or a
+ * header name over 255 bytes, properties larger than a frame) is refused
+ * before anything is written, and the connection stays usable: mq_broken
+ * tells the two kinds of failure apart. */
 __attribute__((warn_unused_result)) int mq_publish(struct mq *mq, const char *exchange,
                                                    const char *routing_key,
                                                    const amqp_basic_properties_t *props,
                                                    const void *body, size_t len, uint64_t *seq);
+/* mq_props_fit tells whether props can travel in one content header frame
+ * whose properties have room bytes (mq_props_room of the frame size): 0, or
+ * the negative rabbitmq-c status of the refusal. scratch is room bytes to
+ * encode into. A table key over 255 bytes is refused too
+ * (AMQP_STATUS_INVALID_PARAMETER): rabbitmq-c 0.11 would send it corrupt. */
+int mq_props_fit(const amqp_basic_properties_t *props, amqp_bytes_t scratch);
+/* A content header frame is 7 bytes of frame header, 12 of class, weight
+ * and body size, the properties, and an end byte. */
+#define MQ_HEADER_FRAME_OVERHEAD 20
+size_t mq_props_room(int frame_max);
+
 __attribute__((warn_unused_result)) int mq_ack(struct mq *mq, uint64_t tag, bool multiple);
 __attribute__((warn_unused_result)) int mq_nack(struct mq *mq, uint64_t tag, bool multiple,
                                                 bool requeue);
