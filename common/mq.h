@@ -67,25 +67,6 @@ __attribute__((warn_unused_result)) int mq_bind(struct mq *mq, const char *queue
                                                 const char *exchange, const char *key, char *err,
                                                 size_t errlen);
 
-/* mq_declare_topology declares, idempotently, the requests exchange and
- * queue (dead-lettering to the dead queue), the dead queue and the events
- * stream with retention_s as its max age. queue_type is "classic" (classic
- * queues of version 2; the requests queue has priorities 0..9) or "quorum"
- * (the requests and dead queues are replicated quorum queues, and the broker
- * dead-letters a request returned unacked to the queue more than
- * delivery_limit times; see docs/clustering.md); delivery_limit is ignored
- * for classic. -1 with err on failure (including an unknown queue_type and
- * arguments that differ from an existing queue's). */
-__attribute__((warn_unused_result)) int
-mq_declare_topology(struct mq *mq, const char *ns, long retention_s, const char *queue_type,
-                    long delivery_limit, char *err, size_t errlen);
-/* mq_declare_retry_queue declares "<ns>.retry.<delay_ms>", of queue_type,
- * whose messages expire after delay_ms back into the requests exchange. */
-__attribute__((warn_unused_result)) int mq_declare_retry_queue(struct mq *mq, const char *ns,
-                                                               long delay_ms,
-                                                               const char *queue_type, char *err,
-                                                               size_t errlen);
-
 /* mq_queue_stats asks the broker (passive declare) how many messages are
  * ready in queue and how many consumers it has. Returns 0, or -1 (the queue
  * does not exist, or the connection failed: then it is broken). */
