@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "dispatch.h"
 #include "log.h"
+#include "poison.h"
 #include "results.h"
 #include "retry.h"
 #include "session.h"
@@ -231,11 +232,33 @@ oom:
     session_break(c->session, "out of memory forming a batch");
 }
 
-/* on_poison dead-letters a delivery that is not a sluice request. */
+/* settle_alone settles job in a batch of its own, now. */
+static void settle_alone(struct consumer *c, struct job *job)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (!b || batch_push(b, job) < 0) {
+        free(b);
+        job_free(job);
+        session_break(c->session, "out of memory settling a message");
+        return;
+    }
+    b->next = c->inflight;
+    c->inflight = b;
+    settle(c, b);
+}
+
+/* on_poison handles a delivery that is not a sluice request: its client is
+ * told when its ID and tenant can be read (poison.h); either way the broker
+ * dead-letters it. */
 static void on_poison(struct consumer *c, struct mq_event *ev, const struct env_error *err)
 {
     log_error("dead-lettering a message that is not a sluice request: %s", err->message);
     wmetrics_malformed(c->wm);
+    struct job *job = poison_job(&ev->msg, ev->tag, err->message, clock_real_ms());
+    if (job) {
+        settle_alone(c, job);
+        return;
+    }
     struct mq *mq = session_mq(c->session);
     if (mq && mq_nack(mq, ev->tag, false, false) < 0) session_break(c->session, "nack failed");
 }
