@@ -9,6 +9,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 OPT     ?= -O2 -g
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TSAN    := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 
 COMMON_SRC  := $(wildcard common/*.c)
 INGRESS_SRC := $(filter-out ingress/main.c,$(wildcard ingress/*.c))
@@ -18,9 +19,11 @@ ITEST_SRC   := $(filter-out tests/integration/harness.c,$(wildcard tests/integra
 CLI_SRC     := $(wildcard cli/*.c)
 BINS        := sluice-ingress sluice-worker sluice-backend $(if $(CLI_SRC),sluice)
 
-# Two trees: build/ for the binaries users run, build/san/ instrumented for tests.
+# Three trees: build/ for the binaries users run, build/san/ instrumented for
+# tests (ASan+UBSan), build/tsan/ with ThreadSanitizer for the threaded ingress.
 all: $(addprefix build/,$(BINS))
 san: $(addprefix build/san/,$(BINS))
+tsan: build/tsan/sluice-ingress build/tsan/sluice-worker build/tsan/sluice-backend
 
 define tree # $(1) = output dir, $(2) = flags
 $(1)/obj/%.o: %.c $(wildcard common/*.h ingress/*.h worker/*.h cli/*.h tests/integration/*.h)
@@ -44,11 +47,14 @@ $(1)/sluice: $$(CLI_SRC:%.c=$(1)/obj/%.o) $(1)/libsluice.a
 endef
 $(eval $(call tree,build,$(OPT)))
 $(eval $(call tree,build/san,$(SAN)))
+$(eval $(call tree,build/tsan,$(TSAN)))
 
 UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=build/san/%)
 ITEST_BINS := $(ITEST_SRC:tests/integration/%.c=build/san/%)
 build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
+build/tsan/test_%: build/tsan/obj/tests/unit/test_%.o build/tsan/libingress.a build/tsan/libworker.a build/tsan/libsluice.a
+	$(CC) $(TSAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 build/san/itest_%: build/san/obj/tests/integration/itest_%.o build/san/obj/tests/integration/harness.o build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 
@@ -72,10 +78,22 @@ unit: $(UNIT_BINS)
 integration: san $(ITEST_BINS)
 	@scripts/run-tests.sh integration $(ITEST_BINS)
 
+# tsan-test runs the publisher's unit tests (a fake broker whose confirms
+# meet the reaper's deadlines) under ThreadSanitizer, then the resilience
+# cases tagged "tsan" (the broker going down, the broker frozen until the
+# confirm timeout answers) against the ThreadSanitizer binaries. The first
+# race report stops the process and fails the test.
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+tsan-test: tsan build/tsan/test_publisher build/san/itest_resilience
+	@$(TSAN_ENV) scripts/run-tests.sh unit build/tsan/test_publisher
+	@SLUICE_TEST_BIN=build/tsan CK_INCLUDE_TAGS=tsan $(TSAN_ENV) \
+	  scripts/run-tests.sh integration build/san/itest_resilience
+
 # test is what CI runs: install, build, check the docs and deploy files, run
 # every suite (unit suites, then integration suites against a private broker
 # that run-tests.sh starts and stops), the integration suites again in
-# quorum-queue mode, and a smoke run of the benchmark.
+# quorum-queue mode, a smoke run of the benchmark, and the ThreadSanitizer
+# run (tsan-test).
 test: deps
 	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/gen-docs.sh --check
@@ -84,6 +102,7 @@ test: deps
 	@SLUICE_QUEUE_TYPE=quorum scripts/run-tests.sh integration $(ITEST_BINS)
 	@bench/run.sh --smoke
 	@scripts/browser-test.sh
+	@$(MAKE) --no-print-directory tsan-test
 	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
 
 check-deploy: all
@@ -107,7 +126,8 @@ help:
 	@echo "make run        install what is missing, start a broker, ingress, 2 workers, demo backend"
 	@echo "make test       install what is missing, unit + integration tests (ASan/UBSan)"
 	@echo "make unit       unit tests only"
+	@echo "make tsan-test  publisher unit tests and broker-down/frozen cases under ThreadSanitizer"
 	@echo "make clean      remove build/"
 
-.PHONY: all san bench bench-tools check-deploy deps unit integration test run docs format clean help
+.PHONY: all san tsan tsan-test bench bench-tools check-deploy deps unit integration test run docs format clean help
 .SECONDARY:

@@ -2,6 +2,7 @@
  * rabbitmq-c's wire API lives here so the binaries speak in events. */
 #include "mq.h"
 
+#include <amqp_framing.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
@@ -16,6 +17,9 @@
 #define MQ_CHANNEL 1
 #define MQ_HEARTBEAT_S 10
 #define MQ_FRAME_MAX 131072
+/* AMQP short strings (table keys among them) carry their length in a byte. */
+#define MQ_SHORTSTR_MAX 255
+#define MQ_TABLE_DEPTH_MAX 8
 /* MQ_SETTLE_MS is how long mq_close lets the last acks reach a quorum queue.
  * RabbitMQ 3.10 holds back a quorum queue's acks while many are outstanding
  * and sends them as the earlier ones complete; closing the channel drops the
@@ -28,9 +32,10 @@ struct mq {
     amqp_connection_state_t conn;
     uint64_t next_seq; /* confirm sequence number of the next publish */
     amqp_bytes_t consumer_tag;
-    bool broken;        /* a socket or protocol error: only close is allowed */
-    bool settled;       /* an ack or nack was sent */
-    int64_t settled_ms; /* when the last one was, on the monotonic clock */
+    amqp_bytes_t scratch; /* room for one header frame's properties (see props_fit) */
+    bool broken;          /* a socket or protocol error: only close is allowed */
+    bool settled;         /* an ack or nack was sent */
+    int64_t settled_ms;   /* when the last one was, on the monotonic clock */
 };
 
 static void timeval_ms(struct timeval *tv, int ms)
@@ -149,6 +154,13 @@ int mq_open(struct mq **out, const char *url, const char *name, int timeout_ms, 
     amqp_set_rpc_timeout(mq->conn, &tv);
     if (open_socket(mq->conn, &ci, timeout_ms, err, errlen) < 0) goto out;
     if (login(mq, &ci, name, err, errlen) < 0) goto out;
+    int frame_max = amqp_get_frame_max(mq->conn);
+    mq->scratch = amqp_bytes_malloc(
+        frame_max > MQ_HEADER_FRAME_OVERHEAD ? (size_t)(frame_max - MQ_HEADER_FRAME_OVERHEAD) : 0);
+    if (!mq->scratch.bytes) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     *out = mq;
     mq = NULL;
     rc = 0;
@@ -183,12 +195,24 @@ void mq_close(struct mq *mq)
         amqp_destroy_connection(mq->conn);
     }
     amqp_bytes_free(mq->consumer_tag);
+    amqp_bytes_free(mq->scratch);
     free(mq);
 }
 
 int mq_fd(const struct mq *mq)
 {
     return amqp_get_sockfd(mq->conn);
+}
+
+size_t mq_props_room(int frame_max)
+{
+    return frame_max > MQ_HEADER_FRAME_OVERHEAD ? (size_t)(frame_max - MQ_HEADER_FRAME_OVERHEAD)
+                                                : 0;
+}
+
+bool mq_broken(const struct mq *mq)
+{
+    return mq->broken;
 }
 
 bool mq_buffered(const struct mq *mq)
@@ -214,66 +238,18 @@ static amqp_table_entry_t entry_i64(const char *key, int64_t value)
                                 .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = value}};
 }
 
-/* MQ_MAX_ARGS bounds the arguments of one queue declaration. */
-#define MQ_MAX_ARGS 8
-
-/* A queue_args is the argument table of a queue being declared. */
-struct queue_args {
-    amqp_table_entry_t e[MQ_MAX_ARGS];
-    int n;
-};
-
-static void arg_add(struct queue_args *a, amqp_table_entry_t entry)
+int mq_declare_exchange(struct mq *mq, const char *name, const char *type, char *err, size_t errlen)
 {
-    if (a->n < MQ_MAX_ARGS) a->e[a->n++] = entry;
+    amqp_exchange_declare(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(type),
+                          0, 1, 0, 0, amqp_empty_table);
+    char what[256];
+    snprintf(what, sizeof(what), "declaring exchange %s", name);
+    return check_rpc(mq, what, err, errlen);
 }
 
-/* parse_type sets *quorum from a queue type name, refusing names it does not know. */
-static int parse_type(const char *queue_type, bool *quorum, char *err, size_t errlen)
+int mq_declare_queue(struct mq *mq, const char *name, amqp_table_t args, char *err, size_t errlen)
 {
-    *quorum = queue_type && !strcmp(queue_type, "quorum");
-    if (*quorum || (queue_type && !strcmp(queue_type, "classic"))) return 0;
-    snprintf(err, errlen, "queue type \"%s\" is neither classic nor quorum",
-             queue_type ? queue_type : "(null)");
-    return -1;
-}
-
-/* add_quorum makes a queue a quorum queue. A quorum queue that dead-letters
- * does so at most once by default: a message expiring from a retry queue, or
- * past the delivery limit, would be lost if its target were unavailable at
- * that instant (a leader election in a cluster). The at-least-once strategy
- * keeps it until the target confirms it; it requires the reject-publish
- * overflow, which without a length limit never refuses a publish, and with
- * one (an operator's policy) refuses new requests, answered 503, instead of
- * dropping accepted ones from the head of the queue. */
-static void add_quorum(struct queue_args *a, bool dead_letters)
-{
-    arg_add(a, entry_str("x-queue-type", "quorum"));
-    if (!dead_letters) return;
-    arg_add(a, entry_str("x-dead-letter-strategy", "at-least-once"));
-    arg_add(a, entry_str("x-overflow", "reject-publish"));
-}
-
-/* add_classic makes a queue a classic queue of version 2 (RabbitMQ 3.10+),
- * whose index does less work per message than version 1's, and lazy: it
- * writes messages to disk at once instead of holding them in the queue
- * process's heap, so a backlog while workers are down costs the broker no
- * memory (no memory alarm blocking the ingress) and no garbage collection.
- * bench/ceiling, priority queue, 64 confirms outstanding: 15.7k publishes/s
- * (version 1), 23.9k (version 2), 36k-44k (version 2, lazy). RabbitMQ 3.12
- * and later behave this way anyway and ignore x-queue-mode. Quorum queues
- * and streams refuse both arguments (406). */
-static void add_classic(struct queue_args *a)
-{
-    arg_add(a, entry_i64("x-queue-version", 2));
-    arg_add(a, entry_str("x-queue-mode", "lazy"));
-}
-
-static int declare_queue(struct mq *mq, const char *name, struct queue_args *a, char *err,
-                         size_t errlen)
-{
-    amqp_table_t t = {.num_entries = a->n, .entries = a->e};
-    amqp_queue_declare(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
+    amqp_queue_declare(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
     char what[320];
     snprintf(what, sizeof(what),
              "declaring queue %s (if it exists with other arguments: another setup shares the "
@@ -283,88 +259,14 @@ static int declare_queue(struct mq *mq, const char *name, struct queue_args *a, 
     return check_rpc(mq, what, err, errlen);
 }
 
-/* declare_requests declares the requests queue. Classic: version 2, priorities 0..9.
- * Quorum: RabbitMQ refuses x-max-priority on a quorum queue (3.10 answers
- * 406 PRECONDITION_FAILED; 4.0 and later have two levels, normal and high,
- * without any argument). Instead the delivery limit sends a message that
- * keeps coming back unacked, because it crashes every worker that takes it,
- * to the dead queue after delivery_limit returns. */
-static int declare_requests(struct mq *mq, const char *requests, const char *dead, bool quorum,
-                            long delivery_limit, char *err, size_t errlen)
+int mq_bind(struct mq *mq, const char *queue, const char *exchange, const char *key, char *err,
+            size_t errlen)
 {
-    struct queue_args a = {.n = 0};
-    if (quorum) {
-        if (delivery_limit < 1) {
-            snprintf(err, errlen, "delivery limit %ld is not positive", delivery_limit);
-            return -1;
-        }
-        add_quorum(&a, true);
-        arg_add(&a, entry_i64("x-delivery-limit", delivery_limit));
-    } else {
-        add_classic(&a);
-        arg_add(&a, entry_i64("x-max-priority", 9));
-    }
-    arg_add(&a, entry_str("x-dead-letter-exchange", ""));
-    arg_add(&a, entry_str("x-dead-letter-routing-key", dead));
-    return declare_queue(mq, requests, &a, err, errlen);
-}
-
-int mq_declare_topology(struct mq *mq, const char *ns, long retention_s, const char *queue_type,
-                        long delivery_limit, char *err, size_t errlen)
-{
-    char requests[160], dead[160], events[160], max_age[32];
-    bool quorum;
-    if (parse_type(queue_type, &quorum, err, errlen) < 0) return -1;
-    mq_name(requests, sizeof(requests), ns, "requests");
-    mq_name(dead, sizeof(dead), ns, "dead");
-    mq_name(events, sizeof(events), ns, "events");
-    snprintf(max_age, sizeof(max_age), "%lds", retention_s);
-
-    amqp_exchange_declare(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(requests),
-                          amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
-    if (check_rpc(mq, "declaring the requests exchange", err, errlen) < 0) return -1;
-
-    struct queue_args dead_args = {.n = 0};
-    if (quorum)
-        add_quorum(&dead_args, false);
-    else
-        add_classic(&dead_args);
-    if (declare_queue(mq, dead, &dead_args, err, errlen) < 0) return -1;
-
-    if (declare_requests(mq, requests, dead, quorum, delivery_limit, err, errlen) < 0) return -1;
-    amqp_queue_bind(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(requests),
-                    amqp_cstring_bytes(requests), amqp_cstring_bytes(requests), amqp_empty_table);
-    if (check_rpc(mq, "binding the requests queue", err, errlen) < 0) return -1;
-
-    /* Segments are the unit of stream retention: keep them small so max-age
-     * bites at a useful granularity. A stream gets a replica on every node of
-     * the cluster when it is declared, in either mode, so it needs no
-     * x-initial-cluster-size. */
-    struct queue_args ev_args = {.n = 0};
-    arg_add(&ev_args, entry_str("x-queue-type", "stream"));
-    arg_add(&ev_args, entry_str("x-max-age", max_age));
-    arg_add(&ev_args, entry_i64("x-stream-max-segment-size-bytes", 50 * 1000 * 1000));
-    return declare_queue(mq, events, &ev_args, err, errlen);
-}
-
-int mq_declare_retry_queue(struct mq *mq, const char *ns, long delay_ms, const char *queue_type,
-                           char *err, size_t errlen)
-{
-    char name[200], suffix[40], requests[160];
-    bool quorum;
-    if (parse_type(queue_type, &quorum, err, errlen) < 0) return -1;
-    snprintf(suffix, sizeof(suffix), "retry.%ld", delay_ms);
-    mq_name(name, sizeof(name), ns, suffix);
-    mq_name(requests, sizeof(requests), ns, "requests");
-    struct queue_args a = {.n = 0};
-    if (quorum)
-        add_quorum(&a, true);
-    else
-        add_classic(&a);
-    arg_add(&a, entry_i64("x-message-ttl", delay_ms));
-    arg_add(&a, entry_str("x-dead-letter-exchange", requests));
-    arg_add(&a, entry_str("x-dead-letter-routing-key", requests));
-    return declare_queue(mq, name, &a, err, errlen);
+    amqp_queue_bind(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(key), amqp_empty_table);
+    char what[256];
+    snprintf(what, sizeof(what), "binding queue %s to exchange %s", queue, exchange);
+    return check_rpc(mq, what, err, errlen);
 }
 
 int mq_queue_stats(struct mq *mq, const char *queue, uint32_t *messages, uint32_t *consumers)
@@ -438,12 +340,56 @@ int mq_cancel(struct mq *mq)
     return 0;
 }
 
+static bool field_keys_fit(const amqp_field_value_t *v, int depth);
+
+/* table_keys_fit checks what rabbitmq-c 0.11 does not: it writes a table
+ * key's length as one byte without checking it, so a 256-byte key would go
+ * out as a corrupt frame and the broker would close the connection. */
+static bool table_keys_fit(const amqp_table_t *t, int depth)
+{
+    if (depth > MQ_TABLE_DEPTH_MAX) return false;
+    for (int i = 0; i < t->num_entries; i++)
+        if (t->entries[i].key.len > MQ_SHORTSTR_MAX || !field_keys_fit(&t->entries[i].value, depth))
+            return false;
+    return true;
+}
+
+static bool field_keys_fit(const amqp_field_value_t *v, int depth)
+{
+    if (v->kind == AMQP_FIELD_KIND_TABLE) return table_keys_fit(&v->value.table, depth + 1);
+    if (v->kind != AMQP_FIELD_KIND_ARRAY) return true;
+    for (int i = 0; i < v->value.array.num_entries; i++)
+        if (!field_keys_fit(&v->value.array.entries[i], depth + 1)) return false;
+    return true;
+}
+
+/* mq_props_fit (see mq.h) is what mq_publish checks before anything is
+ * sent. amqp_basic_publish writes the publish method before it encodes the
+ * content header, so a header it then refuses (a content type over 255
+ * bytes, properties larger than a frame) would leave half a message on the
+ * wire and the broker would close the connection: one client's odd request
+ * would cost every request in flight. Encoding twice costs well under a
+ * microsecond for sluice's few properties. */
+int mq_props_fit(const amqp_basic_properties_t *props, amqp_bytes_t scratch)
+{
+    if (!props) return 0;
+    if ((props->_flags & AMQP_BASIC_HEADERS_FLAG) && !table_keys_fit(&props->headers, 0))
+        return AMQP_STATUS_INVALID_PARAMETER;
+    int rc = amqp_encode_properties(AMQP_BASIC_CLASS, (void *)props, scratch);
+    return rc < 0 ? rc : 0;
+}
+
 int mq_publish(struct mq *mq, const char *exchange, const char *routing_key,
                const amqp_basic_properties_t *props, const void *body, size_t len, uint64_t *seq)
 {
+    if (mq->broken) return AMQP_STATUS_CONNECTION_CLOSED;
+    if (strlen(exchange) > MQ_SHORTSTR_MAX || strlen(routing_key) > MQ_SHORTSTR_MAX)
+        return AMQP_STATUS_INVALID_PARAMETER;
+    int rc = mq_props_fit(props, mq->scratch);
+    if (rc < 0) return rc;
     amqp_bytes_t b = {.len = len, .bytes = (void *)body};
-    int rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
-                                amqp_cstring_bytes(routing_key), 1, 0, props, b);
+    rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
+                            amqp_cstring_bytes(routing_key), 1, 0, props, b);
     if (rc != AMQP_STATUS_OK) {
         mq->broken = true;
         return rc;

@@ -1,7 +1,9 @@
-/* mq.h: one AMQP connection with one channel, on top of rabbitmq-c 0.11.
- * It opens and logs in with timeouts, declares sluice's topology, publishes
- * with publisher confirms, consumes, and turns incoming frames into events
+/* mq.h: one AMQP connection with one channel, on top of rabbitmq-c 0.11: the
+ * wire level. It opens and logs in with timeouts, declares exchanges and
+ * queues (what to declare is common/topology.c's business), publishes with
+ * publisher confirms, consumes, and turns incoming frames into events
  * (deliveries, confirms, returns) that an event loop reads without blocking.
+ * Its lifecycle (reconnects, confirm tracking) is common/session.c's.
  * rabbitmq-c is not thread-safe: a struct mq belongs to one thread. */
 #ifndef SLUICE_MQ_H
 #define SLUICE_MQ_H
@@ -45,27 +47,25 @@ int mq_fd(const struct mq *mq);
  * fd would not report them, so an event loop must call mq_next first. */
 bool mq_buffered(const struct mq *mq);
 
+/* mq_broken tells whether the connection failed (a socket or protocol
+ * error, a closed channel): then only mq_close is allowed. */
+bool mq_broken(const struct mq *mq);
+
 /* Queue and exchange names: "<namespace>.<suffix>". */
 void mq_name(char *out, size_t outlen, const char *ns, const char *suffix);
 
-/* mq_declare_topology declares, idempotently, the requests exchange and
- * queue (dead-lettering to the dead queue), the dead queue and the events
- * stream with retention_s as its max age. queue_type is "classic" (classic
- * queues of version 2; the requests queue has priorities 0..9) or "quorum"
- * (the requests and dead queues are replicated quorum queues, and the broker
- * dead-letters a request returned unacked to the queue more than
- * delivery_limit times; see docs/clustering.md); delivery_limit is ignored
- * for classic. -1 with err on failure (including an unknown queue_type and
- * arguments that differ from an existing queue's). */
+/* Wire-level declarations (common/topology.c says what to declare). Each is
+ * idempotent, and -1 with err on failure; a refused declaration (arguments
+ * that differ from an existing queue's, for one) closes the channel, so the
+ * connection is then broken. */
 __attribute__((warn_unused_result)) int
-mq_declare_topology(struct mq *mq, const char *ns, long retention_s, const char *queue_type,
-                    long delivery_limit, char *err, size_t errlen);
-/* mq_declare_retry_queue declares "<ns>.retry.<delay_ms>", of queue_type,
- * whose messages expire after delay_ms back into the requests exchange. */
-__attribute__((warn_unused_result)) int mq_declare_retry_queue(struct mq *mq, const char *ns,
-                                                               long delay_ms,
-                                                               const char *queue_type, char *err,
-                                                               size_t errlen);
+mq_declare_exchange(struct mq *mq, const char *name, const char *type, char *err, size_t errlen);
+/* mq_declare_queue declares a durable queue with args (may be amqp_empty_table). */
+__attribute__((warn_unused_result)) int
+mq_declare_queue(struct mq *mq, const char *name, amqp_table_t args, char *err, size_t errlen);
+__attribute__((warn_unused_result)) int mq_bind(struct mq *mq, const char *queue,
+                                                const char *exchange, const char *key, char *err,
+                                                size_t errlen);
 
 /* mq_queue_stats asks the broker (passive declare) how many messages are
  * ready in queue and how many consumers it has. Returns 0, or -1 (the queue
@@ -83,11 +83,26 @@ __attribute__((warn_unused_result)) int mq_consume(struct mq *mq, const char *qu
 __attribute__((warn_unused_result)) int mq_cancel(struct mq *mq);
 
 /* mq_publish sends a mandatory publish; *seq receives its confirm sequence
- * number (1, 2, ... after mq_confirm_select). Returns 0 or a negative rabbitmq-c status. */
+ * number (1, 2, ... after mq_confirm_select). Returns 0 or a negative
+ * rabbitmq-c status. A message that AMQP cannot carry (a short string or a
+ * header name over 255 bytes, properties larger than a frame) is refused
+ * before anything is written, and the connection stays usable: mq_broken
+ * tells the two kinds of failure apart. */
 __attribute__((warn_unused_result)) int mq_publish(struct mq *mq, const char *exchange,
                                                    const char *routing_key,
                                                    const amqp_basic_properties_t *props,
                                                    const void *body, size_t len, uint64_t *seq);
+/* mq_props_fit tells whether props can travel in one content header frame
+ * whose properties have room bytes (mq_props_room of the frame size): 0, or
+ * the negative rabbitmq-c status of the refusal. scratch is room bytes to
+ * encode into. A table key over 255 bytes is refused too
+ * (AMQP_STATUS_INVALID_PARAMETER): rabbitmq-c 0.11 would send it corrupt. */
+int mq_props_fit(const amqp_basic_properties_t *props, amqp_bytes_t scratch);
+/* A content header frame is 7 bytes of frame header, 12 of class, weight
+ * and body size, the properties, and an end byte. */
+#define MQ_HEADER_FRAME_OVERHEAD 20
+size_t mq_props_room(int frame_max);
+
 __attribute__((warn_unused_result)) int mq_ack(struct mq *mq, uint64_t tag, bool multiple);
 __attribute__((warn_unused_result)) int mq_nack(struct mq *mq, uint64_t tag, bool multiple,
                                                 bool requeue);

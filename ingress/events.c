@@ -1,4 +1,5 @@
-/* events.c: consumes the events stream into the status index (see events.h). */
+/* events.c: consumes the events stream into the status index (see events.h),
+ * over a broker session of its own (common/session.h) on the events thread. */
 #include "events.h"
 
 #include <errno.h>
@@ -12,28 +13,30 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "backoff.h"
 #include "clock.h"
 #include "event.h"
 #include "id.h"
 #include "log.h"
-#include "mq.h"
+#include "session.h"
+#include "topology.h"
 
 #define EVENTS_PREFETCH 2000
 #define EXPIRE_EVERY_MS 10000
+#define TICK_MS 1000 /* longest sleep: heartbeats need servicing */
 
 struct events {
     const struct cfg *cfg;
     struct status_index *index;
     struct activity *activity; /* the status page's counters, fed with final states */
+    struct session *session;   /* the events thread's */
     pthread_t thread;
     int stop_fd;
     atomic_bool caught_up;
-    char queue[160];
+    char queue[TOPO_NAME_MAX];
     char nonce[ID_LEN + 1];
     char instance[ID_LEN + 1];
     int64_t next_offset; /* first stream offset not yet applied; -1: from the start */
+    uint64_t last_tag;   /* newest delivery of this turn, acked at its end; 0: none */
     struct metric *m_events, *m_malformed, *m_entries;
 };
 
@@ -93,88 +96,67 @@ static int publish_marker(struct events *e, struct mq *mq)
     return rc;
 }
 
-static struct mq *connect_stream(struct events *e)
+/* on_up consumes the stream from where the last connection stopped (from
+ * the start of retention the first time) and publishes a fresh marker. */
+static int on_up(void *arg, struct mq *mq)
 {
-    char err[512] = "", offset[32] = "first";
-    struct mq *mq = NULL;
+    struct events *e = arg;
+    char offset[32] = "first";
     if (e->next_offset >= 0) snprintf(offset, sizeof(offset), "%" PRId64, e->next_offset);
-    if (mq_open(&mq, e->cfg->amqp_url, "sluice-ingress events", 5000, err, sizeof(err)) < 0 ||
-        mq_declare_topology(mq, e->cfg->namespace, e->cfg->ingress.status_retention_s,
-                            e->cfg->queue_type, e->cfg->delivery_limit, err, sizeof(err)) < 0 ||
-        mq_qos(mq, EVENTS_PREFETCH) < 0 || mq_consume(mq, e->queue, offset) < 0 ||
+    if (mq_qos(mq, EVENTS_PREFETCH) < 0 || mq_consume(mq, e->queue, offset) < 0 ||
         publish_marker(e, mq) < 0) {
-        log_error("events: %s; retrying", err[0] ? err : "cannot consume the events stream");
-        mq_close(mq);
-        return NULL;
+        log_error("events: cannot consume the events stream");
+        return -1;
     }
     log_info("events: consuming %s from offset %s", e->queue, offset);
-    return mq;
+    return 0;
 }
 
-/* drain applies every delivery already readable and acks them together:
- * streams need acks only to grant the consumer more credit. */
-static int drain(struct events *e, struct mq *mq)
+static void on_down(void *arg)
 {
-    struct mq_event ev;
-    uint64_t last = 0;
-    int rc;
-    while ((rc = mq_next(mq, &ev, 0)) > 0) {
-        if (ev.kind == MQ_DELIVERY) {
-            apply_delivery(e, &ev.msg);
-            last = ev.tag;
-        } else if (ev.kind == MQ_CANCELLED) {
-            log_error("events: the broker cancelled the stream consumer (stream deleted?)");
-            rc = -1;
-        }
-        mq_event_release(&ev);
-        if (rc < 0) break;
+    struct events *e = arg;
+    atomic_store(&e->caught_up, false);
+    e->last_tag = 0; /* that connection's deliveries cannot be acked any more */
+}
+
+static void on_delivery(void *arg, struct mq_event *ev)
+{
+    struct events *e = arg;
+    if (ev->kind == MQ_CANCELLED) {
+        session_break(e->session, "the broker cancelled the stream consumer (stream deleted?)");
+        return;
     }
-    if (last && rc >= 0) rc = mq_ack(mq, last, true);
+    apply_delivery(e, &ev->msg);
+    e->last_tag = ev->tag;
+}
+
+/* turn waits for frames (or a stop), applies every delivery already
+ * readable and acks them together: streams need acks only to grant the
+ * consumer more credit. Returns false when asked to stop. */
+static bool turn(struct events *e, int64_t *next_expire)
+{
+    struct pollfd fds[2] = {{.fd = e->stop_fd, .events = POLLIN},
+                            {.fd = session_fd(e->session), .events = POLLIN}};
+    int timeout = session_timeout_ms(e->session, clock_mono_ms(), TICK_MS);
+    if (poll(fds, 2, timeout) > 0 && (fds[0].revents & POLLIN)) return false;
+    session_run(e->session, clock_mono_ms());
+    struct mq *mq = session_mq(e->session);
+    if (mq && e->last_tag && mq_ack(mq, e->last_tag, true) < 0)
+        session_break(e->session, "acking the stream failed");
+    e->last_tag = 0;
     metric_set(e->m_entries, (int64_t)status_index_count(e->index));
-    return rc;
-}
-
-static bool stop_requested(struct events *e, int timeout_ms)
-{
-    struct pollfd fd = {.fd = e->stop_fd, .events = POLLIN};
-    return poll(&fd, 1, timeout_ms) > 0;
-}
-
-static void serve(struct events *e, struct mq *mq)
-{
-    int64_t next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
-    for (;;) {
-        struct pollfd fds[2] = {{.fd = e->stop_fd, .events = POLLIN},
-                                {.fd = mq_fd(mq), .events = POLLIN}};
-        if (!mq_buffered(mq) && poll(fds, 2, 1000) < 0 && errno != EINTR) return;
-        if (fds[0].revents & POLLIN) return;
-        int rc = drain(e, mq);
-        if (rc < 0) {
-            log_error("events: broker connection lost: %s", mq_strerror(rc));
-            return;
-        }
-        if (clock_mono_ms() >= next_expire) {
-            status_index_expire(e->index, clock_real_ms());
-            next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
-        }
+    if (clock_mono_ms() >= *next_expire) {
+        status_index_expire(e->index, clock_real_ms());
+        *next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
     }
+    return true;
 }
 
 static void *events_main(void *arg)
 {
     struct events *e = arg;
-    uint64_t rnd = (uint64_t)clock_real_ms() | 1;
-    int failures = 0;
-    for (;;) {
-        struct mq *mq = connect_stream(e);
-        if (mq) {
-            failures = 0;
-            serve(e, mq);
-            atomic_store(&e->caught_up, false);
-            mq_close(mq);
-        }
-        long delay = 100 + backoff_delay_ms(100, 5000, ++failures, backoff_rand(&rnd));
-        if (stop_requested(e, mq ? 0 : (int)delay)) break;
+    int64_t next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
+    while (turn(e, &next_expire)) {
     }
     return NULL;
 }
@@ -190,17 +172,24 @@ struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
     e->activity = activity;
     e->next_offset = -1;
     snprintf(e->instance, sizeof(e->instance), "%s", instance);
-    mq_name(e->queue, sizeof(e->queue), cfg->namespace, "events");
+    topo_name(cfg, TOPO_EVENTS, e->queue, sizeof(e->queue));
     e->m_events = metrics_counter(metrics, "sluice_ingress_events_applied_total",
                                   "Status events applied from the events stream.", NULL);
     e->m_malformed = metrics_counter(metrics, "sluice_ingress_events_malformed_total",
                                      "Events stream messages that could not be parsed.", NULL);
     e->m_entries = metrics_gauge(metrics, "sluice_ingress_status_entries",
                                  "Requests whose status this replica holds.", NULL);
+    struct session_params sp = {
+        .cfg = cfg,
+        .name = "sluice-ingress events",
+        .hooks = {.arg = e, .on_up = on_up, .on_down = on_down, .on_delivery = on_delivery},
+    };
+    e->session = session_new(&sp);
     e->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (e->stop_fd < 0 || !e->m_events || !e->m_malformed || !e->m_entries ||
+    if (e->stop_fd < 0 || !e->session || !e->m_events || !e->m_malformed || !e->m_entries ||
         pthread_create(&e->thread, NULL, events_main, e) != 0) {
         if (e->stop_fd >= 0) close(e->stop_fd);
+        session_free(e->session);
         free(e);
         return NULL;
     }
@@ -214,6 +203,7 @@ void events_free(struct events *e)
     ssize_t n = write(e->stop_fd, &one, sizeof(one));
     (void)n;
     pthread_join(e->thread, NULL);
+    session_free(e->session);
     close(e->stop_fd);
     free(e);
 }

@@ -1,16 +1,22 @@
 /* publisher.c: group-commit publishing with publisher confirms (see publisher.h).
  *
- * Every submission is an item. An item is owned by this module from submit to
- * free; only the publisher thread frees items. Under p->lock an item sits on
- * up to two lists: `handoff` (submitted, not yet published) or `outstanding`
- * (published, waiting for its confirm), and while unanswered also on `live`
- * (submit order), which the reaper watches for deadlines. Answering an item
- * removes it from `live` and clears its callback, so it is answered once. */
+ * Every submission is an item. Once publisher_submit has queued it, an item
+ * is owned by this module, and only the publisher thread frees it. Its state,
+ * read and written under p->lock only, says where it is:
+ *   SUBMITTED  on the handoff list, not yet taken by the publisher thread;
+ *   PUBLISHED  taken by the publisher thread: being published, or published
+ *              and its confirm awaited (the session holds it as a token);
+ *   ANSWERED   its client was answered (by the publisher thread, or by the
+ *              reaper at the deadline); it stays where it was until the
+ *              publisher thread meets it again and frees it.
+ * While not ANSWERED an item is also on the live list (submit order), which
+ * the reaper watches for deadlines. Answering sets ANSWERED and leaves the
+ * live list under the lock, so an item is answered once; the reaper copies
+ * what it needs before unlocking and never touches an item afterwards. An
+ * item the reaper answered while SUBMITTED is freed unpublished. */
 #include "publisher.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,66 +24,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "backoff.h"
 #include "clock.h"
 #include "event.h"
 #include "log.h"
-#include "mq.h"
+#include "topology.h"
 
 /* The status page's queue depths are this fresh: a passive declare per queue
  * every few seconds costs the broker nothing noticeable. */
 #define DEPTH_EVERY_MS 5000
+/* The publisher thread wakes at least this often (heartbeats, statistics). */
+#define TICK_MS 1000
+
+enum item_state { ITEM_SUBMITTED, ITEM_PUBLISHED, ITEM_ANSWERED };
 
 struct item {
-    struct envelope env;
-    pub_done_fn done; /* NULL once answered */
+    struct envelope env; /* written before submit, then read-only */
+    enum item_state state;
+    pub_done_fn done;
     void *arg;
     int64_t submitted_ms;
     int64_t deadline_ms;
-    uint64_t seq;
-    bool returned;
-    struct item *next;                  /* handoff or outstanding */
+    struct item *next;                  /* handoff list */
     struct item *live_prev, *live_next; /* live list */
-};
-
-struct item_list {
-    struct item *head, *tail;
 };
 
 struct publisher {
     const struct cfg *cfg;
     struct status_index *index;
     struct activity *activity; /* where the polled queue depths go */
+    const struct session_iface *si;
+    struct session *session; /* publisher thread only */
     pthread_mutex_t lock;
     pthread_cond_t reaper_cond;
     pthread_cond_t idle_cond; /* signalled when the live list empties */
-    struct item_list handoff;
-    struct item_list outstanding; /* publisher thread only */
+    struct item *handoff_head, *handoff_tail;
     struct item *live_head, *live_tail;
     bool stopping;
     bool draining; /* no new submissions */
     atomic_bool ready;
     int wake_fd; /* eventfd: handoff became non-empty, or stop */
     pthread_t thread, reaper;
-    char exchange[160], events_queue[160];
+    char exchange[TOPO_NAME_MAX], dead[TOPO_NAME_MAX];
+    const char *stats_queues[2];
+    uint32_t depth_requests; /* publisher thread: the last poll's requests depth */
     char instance[ID_LEN + 1];
+    struct buf events; /* publisher thread: the group's events message, reused */
     struct metric *m_confirm_latency, *m_batch_size, *m_connected, *m_reconnects;
 };
-
-static void list_push(struct item_list *l, struct item *it)
-{
-    it->next = NULL;
-    if (l->tail)
-        l->tail->next = it;
-    else
-        l->head = it;
-    l->tail = it;
-}
 
 static void live_push(struct publisher *p, struct item *it)
 {
@@ -90,12 +86,13 @@ static void live_push(struct publisher *p, struct item *it)
     p->live_tail = it;
 }
 
-/* take_answer removes it from the live list and returns its callback, or
- * NULL if it was answered already. Call with p->lock held. */
-static pub_done_fn take_answer(struct publisher *p, struct item *it)
+/* take_answer marks it ANSWERED, removes it from the live list and returns
+ * its callback and *arg, or NULL if it was answered already. Call with
+ * p->lock held. */
+static pub_done_fn take_answer(struct publisher *p, struct item *it, void **arg)
 {
-    pub_done_fn done = it->done;
-    if (!done) return NULL;
+    if (it->state == ITEM_ANSWERED) return NULL;
+    it->state = ITEM_ANSWERED;
     if (it->live_prev)
         it->live_prev->live_next = it->live_next;
     else
@@ -104,9 +101,9 @@ static pub_done_fn take_answer(struct publisher *p, struct item *it)
         it->live_next->live_prev = it->live_prev;
     else
         p->live_tail = it->live_prev;
-    it->done = NULL;
     if (!p->live_head) pthread_cond_broadcast(&p->idle_cond);
-    return done;
+    *arg = it->arg;
+    return it->done;
 }
 
 static void item_free(struct item *it)
@@ -119,11 +116,18 @@ static void item_free(struct item *it)
  * lock: it resumes an HTTP connection, which takes libmicrohttpd's own locks. */
 static void answer(struct publisher *p, struct item *it, int status)
 {
+    void *arg = NULL;
     pthread_mutex_lock(&p->lock);
-    pub_done_fn done = take_answer(p, it);
-    void *arg = it->arg;
+    pub_done_fn done = take_answer(p, it, &arg);
     pthread_mutex_unlock(&p->lock);
     if (done) done(arg, status);
+}
+
+/* finish answers it (unless the reaper did) and frees it: publisher thread only. */
+static void finish(struct publisher *p, struct item *it, int status)
+{
+    answer(p, it, status);
+    item_free(it);
 }
 
 static void wake(struct publisher *p)
@@ -140,6 +144,7 @@ int publisher_submit(struct publisher *p, struct envelope *env, pub_done_fn done
     if (!it) return -1;
     it->env = *env;
     envelope_init(env);
+    it->state = ITEM_SUBMITTED;
     it->done = done;
     it->arg = arg;
     it->submitted_ms = clock_mono_ms();
@@ -148,11 +153,15 @@ int publisher_submit(struct publisher *p, struct envelope *env, pub_done_fn done
     if (p->draining) {
         pthread_mutex_unlock(&p->lock);
         *env = it->env; /* give it back: the caller still owns it on failure */
-        free(it);
+        free(it);       /* never shared: no other thread saw it */
         return -1;
     }
-    bool was_empty = p->handoff.head == NULL;
-    list_push(&p->handoff, it);
+    bool was_empty = p->handoff_head == NULL;
+    if (p->handoff_tail)
+        p->handoff_tail->next = it;
+    else
+        p->handoff_head = it;
+    p->handoff_tail = it;
     bool first_live = p->live_head == NULL;
     live_push(p, it);
     pthread_mutex_unlock(&p->lock);
@@ -193,11 +202,14 @@ static void *reaper_main(void *arg)
             pthread_cond_timedwait(&p->reaper_cond, &p->lock, &ts);
             continue;
         }
-        pub_done_fn done = take_answer(p, head);
-        void *done_arg = head->arg;
+        /* Once unlocked, the publisher thread may free head at any time. */
+        char id[ID_LEN + 1];
+        memcpy(id, head->env.id, sizeof(id));
+        void *done_arg = NULL;
+        pub_done_fn done = take_answer(p, head, &done_arg);
         pthread_mutex_unlock(&p->lock);
-        log_warn("request %s: no confirm from the broker within %ld ms: answering 503",
-                 head->env.id, p->cfg->ingress.confirm_timeout_ms);
+        log_warn("request %s: no confirm from the broker within %ld ms: answering 503", id,
+                 p->cfg->ingress.confirm_timeout_ms);
         done(done_arg, 503);
         pthread_mutex_lock(&p->lock);
     }
@@ -205,97 +217,111 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-/* publish_events sends one "queued" event per item of the group as a single
- * stream message, so status is known fleet-wide. Its confirm is not awaited:
- * a request the broker confirmed is durable whatever happens to its event. */
-static int publish_events(struct publisher *p, struct mq *mq, struct item *group)
+/* take_group takes the handoff list, marks what is still unanswered
+ * PUBLISHED and returns it in submit order; items the reaper answered while
+ * they waited are freed unpublished. */
+static struct item *take_group(struct publisher *p)
 {
-    struct buf b;
-    buf_init(&b, SIZE_MAX / 2);
-    int rc = event_begin(&b);
-    int64_t now = clock_real_ms();
-    for (struct item *it = group; it && rc == 0; it = it->next) {
-        struct status_update u = {.id = it->env.id,
-                                  .state = ST_QUEUED,
-                                  .tenant = it->env.tenant,
-                                  .route = it->env.route,
-                                  .created_ms = it->env.created_ms,
-                                  .ts_ms = now};
-        rc = event_append(&b, &u);
+    struct item *group = NULL, **tail = &group, *answered = NULL;
+    pthread_mutex_lock(&p->lock);
+    struct item *it = p->handoff_head;
+    p->handoff_head = p->handoff_tail = NULL;
+    for (struct item *next; it; it = next) {
+        next = it->next;
+        it->next = NULL;
+        if (it->state == ITEM_ANSWERED) {
+            it->next = answered;
+            answered = it;
+            continue;
+        }
+        it->state = ITEM_PUBLISHED;
+        *tail = it;
+        tail = &it->next;
     }
-    if (rc == 0) rc = event_end(&b);
-    if (rc == 0) {
-        amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
-                                                   AMQP_BASIC_DELIVERY_MODE_FLAG |
-                                                   AMQP_BASIC_APP_ID_FLAG,
-                                         .content_type = amqp_cstring_bytes("application/json"),
-                                         .delivery_mode = AMQP_DELIVERY_PERSISTENT,
-                                         .app_id = amqp_cstring_bytes(p->instance)};
-        rc = mq_publish(mq, "", p->events_queue, &props, b.data, b.len, NULL);
+    pthread_mutex_unlock(&p->lock);
+    for (struct item *next; answered; answered = next) {
+        next = answered->next;
+        item_free(answered);
     }
-    buf_free(&b);
-    return rc;
+    return group;
 }
 
-static int publish_item(struct publisher *p, struct mq *mq, struct item *it)
+/* fail_group answers status to every item of a group and frees them. */
+static void fail_group(struct publisher *p, struct item *group, int status)
+{
+    for (struct item *next; group; group = next) {
+        next = group->next;
+        finish(p, group, status);
+    }
+}
+
+static int publish_item(struct publisher *p, struct item *it)
 {
     amqp_pool_t pool;
     init_amqp_pool(&pool, 4096);
     amqp_basic_properties_t props;
-    int rc = envelope_to_amqp(&it->env, &pool, &props);
-    if (rc == 0)
-        rc = mq_publish(mq, p->exchange, p->exchange, &props, it->env.body, it->env.body_len,
-                        &it->seq);
+    int rc = envelope_to_amqp(&it->env, &pool, &props) < 0
+                 ? SESSION_REFUSED
+                 : p->si->publish(p->session, p->exchange, p->exchange, &props, it->env.body,
+                                  it->env.body_len, it);
     empty_amqp_pool(&pool);
     return rc;
 }
 
-/* publish_handoff takes every submitted item and publishes them as one group.
- * Items already answered by the reaper are dropped unpublished. */
-static int publish_handoff(struct publisher *p, struct mq *mq)
+static int append_queued(struct buf *b, const struct item *it, int64_t now)
 {
-    pthread_mutex_lock(&p->lock);
-    struct item *it = p->handoff.head;
-    p->handoff.head = p->handoff.tail = NULL;
-    pthread_mutex_unlock(&p->lock);
+    struct status_update u = {.id = it->env.id,
+                              .state = ST_QUEUED,
+                              .tenant = it->env.tenant,
+                              .route = it->env.route,
+                              .created_ms = it->env.created_ms,
+                              .ts_ms = now};
+    return event_append(b, &u);
+}
 
-    struct item_list group = {0};
-    while (it) {
-        struct item *next = it->next;
-        if (it->done)
-            list_push(&group, it);
-        else
-            item_free(it); /* the reaper answered it: never publish it */
-        it = next;
-    }
-    if (!group.head) return 0;
-
+/* publish_group publishes each item of group, then one "queued" events
+ * message for those that went out, so status is known fleet-wide. The
+ * events' confirm is not awaited: a request the broker confirmed is durable
+ * whatever happens to its event, and the local index has it from the 202.
+ * A message the broker cannot carry fails alone (500); a lost connection
+ * fails the rest of the group (503). Published items belong to the session
+ * until their confirm (on_confirm) frees them. */
+static void publish_group(struct publisher *p, struct item *group)
+{
+    int n = 0, published = 0, rc = SESSION_OK;
+    int64_t now = clock_real_ms();
+    buf_reset(&p->events);
+    int ev = event_begin(&p->events);
     /* Corked, the group leaves as a few full segments instead of a packet per
      * message: less work for the kernel and for the broker. */
-    int fd = mq_fd(mq), on = 1, off = 0;
-    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
-    int rc = publish_events(p, mq, group.head);
-    int n = 0;
-    for (it = group.head; it; it = it->next, n++)
-        if (rc == 0) rc = publish_item(p, mq, it);
-    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+    p->si->cork(p->session, true);
+    for (struct item *next; group && rc != SESSION_DOWN; group = next, n++) {
+        next = group->next;
+        rc = publish_item(p, group);
+        /* A published item stays alive until the session reports its
+         * confirm, which happens only inside run(). */
+        if (rc == SESSION_OK && ev == 0) ev = append_queued(&p->events, group, now);
+        published += rc == SESSION_OK;
+        if (rc == SESSION_REFUSED) {
+            log_warn("request %s: the broker cannot carry this message: answering 500",
+                     group->env.id);
+            finish(p, group, 500);
+        } else if (rc == SESSION_DOWN) {
+            finish(p, group, 503);
+        }
+    }
+    fail_group(p, group, 503);
+    if (ev == 0) ev = event_end(&p->events);
+    if (ev != 0)
+        log_warn("publisher: cannot build the queued events (out of memory?)");
+    else if (published && rc != SESSION_DOWN)
+        p->si->publish_events(p->session, &p->events, p->instance, NULL);
+    p->si->cork(p->session, false);
     metric_observe(p->m_batch_size, n);
-    /* Published or not, the group is now outstanding: on failure the caller
-     * answers every outstanding item. */
-    if (p->outstanding.tail)
-        p->outstanding.tail->next = group.head;
-    else
-        p->outstanding.head = group.head;
-    p->outstanding.tail = group.tail;
-    return rc;
 }
 
 static void accept_item(struct publisher *p, struct item *it)
 {
-    if (it->returned) {
-        answer(p, it, 503);
-        return;
-    }
     struct status_update u = {.id = it->env.id,
                               .state = ST_QUEUED,
                               .tenant = it->env.tenant,
@@ -304,71 +330,45 @@ static void accept_item(struct publisher *p, struct item *it)
                               .ts_ms = it->env.created_ms};
     if (status_index_apply(p->index, &u) < 0) log_warn("status index: out of memory");
     metric_observe(p->m_confirm_latency, (clock_mono_ms() - it->submitted_ms) / 1000.0);
-    answer(p, it, 202);
+    finish(p, it, 202);
 }
 
-/* on_confirm settles outstanding items up to tag (or exactly tag). */
-static void on_confirm(struct publisher *p, uint64_t tag, bool multiple, bool ok)
+/* on_confirm settles one published item: the session reports each once. */
+static void on_confirm(void *arg, void *token, enum confirm_outcome outcome)
 {
-    struct item **pp = &p->outstanding.head, *prev = NULL;
-    while (*pp) {
-        struct item *it = *pp;
-        if (it->seq > tag) break;
-        if (!multiple && it->seq != tag) {
-            prev = it;
-            pp = &it->next;
-            continue;
-        }
-        *pp = it->next;
-        if (p->outstanding.tail == it) p->outstanding.tail = prev;
-        if (ok)
-            accept_item(p, it);
-        else
-            answer(p, it, 503);
-        item_free(it);
-        if (!multiple) break;
-    }
+    struct publisher *p = arg;
+    struct item *it = token;
+    if (outcome == CONFIRM_ACKED)
+        accept_item(p, it);
+    else
+        finish(p, it, 503);
 }
 
-static void on_return(struct publisher *p, const amqp_message_t *msg)
+static int on_up(void *arg, struct mq *mq)
 {
-    amqp_bytes_t id = msg->properties.message_id;
-    for (struct item *it = p->outstanding.head; it; it = it->next)
-        if (id.len == ID_LEN && memcmp(id.bytes, it->env.id, ID_LEN) == 0) it->returned = true;
+    (void)mq;
+    struct publisher *p = arg;
+    atomic_store(&p->ready, true);
+    metric_set(p->m_connected, 1);
+    return 0;
 }
 
-/* fail_all answers 503 to everything in flight after the connection is lost. */
-static void fail_all(struct publisher *p)
+static void on_down(void *arg)
 {
-    pthread_mutex_lock(&p->lock);
-    struct item *it = p->outstanding.head;
-    p->outstanding.head = p->outstanding.tail = NULL;
-    struct item *queued = p->handoff.head;
-    p->handoff.head = p->handoff.tail = NULL;
-    pthread_mutex_unlock(&p->lock);
-    for (struct item *lists[] = {it, queued}, **l = lists; l < lists + 2; l++) {
-        for (struct item *x = *l, *next; x; x = next) {
-            next = x->next;
-            answer(p, x, 503);
-            item_free(x);
-        }
-    }
+    struct publisher *p = arg;
+    atomic_store(&p->ready, false);
+    metric_set(p->m_connected, 0);
+    metric_add(p->m_reconnects, 1);
 }
 
-static struct mq *connect_broker(struct publisher *p)
+static void on_stats(void *arg, size_t i, uint32_t messages, uint32_t consumers)
 {
-    char err[512];
-    struct mq *mq = NULL;
-    if (mq_open(&mq, p->cfg->amqp_url, "sluice-ingress publisher", 5000, err, sizeof(err)) < 0 ||
-        mq_declare_topology(mq, p->cfg->namespace, p->cfg->ingress.status_retention_s,
-                            p->cfg->queue_type, p->cfg->delivery_limit, err, sizeof(err)) < 0 ||
-        mq_confirm_select(mq) < 0) {
-        log_error("publisher: %s; retrying", err);
-        mq_close(mq);
-        return NULL;
-    }
-    log_info("publisher: connected to the broker");
-    return mq;
+    (void)consumers;
+    struct publisher *p = arg;
+    if (i == 0)
+        p->depth_requests = messages;
+    else
+        activity_set_queue_depth(p->activity, p->depth_requests, messages, clock_real_ms());
 }
 
 static bool stopping(struct publisher *p)
@@ -379,115 +379,43 @@ static bool stopping(struct publisher *p)
     return stop;
 }
 
-/* drain_wake consumes a wake-up and tells whether it was the one to stop. */
-static bool drain_wake(struct publisher *p)
+/* turn is one turn of the publisher thread: wait for a submission, a frame or
+ * a timer, let the session work (confirms answer items), then publish what
+ * was submitted, or answer it 503 while the broker is away. */
+static void turn(struct publisher *p)
 {
-    uint64_t v;
-    ssize_t n = read(p->wake_fd, &v, sizeof(v));
-    (void)n;
-    return stopping(p);
-}
-
-/* poll_depth asks the broker how deep the requests and dead queues are, for
- * the status page. It runs on this thread's connection, between publishes:
- * confirms that arrive during the round trip are kept by the library for
- * mq_next. Returns 0, or -1 when the connection failed. */
-static int poll_depth(struct publisher *p, struct mq *mq)
-{
-    char dead[160];
-    uint32_t requests = 0, dead_n = 0, consumers;
-    mq_name(dead, sizeof(dead), p->cfg->namespace, "dead");
-    if (mq_queue_stats(mq, p->exchange, &requests, &consumers) < 0 ||
-        mq_queue_stats(mq, dead, &dead_n, &consumers) < 0)
-        return -1;
-    activity_set_queue_depth(p->activity, requests, dead_n, clock_real_ms());
-    return 0;
-}
-
-/* serve runs one connection until it fails or the publisher stops. */
-static void serve(struct publisher *p, struct mq *mq)
-{
-    int64_t next_depth = 0;
-    for (;;) {
-        struct pollfd fds[2] = {{.fd = p->wake_fd, .events = POLLIN},
-                                {.fd = mq_fd(mq), .events = POLLIN}};
-        if (!mq_buffered(mq) && poll(fds, 2, 1000) < 0 && errno != EINTR) return;
-        if ((fds[0].revents & POLLIN) && drain_wake(p)) return;
-        /* Checked on every turn, a poll timeout at the latest, so a busy
-         * publisher still refreshes the numbers. */
-        if (clock_mono_ms() >= next_depth) {
-            if (poll_depth(p, mq) < 0) return;
-            next_depth = clock_mono_ms() + DEPTH_EVERY_MS;
-        }
-        if (publish_handoff(p, mq) < 0) return;
-        struct mq_event ev;
-        int rc;
-        while ((rc = mq_next(mq, &ev, 0)) > 0) {
-            if (ev.kind == MQ_ACK || ev.kind == MQ_NACK)
-                on_confirm(p, ev.tag, ev.multiple, ev.kind == MQ_ACK);
-            else if (ev.kind == MQ_RETURN)
-                on_return(p, &ev.msg);
-            mq_event_release(&ev);
-        }
-        if (rc < 0) {
-            log_error("publisher: broker connection lost: %s", mq_strerror(rc));
-            return;
-        }
+    int timeout = p->si->timeout_ms(p->session, clock_mono_ms(), TICK_MS);
+    struct pollfd fds[2] = {{.fd = p->wake_fd, .events = POLLIN},
+                            {.fd = p->si->fd(p->session), .events = POLLIN}};
+    if (timeout > 0 && poll(fds, 2, timeout) > 0 && (fds[0].revents & POLLIN)) {
+        uint64_t v;
+        ssize_t n = read(p->wake_fd, &v, sizeof(v));
+        (void)n;
     }
-}
-
-/* wait_retry sleeps until the next connection attempt, answering 503 to
- * anything submitted meanwhile. Returns true when stopping. */
-static bool wait_retry(struct publisher *p, long delay_ms)
-{
-    int64_t until = clock_mono_ms() + delay_ms;
-    for (;;) {
-        fail_all(p);
-        if (stopping(p)) return true;
-        long left = (long)(until - clock_mono_ms());
-        if (left <= 0) return false;
-        struct pollfd fd = {.fd = p->wake_fd, .events = POLLIN};
-        if (poll(&fd, 1, (int)left) > 0 && drain_wake(p)) return true;
-    }
+    p->si->run(p->session, clock_mono_ms());
+    struct item *group = take_group(p);
+    if (!group) return;
+    if (atomic_load(&p->ready))
+        publish_group(p, group);
+    else
+        fail_group(p, group, 503);
 }
 
 static void *publisher_main(void *arg)
 {
     struct publisher *p = arg;
-    uint64_t rnd = (uint64_t)clock_real_ms() | 1;
-    int failures = 0;
-    for (;;) {
-        struct mq *mq = connect_broker(p);
-        if (mq) {
-            failures = 0;
-            atomic_store(&p->ready, true);
-            metric_set(p->m_connected, 1);
-            serve(p, mq);
-            atomic_store(&p->ready, false);
-            metric_set(p->m_connected, 0);
-            mq_close(mq);
-            fail_all(p);
-            metric_add(p->m_reconnects, 1);
-        }
-        long delay = 100 + backoff_delay_ms(100, 5000, ++failures, backoff_rand(&rnd));
-        if (wait_retry(p, mq ? 0 : delay)) break;
-    }
-    fail_all(p);
+    while (!stopping(p))
+        turn(p);
+    /* Closing reports every unconfirmed item lost: each is answered 503. */
+    p->si->destroy(p->session);
+    p->session = NULL;
+    atomic_store(&p->ready, false);
+    fail_group(p, take_group(p), 503);
     return NULL;
 }
 
-struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
-                                struct status_index *index, struct activity *activity,
-                                const char *instance)
+static int declare_metrics(struct publisher *p, struct metrics *metrics)
 {
-    struct publisher *p = calloc(1, sizeof(*p));
-    if (!p) return NULL;
-    p->cfg = cfg;
-    p->index = index;
-    p->activity = activity;
-    snprintf(p->instance, sizeof(p->instance), "%s", instance);
-    mq_name(p->exchange, sizeof(p->exchange), cfg->namespace, "requests");
-    mq_name(p->events_queue, sizeof(p->events_queue), cfg->namespace, "events");
     static const double lat[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
     static const double sizes[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
     p->m_confirm_latency =
@@ -499,29 +427,83 @@ struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
                                    "1 when the publisher's broker connection is up.", NULL);
     p->m_reconnects = metrics_counter(metrics, "sluice_ingress_broker_reconnects_total",
                                       "Publisher connections lost.", NULL);
-    p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return p->m_confirm_latency && p->m_batch_size && p->m_connected && p->m_reconnects ? 0 : -1;
+}
+
+static struct session *open_session(struct publisher *p)
+{
+    struct session_params sp = {
+        .cfg = p->cfg,
+        .name = "sluice-ingress publisher",
+        .confirms = true,
+        .stats_queues = p->stats_queues,
+        .n_stats_queues = 2,
+        .stats_every_ms = DEPTH_EVERY_MS,
+        .hooks = {.arg = p,
+                  .on_up = on_up,
+                  .on_down = on_down,
+                  .on_confirm = on_confirm,
+                  .on_stats = on_stats},
+    };
+    return p->si->create(&sp);
+}
+
+static int start_threads(struct publisher *p)
+{
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    bool ok = p->wake_fd >= 0 && p->m_confirm_latency && p->m_batch_size && p->m_connected &&
-              p->m_reconnects && pthread_mutex_init(&p->lock, NULL) == 0 &&
+    bool ok = pthread_mutex_init(&p->lock, NULL) == 0 &&
               pthread_cond_init(&p->reaper_cond, &ca) == 0 &&
               pthread_cond_init(&p->idle_cond, NULL) == 0;
     pthread_condattr_destroy(&ca);
-    if (!ok || pthread_create(&p->thread, NULL, publisher_main, p) != 0) goto err;
+    if (!ok || pthread_create(&p->thread, NULL, publisher_main, p) != 0) return -1;
     if (pthread_create(&p->reaper, NULL, reaper_main, p) != 0) {
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         pthread_mutex_unlock(&p->lock);
         wake(p);
         pthread_join(p->thread, NULL);
-        goto err;
+        return -1;
     }
+    return 0;
+}
+
+struct publisher *publisher_new_with(const struct cfg *cfg, struct metrics *metrics,
+                                     struct status_index *index, struct activity *activity,
+                                     const char *instance, const struct session_iface *si)
+{
+    struct publisher *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->cfg = cfg;
+    p->index = index;
+    p->activity = activity;
+    p->si = si;
+    snprintf(p->instance, sizeof(p->instance), "%s", instance);
+    topo_name(cfg, TOPO_REQUESTS, p->exchange, sizeof(p->exchange));
+    topo_name(cfg, TOPO_DEAD, p->dead, sizeof(p->dead));
+    p->stats_queues[0] = p->exchange;
+    p->stats_queues[1] = p->dead;
+    buf_init(&p->events, SIZE_MAX / 2);
+    p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->wake_fd < 0 || declare_metrics(p, metrics) < 0) goto err;
+    p->session = open_session(p);
+    if (!p->session) goto err;
+    if (start_threads(p) < 0) goto err;
     return p;
 err:
+    si->destroy(p->session);
     if (p->wake_fd >= 0) close(p->wake_fd);
+    buf_free(&p->events);
     free(p);
     return NULL;
+}
+
+struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
+                                struct status_index *index, struct activity *activity,
+                                const char *instance)
+{
+    return publisher_new_with(cfg, metrics, index, activity, instance, &session_amqp);
 }
 
 void publisher_free(struct publisher *p)
@@ -538,5 +520,6 @@ void publisher_free(struct publisher *p)
     pthread_cond_destroy(&p->reaper_cond);
     pthread_cond_destroy(&p->idle_cond);
     close(p->wake_fd);
+    buf_free(&p->events);
     free(p);
 }

@@ -1,9 +1,10 @@
 /* publisher.h: the ingress's path to the broker. Handlers hand over validated
  * envelopes; one publisher thread publishes whatever has accumulated as a
- * group (one "queued" events message for the group, then each request) and
- * shares the confirm round trip among them (group commit). A reaper thread
- * answers 503 for any request whose confirm does not come within the deadline,
- * even when the publisher thread is stuck writing to a blocked broker. */
+ * group (each request, then one "queued" events message for the group) over
+ * its broker session (common/session.h) and shares the confirm round trip
+ * among them (group commit). A reaper thread answers 503 for any request
+ * whose confirm does not come within the deadline, even when the publisher
+ * thread is stuck writing to a blocked broker. */
 #ifndef SLUICE_PUBLISHER_H
 #define SLUICE_PUBLISHER_H
 
@@ -13,13 +14,17 @@
 #include "config.h"
 #include "envelope.h"
 #include "metrics.h"
+#include "session.h"
 #include "status_index.h"
 
 struct publisher;
 
 /* pub_done_fn is called exactly once per accepted submission, from a
  * publisher-owned thread, with 202 when the broker confirmed the persistent
- * message, or 503 when it did not (down, nack, unroutable, timeout). */
+ * message, 503 when it did not (down, nack, unroutable, timeout), or 500
+ * when the message cannot travel over AMQP at all (a header past AMQP's
+ * limits): that one fails alone, the connection and the other requests are
+ * unaffected. */
 typedef void (*pub_done_fn)(void *arg, int status);
 
 /* publisher_new starts the threads; they connect (and reconnect) by themselves.
@@ -29,6 +34,11 @@ typedef void (*pub_done_fn)(void *arg, int status);
 struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
                                 struct status_index *index, struct activity *activity,
                                 const char *instance);
+/* publisher_new_with is publisher_new over another session implementation:
+ * tests put a fake broker behind it. */
+struct publisher *publisher_new_with(const struct cfg *cfg, struct metrics *metrics,
+                                     struct status_index *index, struct activity *activity,
+                                     const char *instance, const struct session_iface *si);
 /* publisher_drain refuses new submissions and waits until every pending one
  * is answered (by its confirm, or by the deadline). Call before stopping HTTP. */
 void publisher_drain(struct publisher *p);

@@ -3,8 +3,10 @@
  * Ownership: a job is in exactly one place: the forming batch, a batch in
  * flight (calling, or waiting for its publishes' confirms), or the heap of
  * held retries. Batches in flight are on c->inflight until their confirms
- * are in and their deliveries acked. Losing the connection frees everything:
- * unacked deliveries go back to the queue and another worker takes them. */
+ * are in and their deliveries settled. The broker session (common/session.h)
+ * tracks the confirms, with the batch as the token. Losing the connection
+ * frees everything (on_down): unacked deliveries go back to the queue and
+ * another worker takes them. */
 #include "consumer.h"
 
 #include <errno.h>
@@ -15,80 +17,38 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "acks.h"
 #include "backoff.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "log.h"
-#include "mq.h"
+#include "poison.h"
 #include "results.h"
 #include "retry.h"
+#include "session.h"
+#include "topology.h"
 #include "wmetrics.h"
 
 #define TICK_MS 1000        /* longest sleep: heartbeats need servicing */
 #define QUEUE_STATS_MS 5000 /* how often the queue gauges are refreshed */
 
-struct pending_confirm {
-    uint64_t seq;
-    struct batch *batch;
-};
-
 struct consumer {
     const struct cfg *cfg;
     struct dispatch *dispatch;
-    struct mq *mq;
-    bool broken; /* a publish or ack failed: reconnect */
+    struct session *session;
     atomic_bool connected;
-    int64_t reconnect_at;
-    int failures;
     struct batch *forming;
     struct batch *inflight;
     size_t calling; /* batches in flight whose calls are not all done */
     struct retry_heap held;
-    struct pending_confirm *confirms; /* in publish order */
-    size_t confirms_n, confirms_cap;
-    long *retry_queues; /* delays whose retry queue is declared on this connection */
-    size_t retry_queues_n;
     uint64_t rnd;
     bool draining;
     int64_t drain_deadline;
-    int64_t stats_at; /* monotonic time of the next queue stats poll */
-    char requests[160], events[160], dead[160];
+    char requests[TOPO_NAME_MAX], dead[TOPO_NAME_MAX];
+    const char *stats_queues[WM_N_QUEUES];
+    struct buf events; /* the events message being built, reused */
     struct wmetrics *wm;
 };
-
-static void job_free(struct job *job)
-{
-    if (!job) return;
-    envelope_free(&job->env);
-    buf_free(&job->resp_body);
-    buf_free(&job->resp_headers);
-    free(job->result_json);
-    free(job->error_json);
-    free(job);
-}
-
-static void batch_free(struct batch *b)
-{
-    if (!b) return;
-    for (size_t i = 0; i < b->n; i++)
-        job_free(b->jobs[i]);
-    free(b->jobs);
-    free(b);
-}
-
-static int batch_push(struct batch *b, struct job *job)
-{
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        struct job **jobs = realloc(b->jobs, cap * sizeof(*jobs));
-        if (!jobs) return -1;
-        b->jobs = jobs;
-        b->cap = cap;
-    }
-    b->jobs[b->n++] = job;
-    job->batch = b;
-    return 0;
-}
 
 static void inflight_remove(struct consumer *c, struct batch *b)
 {
@@ -100,104 +60,77 @@ static void inflight_remove(struct consumer *c, struct batch *b)
     }
 }
 
-static int track_confirm(struct consumer *c, uint64_t seq, struct batch *b)
+/* publish sends one persistent message to queue; with b, b waits for its confirm. */
+static int publish(struct consumer *c, const char *queue, const amqp_basic_properties_t *props,
+                   const void *body, size_t len, struct batch *b)
 {
-    if (c->confirms_n == c->confirms_cap) {
-        size_t cap = c->confirms_cap ? c->confirms_cap * 2 : 256;
-        struct pending_confirm *p = realloc(c->confirms, cap * sizeof(*p));
-        if (!p) return -1;
-        c->confirms = p;
-        c->confirms_cap = cap;
-    }
-    c->confirms[c->confirms_n++] = (struct pending_confirm){.seq = seq, .batch = b};
-    b->unconfirmed++;
-    return 0;
-}
-
-/* publish sends one persistent message and, when b is given, makes b wait for its confirm. */
-static void publish(struct consumer *c, const char *exchange, const char *key,
-                    const amqp_basic_properties_t *props, const void *body, size_t len,
-                    struct batch *b)
-{
-    uint64_t seq;
-    if (c->broken) return;
-    int rc = mq_publish(c->mq, exchange, key, props, body, len, &seq);
-    if (rc < 0) {
-        log_error("publishing to %s failed: %s", key, mq_strerror(rc));
-        c->broken = true;
-    } else if (b && track_confirm(c, seq, b) < 0) {
-        c->broken = true; /* out of memory: start over rather than ack blindly */
-    }
+    int rc = session_publish(c->session, "", queue, props, body, len, b);
+    if (rc == SESSION_OK && b) b->unconfirmed++;
+    return rc;
 }
 
 /* publish_events sends the events of jobs in b (in state, or each job's own if
- * state < 0) as one stream message. */
+ * state < 0) as one stream message; tracked, b waits for its confirm. */
 static void publish_events(struct consumer *c, struct batch *b, int state, bool track)
 {
-    struct buf m;
-    buf_init(&m, SIZE_MAX / 2);
     int64_t now = clock_real_ms();
-    int rc = event_begin(&m);
+    buf_reset(&c->events);
+    int rc = event_begin(&c->events);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         struct job *job = b->jobs[i];
         struct status_update u =
             results_update(job, state < 0 ? job->state : (enum req_state)state, now);
         if (state >= 0) u.result_json = u.error_json = NULL, u.result_len = u.error_len = 0;
-        rc = event_append(&m, &u);
+        rc = event_append(&c->events, &u);
     }
-    if (rc == 0) rc = event_end(&m);
-    amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
-                                               AMQP_BASIC_DELIVERY_MODE_FLAG,
-                                     .content_type = amqp_cstring_bytes("application/json"),
-                                     .delivery_mode = AMQP_DELIVERY_PERSISTENT};
-    if (rc == 0)
-        publish(c, "", c->events, &props, m.data, m.len, track ? b : NULL);
-    else
-        c->broken = true;
-    buf_free(&m);
+    if (rc == 0) rc = event_end(&c->events);
+    if (rc != 0) {
+        session_break(c->session, "cannot build an events message (out of memory)");
+        return;
+    }
+    rc = session_publish_events(c->session, &c->events, NULL, track ? b : NULL);
+    if (rc == SESSION_OK && track) b->unconfirmed++;
+    /* Nothing of an events message depends on the input: refusing one is a
+     * bug, and a batch must not wait forever for a confirm that never comes. */
+    if (rc == SESSION_REFUSED) session_break(c->session, "the broker refused an events message");
 }
 
-static void publish_envelope(struct consumer *c, const char *queue, struct job *job)
+/* publish_copy republishes job's request to queue, for its retry or to the
+ * dead queue, tracked by its batch. */
+static int publish_copy(struct consumer *c, const char *queue, struct job *job)
 {
     amqp_pool_t pool;
     init_amqp_pool(&pool, 4096);
     amqp_basic_properties_t props;
-    if (envelope_to_amqp(&job->env, &pool, &props) == 0)
-        publish(c, "", queue, &props, job->env.body, job->env.body_len, job->batch);
-    else
-        c->broken = true;
+    int rc = envelope_to_amqp(&job->env, &pool, &props) < 0
+                 ? SESSION_REFUSED
+                 : publish(c, queue, &props, job->env.body, job->env.body_len, job->batch);
     empty_amqp_pool(&pool);
+    return rc;
 }
 
-static int ensure_retry_queue(struct consumer *c, long delay)
-{
-    for (size_t i = 0; i < c->retry_queues_n; i++)
-        if (c->retry_queues[i] == delay) return 0;
-    char err[512];
-    if (mq_declare_retry_queue(c->mq, c->cfg->namespace, delay, c->cfg->queue_type, err,
-                               sizeof(err)) < 0) {
-        log_error("%s", err);
-        return -1;
-    }
-    long *q = realloc(c->retry_queues, (c->retry_queues_n + 1) * sizeof(*q));
-    if (!q) return -1;
-    c->retry_queues = q;
-    c->retry_queues[c->retry_queues_n++] = delay;
-    return 0;
-}
-
-static void publish_retry(struct consumer *c, struct job *job)
+static int publish_retry(struct consumer *c, struct job *job)
 {
     long delay = retry_queue_delay_ms(job->delay_ms);
-    char suffix[40], queue[200];
-    if (c->broken || ensure_retry_queue(c, delay) < 0) {
-        c->broken = true;
-        return;
-    }
-    snprintf(suffix, sizeof(suffix), "retry.%ld", delay);
-    mq_name(queue, sizeof(queue), c->cfg->namespace, suffix);
-    publish_envelope(c, queue, job);
-    wmetrics_retry(c->wm, true);
+    char queue[TOPO_NAME_MAX];
+    if (session_declare_retry(c->session, delay) < 0) return SESSION_DOWN;
+    topo_retry_name(c->cfg, delay, queue, sizeof(queue));
+    int rc = publish_copy(c, queue, job);
+    if (rc == SESSION_OK) wmetrics_retry(c->wm, true);
+    return rc;
+}
+
+/* unpublishable settles a job whose copy the broker cannot take (AMQP
+ * cannot carry it, or memory ran out) as dead, and has the delivery
+ * dead-lettered as it came: one bad message must not cost the connection,
+ * which every other job of the worker rides on. */
+static void unpublishable(struct job *job)
+{
+    log_error("request %s cannot be re-published: dead-lettering it as delivered", job->env.id);
+    results_fail(job, "malformed_message",
+                 "the request cannot be re-published for its retry or to the dead queue; it "
+                 "was dead-lettered as delivered");
+    job->dead_letter = true;
 }
 
 /* hold moves job out of its batch into the heap of retries due soon. */
@@ -207,31 +140,38 @@ static void hold(struct consumer *c, struct job *job)
     job->due_ms = clock_mono_ms() + job->delay_ms;
     if (retry_heap_push(&c->held, job) < 0) {
         job_free(job); /* unacked: the broker redelivers it after we reconnect */
-        c->broken = true;
+        session_break(c->session, "out of memory holding a retry");
         return;
     }
     wmetrics_retry(c->wm, false);
 }
 
-/* settle publishes what a batch's outcomes need: one events message, dead
- * letters, retry messages. Held jobs leave the batch; the rest are acked when
- * the confirms are in. */
+/* settle publishes what a batch's outcomes need: dead letters and retry
+ * messages first, then one events message for every job of the batch (so
+ * that a job whose copy could not be sent is reported as it ends). Held jobs
+ * then leave the batch; the rest are settled with the broker when the
+ * confirms are in. */
 static void settle(struct consumer *c, struct batch *b)
 {
+    for (size_t i = 0; i < b->n; i++) {
+        struct job *job = b->jobs[i];
+        if (job->next == NEXT_HOLD && c->draining) job->next = NEXT_RETRY_QUEUE;
+        int rc = SESSION_OK;
+        if (job->next == NEXT_RETRY_QUEUE)
+            rc = publish_retry(c, job);
+        else if (job->next == NEXT_FINAL && job->state == ST_DEAD && !job->dead_letter)
+            rc = publish_copy(c, c->dead, job);
+        if (rc == SESSION_REFUSED) unpublishable(job);
+    }
     publish_events(c, b, -1, true);
     size_t kept = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
-        if (job->next == NEXT_HOLD && c->draining) job->next = NEXT_RETRY_QUEUE;
         if (job->next == NEXT_HOLD) {
             hold(c, job);
             continue;
         }
         b->jobs[kept++] = job;
-        if (job->next == NEXT_RETRY_QUEUE)
-            publish_retry(c, job);
-        else if (job->state == ST_DEAD)
-            publish_envelope(c, c->dead, job);
         if (job->next == NEXT_FINAL) wmetrics_final(c->wm, job);
     }
     b->n = kept;
@@ -289,24 +229,56 @@ static void add_to_forming(struct consumer *c, struct job *job)
     return;
 oom:
     job_free(job);
-    c->broken = true;
+    session_break(c->session, "out of memory forming a batch");
 }
 
-static void on_delivery(struct consumer *c, struct mq_event *ev)
+/* settle_alone settles job in a batch of its own, now. */
+static void settle_alone(struct consumer *c, struct job *job)
 {
-    struct env_error err;
-    struct job *job = calloc(1, sizeof(*job));
-    if (!job) {
-        c->broken = true;
+    struct batch *b = calloc(1, sizeof(*b));
+    if (!b || batch_push(b, job) < 0) {
+        free(b);
+        job_free(job);
+        session_break(c->session, "out of memory settling a message");
         return;
     }
-    envelope_init(&job->env);
-    job->delivery_tag = ev->tag;
+    b->next = c->inflight;
+    c->inflight = b;
+    settle(c, b);
+}
+
+/* on_poison handles a delivery that is not a sluice request: its client is
+ * told when its ID and tenant can be read (poison.h); either way the broker
+ * dead-letters it. */
+static void on_poison(struct consumer *c, struct mq_event *ev, const struct env_error *err)
+{
+    log_error("dead-lettering a message that is not a sluice request: %s", err->message);
+    wmetrics_malformed(c->wm);
+    struct job *job = poison_job(&ev->msg, ev->tag, err->message, clock_real_ms());
+    if (job) {
+        settle_alone(c, job);
+        return;
+    }
+    struct mq *mq = session_mq(c->session);
+    if (mq && mq_nack(mq, ev->tag, false, false) < 0) session_break(c->session, "nack failed");
+}
+
+static void on_delivery(void *arg, struct mq_event *ev)
+{
+    struct consumer *c = arg;
+    if (ev->kind == MQ_CANCELLED) {
+        session_break(c->session, "the broker cancelled our consumer (requests queue deleted?)");
+        return;
+    }
+    struct env_error err;
+    struct job *job = job_new(ev->tag);
+    if (!job) {
+        session_break(c->session, "out of memory taking a delivery");
+        return;
+    }
     if (envelope_from_amqp(&job->env, &ev->msg.properties, ev->msg.body, &err) < 0) {
-        log_error("dead-lettering a message that is not a sluice request: %s", err.message);
-        wmetrics_malformed(c->wm);
-        if (mq_nack(c->mq, ev->tag, false, false) < 0) c->broken = true;
         job_free(job);
+        on_poison(c, ev, &err);
         return;
     }
     job->route = cfg_route_find(c->cfg, job->env.route, strlen(job->env.route));
@@ -314,97 +286,41 @@ static void on_delivery(struct consumer *c, struct mq_event *ev)
     add_to_forming(c, job);
 }
 
-static bool any_older(struct job *const *jobs, size_t n, uint64_t tag)
-{
-    for (size_t i = 0; i < n; i++)
-        if (jobs[i]->delivery_tag < tag) return true;
-    return false;
-}
-
-/* newest_if_oldest returns the newest delivery tag of b when no delivery
- * outside b is older than it, so one multiple ack settles exactly b's jobs;
- * else 0. The broker handles one multiple ack as one message to the queue's
- * process, where individual acks cost one each: under load that process is
- * the broker's busiest (docs/performance.md). */
-static uint64_t newest_if_oldest(const struct consumer *c, const struct batch *b)
-{
-    uint64_t newest = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (b->jobs[i]->delivery_tag > newest) newest = b->jobs[i]->delivery_tag;
-    if (any_older(c->held.jobs, c->held.n, newest)) return 0;
-    if (c->forming && any_older(c->forming->jobs, c->forming->n, newest)) return 0;
-    for (const struct batch *o = c->inflight; o; o = o->next)
-        if (o != b && any_older(o->jobs, o->n, newest)) return 0;
-    return newest;
-}
-
-/* finish acks (or, if refused, requeues) every delivery of a confirmed batch. */
+/* finish settles every delivery of a confirmed batch with the broker: acks,
+ * nacks of those to dead-letter, or requeues when a publish was refused. */
 static void finish(struct consumer *c, struct batch *b)
 {
-    uint64_t newest = b->refused ? 0 : newest_if_oldest(c, b);
-    if (newest && !c->broken && mq_ack(c->mq, newest, true) < 0) c->broken = true;
-    for (size_t i = 0; i < b->n && !newest && !c->broken; i++) {
-        uint64_t tag = b->jobs[i]->delivery_tag;
-        int rc = b->refused ? mq_nack(c->mq, tag, false, true) : mq_ack(c->mq, tag, false);
-        if (rc < 0) c->broken = true;
+    struct mq *mq = session_mq(c->session);
+    struct acks_others o = {.inflight = c->inflight, .forming = c->forming, .held = &c->held};
+    uint64_t newest = b->refused ? 0 : acks_multiple_tag(b, &o);
+    /* A failed ack or nack breaks the session: the teardown follows. */
+    int rc = newest ? mq_ack(mq, newest, true) : 0;
+    for (size_t i = 0; i < b->n && !newest && rc == 0; i++) {
+        const struct job *job = b->jobs[i];
+        if (b->refused || job->dead_letter)
+            rc = mq_nack(mq, job->delivery_tag, false, b->refused);
+        else
+            rc = mq_ack(mq, job->delivery_tag, false);
     }
     inflight_remove(c, b);
     batch_free(b);
 }
 
-static void on_confirm(struct consumer *c, uint64_t tag, bool multiple, bool ok)
+/* on_confirm counts down a batch's publishes; the loss of the connection is
+ * handled whole by on_down. */
+static void on_confirm(void *arg, void *token, enum confirm_outcome outcome)
 {
-    size_t kept = 0;
-    for (size_t i = 0; i < c->confirms_n; i++) {
-        struct pending_confirm p = c->confirms[i];
-        if (p.seq > tag || (!multiple && p.seq != tag)) {
-            c->confirms[kept++] = p;
-            continue;
-        }
-        if (!ok) p.batch->refused = true;
-        if (--p.batch->unconfirmed == 0) finish(c, p.batch);
-    }
-    c->confirms_n = kept;
+    struct consumer *c = arg;
+    struct batch *b = token;
+    if (outcome == CONFIRM_LOST) return;
+    if (outcome != CONFIRM_ACKED) b->refused = true;
+    if (--b->unconfirmed == 0) finish(c, b);
 }
 
-static void on_return(struct consumer *c, const amqp_message_t *msg)
+static void on_stats(void *arg, size_t i, uint32_t messages, uint32_t consumers)
 {
-    amqp_bytes_t id = msg->properties.message_id;
-    for (struct batch *b = c->inflight; b; b = b->next)
-        for (size_t i = 0; i < b->n; i++)
-            if (id.len == ID_LEN && memcmp(id.bytes, b->jobs[i]->env.id, ID_LEN) == 0)
-                b->refused = true;
-}
-
-static void read_broker(struct consumer *c)
-{
-    struct mq_event ev;
-    int rc = 0;
-    while (!c->broken && (rc = mq_next(c->mq, &ev, 0)) > 0) {
-        switch (ev.kind) {
-        case MQ_DELIVERY:
-            on_delivery(c, &ev);
-            break;
-        case MQ_ACK:
-        case MQ_NACK:
-            on_confirm(c, ev.tag, ev.multiple, ev.kind == MQ_ACK);
-            break;
-        case MQ_RETURN:
-            on_return(c, &ev.msg);
-            break;
-        case MQ_CANCELLED:
-            log_error("the broker cancelled our consumer (requests queue deleted?): reconnecting");
-            c->broken = true;
-            break;
-        case MQ_NONE:
-            break;
-        }
-        mq_event_release(&ev);
-    }
-    if (rc < 0 && !c->broken) {
-        log_error("broker connection lost: %s", mq_strerror(rc));
-        c->broken = true;
-    }
+    struct consumer *c = arg;
+    wmetrics_queue(c->wm, (enum wm_queue)i, messages, consumers);
 }
 
 /* drop_all forgets every job after the connection is gone: the broker
@@ -428,41 +344,27 @@ static void drop_all(struct consumer *c)
     while ((job = retry_heap_pop(&c->held)))
         job_free(job);
     if (c->wm) wmetrics_held(c->wm, 0); /* NULL only when consumer_new failed */
-    c->confirms_n = 0;
-    c->retry_queues_n = 0;
 }
 
-static void disconnect(struct consumer *c)
+static int on_up(void *arg, struct mq *mq)
 {
-    drop_all(c);
-    mq_close(c->mq);
-    c->mq = NULL;
-    c->broken = false;
-    atomic_store(&c->connected, false);
-    wmetrics_connected(c->wm, false);
-    long delay = 100 + backoff_delay_ms(100, 5000, ++c->failures, backoff_rand(&c->rnd));
-    c->reconnect_at = clock_mono_ms() + delay;
-}
-
-static void connect_broker(struct consumer *c)
-{
-    char err[512] = "";
+    struct consumer *c = arg;
     const struct cfg *cfg = c->cfg;
-    if (mq_open(&c->mq, cfg->amqp_url, "sluice-worker", 5000, err, sizeof(err)) < 0 ||
-        mq_declare_topology(c->mq, cfg->namespace, cfg->ingress.status_retention_s, cfg->queue_type,
-                            cfg->delivery_limit, err, sizeof(err)) < 0 ||
-        mq_confirm_select(c->mq) < 0 || mq_qos(c->mq, (uint16_t)cfg->worker.prefetch) < 0 ||
-        mq_consume(c->mq, c->requests, NULL) < 0) {
-        log_error("%s; retrying", err[0] ? err : "cannot consume the requests queue");
-        disconnect(c);
-        return;
-    }
-    c->failures = 0;
+    if (mq_qos(mq, (uint16_t)cfg->worker.prefetch) < 0 || mq_consume(mq, c->requests, NULL) < 0)
+        return -1;
     atomic_store(&c->connected, true);
     wmetrics_connected(c->wm, true);
-    c->stats_at = clock_mono_ms(); /* at once: a new worker changes the fleet size */
     log_info("consuming %s (batch_size %ld, prefetch %ld)", c->requests, cfg->worker.batch_size,
              cfg->worker.prefetch);
+    return 0;
+}
+
+static void on_down(void *arg)
+{
+    struct consumer *c = arg;
+    drop_all(c);
+    atomic_store(&c->connected, false);
+    wmetrics_connected(c->wm, false);
 }
 
 /* start_drain stops consuming, sends what is forming on its way and moves
@@ -471,21 +373,22 @@ static void start_drain(struct consumer *c)
 {
     c->draining = true;
     c->drain_deadline = clock_mono_ms() + c->cfg->worker.shutdown_grace_ms;
-    if (!c->mq) return;
-    if (mq_cancel(c->mq) < 0) c->broken = true;
+    struct mq *mq = session_mq(c->session);
+    if (!mq) return;
+    if (mq_cancel(mq) < 0) return; /* the session is broken: the loop ends */
     struct batch *b = calloc(1, sizeof(*b));
-    struct job *job;
     if (!b) {
-        c->broken = true;
+        session_break(c->session, "out of memory at shutdown");
         return;
     }
     int64_t now = clock_mono_ms();
+    struct job *job;
     while ((job = retry_heap_pop(&c->held))) {
         job->next = NEXT_RETRY_QUEUE;
         job->delay_ms = job->due_ms > now ? (long)(job->due_ms - now) : 0;
         if (batch_push(b, job) < 0) {
             job_free(job);
-            c->broken = true;
+            session_break(c->session, "out of memory at shutdown");
         }
     }
     b->next = c->inflight;
@@ -511,24 +414,6 @@ static void release_due(struct consumer *c, int64_t now)
     wmetrics_held(c->wm, c->held.n);
 }
 
-/* poll_queues refreshes the queue gauges every QUEUE_STATS_MS. The passive
- * declares are RPCs on the consuming channel: rabbitmq-c queues the frames
- * that arrive meanwhile, and mq_buffered makes the loop read them at once. */
-static void poll_queues(struct consumer *c, int64_t now)
-{
-    static const enum wm_queue queues[] = {WM_REQUESTS, WM_DEAD};
-    const char *names[] = {c->requests, c->dead};
-    if (now < c->stats_at) return;
-    c->stats_at = now + QUEUE_STATS_MS;
-    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]) && !c->broken; i++) {
-        uint32_t messages, consumers;
-        if (mq_queue_stats(c->mq, names[i], &messages, &consumers) < 0)
-            c->broken = true; /* the channel is closed: reconnect */
-        else
-            wmetrics_queue(c->wm, queues[i], messages, consumers);
-    }
-}
-
 static void maybe_dispatch(struct consumer *c, int64_t now)
 {
     struct batch *f = c->forming;
@@ -540,15 +425,12 @@ static void maybe_dispatch(struct consumer *c, int64_t now)
 
 static int next_timeout(const struct consumer *c, int64_t now)
 {
-    int64_t until = now + TICK_MS;
+    int64_t until = now + session_timeout_ms(c->session, now, TICK_MS);
     const struct job *top = retry_heap_peek(&c->held);
     if (top && top->due_ms < until) until = top->due_ms;
     if (c->forming && c->forming->first_ms + c->cfg->worker.batch_linger_ms < until)
         until = c->forming->first_ms + c->cfg->worker.batch_linger_ms;
-    if (!c->mq && !c->draining && c->reconnect_at < until) until = c->reconnect_at;
     if (c->draining && c->drain_deadline < until) until = c->drain_deadline;
-    if (c->mq && !c->draining && c->stats_at < until) until = c->stats_at;
-    if (c->mq && mq_buffered(c->mq)) until = now;
     return until > now ? (int)(until - now) : 0;
 }
 
@@ -564,15 +446,15 @@ int consumer_run(struct consumer *c, int signal_fd)
 {
     for (;;) {
         int64_t now = clock_mono_ms();
-        if (!c->mq && !c->draining && now >= c->reconnect_at) connect_broker(c);
-        if (c->draining && (idle(c) || !c->mq)) break;
+        if (c->draining && (idle(c) || !session_up(c->session))) break;
         if (c->draining && now >= c->drain_deadline) {
             log_warn("shutdown grace over: leaving unfinished requests to other workers");
             break;
         }
         struct curl_waitfd fds[2] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
         unsigned n = 1;
-        if (c->mq) fds[n++] = (struct curl_waitfd){.fd = mq_fd(c->mq), .events = CURL_WAIT_POLLIN};
+        int fd = session_fd(c->session);
+        if (fd >= 0) fds[n++] = (struct curl_waitfd){.fd = fd, .events = CURL_WAIT_POLLIN};
         if (dispatch_wait(c->dispatch, fds, n, next_timeout(c, now)) < 0) {
             log_error("curl_multi_poll failed");
             return -1;
@@ -580,20 +462,41 @@ int consumer_run(struct consumer *c, int signal_fd)
         if ((fds[0].revents & CURL_WAIT_POLLIN) && read_signal(signal_fd) && !c->draining)
             start_drain(c);
         dispatch_run(c->dispatch, on_call_done, c);
+        session_run(c->session, clock_mono_ms());
         now = clock_mono_ms();
-        if (c->mq && !c->draining) poll_queues(c, now);
-        if (c->mq) read_broker(c);
-        if (c->mq) release_due(c, now);
-        if (c->mq) maybe_dispatch(c, now);
-        if (c->broken) disconnect(c);
+        if (session_up(c->session)) release_due(c, now);
+        if (session_up(c->session)) maybe_dispatch(c, now);
     }
-    if (c->mq) disconnect(c);
+    /* Closing politely lets the last acks reach the queue (mq_close). */
+    session_free(c->session);
+    c->session = NULL;
     return 0;
 }
 
 bool consumer_connected(struct consumer *c)
 {
     return atomic_load(&c->connected);
+}
+
+static struct session *open_session(struct consumer *c)
+{
+    c->stats_queues[WM_REQUESTS] = c->requests;
+    c->stats_queues[WM_DEAD] = c->dead;
+    struct session_params sp = {
+        .cfg = c->cfg,
+        .name = "sluice-worker",
+        .confirms = true,
+        .stats_queues = c->stats_queues,
+        .n_stats_queues = WM_N_QUEUES,
+        .stats_every_ms = QUEUE_STATS_MS,
+        .hooks = {.arg = c,
+                  .on_up = on_up,
+                  .on_down = on_down,
+                  .on_delivery = on_delivery,
+                  .on_confirm = on_confirm,
+                  .on_stats = on_stats},
+    };
+    return session_new(&sp);
 }
 
 struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
@@ -603,12 +506,13 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     c->cfg = cfg;
     c->rnd = (uint64_t)clock_real_ms() ^ ((uint64_t)getpid() << 32);
     retry_heap_init(&c->held);
-    mq_name(c->requests, sizeof(c->requests), cfg->namespace, "requests");
-    mq_name(c->events, sizeof(c->events), cfg->namespace, "events");
-    mq_name(c->dead, sizeof(c->dead), cfg->namespace, "dead");
+    buf_init(&c->events, SIZE_MAX / 2);
+    topo_name(cfg, TOPO_REQUESTS, c->requests, sizeof(c->requests));
+    topo_name(cfg, TOPO_DEAD, c->dead, sizeof(c->dead));
     c->dispatch = dispatch_new(cfg);
     c->wm = wmetrics_new(cfg, metrics);
-    if (!c->dispatch || !c->wm) {
+    c->session = open_session(c);
+    if (!c->dispatch || !c->wm || !c->session) {
         consumer_free(c);
         return NULL;
     }
@@ -618,12 +522,11 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
 void consumer_free(struct consumer *c)
 {
     if (!c) return;
+    session_free(c->session);
     drop_all(c);
-    mq_close(c->mq);
     dispatch_free(c->dispatch);
     wmetrics_free(c->wm);
     retry_heap_free(&c->held);
-    free(c->confirms);
-    free(c->retry_queues);
+    buf_free(&c->events);
     free(c);
 }

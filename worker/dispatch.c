@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "backoff.h"
-#include "clock.h"
 #include "json.h"
 #include "log.h"
 
@@ -14,7 +13,6 @@ struct dispatch {
     const struct cfg *cfg;
     CURLM *multi;
     size_t *next_upstream; /* round-robin position per route, indexed like cfg->routes */
-    int running;
 };
 
 struct dispatch *dispatch_new(const struct cfg *cfg)
@@ -164,8 +162,6 @@ int dispatch_start(struct dispatch *d, struct job *job)
     curl_easy_setopt(e, CURLOPT_PRIVATE, job);
     set_method(e, job);
     if (curl_multi_add_handle(d->multi, e) != CURLM_OK) goto out;
-    job->started_ms = clock_mono_ms();
-    d->running++;
     rc = 0;
 out:
     if (rc < 0) dispatch_abort(d, job);
@@ -184,8 +180,7 @@ static void release(struct job *job)
 void dispatch_abort(struct dispatch *d, struct job *job)
 {
     if (!job->easy) return;
-    if (curl_multi_remove_handle(d->multi, job->easy) == CURLM_OK && job->started_ms) d->running--;
-    job->started_ms = 0;
+    curl_multi_remove_handle(d->multi, job->easy);
     release(job);
     buf_free(&job->resp_body);
     buf_free(&job->resp_headers);
@@ -218,14 +213,7 @@ void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), 
         curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &us);
         job->call_seconds = (double)us / 1e6;
         curl_multi_remove_handle(d->multi, msg->easy_handle);
-        d->running--;
-        job->started_ms = 0;
         release(job);
         done(arg, job);
     }
-}
-
-int dispatch_running(const struct dispatch *d)
-{
-    return d->running;
 }

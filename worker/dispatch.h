@@ -26,7 +26,5 @@ int dispatch_wait(struct dispatch *d, struct curl_waitfd *extra, unsigned n, int
  * with curl_code, http_status and call_seconds set; the job's handle is
  * released before done runs. */
 void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), void *arg);
-/* dispatch_running is the number of calls in progress. */
-int dispatch_running(const struct dispatch *d);
 
 #endif

@@ -1,6 +1,7 @@
 /* job.h: a request inside the worker, from delivery to ack, and the batch it
  * travels in. consumer.c owns both; dispatch.c and results.c fill in the call
- * and its outcome. */
+ * and its outcome, poison.c makes the job of a delivery that is not a valid
+ * request, acks.c decides how a batch is acked. */
 #ifndef SLUICE_JOB_H
 #define SLUICE_JOB_H
 
@@ -39,7 +40,6 @@ struct job {
     long http_status; /* 0 when no HTTP answer came */
     CURLcode curl_code;
     char curl_error[CURL_ERROR_SIZE];
-    int64_t started_ms;
     double call_seconds; /* how long the finished call took, from curl */
 
     /* The outcome (results.c). */
@@ -50,10 +50,14 @@ struct job {
     char *error_json;  /* owned, NULL if none */
 
     int64_t due_ms; /* NEXT_HOLD: monotonic time of the next call */
+    /* Settle with a nack without requeue, so the broker dead-letters the
+     * delivery as it came: it could not be decoded, or not re-encoded for
+     * its retry or dead copy. */
+    bool dead_letter;
 };
 
 /* A batch: dispatched together, settled together with one events message,
- * acked together once every publish it made is confirmed. */
+ * acked together once every publish it made is confirmed (acks.h). */
 struct batch {
     struct job **jobs;
     size_t n, cap;
@@ -63,5 +67,14 @@ struct batch {
     int64_t first_ms; /* when its first job joined (for batch_linger_ms) */
     struct batch *next;
 };
+
+/* job_new returns an empty job for delivery tag, or NULL on ENOMEM. */
+struct job *job_new(uint64_t delivery_tag);
+/* job_free frees the job and what it owns (not its curl handle: dispatch's). */
+void job_free(struct job *job);
+/* batch_push appends job and makes b its batch; -1 on ENOMEM. */
+__attribute__((warn_unused_result)) int batch_push(struct batch *b, struct job *job);
+/* batch_free frees b and its jobs. NULL is a no-op. */
+void batch_free(struct batch *b);
 
 #endif

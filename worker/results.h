@@ -1,7 +1,9 @@
 /* results.h: what a finished backend call means. It classifies the answer
- * (2xx succeeded; connect error, timeout, 408, 429, 5xx retry; anything else
- * failed), decides between holding, a retry queue and dead, and writes the
- * result and error objects the status endpoint serves. */
+ * (2xx succeeded; 408, 429, 5xx and transport errors such as a refused
+ * connection or a timeout retry; any other answer, and an upstream URL curl
+ * cannot use, failed), decides between holding, a retry queue and dead, and
+ * writes the result and error objects the status endpoint serves. Tested
+ * without a broker in tests/unit/test_results.c. */
 #ifndef SLUICE_RESULTS_H
 #define SLUICE_RESULTS_H
 

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "harness.h"
+#include "id.h"
 
 #define FINAL_MS 30000
 #define DEAD_WAIT_MS 10000
@@ -332,6 +333,51 @@ START_TEST(test_retry_queue)
 }
 END_TEST
 
+/* A message on the requests queue that is not a valid request (here: no
+ * method), whose ID and tenant the worker can read. Its client must learn
+ * that it is dead (error malformed_message) instead of seeing "queued"
+ * forever, and the message lands in the dead queue, uncalled. */
+START_TEST(test_malformed_message)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    char id[ID_CHARS + 1], exchange[256];
+    ck_assert_int_eq(id_new(id, (int64_t)h_mono_ms()), 0);
+    snprintf(exchange, sizeof exchange, "%s.requests", h_stack_namespace(s));
+    amqp_table_entry_t e[] = {
+        {.key = amqp_cstring_bytes("x-sluice-tenant"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("acme")}},
+        {.key = amqp_cstring_bytes("x-sluice-route"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("echo")}},
+        {.key = amqp_cstring_bytes("x-sluice-path"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("/p")}},
+    };
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_MESSAGE_ID_FLAG |
+                                               AMQP_BASIC_DELIVERY_MODE_FLAG |
+                                               AMQP_BASIC_HEADERS_FLAG,
+                                     .message_id = amqp_cstring_bytes(id),
+                                     .delivery_mode = AMQP_DELIVERY_PERSISTENT,
+                                     .headers = {.num_entries = 3, .entries = e}};
+    amqp_connection_state_t conn = broker_open();
+    ck_assert_int_eq(amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange),
+                                        amqp_cstring_bytes(exchange), 1, 0, &props,
+                                        amqp_cstring_bytes("{}")),
+                     AMQP_STATUS_OK);
+    broker_close(conn);
+
+    struct json_object *st = h_wait_final(s, H_TOKEN, id, FINAL_MS);
+    ck_assert_msg(!strcmp(h_json_str(st, "status"), "dead"), "want dead, got %s",
+                  json_object_to_json_string(st));
+    ck_assert_str_eq(error_code(st), "malformed_message");
+    ck_assert_str_eq(h_json_str(st, "route"), "echo");
+    json_object_put(st);
+    ck_assert_int_eq(h_backend_calls(s, id), 0);
+    const char *const want[] = {id};
+    expect_dead(s, want, 1);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *retries_suite(void)
 {
     Suite *s = suite_create("retries");
@@ -340,6 +386,7 @@ static Suite *retries_suite(void)
     tcase_add_test(tc, test_verdicts);
     tcase_add_test(tc, test_transport_errors);
     tcase_add_test(tc, test_retry_queue);
+    tcase_add_test(tc, test_malformed_message);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,194 @@
+/* topology.c: what sluice declares on the broker (see topology.h). Each kind
+ * of queue has one function that fills in its arguments; topo_declare says
+ * which queues a connection declares, in which order. mq.c does the wire. */
+#include "topology.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* TOPO_MAX_ARGS bounds the arguments of one queue declaration. */
+#define TOPO_MAX_ARGS 8
+
+/* Events stream segments: the unit of retention. Small enough that max-age
+ * bites at a useful granularity. */
+#define EVENTS_SEGMENT_BYTES (50 * 1000 * 1000)
+
+static const char *const suffixes[] = {
+    [TOPO_REQUESTS] = "requests",
+    [TOPO_DEAD] = "dead",
+    [TOPO_EVENTS] = "events",
+};
+
+/* A queue_args is the argument table of a queue being declared. */
+struct queue_args {
+    amqp_table_entry_t e[TOPO_MAX_ARGS];
+    int n;
+};
+
+static void arg_str(struct queue_args *a, const char *key, const char *value)
+{
+    if (a->n < TOPO_MAX_ARGS)
+        a->e[a->n++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes(key),
+            .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(value)}};
+}
+
+static void arg_i64(struct queue_args *a, const char *key, int64_t value)
+{
+    if (a->n < TOPO_MAX_ARGS)
+        a->e[a->n++] =
+            (amqp_table_entry_t){.key = amqp_cstring_bytes(key),
+                                 .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = value}};
+}
+
+static amqp_table_t table(struct queue_args *a)
+{
+    return (amqp_table_t){.num_entries = a->n, .entries = a->e};
+}
+
+void topo_name(const struct cfg *cfg, enum topo_queue q, char *out, size_t outlen)
+{
+    mq_name(out, outlen, cfg->namespace, suffixes[q]);
+}
+
+void topo_retry_name(const struct cfg *cfg, long delay_ms, char *out, size_t outlen)
+{
+    char suffix[40];
+    snprintf(suffix, sizeof(suffix), "retry.%ld", delay_ms);
+    mq_name(out, outlen, cfg->namespace, suffix);
+}
+
+/* is_quorum reads the queue type, refusing names it does not know (config.c
+ * already does; a library caller may not have). */
+static int is_quorum(const struct cfg *cfg, bool *quorum, char *err, size_t errlen)
+{
+    const char *t = cfg->queue_type;
+    *quorum = t && !strcmp(t, "quorum");
+    if (*quorum || (t && !strcmp(t, "classic"))) return 0;
+    snprintf(err, errlen, "queue type \"%s\" is neither classic nor quorum", t ? t : "(null)");
+    return -1;
+}
+
+/* add_quorum makes a queue a quorum queue. A quorum queue that dead-letters
+ * does so at most once by default: a message expiring from a retry queue, or
+ * past the delivery limit, would be lost if its target were unavailable at
+ * that instant (a leader election in a cluster). The at-least-once strategy
+ * keeps it until the target confirms it; it requires the reject-publish
+ * overflow, which without a length limit never refuses a publish, and with
+ * one (an operator's policy) refuses new requests, answered 503, instead of
+ * dropping accepted ones from the head of the queue. */
+static void add_quorum(struct queue_args *a, bool dead_letters)
+{
+    arg_str(a, "x-queue-type", "quorum");
+    if (!dead_letters) return;
+    arg_str(a, "x-dead-letter-strategy", "at-least-once");
+    arg_str(a, "x-overflow", "reject-publish");
+}
+
+/* add_classic makes a queue a classic queue of version 2 (RabbitMQ 3.10+),
+ * whose index does less work per message than version 1's, and lazy: it
+ * writes messages to disk at once instead of holding them in the queue
+ * process's heap, so a backlog while workers are down costs the broker no
+ * memory (no memory alarm blocking the ingress) and no garbage collection.
+ * bench/ceiling, priority queue, 64 confirms outstanding: 15.7k publishes/s
+ * (version 1), 23.9k (version 2), 36k-44k (version 2, lazy). RabbitMQ 3.12
+ * and later behave this way anyway and ignore x-queue-mode. Quorum queues
+ * and streams refuse both arguments (406). */
+static void add_classic(struct queue_args *a)
+{
+    arg_i64(a, "x-queue-version", 2);
+    arg_str(a, "x-queue-mode", "lazy");
+}
+
+/* requests_args: classic queues get priorities 0..9. Quorum: RabbitMQ
+ * refuses x-max-priority on a quorum queue (3.10 answers 406
+ * PRECONDITION_FAILED; 4.0 and later have two levels, normal and high,
+ * without any argument). Instead the delivery limit sends a message that
+ * keeps coming back unacked, because it crashes every worker that takes it,
+ * to the dead queue after delivery_limit returns. dead names the dead queue. */
+static int requests_args(const struct cfg *cfg, bool quorum, const char *dead, struct queue_args *a,
+                         char *err, size_t errlen)
+{
+    if (quorum) {
+        if (cfg->delivery_limit < 1) {
+            snprintf(err, errlen, "delivery limit %ld is not positive", cfg->delivery_limit);
+            return -1;
+        }
+        add_quorum(a, true);
+        arg_i64(a, "x-delivery-limit", cfg->delivery_limit);
+    } else {
+        add_classic(a);
+        arg_i64(a, "x-max-priority", 9);
+    }
+    arg_str(a, "x-dead-letter-exchange", "");
+    arg_str(a, "x-dead-letter-routing-key", dead);
+    return 0;
+}
+
+static void dead_args(bool quorum, struct queue_args *a)
+{
+    if (quorum)
+        add_quorum(a, false);
+    else
+        add_classic(a);
+}
+
+/* retry_args: messages wait delay_ms, then go back through the requests
+ * exchange, named requests. */
+static void retry_args(bool quorum, long delay_ms, const char *requests, struct queue_args *a)
+{
+    if (quorum)
+        add_quorum(a, true);
+    else
+        add_classic(a);
+    arg_i64(a, "x-message-ttl", delay_ms);
+    arg_str(a, "x-dead-letter-exchange", requests);
+    arg_str(a, "x-dead-letter-routing-key", requests);
+}
+
+/* events_args: a stream gets a replica on every node of the cluster when it
+ * is declared, in either mode, so it needs no x-initial-cluster-size.
+ * max_age is "<retention>s". */
+static void events_args(const char *max_age, struct queue_args *a)
+{
+    arg_str(a, "x-queue-type", "stream");
+    arg_str(a, "x-max-age", max_age);
+    arg_i64(a, "x-stream-max-segment-size-bytes", EVENTS_SEGMENT_BYTES);
+}
+
+int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
+{
+    char requests[TOPO_NAME_MAX], dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX], max_age[32];
+    struct queue_args req = {.n = 0}, dl = {.n = 0}, ev = {.n = 0};
+    bool quorum;
+    if (is_quorum(cfg, &quorum, err, errlen) < 0) return -1;
+    topo_name(cfg, TOPO_REQUESTS, requests, sizeof(requests));
+    topo_name(cfg, TOPO_DEAD, dead, sizeof(dead));
+    topo_name(cfg, TOPO_EVENTS, events, sizeof(events));
+    snprintf(max_age, sizeof(max_age), "%lds", cfg->ingress.status_retention_s);
+    dead_args(quorum, &dl);
+    events_args(max_age, &ev);
+    if (requests_args(cfg, quorum, dead, &req, err, errlen) < 0 ||
+        mq_declare_exchange(mq, requests, "direct", err, errlen) < 0 ||
+        mq_declare_queue(mq, dead, table(&dl), err, errlen) < 0 ||
+        mq_declare_queue(mq, requests, table(&req), err, errlen) < 0 ||
+        mq_bind(mq, requests, requests, requests, err, errlen) < 0 ||
+        mq_declare_queue(mq, events, table(&ev), err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+int topo_declare_retry(struct mq *mq, const struct cfg *cfg, long delay_ms, char *err,
+                       size_t errlen)
+{
+    char name[TOPO_NAME_MAX], requests[TOPO_NAME_MAX];
+    struct queue_args a = {.n = 0};
+    bool quorum;
+    if (is_quorum(cfg, &quorum, err, errlen) < 0) return -1;
+    topo_retry_name(cfg, delay_ms, name, sizeof(name));
+    topo_name(cfg, TOPO_REQUESTS, requests, sizeof(requests));
+    retry_args(quorum, delay_ms, requests, &a);
+    return mq_declare_queue(mq, name, table(&a), err, errlen);
+}
