@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "id.h"
+#include "mq.h"
 
 /* The limits every form and the AMQP decoder share. */
 #define ENV_MAX_METHOD 32 /* an HTTP method is a token (RFC 9110) of up to 32 characters */
@@ -28,8 +29,7 @@
  * header frame, at most the frame size sluice negotiates (common/mq.c), less
  * room for the frame's own bytes and the x-death headers the broker adds
  * when a message comes back from a retry queue. */
-#define ENV_FRAME_MAX 131072
-#define ENV_MAX_PROPERTIES (ENV_FRAME_MAX - 4096)
+#define ENV_MAX_PROPERTIES (MQ_FRAME_MAX - 4096)
 #define ENV_PRIORITY_DEFAULT 5 /* "normal"; "high" is 9, "low" is 1 */
 
 struct env_header {

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define JWT_MAX_TOKEN 8192
-#define JWT_MAX_CLAIM 256 /* tenant and route names */
+#define JWT_MAX_CLAIM 128 /* tenant and route names: what the events stream carries */
 #define JWT_MAX_ROUTES 64
 
 enum jwt_alg { JWT_HS256, JWT_RS256, JWT_ES256 };

@@ -16,7 +16,6 @@
 
 #define MQ_CHANNEL 1
 #define MQ_HEARTBEAT_S 10
-#define MQ_FRAME_MAX 131072
 /* AMQP short strings (table keys among them) carry their length in a byte. */
 #define MQ_SHORTSTR_MAX 255
 #define MQ_TABLE_DEPTH_MAX 8

@@ -101,6 +101,8 @@ int mq_props_fit(const amqp_basic_properties_t *props, amqp_bytes_t scratch);
 /* A content header frame is 7 bytes of frame header, 12 of class, weight
  * and body size, the properties, and an end byte. */
 #define MQ_HEADER_FRAME_OVERHEAD 20
+/* MQ_FRAME_MAX is the largest frame sluice asks the broker for at login. */
+#define MQ_FRAME_MAX 131072
 size_t mq_props_room(int frame_max);
 
 __attribute__((warn_unused_result)) int mq_ack(struct mq *mq, uint64_t tag, bool multiple);

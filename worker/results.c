@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "base64.h"
 #include "json.h"
 
 enum verdict { V_SUCCEEDED, V_RETRY, V_FAILED };
@@ -22,20 +23,6 @@ static enum verdict classify(const struct job *job)
     if (s >= 200 && s < 300) return V_SUCCEEDED;
     if (s == 408 || s == 429 || s >= 500) return V_RETRY;
     return V_FAILED;
-}
-
-static int append_base64(struct buf *b, const unsigned char *u, size_t len)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < len; i += 3) {
-        uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < len ? (uint32_t)u[i + 1] << 8 : 0) |
-                     (i + 2 < len ? u[i + 2] : 0);
-        char q[4] = {tbl[v >> 18 & 63], tbl[v >> 12 & 63], i + 1 < len ? tbl[v >> 6 & 63] : '=',
-                     i + 2 < len ? tbl[v & 63] : '='};
-        rc = buf_append(b, q, 4);
-    }
-    return rc;
 }
 
 /* append_body adds the answer's body as "body" (JSON, embedded as the backend
@@ -57,7 +44,7 @@ static int append_body(struct buf *b, const struct job *job)
         return rc ? rc : buf_append_json_string(b, body, len);
     }
     int rc = buf_appends(b, ",\"body_base64\":\"");
-    if (rc == 0) rc = append_base64(b, (const unsigned char *)body, len);
+    if (rc == 0) rc = base64_append(b, body, len);
     return rc ? rc : buf_append(b, "\"", 1);
 }
 

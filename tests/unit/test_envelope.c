@@ -909,7 +909,7 @@ START_TEST(test_request_size)
     struct env_error err;
     amqp_pool_t pool;
     amqp_basic_properties_t props;
-    static char frame[ENV_FRAME_MAX];
+    static char frame[MQ_FRAME_MAX];
 
     for (int n = 15; n <= 16; n++) {
         size_lines(lines, n);
