@@ -75,7 +75,8 @@ integration: san $(ITEST_BINS)
 # test is what CI runs: install, build, check the docs and deploy files, run
 # every suite (unit suites, then integration suites against a private broker
 # that run-tests.sh starts and stops), the integration suites again in
-# quorum-queue mode, and a smoke run of the benchmark.
+# quorum-queue mode, a smoke run of the benchmark, the browser test, and
+# docker-compose.yml run for real on a local Docker engine (compose-test.sh).
 test: deps
 	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/gen-docs.sh --check
@@ -84,10 +85,15 @@ test: deps
 	@SLUICE_QUEUE_TYPE=quorum scripts/run-tests.sh integration $(ITEST_BINS)
 	@bench/run.sh --smoke
 	@scripts/browser-test.sh
+	@scripts/compose-test.sh
 	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
 
 check-deploy: all
 	@scripts/check-deploy.sh
+
+# compose-test runs docker-compose.yml for real: engine, images, scaling, down.
+compose-test:
+	@scripts/compose-test.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -107,7 +113,8 @@ help:
 	@echo "make run        install what is missing, start a broker, ingress, 2 workers, demo backend"
 	@echo "make test       install what is missing, unit + integration tests (ASan/UBSan)"
 	@echo "make unit       unit tests only"
+	@echo "make compose-test  docker-compose.yml run for real (starts dockerd, builds the images)"
 	@echo "make clean      remove build/"
 
-.PHONY: all san bench bench-tools check-deploy deps unit integration test run docs format clean help
+.PHONY: all san bench bench-tools check-deploy compose-test deps unit integration test run docs format clean help
 .SECONDARY:
