@@ -38,6 +38,7 @@ project=$prefix-$$
 t0=$SECONDS
 work=""
 dockerd_pid=""
+load_pid=""
 compose_up=0
 
 say() { printf 'compose-test.sh: [%3ds] %s\n' $((SECONDS - t0)) "$*" >&2; }
@@ -62,6 +63,11 @@ cleanup() {
   local rc=$? s
   set +e
   trap '' PIPE INT TERM HUP
+  # A signal that arrives during a redirected function (dc ... >/dev/null)
+  # runs this with the redirection still in place: write where we began.
+  exec 1>&7 2>&8
+  # The load generator stops on a file in $work, which is about to go.
+  [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
   if [ "$compose_up" -eq 1 ]; then
     if [ "$rc" -ne 0 ]; then
       dc --profile monitoring ps >&2
@@ -109,7 +115,8 @@ start_dockerd() {
   [ "$(id -u)" -eq 0 ] || die "no Docker engine answers, and starting dockerd needs root"
   command -v dockerd >/dev/null 2>&1 || die "dockerd is missing (Debian package docker.io)"
   say "starting dockerd (log in $work/dockerd.log)"
-  setsid dockerd >"$work/dockerd.log" 2>&1 </dev/null &
+  # It must not hold the lock (fd 9) or our output (7, 8) should it outlive us.
+  setsid dockerd >"$work/dockerd.log" 2>&1 </dev/null 7>&- 8>&- 9>&- &
   dockerd_pid=$!
   for _ in $(seq 1 120); do
     docker_answers && return
@@ -302,7 +309,8 @@ if mode == "load":
     rate, n, conn = 40.0, 0, None  # requests per second
     start = time.monotonic()
     with open(os.path.join(work, "ledger"), "a") as ok, open(os.path.join(work, "refused"), "a") as no:
-        while not os.path.exists(os.path.join(work, "stop")):
+        # It also stops when $work is gone: the script's cleanup removes it.
+        while os.path.isdir(work) and not os.path.exists(os.path.join(work, "stop")):
             n += 1
             # /delay/500: calls stay in flight long enough for a killed worker to hold some.
             env = json.dumps({"route": "echo", "path": "/delay/500", "body": {"n": n}})
@@ -387,7 +395,6 @@ sys.exit(0 if d["status"] == "succeeded" and r.get("status") == 200 and echo.get
 
 # workers prints the names of the running worker containers.
 workers() {
-  # shellcheck disable=SC2046
   docker ps --filter "label=com.docker.compose.project=$project" \
     --filter "label=com.docker.compose.service=worker" --format '{{.Names}}'
 }
@@ -400,8 +407,8 @@ scale_under_load() {
   : >"$work/ledger"
   : >"$work/refused"
   rm -f "$work/stop"
-  ledger load &
-  local load_pid=$!
+  ledger load 7>&- 8>&- 9>&- &
+  load_pid=$!
   sleep 4
   say "load running; scaling the workers to 1"
   dc up -d --no-recreate --scale worker=1 >/dev/null 2>&1 || die "up --scale worker=1 failed"
@@ -421,6 +428,7 @@ scale_under_load() {
   sleep 3
   touch "$work/stop"
   wait "$load_pid" || die "the load generator failed"
+  load_pid=""
   accepted=$(wc -l <"$work/ledger")
   refused=$(wc -l <"$work/refused")
   say "load stopped: $accepted accepted, $refused refused; waiting for every accepted ID"
@@ -494,6 +502,7 @@ down() {
 
 # ---- the run -----------------------------------------------------------------------
 
+exec 7>&1 8>&2
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -504,7 +513,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/compose-test.XXXXXX")
 
 # One run at a time: runs share the engine, the images and their tags.
 exec 9>/tmp/sluice-compose-test.lock
-flock -w 900 9 || die "another compose-test.sh held the lock for 15 minutes"
+if ! flock -n 9; then
+  say "waiting for another compose-test.sh run to finish (lock /tmp/sluice-compose-test.lock)"
+  flock -w 900 9 || die "another compose-test.sh held the lock for 15 minutes"
+fi
 
 start_dockerd
 remove_stale
