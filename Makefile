@@ -92,8 +92,9 @@ tsan-test: tsan build/tsan/test_publisher build/san/itest_resilience
 # test is what CI runs: install, build, check the docs and deploy files, run
 # every suite (unit suites, then integration suites against a private broker
 # that run-tests.sh starts and stops), the integration suites again in
-# quorum-queue mode, a smoke run of the benchmark, and the ThreadSanitizer
-# run (tsan-test).
+# quorum-queue mode, a smoke run of the benchmark, the browser test, the
+# ThreadSanitizer run (tsan-test), and docker-compose.yml run for real on a
+# local Docker engine (compose-test.sh).
 test: deps
 	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/gen-docs.sh --check
@@ -103,10 +104,15 @@ test: deps
 	@bench/run.sh --smoke
 	@scripts/browser-test.sh
 	@$(MAKE) --no-print-directory tsan-test
+	@scripts/compose-test.sh
 	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
 
 check-deploy: all
 	@scripts/check-deploy.sh
+
+# compose-test runs docker-compose.yml for real: engine, images, scaling, down.
+compose-test:
+	@scripts/compose-test.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -127,7 +133,8 @@ help:
 	@echo "make test       install what is missing, unit + integration tests (ASan/UBSan)"
 	@echo "make unit       unit tests only"
 	@echo "make tsan-test  publisher unit tests and broker-down/frozen cases under ThreadSanitizer"
+	@echo "make compose-test  docker-compose.yml run for real (starts dockerd, builds the images)"
 	@echo "make clean      remove build/"
 
-.PHONY: all san tsan tsan-test bench bench-tools check-deploy deps unit integration test run docs format clean help
+.PHONY: all san tsan tsan-test bench bench-tools check-deploy compose-test deps unit integration test run docs format clean help
 .SECONDARY:
