@@ -17,45 +17,11 @@
 #include "id.h"
 #include "json.h"
 
-#define RETRY_AFTER_S "2"
-
-/* ---- answers ---- */
-
-static void answer_error(struct answer *a, int status, const char *code, const char *message)
-{
-    a->status = status;
-    a->body = json_error_body(code, message);
-    a->len = a->body ? strlen(a->body) : 0;
-    a->content_type = "application/json";
-    a->header_name = NULL;
-    if (status == 503 || status == 429) {
-        a->header_name = "Retry-After";
-        snprintf(a->header_value, sizeof(a->header_value), "%s", RETRY_AFTER_S);
-    }
-}
-
 /* refuse is answer_error for handle_begin's refusals. */
 static int refuse(struct answer *a, int status, const char *code, const char *message)
 {
     answer_error(a, status, code, message);
     return -1;
-}
-
-static void answer_text(struct answer *a, int status, const char *type, struct buf *b)
-{
-    a->status = status;
-    a->body = buf_take(b, &a->len);
-    a->content_type = type;
-    a->header_name = NULL;
-    if (!a->body) answer_error(a, 500, "internal", "out of memory");
-}
-
-static void answer_literal(struct answer *a, int status, const char *json)
-{
-    struct buf b;
-    buf_init(&b, 4096);
-    if (buf_appends(&b, json) < 0) return answer_error(a, 500, "internal", "out of memory");
-    answer_text(a, status, "application/json", &b);
 }
 
 /* ---- reading: health, readiness, metrics, status, the status page ---- */
@@ -129,10 +95,10 @@ static bool get_admin_page(struct request *r, struct answer *a)
         return false;
     }
     answer_text(a, 200, "text/html; charset=utf-8", &b);
-    a->header_name = "Content-Security-Policy";
-    snprintf(a->header_value, sizeof(a->header_value), "%s",
-             "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    (void)answer_header(a, "Content-Security-Policy", "%s",
+                        "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                        "'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action "
+                        "'none'; frame-ancestors 'none'");
     return false;
 }
 
@@ -145,8 +111,7 @@ static bool get_admin_summary(struct request *r, struct answer *a)
         return false;
     }
     answer_text(a, 200, "application/json", &b);
-    a->header_name = "Cache-Control";
-    snprintf(a->header_value, sizeof(a->header_value), "no-store");
+    (void)answer_header(a, "Cache-Control", "no-store");
     return false;
 }
 
@@ -161,8 +126,7 @@ static int answer_accepted(struct answer *a, const char *id)
                     id, id) < 0)
         return -1;
     answer_text(a, 202, "application/json", &b);
-    a->header_name = "Location";
-    snprintf(a->header_value, sizeof(a->header_value), "/v1/requests/%s", id);
+    (void)answer_header(a, "Location", "/v1/requests/%s", id);
     return 0;
 }
 

@@ -18,20 +18,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "answer.h"
 #include "app.h"
 #include "buf.h"
 #include "envelope.h"
-
-/* An answer to send. body is malloc'd (or NULL when out of memory) and
- * belongs to whoever sends it. */
-struct answer {
-    int status;
-    char *body;
-    size_t len;
-    const char *content_type;
-    const char *header_name; /* one extra header (Location, Retry-After, ...) or NULL */
-    char header_value[256];
-};
 
 struct request;
 
