@@ -18,7 +18,7 @@
 #define CFG_MAX_FILE_BYTES (16L * 1024 * 1024)
 #define CFG_JSON_DEPTH 32
 
-enum scalar_type { T_STR, T_LONG };
+enum scalar_type { T_STR, T_LONG, T_LIST };
 
 struct scalar {
     const char *key; /* dotted: "ingress.threads" */
@@ -26,9 +26,9 @@ struct scalar {
     enum scalar_type type;
     const char *def_str;
     long def, min, max;
-    size_t off; /* of a char * or a long in struct cfg */
+    size_t off; /* of a char *, a long or a struct cfg_strings in struct cfg */
     bool (*ok)(const char *s);
-    const char *rule; /* what ok accepts, worded to follow "must be " */
+    const char *rule; /* what ok accepts (of each item of a list), worded to follow "must be " */
     bool secret;      /* the value may hold a password: never echo it */
     const char *meaning;
 };
@@ -39,6 +39,8 @@ static bool log_level_ok(const char *s);
 static bool queue_type_ok(const char *s);
 static bool listen_ok(const char *s);
 static bool admin_token_ok(const char *s);
+static bool file_ok(const char *s);
+static bool origin_ok(const char *s);
 
 #define STR(k, e, d, field, okf, rule, secret, m)                                                  \
     {                                                                                              \
@@ -47,6 +49,12 @@ static bool admin_token_ok(const char *s);
 #define LNG(k, e, d, lo, hi, field, m)                                                             \
     {                                                                                              \
         k, e, T_LONG, NULL, d, lo, hi, offsetof(struct cfg, field), NULL, NULL, false, m           \
+    }
+/* A list is a JSON array of strings in the file, comma-separated in the
+ * environment; empty by default. */
+#define LST(k, e, field, okf, rule, m)                                                             \
+    {                                                                                              \
+        k, e, T_LIST, NULL, 0, 0, 0, offsetof(struct cfg, field), okf, rule, false, m              \
     }
 #define LISTEN_RULE "host:port with a port of 0..65535 ([v6]:port accepted)"
 
@@ -80,8 +88,32 @@ static const struct scalar scalars[] = {
         ingress.confirm_timeout_ms, "a publish unconfirmed this long answers 503"),
     LNG("ingress.max_connections", "SLUICE_MAX_CONNECTIONS", 10000, 16, 1000000,
         ingress.max_connections, "concurrent client connections"),
+    LNG("ingress.max_connections_per_ip", "SLUICE_MAX_CONNECTIONS_PER_IP", 1024, 1, 1000000,
+        ingress.max_connections_per_ip,
+        "concurrent connections from one client address (a proxy in front counts as one)"),
     LNG("ingress.connection_timeout_s", "SLUICE_CONNECTION_TIMEOUT_S", 30, 1, 3600,
-        ingress.connection_timeout_s, "idle or slow clients are closed after this"),
+        ingress.connection_timeout_s,
+        "a connection that sends and receives nothing this long is closed (idle)"),
+    LNG("ingress.request_timeout_s", "SLUICE_REQUEST_TIMEOUT_S", 10, 1, 3600,
+        ingress.request_timeout_s,
+        "a request must arrive whole (request line, headers and body) within this from its "
+        "first byte, or it is answered 408 and its connection closed"),
+    LNG("ingress.max_header_bytes", "SLUICE_MAX_HEADER_BYTES", 32768, 1024, 1048576,
+        ingress.max_header_bytes, "largest request header block (431 beyond it)"),
+    LNG("ingress.max_url_bytes", "SLUICE_MAX_URL_BYTES", 20480, 256, 1048576, ingress.max_url_bytes,
+        "longest request target, path and query (414 beyond it)"),
+    STR("ingress.tls_cert_file", "SLUICE_TLS_CERT_FILE", "", ingress.tls_cert_file, file_ok,
+        "empty, or the path of a PEM file", false,
+        "certificate chain of the listener (with tls_key_file: HTTPS, TLS 1.2 and 1.3 only)"),
+    STR("ingress.tls_key_file", "SLUICE_TLS_KEY_FILE", "", ingress.tls_key_file, file_ok,
+        "empty, or the path of a PEM file", false,
+        "private key of tls_cert_file (its contents are never logged)"),
+    LST("ingress.cors_origins", "SLUICE_CORS_ORIGINS", ingress.cors_origins, origin_ok,
+        "origins (scheme://host[:port]) or *",
+        "browser origins allowed to call the API (CORS); "
+        "empty: CORS off"),
+    LNG("ingress.cors_max_age_s", "SLUICE_CORS_MAX_AGE_S", 600, 0, 86400, ingress.cors_max_age_s,
+        "how long a browser may cache a preflight answer"),
     LNG("worker.batch_size", "SLUICE_BATCH_SIZE", 100, 1, 1000, worker.batch_size,
         "messages handled together"),
     LNG("worker.batch_linger_ms", "SLUICE_BATCH_LINGER_MS", 5, 0, 10000, worker.batch_linger_ms,
@@ -138,6 +170,38 @@ static bool admin_token_ok(const char *s)
     return true;
 }
 
+/* file_ok accepts no path or one without control characters. */
+static bool file_ok(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < ' ') return false;
+    return true;
+}
+
+/* origin_ok accepts "*" or a serialized origin as browsers send it:
+ * http:// or https://, a host of [a-z0-9.-] or a [v6] literal, an optional
+ * port, nothing after (no path, no trailing slash), lower case. */
+static bool origin_ok(const char *s)
+{
+    size_t scheme = !strncmp(s, "https://", 8) ? 8 : !strncmp(s, "http://", 7) ? 7 : 0;
+    const char *host = s + scheme, *end;
+    if (!strcmp(s, "*")) return true;
+    if (!scheme || strlen(s) > 255) return false;
+    if (*host == '[') {
+        end = host + 1 + strspn(host + 1, "0123456789abcdef:.");
+        if (*end++ != ']' || end == host + 2) return false;
+    } else {
+        end = host + strspn(host, "abcdefghijklmnopqrstuvwxyz0123456789.-");
+        if (end == host) return false;
+    }
+    if (*end == ':') {
+        size_t digits = strspn(end + 1, "0123456789");
+        if (digits < 1 || digits > 5) return false;
+        end += 1 + digits;
+    }
+    return *end == '\0';
+}
+
 /* listen_ok accepts host:port and [v6]:port; a bare v6 address is ambiguous. */
 static bool listen_ok(const char *s)
 {
@@ -161,6 +225,11 @@ static bool listen_ok(const char *s)
 static char **str_at(struct cfg *c, const struct scalar *s)
 {
     return (char **)((char *)c + s->off);
+}
+
+static struct cfg_strings *list_at(struct cfg *c, const struct scalar *s)
+{
+    return (struct cfg_strings *)((char *)c + s->off);
 }
 
 static long *long_at(struct cfg *c, const struct scalar *s)
@@ -216,11 +285,78 @@ static int set_long(const struct cfgp_src *x, const char *path, struct cfg *c,
     return 0;
 }
 
+/* list_add checks v (n bytes) and appends a copy of it to the list of s. */
+static int list_add(const struct cfgp_src *x, const char *path, struct cfg *c,
+                    const struct scalar *s, const char *v, size_t n)
+{
+    struct cfg_strings *l = list_at(c, s);
+    char *copy = strndup(v, n), **more;
+    if (!copy) return cfgp_fail(x, path, "out of memory");
+    if (!s->ok(copy)) {
+        cfgp_fail(x, path, "each item must be %s (got \"%.80s\")", s->rule, copy);
+        free(copy);
+        return -1;
+    }
+    more = realloc(l->v, (l->n + 1) * sizeof *l->v);
+    if (!more) {
+        free(copy);
+        return cfgp_fail(x, path, "out of memory");
+    }
+    l->v = more;
+    l->v[l->n++] = copy;
+    return 0;
+}
+
+static void list_clear(struct cfg *c, const struct scalar *s)
+{
+    struct cfg_strings *l = list_at(c, s);
+    cfgp_free_strings(l->v, l->n);
+    *l = (struct cfg_strings){0};
+}
+
+static int list_from_json(const struct cfgp_src *x, const char *path, struct cfg *c,
+                          const struct scalar *s, struct json_object *v)
+{
+    const char *str;
+    char p[CFG_PATH_MAX];
+
+    if (!json_object_is_type(v, json_type_array))
+        return cfgp_fail(x, path, "must be an array of strings (got %.80s)", cfgp_show(v));
+    list_clear(c, s);
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        cfgp_pathf(p, "%s[%zu]", path, i);
+        if (cfgp_string(x, p, json_object_array_get_idx(v, i), &str) < 0) return -1;
+        if (list_add(x, p, c, s, str, strlen(str)) < 0) return -1;
+    }
+    return 0;
+}
+
+/* list_from_env reads a comma-separated list; blanks around items are
+ * ignored and an empty value is an empty list. */
+static int list_from_env(const struct cfgp_src *x, struct cfg *c, const struct scalar *s,
+                         const char *v)
+{
+    list_clear(c, s);
+    while (*v) {
+        size_t n = strcspn(v, ",");
+        const char *item = v;
+        size_t len = n;
+        while (len && (*item == ' ' || *item == '\t'))
+            item++, len--;
+        while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+            len--;
+        if (len && list_add(x, s->env, c, s, item, len) < 0) return -1;
+        v += n + (v[n] == ',');
+    }
+    return 0;
+}
+
 static int scalar_from_json(const struct cfgp_src *x, const char *path, struct cfg *c,
                             const struct scalar *s, struct json_object *v)
 {
     const char *str;
 
+    if (s->type == T_LIST) return list_from_json(x, path, c, s, v);
     if (s->type == T_STR) {
         if (s->secret && !json_object_is_type(v, json_type_string))
             return cfgp_fail(x, path, "must be a string");
@@ -241,6 +377,7 @@ static int scalar_from_env(const struct cfgp_src *x, struct cfg *c, const struct
     long n;
 
     if (s->type == T_STR) return set_str(x, s->env, c, s, v);
+    if (s->type == T_LIST) return list_from_env(x, c, s, v);
     snprintf(got, sizeof got, "\"%.80s\"", v);
     errno = 0;
     n = strtol(v, &end, 10);
@@ -255,6 +392,7 @@ static int set_defaults(const struct cfgp_src *x, struct cfg *c)
             *long_at(c, s) = s->def;
             continue;
         }
+        if (s->type == T_LIST) continue; /* empty */
         *str_at(c, s) = strdup(s->def_str);
         if (!*str_at(c, s)) return cfgp_fail(x, NULL, "out of memory");
     }
@@ -366,6 +504,10 @@ out:
 
 static int cross_check(const struct cfgp_src *x, const struct cfg *c)
 {
+    if (!c->ingress.tls_cert_file[0] != !c->ingress.tls_key_file[0])
+        return cfgp_fail(
+            x, c->ingress.tls_cert_file[0] ? "ingress.tls_key_file" : "ingress.tls_cert_file",
+            "must be set too: HTTPS needs both the certificate and its key");
     if (c->worker.prefetch < c->worker.batch_size)
         return cfgp_fail(x, "worker.prefetch", "must be >= worker.batch_size (%ld) (got %ld)",
                          c->worker.batch_size, c->worker.prefetch);
@@ -462,8 +604,10 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
 void cfg_free(struct cfg *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < N_SCALARS; i++)
+    for (size_t i = 0; i < N_SCALARS; i++) {
         if (scalars[i].type == T_STR) free(*str_at(c, &scalars[i]));
+        if (scalars[i].type == T_LIST) list_clear(c, &scalars[i]);
+    }
     cfgp_free_keys(c);
     cfgp_free_routes(c);
     memset(c, 0, sizeof *c);
@@ -477,6 +621,11 @@ void cfg_usage(FILE *f)
     fputs("|-----|-------------|---------|---------|---------|\n", f);
     for (size_t i = 0; i < N_SCALARS; i++) {
         const struct scalar *s = &scalars[i];
+        if (s->type == T_LIST) {
+            fprintf(f, "| `%s` | `%s` | (empty) | %s; comma-separated in the environment | %s |\n",
+                    s->key, s->env, s->rule, s->meaning);
+            continue;
+        }
         if (s->type == T_STR) {
             fprintf(f, "| `%s` | `%s` | %s%s%s | %s | %s |\n", s->key, s->env,
                     s->def_str[0] ? "`" : "", s->def_str[0] ? s->def_str : "(empty)",
