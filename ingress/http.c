@@ -100,6 +100,7 @@ static const struct request_io IO = {header, walk_headers, suspend, resume};
 /* send_answer queues a (whose body libmicrohttpd takes) and counts it. */
 static enum MHD_Result send_answer(struct exchange *x, struct answer *a)
 {
+    handle_end(&x->r, a);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(a->len, a->body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
