@@ -277,6 +277,21 @@ out:
     return pending;
 }
 
+/* preflight answers a CORS preflight from an allowed origin, if r is one. */
+static bool preflight(struct request *r, struct answer *a)
+{
+    const struct request_io *io = r->io;
+    return cors_preflight(&r->app->cfg.ingress, r->method, io->header(r, "Origin"),
+                          io->header(r, "Access-Control-Request-Method"),
+                          io->header(r, "Access-Control-Request-Headers"), a);
+}
+
+static bool run_preflight(struct request *r, struct answer *a)
+{
+    if (!preflight(r, a)) answer_error(a, 500, "internal", "not a preflight");
+    return false;
+}
+
 /* ---- the endpoints ---- */
 
 enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_ANY };
@@ -298,6 +313,13 @@ struct endpoint {
  * paths take (cfg_route_at): a transparent submission to that route. */
 static const struct endpoint EDGE = {"",    true,     M_ANY,      KEY,
                                      false, ANY_BODY, begin_edge, submit_transparent};
+
+/* PREFLIGHT is the endpoint of a CORS preflight from an allowed origin,
+ * whatever its path: answered without a key, once the request is read, so
+ * that the connection stays open for the call that follows (libmicrohttpd
+ * closes a connection answered before its request was read). */
+static const struct endpoint PREFLIGHT = {"",    false,   M_ANY, ANYONE,
+                                          false, NO_BODY, NULL,  run_preflight};
 
 static const struct endpoint ENDPOINTS[] = {
     {"/healthz", false, M_READ, ANYONE, false, NO_BODY, NULL, get_health},
@@ -389,21 +411,16 @@ static int authenticate(struct request *r, struct answer *a)
     return 0;
 }
 
-/* preflight answers a CORS preflight from an allowed origin at once. */
-static bool preflight(struct request *r, struct answer *a)
-{
-    const struct request_io *io = r->io;
-    return cors_preflight(&r->app->cfg.ingress, r->method, io->header(r, "Origin"),
-                          io->header(r, "Access-Control-Request-Method"),
-                          io->header(r, "Access-Control-Request-Headers"), a);
-}
-
 int handle_begin(struct request *r, struct answer *a)
 {
     const struct cfg *cfg = &r->app->cfg;
     bool v1 = path_starts(r, "/v1/", 4);
     if (guard_check(&cfg->ingress, strlen(r->target), r->io->walk_headers, r, a) < 0) return -1;
-    if (preflight(r, a)) return -1;
+    struct answer probe = {0};
+    if (preflight(r, &probe)) {
+        r->ep = &PREFLIGHT;
+        return 0;
+    }
     /* Inside /v1 the key comes first: without one, nothing about paths or
      * routes is told. */
     if (v1 && authenticate(r, a) < 0) return -1;
