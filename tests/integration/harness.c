@@ -56,6 +56,8 @@ struct h_stack {
     struct json_object *config;
     int ingress_port;
     int backend_port;
+    bool tls;            /* the ingress serves HTTPS with cert */
+    char cert[PATH_MAX]; /* its self-signed certificate, the CA of h_request */
     char url[64];
     char backend_url[64];
     struct h_proc *backend;
@@ -300,6 +302,24 @@ void h_proc_kill(struct h_proc *p)
     reap(p, 0);
 }
 
+int h_proc_exit_status(const struct h_proc *p)
+{
+    return p->reaped && WIFEXITED(p->status) ? WEXITSTATUS(p->status) : -1;
+}
+
+int h_run(const char *name, const char *log, char *const argv[], int timeout_ms)
+{
+    struct h_proc *p = h_spawn(name, log, argv, NULL);
+    long long deadline = h_mono_ms() + timeout_ms;
+    while (h_proc_running(p) && h_mono_ms() < deadline)
+        h_sleep_ms(20);
+    ck_assert_msg(!h_proc_running(p), "%s did not finish within %d ms (log %s)", name, timeout_ms,
+                  log);
+    int rc = h_proc_exit_status(p);
+    h_proc_free(p);
+    return rc;
+}
+
 bool h_proc_clean(const struct h_proc *p)
 {
     return p->reaped && !p->overdue && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0;
@@ -420,6 +440,15 @@ static size_t chunk_read(char *out, size_t size, size_t n, void *cls)
     return want;
 }
 
+/* cacert verifies https:// URLs (h_set_cacert); NULL: the system's CAs. */
+static char *cacert;
+
+void h_set_cacert(const char *path)
+{
+    free(cacert);
+    cacert = path ? strdup(path) : NULL;
+}
+
 /* request sends one request; chunk > 0 sends the body chunked. */
 static struct h_resp *request(const char *method, const char *url, const char *const headers[],
                               const char *body, size_t len, size_t chunk)
@@ -441,6 +470,7 @@ static struct h_resp *request(const char *method, const char *url, const char *c
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->err);
+    if (cacert) curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
     if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (body && chunk) {
         list = curl_slist_append(list, "Transfer-Encoding: chunked");
@@ -807,7 +837,8 @@ void h_stack_start(struct h_stack *s, int n_workers)
 {
     ck_assert_msg(!s->ingress, "h_stack_start called twice");
     s->ingress_port = fresh_port(s);
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->ingress_port);
+    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", s->tls ? "https" : "http",
+             s->ingress_port);
     h_stack_set(s, "ingress.listen", "\"127.0.0.1:%d\"", s->ingress_port);
     int first = s->n_workers;
     for (int i = 0; i < n_workers; i++)
@@ -815,6 +846,48 @@ void h_stack_start(struct h_stack *s, int n_workers)
     h_stack_start_ingress(s);
     for (int i = first; i < s->n_workers; i++)
         wait_worker(s, i);
+}
+
+void h_stack_use_tls(struct h_stack *s)
+{
+    char key[PATH_MAX], log[PATH_MAX];
+    pathf(s->cert, sizeof s->cert, "%s/tls-cert.pem", s->dir);
+    pathf(key, sizeof key, "%s/tls-key.pem", s->dir);
+    pathf(log, sizeof log, "%s/openssl.log", s->dir);
+    char *argv[] = {"/usr/bin/openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout",
+                    key,
+                    "-out",
+                    s->cert,
+                    NULL};
+    ck_assert_msg(h_run("openssl", log, argv, 30000) == 0, "openssl req failed; see %s", log);
+    h_stack_set(s, "ingress.tls_cert_file", "\"%s\"", s->cert);
+    h_stack_set(s, "ingress.tls_key_file", "\"%s\"", key);
+    h_set_cacert(s->cert);
+    s->tls = true;
+}
+
+const char *h_stack_cert(const struct h_stack *s)
+{
+    return s->tls ? s->cert : NULL;
+}
+
+int h_stack_port(const struct h_stack *s)
+{
+    return s->ingress_port;
 }
 
 void h_stack_restart_ingress(struct h_stack *s)
@@ -955,7 +1028,7 @@ struct h_proc *h_stack_worker(struct h_stack *s, int i)
 static struct h_resp *api(struct h_stack *s, const char *method, const char *token,
                           const char *path, const char *body)
 {
-    char auth[512], url[512];
+    char auth[9000], url[512]; /* a JWT (RS256) is longer than an API key */
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     snprintf(url, sizeof url, "%s%s", s->url, path);
     const char *headers[] = {auth, "Content-Type: application/json", NULL};
