@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1187,4 +1189,61 @@ void h_broker_pause(void)
 void h_broker_resume(void)
 {
     broker_sh("resume", NULL, -1);
+}
+
+/* ---- raw sockets ---- */
+
+int h_dial(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect to port %d: %s", port,
+                  strerror(errno));
+    return fd;
+}
+
+void h_send_all(int fd, const char *p)
+{
+    size_t n = strlen(p);
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ck_assert_msg(w > 0, "send: %s", w < 0 ? strerror(errno) : "nothing sent");
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+int h_read_answer(int fd, char *out, size_t len, int ms)
+{
+    size_t got = 0;
+    long long deadline = h_mono_ms() + ms;
+    out[0] = '\0';
+    while (h_mono_ms() < deadline && got < len - 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        ssize_t n = recv(fd, out + got, len - 1 - got, 0);
+        if (n <= 0) return n == 0 ? 1 : -1;
+        got += (size_t)n;
+        out[got] = '\0';
+        const char *end = strstr(out, "\r\n\r\n");
+        const char *cl = strcasestr(out, "\r\nContent-Length: ");
+        if (end && (!cl || cl > end || got >= (size_t)(end + 4 - out) + strtoul(cl + 18, NULL, 10)))
+            return 0;
+    }
+    return -1;
+}
+
+bool h_closed_within(int fd, int ms)
+{
+    char b[4096];
+    long long deadline = h_mono_ms() + ms;
+    while (h_mono_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        ssize_t n = recv(fd, b, sizeof b, 0);
+        if (n <= 0) return true;
+    }
+    return false;
 }

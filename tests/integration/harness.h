@@ -196,6 +196,19 @@ long h_queue_messages(struct h_stack *s, const char *suffix);
  * (caller frees), or NULL when the broker has no such queue. */
 char *h_queue_arguments(struct h_stack *s, const char *suffix);
 
+/* Raw sockets, for what libcurl will not send. h_dial connects to a
+ * loopback port; h_send_all sends the string p whole. */
+int h_dial(int port);
+void h_send_all(int fd, const char *p);
+/* h_read_answer reads into out (len bytes, NUL-terminated) one answer: its
+ * head and the Content-Length bytes of body that follow, waiting at most ms.
+ * Returns 0 when read, 1 when the peer closed first (out holds what came),
+ * -1 when ms passed or on a receive error. */
+int h_read_answer(int fd, char *out, size_t len, int ms);
+/* h_closed_within reads and drops what arrives on fd until the peer closes
+ * it (true) or ms pass (false). */
+bool h_closed_within(int fd, int ms);
+
 /* h_quorum_mode tells whether the suite runs with SLUICE_QUEUE_TYPE=quorum. */
 bool h_quorum_mode(void);
 

@@ -2,14 +2,10 @@
  * JWT bearer tokens made by an independent implementation (PyJWT, through
  * jwt_tokens.py), CORS preflights and headers, routing by host and path,
  * and HTTPS on the listener (curl through libcurl, the CLI, openssl). */
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -89,50 +85,6 @@ static struct json_object *make_tokens(struct h_stack *s)
     struct json_object *o = json_object_from_file(path);
     ck_assert_msg(o != NULL, "cannot read %s", path);
     return o;
-}
-
-/* ---- raw sockets ---- */
-
-static int dial(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %m");
-    return fd;
-}
-
-static void send_all(int fd, const char *p)
-{
-    size_t n = strlen(p);
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        ck_assert_msg(w > 0, "send: %m");
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* read_answer reads one answer whose head ends the block (no body or
- * Content-Length) into out, waiting at most ms. */
-static void read_answer(int fd, char *out, size_t len, int ms)
-{
-    size_t got = 0;
-    long long deadline = h_mono_ms() + ms;
-    out[0] = '\0';
-    while (h_mono_ms() < deadline) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 50) <= 0) continue;
-        ssize_t n = recv(fd, out + got, len - 1 - got, 0);
-        if (n <= 0) break;
-        got += (size_t)n;
-        out[got] = '\0';
-        char *end = strstr(out, "\r\n\r\n");
-        const char *cl = strcasestr(out, "\r\nContent-Length: ");
-        if (end && (!cl || cl > end || got >= (size_t)(end + 4 - out) + strtoul(cl + 18, NULL, 10)))
-            return;
-    }
 }
 
 /* ---- JWT ---- */
@@ -281,11 +233,11 @@ START_TEST(test_cors)
     edge_routes(s);
     h_stack_start(s, 0);
     char buf[8192];
-    int fd = dial(h_stack_port(s));
-    send_all(fd, "OPTIONS /v1/requests HTTP/1.1\r\nHost: x\r\nOrigin: " ORIGIN
-                 "\r\nAccess-Control-Request-Method: POST\r\n"
-                 "Access-Control-Request-Headers: authorization, content-type\r\n\r\n");
-    read_answer(fd, buf, sizeof buf, 5000);
+    int fd = h_dial(h_stack_port(s));
+    h_send_all(fd, "OPTIONS /v1/requests HTTP/1.1\r\nHost: x\r\nOrigin: " ORIGIN
+                   "\r\nAccess-Control-Request-Method: POST\r\n"
+                   "Access-Control-Request-Headers: authorization, content-type\r\n\r\n");
+    h_read_answer(fd, buf, sizeof buf, 5000);
     ck_assert_msg(!strncmp(buf, "HTTP/1.1 204", 12), "preflight: %s", buf);
     ck_assert_msg(strcasestr(buf, "\r\nAccess-Control-Allow-Origin: " ORIGIN "\r\n"), "%s", buf);
     ck_assert_msg(strcasestr(buf, "\r\nAccess-Control-Allow-Methods: GET, HEAD, POST"), "%s", buf);
@@ -294,8 +246,8 @@ START_TEST(test_cors)
     ck_assert_msg(strcasestr(buf, "\r\nAccess-Control-Max-Age: 600\r\n"), "%s", buf);
     ck_assert_msg(!strcasestr(buf, "Connection: close"), "the preflight closed: %s", buf);
     /* the same connection takes the next request */
-    send_all(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    read_answer(fd, buf, sizeof buf, 5000);
+    h_send_all(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    h_read_answer(fd, buf, sizeof buf, 5000);
     ck_assert_msg(!strncmp(buf, "HTTP/1.1 200", 12), "after the preflight: %s", buf);
     close(fd);
 
