@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cors.h"
 #include "handlers.h"
 
 #define ALPHA_SHA "a336d9b1d8b8647875238537ca5087b0ea335afd2032936aecdffc3e4b13f720"
@@ -509,6 +510,23 @@ START_TEST(test_cors)
                      "RateLimit-Reset, Idempotent-Replayed");
     ck_assert_ptr_nonnull(answer_find(&a, "WWW-Authenticate"));
     free(a.body);
+
+    /* "null" (a sandboxed page, a file) is never an allowed origin; "*"
+     * allows any other, echoed back, if it is fit to echo */
+    struct cfg_ingress star = {0};
+    char *any[] = {"*"};
+    star.cors_origins = (struct cfg_strings){any, 1};
+    ck_assert(!cors_allowed(&star, "null"));
+    ck_assert(!cors_allowed(&star, NULL));
+    ck_assert(!cors_allowed(&star, "https://a.example\x01"));
+    ck_assert(cors_allowed(&star, "https://a.example"));
+    ck_assert(!cors_allowed(&app.cfg.ingress, "https://app.example.evil"));
+    /* requested headers that are no list of names are not echoed */
+    struct answer pa = {0};
+    ck_assert(cors_preflight(&star, "OPTIONS", "https://a.example", "PUT", "x-a, b\"c", &pa));
+    ck_assert_str_eq(answer_find(&pa, "Access-Control-Allow-Headers"), CORS_HEADERS);
+    ck_assert(!cors_preflight(&star, "GET", "https://a.example", "PUT", NULL, &pa));
+    ck_assert(!cors_preflight(&star, "OPTIONS", "https://a.example", NULL, NULL, &pa));
     unload(&app);
 
     /* without cors_origins: no preflight, no CORS header, no Vary */
