@@ -238,8 +238,13 @@ phase_accept_tls() {
   URL=https://127.0.0.1:$INGRESS_PORT CACERT=$work/tls-cert.pem
   SLUICE_TLS_CERT_FILE=$work/tls-cert.pem SLUICE_TLS_KEY_FILE=$work/tls-key.pem \
     start_ingress bench_accept_tls
+  local i0 b0 t0 i1 b1 t1
+  i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") t0=$(date +%s%N)
   SLUICE_BENCH_TOKEN=$TOKEN SLUICE_BENCH_ROUTE=fast \
     wrk -t2 -c64 -d"${ACCEPT_S}s" -s bench/post.lua "$URL" | tail -n 1 >"$results/accept_tls.json"
+  i1=$(cpu_ticks "$INGRESS_PID") b1=$(cpu_ticks "$BROKER_PID") t1=$(date +%s%N)
+  cpu_json "$(json_get "$results/accept_tls.json" '["requests"]')" $((t1 - t0)) \
+    ingress="$i0:$i1" broker="$b0:$b1" >"$results/accept_tls_cpu.json"
   stop_ingress
   URL=$plain CACERT=
 }
@@ -352,6 +357,7 @@ row("accept non-202 answers", acc["non_202"] + acc["socket_errors"], "", None, "
 t = r["accept_tls"]
 row("accept rate over TLS (wrk, 64 conns) / plain", t["rate"], "req/s", t["rate"] / acc["rate"])
 row("  over TLS: p50 / p99", "%.1f / %.1f" % (t["p50_ms"], t["p99_ms"]), "ms", None, "0 non-202", t["non_202"] + t["socket_errors"] == 0)
+row("  over TLS: ingress CPU per accepted request", "%.0f" % r["accept_tls_cpu"]["ingress_us_per_req"], "us")
 e = r["e2e"]
 row("end to end completions", e.get("completion_rate", 0), "/s", e.get("completion_rate", 0) / pub, ">= 0.6", e.get("completion_rate", 0) >= 0.6 * pub and e.get("not_final", 1) == 0)
 row("  completions / default-queue ceiling", "", "", e.get("completion_rate", 0) / dflt["publish_per_s"])
