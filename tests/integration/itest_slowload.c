@@ -1,6 +1,6 @@
 /* itest_slowload.c: the ingress under slow clients, on loopback and bounded
  * in time. 5,000 idle connections and 1,000 that send a header byte per
- * second stay open while a well-behaved client submits and polls for 10 s:
+ * second stay open while a well-behaved client submits and polls for 6 s:
  * its p99 must stay under 100 ms. The ingress's memory growth per idle
  * connection (never used, and kept alive after one request) and per
  * dribbling one is measured from its RSS and printed (the figures of
@@ -24,7 +24,7 @@
 #define IDLE 5000
 #define SLOW 1000
 #define KEPT 1000 /* idle after one request: libmicrohttpd has zeroed their pools */
-#define CLIENT_MS 10000
+#define CLIENT_MS 6000
 #define MAX_CALLS 100000
 #define P99_MAX_MS 100.0
 
