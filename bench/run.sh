@@ -44,7 +44,7 @@ json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(
 wait_http() { # url, seconds
   local i
   for ((i = 0; i < $2 * 10; i++)); do
-    curl -sf -o /dev/null "$1" && return 0
+    curl -sf ${CACERT:+--cacert "$CACERT"} -o /dev/null "$1" && return 0
     sleep 0.1
   done
   say "$1 did not answer 200 in $2 s"
@@ -226,6 +226,29 @@ phase_accept() {
   stop_ingress
 }
 
+# phase_accept_tls is phase_accept over HTTPS (TLS 1.3, the ingress's own
+# listener): wrk keeps its 64 connections open, so the difference is the
+# cost of encrypting each request and answer, not of handshakes.
+phase_accept_tls() {
+  say "2/6 accept rate over TLS (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>/dev/null
+  local plain=$URL
+  URL=https://127.0.0.1:$INGRESS_PORT CACERT=$work/tls-cert.pem
+  SLUICE_TLS_CERT_FILE=$work/tls-cert.pem SLUICE_TLS_KEY_FILE=$work/tls-key.pem \
+    start_ingress bench_accept_tls
+  local i0 b0 t0 i1 b1 t1
+  i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") t0=$(date +%s%N)
+  SLUICE_BENCH_TOKEN=$TOKEN SLUICE_BENCH_ROUTE=fast \
+    wrk -t2 -c64 -d"${ACCEPT_S}s" -s bench/post.lua "$URL" | tail -n 1 >"$results/accept_tls.json"
+  i1=$(cpu_ticks "$INGRESS_PID") b1=$(cpu_ticks "$BROKER_PID") t1=$(date +%s%N)
+  cpu_json "$(json_get "$results/accept_tls.json" '["requests"]')" $((t1 - t0)) \
+    ingress="$i0:$i1" broker="$b0:$b1" >"$results/accept_tls_cpu.json"
+  stop_ingress
+  URL=$plain CACERT=
+}
+
 phase_e2e() {
   say "3/6 end to end ($N_E2E requests, 2 workers, fast backend)"
   start_ingress bench_e2e
@@ -331,6 +354,10 @@ row("cores busy while accepting: ingress / broker", "%.2f / %.2f" % (c["ingress_
 g = r["accept_groups"]
 row("publish group mean size / mean confirm wait", "%.1f / %.2f" % (g["group_mean"], g["confirm_ms_mean"]), "ms")
 row("accept non-202 answers", acc["non_202"] + acc["socket_errors"], "", None, "0", acc["non_202"] + acc["socket_errors"] == 0)
+t = r["accept_tls"]
+row("accept rate over TLS (wrk, 64 conns) / plain", t["rate"], "req/s", t["rate"] / acc["rate"])
+row("  over TLS: p50 / p99", "%.1f / %.1f" % (t["p50_ms"], t["p99_ms"]), "ms", None, "0 non-202", t["non_202"] + t["socket_errors"] == 0)
+row("  over TLS: ingress CPU per accepted request", "%.0f" % r["accept_tls_cpu"]["ingress_us_per_req"], "us")
 e = r["e2e"]
 row("end to end completions", e.get("completion_rate", 0), "/s", e.get("completion_rate", 0) / pub, ">= 0.6", e.get("completion_rate", 0) >= 0.6 * pub and e.get("not_final", 1) == 0)
 row("  completions / default-queue ceiling", "", "", e.get("completion_rate", 0) / dflt["publish_per_s"])
@@ -376,7 +403,7 @@ printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
   "$N_FLOOD" "$N_SOAK" "$(nproc)" >"$results/params.json"
 # PHASES="accept e2e" runs only those phases (no summary table).
-for phase in ${PHASES:-ceiling accept e2e latency batching memory}; do "phase_$phase"; done
+for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory}; do "phase_$phase"; done
 [ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"

@@ -43,6 +43,13 @@ int main(int argc, char **argv)
         log_error("cannot set up signal handling: %s", strerror(errno));
         goto out;
     }
+    app.auth = auth_new(&app.cfg, err, sizeof err);
+    if (!app.auth) {
+        log_error("%s", err);
+        fprintf(stderr, "sluice-ingress: %s\n", err);
+        rc = 2;
+        goto out;
+    }
     app.metrics = metrics_new();
     app.activity = activity_new();
     app.index = status_index_new((size_t)app.cfg.ingress.max_status_entries,
@@ -83,6 +90,7 @@ out:
     status_index_free(app.index);
     activity_free(app.activity);
     metrics_free(app.metrics);
+    auth_free(app.auth);
     cfg_free(&app.cfg);
     if (sfd >= 0) close(sfd);
     return rc;

@@ -31,6 +31,14 @@ static const char *const env_vars[] = {
     "SLUICE_CONFIRM_TIMEOUT_MS",
     "SLUICE_MAX_CONNECTIONS",
     "SLUICE_CONNECTION_TIMEOUT_S",
+    "SLUICE_MAX_CONNECTIONS_PER_IP",
+    "SLUICE_REQUEST_TIMEOUT_S",
+    "SLUICE_MAX_HEADER_BYTES",
+    "SLUICE_MAX_URL_BYTES",
+    "SLUICE_TLS_CERT_FILE",
+    "SLUICE_TLS_KEY_FILE",
+    "SLUICE_CORS_ORIGINS",
+    "SLUICE_CORS_MAX_AGE_S",
     "SLUICE_BATCH_SIZE",
     "SLUICE_BATCH_LINGER_MS",
     "SLUICE_PREFETCH",
@@ -947,7 +955,7 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 22);
+    ck_assert_uint_eq(rows, 30);
     assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
 }
