@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "breaker.h"
+
 #define CFG_SHA256_LEN 32
 
 struct cfg_key {
@@ -25,14 +27,19 @@ struct cfg_key {
 
 struct cfg_route {
     char *name;
-    char **upstreams; /* base URLs, "http://host:port[/prefix]", used round-robin */
+    char **upstreams; /* base URLs, "http://host:port[/prefix]": least calls in flight */
     size_t n_upstreams;
     long timeout_ms;     /* per backend call */
     int max_attempts;    /* backend calls in all, >= 1 */
     long backoff_ms;     /* base of the exponential backoff */
     long backoff_max_ms; /* cap of one delay, and of an honoured Retry-After */
-    double rate_per_s;   /* 0 = unlimited (enforced in a later release) */
-    long max_in_flight;  /* 0 = unlimited (enforced in a later release) */
+    /* Traffic shaping (docs/architecture.md, "Traffic shaping"): calls per
+     * second with a bucket of burst (0: max(1, rate_per_s)), and calls at
+     * once, across the whole worker fleet; 0 = unlimited. */
+    double rate_per_s;
+    long burst;
+    long max_in_flight;
+    struct breaker_policy breaker; /* per upstream; enabled false: none */
 };
 
 struct cfg_ingress {
@@ -94,6 +101,9 @@ void cfg_free(struct cfg *c);
 
 /* cfg_route_find returns the route named name (len bytes), or NULL. */
 const struct cfg_route *cfg_route_find(const struct cfg *c, const char *name, size_t len);
+/* cfg_route_limited tells whether r has a rate or concurrency limit, which
+ * its lane then enforces with a single active consumer (common/topology.h). */
+bool cfg_route_limited(const struct cfg_route *r);
 /* cfg_key_for_token hashes the bearer token with SHA-256 and returns the key
  * whose secret_sha256 matches, comparing every key in constant time; NULL if none. */
 const struct cfg_key *cfg_key_for_token(const struct cfg *c, const char *token, size_t len);
