@@ -9,6 +9,7 @@
 #include "activity.h"
 #include "config.h"
 #include "events.h"
+#include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "status_index.h"
@@ -23,6 +24,7 @@ struct app {
     struct publisher *publisher;
     struct events *events;
     struct activity *activity; /* what the status page shows */
+    struct lanes *lanes;       /* each route's lane: name, depth, metrics */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD
