@@ -21,6 +21,7 @@
 #include "app.h"
 #include "buf.h"
 #include "envelope.h"
+#include "id.h"
 
 /* An answer to send. body is malloc'd (or NULL when out of memory) and
  * belongs to whoever sends it. */
@@ -71,6 +72,7 @@ struct request {
     size_t rest_len;
     /* A pending answer, set before r->io->resume. */
     struct answer answer;
+    char id[ID_LEN + 1]; /* a submission's tracking ID, once it has one */
 };
 
 /* handle_begin classifies r and checks what precedes the body. Returns 0 to
