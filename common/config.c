@@ -68,7 +68,7 @@ static const struct scalar scalars[] = {
         "debug, info, warn or error", false, "lowest level logged"),
     STR("queue_type", "SLUICE_QUEUE_TYPE", "classic", queue_type, queue_type_ok,
         "classic or quorum", false,
-        "type of the requests, dead and retry queues; quorum replicates them (docs/clustering.md)"),
+        "type of the lanes, dead and delay queues; quorum replicates them (docs/clustering.md)"),
     LNG("delivery_limit", "SLUICE_DELIVERY_LIMIT", 20, 1, 1000, delivery_limit,
         "quorum only: returns of one unacked request to the queue (a worker died, a requeue) "
         "before the broker dead-letters it"),

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "breaker.h"
+
 #define CFG_SHA256_LEN 32
 
 /* A list of strings, e.g. the CORS origins; both NULL/0 when empty. */
@@ -48,14 +50,19 @@ struct cfg_key {
 
 struct cfg_route {
     char *name;
-    char **upstreams; /* base URLs, "http://host:port[/prefix]", used round-robin */
+    char **upstreams; /* base URLs, "http://host:port[/prefix]": least calls in flight */
     size_t n_upstreams;
     long timeout_ms;     /* per backend call */
     int max_attempts;    /* backend calls in all, >= 1 */
     long backoff_ms;     /* base of the exponential backoff */
     long backoff_max_ms; /* cap of one delay, and of an honoured Retry-After */
-    double rate_per_s;   /* 0 = unlimited (enforced in a later release) */
-    long max_in_flight;  /* 0 = unlimited (enforced in a later release) */
+    /* Traffic shaping (docs/architecture.md, "Traffic shaping"): calls per
+     * second with a bucket of burst (0: max(1, rate_per_s)), and calls at
+     * once, across the whole worker fleet; 0 = unlimited. */
+    double rate_per_s;
+    long burst;
+    long max_in_flight;
+    struct breaker_policy breaker; /* per upstream; enabled false: none */
     /* The edge: a request outside /v1 whose Host is one of hosts (any host
      * when there are none) and whose path is one of paths or below it (any
      * path when there are none) is a transparent submission to this route.
@@ -143,6 +150,9 @@ bool cfg_path_under(const char *prefix, const char *path, size_t len);
  * (refused at load), so at most one matches. */
 const struct cfg_route *cfg_route_at(const struct cfg *c, const char *host, size_t host_len,
                                      const char *path, size_t path_len, size_t *matched);
+/* cfg_route_limited tells whether r has a rate or concurrency limit, which
+ * its lane then enforces with a single active consumer (common/topology.h). */
+bool cfg_route_limited(const struct cfg_route *r);
 /* cfg_key_for_token hashes the bearer token with SHA-256 and returns the API
  * key whose secret_sha256 matches, comparing every key in constant time; NULL if none. */
 const struct cfg_key *cfg_key_for_token(const struct cfg *c, const char *token, size_t len);

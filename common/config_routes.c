@@ -17,8 +17,19 @@ static const struct field route_fields[] = {
     {"max_attempts", F_INT, 4, 1, 100, offsetof(struct cfg_route, max_attempts)},
     {"backoff_ms", F_LONG, 100, 1, 3600000, offsetof(struct cfg_route, backoff_ms)},
     {"backoff_max_ms", F_LONG, 10000, 1, 86400000, offsetof(struct cfg_route, backoff_max_ms)},
-    {"rate_per_s", F_DOUBLE, 0, 0, LONG_MAX, offsetof(struct cfg_route, rate_per_s)},
-    {"max_in_flight", F_LONG, 0, 0, LONG_MAX, offsetof(struct cfg_route, max_in_flight)},
+    {"rate_per_s", F_DOUBLE, 0, 0, 1000000, offsetof(struct cfg_route, rate_per_s)},
+    {"burst", F_LONG, 0, 0, 1000000, offsetof(struct cfg_route, burst)},
+    {"max_in_flight", F_LONG, 0, 0, 1000000, offsetof(struct cfg_route, max_in_flight)},
+};
+/* A route's "breaker" object; a trigger of 0 is off, and one must be on. */
+static const struct field breaker_fields[] = {
+    {"consecutive_failures", F_LONG, 0, 0, 1000000,
+     offsetof(struct breaker_policy, consecutive_failures)},
+    {"failure_ratio", F_DOUBLE, 0, 0, 1, offsetof(struct breaker_policy, failure_ratio)},
+    {"window_s", F_LONG, 10, 1, BREAKER_MAX_WINDOW_S, offsetof(struct breaker_policy, window_s)},
+    {"min_calls", F_LONG, 10, 1, 1000000, offsetof(struct breaker_policy, min_calls)},
+    {"open_ms", F_LONG, 5000, 1, 86400000, offsetof(struct breaker_policy, open_ms)},
+    {"max_open_ms", F_LONG, 60000, 1, 86400000, offsetof(struct breaker_policy, max_open_ms)},
 };
 
 static bool route_name_ok(const char *s)
@@ -225,10 +236,37 @@ const struct cfg_route *cfg_route_at(const struct cfg *c, const char *host, size
 
 /* ---- a route ---- */
 
+/* load_breaker reads a route's "breaker" object, if any, into r->breaker. */
+static int load_breaker(const struct cfgp_src *x, const char *path, struct json_object *o,
+                        struct cfg_route *r)
+{
+    static const char *const none[] = {NULL};
+    char p[CFG_PATH_MAX], q[CFG_PATH_MAX];
+    struct json_object *b;
+    struct breaker_policy *bp = &r->breaker;
+
+    if (!json_object_object_get_ex(o, "breaker", &b)) return 0;
+    cfgp_join(p, path, "breaker");
+    if (!json_object_is_type(b, json_type_object))
+        return cfgp_fail(x, p, "must be an object (got %.80s)", cfgp_show(b));
+    if (cfgp_check_members(x, p, b, breaker_fields, N_FIELDS(breaker_fields), none) < 0) return -1;
+    if (cfgp_load_fields(x, p, b, breaker_fields, N_FIELDS(breaker_fields), bp) < 0) return -1;
+    if (bp->consecutive_failures == 0 && bp->failure_ratio == 0)
+        return cfgp_fail(x, p,
+                         "must set consecutive_failures or failure_ratio (or leave breaker out)");
+    if (bp->max_open_ms < bp->open_ms) {
+        cfgp_join(q, p, "max_open_ms");
+        return cfgp_fail(x, q, "must be >= open_ms (%ld) (got %ld)", bp->open_ms, bp->max_open_ms);
+    }
+    bp->enabled = true;
+    return 0;
+}
+
 static int load_route(const struct cfgp_src *x, struct cfg_route *r, const char *name,
                       struct json_object *o)
 {
-    static const char *const names[] = {"upstreams", "hosts", "paths", "strip_path", NULL};
+    static const char *const names[] = {"upstreams",  "hosts",   "paths",
+                                        "strip_path", "breaker", NULL};
     char path[CFG_PATH_MAX], p[CFG_PATH_MAX];
 
     cfgp_join(path, "routes", name);
@@ -247,7 +285,7 @@ static int load_route(const struct cfgp_src *x, struct cfg_route *r, const char 
         return cfgp_fail(x, p, "must be >= backoff_ms (%ld) (got %ld)", r->backoff_ms,
                          r->backoff_max_ms);
     }
-    return 0;
+    return load_breaker(x, path, o, r);
 }
 
 int cfgp_load_routes(const struct cfgp_src *x, struct cfg *c, struct json_object *o)
@@ -266,6 +304,11 @@ int cfgp_load_routes(const struct cfgp_src *x, struct cfg *c, struct json_object
         if (load_route(x, &c->routes[c->n_routes++], name, v) < 0) return -1;
     }
     return check_overlaps(x, c);
+}
+
+bool cfg_route_limited(const struct cfg_route *r)
+{
+    return r->rate_per_s > 0 || r->max_in_flight > 0;
 }
 
 const struct cfg_route *cfg_route_find(const struct cfg *c, const char *name, size_t len)

@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "config.h"
 #include "events.h"
+#include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "status_index.h"
@@ -29,6 +30,7 @@ struct app {
     struct publisher *publisher;
     struct events *events;
     struct activity *activity; /* what the status page shows */
+    struct lanes *lanes;       /* each route's lane: name, depth, metrics */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

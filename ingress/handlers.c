@@ -128,13 +128,30 @@ static bool get_admin_summary(struct request *r, struct answer *a)
 
 /* ---- submitting: both forms, then one hand-off ---- */
 
-/* answer_accepted fills a with the 202 for id; -1 when out of memory. */
-static int answer_accepted(struct answer *a, const char *id)
+/* append_position adds the queue_position and estimated_wait_s of a request
+ * just accepted, from the status index, which has it from the confirm on. */
+static int append_position(struct buf *b, const struct request *r)
+{
+    uint32_t position;
+    double wait;
+    if (status_index_position(r->app->index, r->id, r->who.tenant, clock_real_ms(), &position,
+                              &wait) < 0)
+        return 0;
+    if (wait < 0)
+        return buf_appendf(b, ",\"queue_position\":%u,\"estimated_wait_s\":null", position);
+    return buf_appendf(b, ",\"queue_position\":%u,\"estimated_wait_s\":%.1f", position, wait);
+}
+
+/* answer_accepted fills a with the 202 for r->id, with its place in its
+ * lane once confirmed; -1 when out of memory. */
+static int answer_accepted(struct answer *a, const struct request *r, bool confirmed)
 {
     struct buf b;
+    const char *id = r->id;
     buf_init(&b, 512);
-    if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"}",
-                    id, id) < 0)
+    if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"",
+                    id, id) < 0 ||
+        (confirmed && append_position(&b, r) < 0) || buf_appends(&b, "}") < 0)
         return -1;
     answer_text(a, 202, "application/json", &b);
     (void)answer_header(a, "Location", "/v1/requests/%s", id);
@@ -145,7 +162,14 @@ static int answer_accepted(struct answer *a, const char *id)
 static void on_published(void *arg, int status)
 {
     struct request *r = arg;
-    if (status != 202) {
+    if (status == 202) {
+        /* The answer written beforehand stays if this one cannot be made. */
+        struct answer with_position;
+        if (answer_accepted(&with_position, r, true) == 0) {
+            free(r->answer.body);
+            r->answer = with_position;
+        }
+    } else {
         free(r->answer.body);
         answer_error(
             &r->answer, 503, "broker_unavailable",
@@ -170,7 +194,8 @@ static bool publish(struct request *r, struct envelope *env, struct answer *a)
                      "the message broker is unavailable; nothing was queued, retry later");
         return false;
     }
-    if (answer_accepted(&r->answer, env->id) < 0) {
+    memcpy(r->id, env->id, sizeof(r->id));
+    if (answer_accepted(&r->answer, r, false) < 0) {
         answer_error(a, 500, "internal", "out of memory");
         return false;
     }

@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "envelope.h"
+#include "id.h"
 
 struct request;
 
@@ -64,6 +65,7 @@ struct request {
     size_t rest_len;
     /* A pending answer, set before r->io->resume. */
     struct answer answer;
+    char id[ID_LEN + 1]; /* a submission's tracking ID, once it has one */
 };
 
 /* handle_begin classifies r and checks what precedes the body. Returns 0 to

@@ -66,7 +66,10 @@ int main(int argc, char **argv)
         goto out;
     }
     app.events = events_new(&app.cfg, app.metrics, app.index, app.activity, instance);
-    app.publisher = publisher_new(&app.cfg, app.metrics, app.index, app.activity, instance);
+    app.lanes = lanes_new(&app.cfg, app.metrics, app.index);
+    app.publisher = app.lanes ? publisher_new(&app.cfg, app.metrics, app.index, app.activity,
+                                              app.lanes, instance)
+                              : NULL;
     if (!app.events || !app.publisher) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
@@ -87,6 +90,7 @@ out:
     http_stop(http);
     publisher_free(app.publisher);
     events_free(app.events);
+    lanes_free(app.lanes);
     status_index_free(app.index);
     activity_free(app.activity);
     metrics_free(app.metrics);

@@ -1117,6 +1117,48 @@ long h_backend_requests(struct h_stack *s)
     return backend_count(s, "/_stats", "requests");
 }
 
+struct h_proc *h_backend_spawn(struct h_stack *s, const char *name, int port,
+                               const char *const extra[], char *url, size_t len)
+{
+    char bin[PATH_MAX], listen[32], access_log[PATH_MAX], log[PATH_MAX], stats[96];
+    char *argv[16] = {bin, "--listen", listen, "--log-us", access_log};
+    size_t n = 5;
+    bin_path(bin, sizeof bin, "sluice-backend");
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port ? port : fresh_port(s));
+    pathf(access_log, sizeof access_log, "%s/%s-access.log", s->dir, name);
+    pathf(log, sizeof log, "%s/%s.log", s->dir, name);
+    for (; extra && *extra && n < 15; extra++)
+        argv[n++] = (char *)*extra;
+    argv[n] = NULL;
+    struct h_proc *p = h_spawn(name, log, argv, NULL);
+    snprintf(url, len, "http://%s", listen);
+    snprintf(stats, sizeof stats, "%s/_stats", url);
+    h_wait_http(stats, 200, 10000, p);
+    return p;
+}
+
+long h_backend_stat(const char *url, const char *key, bool reset)
+{
+    char u[512];
+    snprintf(u, sizeof u, "%s/_stats%s", url, reset ? "?reset=1" : "");
+    struct h_resp *r = h_request("GET", u, NULL, NULL, 0);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.300s", u, r->status, r->body);
+    long n = (long)h_json_int(o, key);
+    json_object_put(o);
+    h_resp_free(r);
+    return n;
+}
+
+FILE *h_stack_open(struct h_stack *s, const char *name)
+{
+    char path[PATH_MAX];
+    pathf(path, sizeof path, "%s/%s", s->dir, name);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+    return f;
+}
+
 long h_queue_messages(struct h_stack *s, const char *suffix)
 {
     char queue[256], err[512];

@@ -187,6 +187,20 @@ long h_backend_calls(struct h_stack *s, const char *key);
 FILE *h_backend_access_log(struct h_stack *s);
 /* h_backend_requests asks the backend how many requests it served in all. */
 long h_backend_requests(struct h_stack *s);
+/* h_backend_spawn starts one more sluice-backend for a test of s, on
+ * 127.0.0.1:port (0: a free port), logging calls with microseconds to
+ * <dir>/<name>-access.log, with extra arguments (NULL-terminated, may be
+ * NULL); writes its base URL to url. The test stops it (h_proc_stop, then
+ * h_proc_free) before h_stack_teardown. */
+struct h_proc *h_backend_spawn(struct h_stack *s, const char *name, int port,
+                               const char *const extra[], char *url, size_t len);
+/* h_backend_stat GETs <url>/_stats and returns member key: "requests",
+ * "in_flight" or "max_in_flight" (the most calls it answered at once); with
+ * reset, the high-water mark then starts again from the calls in flight. */
+long h_backend_stat(const char *url, const char *key, bool reset);
+/* h_stack_open opens the file name of the stack's directory for reading
+ * (caller fcloses); fails the test if it cannot. */
+FILE *h_stack_open(struct h_stack *s, const char *name);
 /* h_queue_messages returns the ready messages of queue "<namespace>.<suffix>"
  * (asked with the product's own mq_queue_stats), or -1 if it does not exist. */
 long h_queue_messages(struct h_stack *s, const char *suffix);
