@@ -85,6 +85,10 @@ static const struct scalar scalars[] = {
         ingress.max_connections, "concurrent client connections"),
     LNG("ingress.connection_timeout_s", "SLUICE_CONNECTION_TIMEOUT_S", 30, 1, 3600,
         ingress.connection_timeout_s, "idle or slow clients are closed after this"),
+    STR("ingress.id_secret", "SLUICE_ID_SECRET", "", ingress.id_secret, admin_token_ok,
+        "empty, or 16..256 printable ASCII characters without spaces", true,
+        "key of the HMAC that makes the tracking ID of a request with an Idempotency-Key; "
+        "the same on every replica (empty: derived from the namespace, see docs/api.md)"),
     LNG("worker.batch_size", "SLUICE_BATCH_SIZE", 100, 1, 1000, worker.batch_size,
         "messages handled together"),
     LNG("worker.batch_linger_ms", "SLUICE_BATCH_LINGER_MS", 5, 0, 10000, worker.batch_linger_ms,
@@ -118,6 +122,8 @@ static const struct field key_fields[] = {
     {"rate_per_s", F_DOUBLE, 0, 0, LONG_MAX, offsetof(struct cfg_key, rate_per_s)},
     {"burst", F_LONG, 0, 0, LONG_MAX, offsetof(struct cfg_key, burst)},
     {"max_priority", F_INT, 9, 0, 9, offsetof(struct cfg_key, max_priority)},
+    {"max_queued", F_LONG, 0, 0, LONG_MAX, offsetof(struct cfg_key, max_queued)},
+    {"status_retention_s", F_LONG, 0, 0, 31536000, offsetof(struct cfg_key, status_retention_s)},
 };
 static const struct field route_fields[] = {
     {"timeout_ms", F_LONG, 5000, 1, 600000, offsetof(struct cfg_route, timeout_ms)},
@@ -126,6 +132,7 @@ static const struct field route_fields[] = {
     {"backoff_max_ms", F_LONG, 10000, 1, 86400000, offsetof(struct cfg_route, backoff_max_ms)},
     {"rate_per_s", F_DOUBLE, 0, 0, LONG_MAX, offsetof(struct cfg_route, rate_per_s)},
     {"max_in_flight", F_LONG, 0, 0, LONG_MAX, offsetof(struct cfg_route, max_in_flight)},
+    {"cache_ttl_s", F_LONG, 0, 0, 86400, offsetof(struct cfg_route, cache_ttl_s)},
 };
 #define N_FIELDS(a) (sizeof(a) / sizeof(a)[0])
 
@@ -546,10 +553,40 @@ static int load_upstreams(const struct ctx *x, const char *path, struct json_obj
     return 0;
 }
 
+/* CFG_MAX_VARY bounds a route's cache_vary_headers. */
+#define CFG_MAX_VARY 16
+
+static bool header_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 255 &&
+           strspn(s, "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") ==
+               n;
+}
+
+/* load_vary reads the optional header names that make part of the cache key. */
+static int load_vary(const struct ctx *x, const char *path, struct json_object *o,
+                     struct cfg_route *r)
+{
+    char p[CFG_PATH_MAX];
+    struct json_object *a;
+
+    join(p, path, "cache_vary_headers");
+    if (!json_object_object_get_ex(o, "cache_vary_headers", &a)) return 0;
+    if (load_strings(x, p, a, &r->cache_vary, &r->n_cache_vary) < 0) return -1;
+    if (r->n_cache_vary > CFG_MAX_VARY) return fail(x, p, "at most %d names", CFG_MAX_VARY);
+    for (size_t i = 0; i < r->n_cache_vary; i++) {
+        pathf(p, "%s.cache_vary_headers[%zu]", path, i);
+        if (!header_name_ok(r->cache_vary[i]))
+            return fail(x, p, "must be an HTTP header name (got \"%.80s\")", r->cache_vary[i]);
+    }
+    return 0;
+}
+
 static int load_route(const struct ctx *x, struct cfg_route *r, const char *name,
                       struct json_object *o)
 {
-    static const char *const names[] = {"upstreams", NULL};
+    static const char *const names[] = {"upstreams", "cache_vary_headers", NULL};
     char path[CFG_PATH_MAX], p[CFG_PATH_MAX];
 
     join(path, "routes", name);
@@ -561,6 +598,7 @@ static int load_route(const struct ctx *x, struct cfg_route *r, const char *name
     r->name = strdup(name);
     if (!r->name) return fail(x, path, "out of memory");
     if (load_upstreams(x, path, o, r) < 0) return -1;
+    if (load_vary(x, path, o, r) < 0) return -1;
     if (load_fields(x, path, o, route_fields, N_FIELDS(route_fields), r) < 0) return -1;
     if (r->backoff_max_ms < r->backoff_ms) {
         join(p, path, "backoff_max_ms");
@@ -675,6 +713,12 @@ static int load_key(const struct ctx *x, const struct cfg *c, struct cfg_key *k,
     if (load_secret(x, path, o, k) < 0) return -1;
     if (member_string(x, path, o, "tenant", CFG_NAME_MAX, &k->tenant) < 0) return -1;
     if (load_fields(x, path, o, key_fields, N_FIELDS(key_fields), k) < 0) return -1;
+    if (k->status_retention_s > c->ingress.status_retention_s) {
+        char p[CFG_PATH_MAX];
+        join(p, path, "status_retention_s");
+        return fail(x, p, "must be at most ingress.status_retention_s (%ld) (got %ld)",
+                    c->ingress.status_retention_s, k->status_retention_s);
+    }
     if (load_key_routes(x, c, path, o, k) < 0) return -1;
     return key_unique(x, path, c, k);
 }
@@ -867,6 +911,7 @@ void cfg_free(struct cfg *c)
     for (size_t i = 0; i < c->n_routes; i++) {
         free(c->routes[i].name);
         free_strings(c->routes[i].upstreams, c->routes[i].n_upstreams);
+        free_strings(c->routes[i].cache_vary, c->routes[i].n_cache_vary);
     }
     free(c->routes);
     memset(c, 0, sizeof *c);

@@ -16,9 +16,11 @@ struct cfg_key {
     char *id;
     unsigned char secret_sha256[CFG_SHA256_LEN];
     char *tenant;
-    double rate_per_s; /* 0 = unlimited */
-    long burst;        /* 0 = unlimited */
+    double rate_per_s; /* submissions per second; 0 = unlimited */
+    long burst;        /* submissions at once; 0 = max(1, rate_per_s) */
     int max_priority;  /* 0..9: higher requested priorities are lowered to this */
+    long max_queued;   /* the tenant's requests not yet final; 0 = unlimited */
+    long status_retention_s; /* 0 = ingress.status_retention_s; never more */
     char **routes;     /* route names allowed; "*" allows every route */
     size_t n_routes;
 };
@@ -33,6 +35,9 @@ struct cfg_route {
     long backoff_max_ms; /* cap of one delay, and of an honoured Retry-After */
     double rate_per_s;   /* 0 = unlimited (enforced in a later release) */
     long max_in_flight;  /* 0 = unlimited (enforced in a later release) */
+    long cache_ttl_s;    /* GET/HEAD answers reused this long; 0 = no cache */
+    char **cache_vary;   /* header names that are part of the cache key */
+    size_t n_cache_vary;
 };
 
 struct cfg_ingress {
@@ -44,6 +49,9 @@ struct cfg_ingress {
     long confirm_timeout_ms; /* a publish unconfirmed this long answers 503 */
     long max_connections;
     long connection_timeout_s; /* idle or slow clients are closed after this */
+    /* HMAC key deriving the tracking ID of a request with an idempotency
+     * key; empty: derived from the namespace (ingress/idempotency.h) */
+    char *id_secret;
 };
 
 struct cfg_worker {
