@@ -560,7 +560,9 @@ static bool header_name_ok(const char *s)
 {
     size_t n = strlen(s);
     return n >= 1 && n <= 255 &&
-           strspn(s, "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") ==
+           strspn(
+               s,
+               "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") ==
                n;
 }
 

@@ -16,12 +16,12 @@ struct cfg_key {
     char *id;
     unsigned char secret_sha256[CFG_SHA256_LEN];
     char *tenant;
-    double rate_per_s; /* submissions per second; 0 = unlimited */
-    long burst;        /* submissions at once; 0 = max(1, rate_per_s) */
-    int max_priority;  /* 0..9: higher requested priorities are lowered to this */
-    long max_queued;   /* the tenant's requests not yet final; 0 = unlimited */
+    double rate_per_s;       /* submissions per second; 0 = unlimited */
+    long burst;              /* submissions at once; 0 = max(1, rate_per_s) */
+    int max_priority;        /* 0..9: higher requested priorities are lowered to this */
+    long max_queued;         /* the tenant's requests not yet final; 0 = unlimited */
     long status_retention_s; /* 0 = ingress.status_retention_s; never more */
-    char **routes;     /* route names allowed; "*" allows every route */
+    char **routes;           /* route names allowed; "*" allows every route */
     size_t n_routes;
 };
 

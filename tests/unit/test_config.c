@@ -1001,7 +1001,8 @@ START_TEST(test_contract_settings)
     const char *doc =
         "{\"ingress\":{\"status_retention_s\":3600,\"id_secret\":\"0123456789abcdef-secret\"},"
         "\"routes\":{\"r\":{\"upstreams\":[\"http://h\"],\"cache_ttl_s\":30,"
-        "\"cache_vary_headers\":[\"Accept\",\"X-Tenant-Region\"]},\"s\":{\"upstreams\":[\"http://h\"]}},"
+        "\"cache_vary_headers\":[\"Accept\",\"X-Tenant-Region\"]},\"s\":{\"upstreams\":[\"http://"
+        "h\"]}},"
         "\"keys\":[{\"id\":\"a\",\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"t\","
         "\"rate_per_s\":5,\"burst\":10,\"max_queued\":100,\"status_retention_s\":60}]}";
     ck_assert_msg(cfg_load_string(&c, doc, "ok.json", err, sizeof err) == 0, "%s", err);

@@ -104,7 +104,8 @@ START_TEST(test_round_trip)
     const char *error = "{\"code\":\"timeout\",\"message\":\"no answer\"}";
     struct status_update u[3] = {
         {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, false},
-        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error), NULL, NULL, false},
+        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error), NULL, NULL,
+         false},
         {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 2, result, strlen(result), error,
          strlen(error), NULL, NULL, false},
     };
@@ -222,7 +223,8 @@ START_TEST(test_escapes)
 {
     const char *tenant = "t\"en\\ant\n\x01/é";
     const char *route = "r\toute\u2028";
-    struct status_update u = {ID_A, ST_FAILED, tenant, route, 5, 6, 7, NULL, 0, NULL, 0, NULL, NULL, false};
+    struct status_update u = {ID_A, ST_FAILED, tenant, route, 5,    6,    7,
+                              NULL, 0,         NULL,   0,     NULL, NULL, false};
     struct buf b;
     buf_init(&b, MAX_MSG);
     ck_assert_int_eq(event_begin(&b), 0);
@@ -360,7 +362,8 @@ END_TEST
 START_TEST(test_buf_cap)
 {
     /* An append past the buffer cap reports the buf error. */
-    struct status_update u = {ID_A, ST_QUEUED, "t", "r", 1, 1, 0, NULL, 0, NULL, 0, NULL, NULL, false};
+    struct status_update u = {ID_A, ST_QUEUED, "t",  "r", 1,    1,    0,
+                              NULL, 0,         NULL, 0,   NULL, NULL, false};
     struct buf b;
     buf_init(&b, 40);
     ck_assert_int_eq(event_begin(&b), 0);
