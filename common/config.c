@@ -941,6 +941,17 @@ const struct cfg_key *cfg_key_for_token(const struct cfg *c, const char *token, 
     return found;
 }
 
+long cfg_tenant_retention_s(const struct cfg *c, const char *tenant)
+{
+    long r = c->ingress.status_retention_s;
+    for (size_t i = 0; i < c->n_keys; i++) {
+        const struct cfg_key *k = &c->keys[i];
+        if (k->status_retention_s && k->status_retention_s < r && !strcmp(k->tenant, tenant))
+            r = k->status_retention_s;
+    }
+    return r;
+}
+
 bool cfg_key_allows_route(const struct cfg_key *key, const char *name)
 {
     if (!key || !name) return false;

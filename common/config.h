@@ -105,6 +105,9 @@ const struct cfg_route *cfg_route_find(const struct cfg *c, const char *name, si
 /* cfg_key_for_token hashes the bearer token with SHA-256 and returns the key
  * whose secret_sha256 matches, comparing every key in constant time; NULL if none. */
 const struct cfg_key *cfg_key_for_token(const struct cfg *c, const char *token, size_t len);
+/* cfg_tenant_retention_s is how long tenant's statuses are kept: the
+ * shortest status_retention_s of its keys, else ingress.status_retention_s. */
+long cfg_tenant_retention_s(const struct cfg *c, const char *tenant);
 /* cfg_key_allows_route tells whether key may use the route named name. */
 bool cfg_key_allows_route(const struct cfg_key *key, const char *name);
 
