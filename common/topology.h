@@ -14,7 +14,7 @@
 
 /* The queues every connection declares. TOPO_REQUESTS names both the
  * requests exchange and the queue bound to it. */
-enum topo_queue { TOPO_REQUESTS, TOPO_DEAD, TOPO_EVENTS };
+enum topo_queue { TOPO_REQUESTS, TOPO_DEAD, TOPO_EVENTS, TOPO_CLAIMS };
 
 /* TOPO_NAME_MAX bounds a name: the namespace (at most 64 bytes, see
  * config.c) and a suffix. */
@@ -26,7 +26,8 @@ void topo_name(const struct cfg *cfg, enum topo_queue q, char *out, size_t outle
 void topo_retry_name(const struct cfg *cfg, long delay_ms, char *out, size_t outlen);
 
 /* topo_declare declares the requests exchange and queue (dead-lettering to
- * the dead queue), the dead queue and the events stream, of cfg->queue_type.
+ * the dead queue), the dead queue, the events stream and the claims stream
+ * (common/arbiter.h), of cfg->queue_type.
  * -1 with err on failure (an unknown queue type, arguments that differ from
  * an existing queue's: the connection is then broken). */
 __attribute__((warn_unused_result)) int topo_declare(struct mq *mq, const struct cfg *cfg,

@@ -37,7 +37,7 @@ START_TEST(test_derive)
     idem_derive(d, "acme", "k2", 2, b);
     ck_assert_str_ne(a, b);
     idem_derive(d, "globex", "k1", 2, b);
-    ck_assert_str_ne(a, b); /* scoped by tenant */
+    ck_assert_str_ne(a, b);               /* scoped by tenant */
     idem_derive(d, "acme\0k", "1", 1, b); /* tenant and key cannot run into each other */
     ck_assert_str_ne(a, b);
     idem_derive(dn, "acme", "k1", 2, b);

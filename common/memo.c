@@ -229,8 +229,7 @@ void memo_del(struct memo *m, const void *key)
 void memo_expire(struct memo *m, int64_t now_ms)
 {
     pthread_mutex_lock(&m->lock);
-    while (m->count > 0 &&
-           (!m->ring[m->head].live || m->ring[m->head].expires_ms <= now_ms))
+    while (m->count > 0 && (!m->ring[m->head].live || m->ring[m->head].expires_ms <= now_ms))
         pop_head(m);
     pthread_mutex_unlock(&m->lock);
 }

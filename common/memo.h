@@ -1,6 +1,7 @@
 /* memo.h: a bounded map from a 32-byte key to a small value, each entry
  * with its own expiry time: what the ingress remembers beside the status
- * index, for idempotency keys (idempotency.h) and cached reads (cache.h).
+ * index, for idempotency keys and cached reads (ingress/idempotency.h,
+ * ingress/cache.h), and the cancelled requests of the arbiter (arbiter.h).
  * Entries live in insertion order; the oldest is evicted when the map is
  * full, and expired ones are dropped from the oldest end by memo_expire (an
  * expired entry is never returned). Thread-safe (one internal mutex: every
@@ -23,8 +24,8 @@ void memo_free(struct memo *m);
 
 /* memo_put stores value (MEMO_VALUE bytes) under key until expires_ms,
  * replacing what key held. 0, or -ENOMEM (nothing changed). */
-__attribute__((warn_unused_result)) int memo_put(struct memo *m, const void *key,
-                                                 const void *value, int64_t expires_ms);
+__attribute__((warn_unused_result)) int memo_put(struct memo *m, const void *key, const void *value,
+                                                 int64_t expires_ms);
 /* memo_get copies key's value into value and returns true, unless key is
  * absent or expired at now_ms. */
 bool memo_get(struct memo *m, const void *key, void *value, int64_t now_ms);
