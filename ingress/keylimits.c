@@ -1,0 +1,177 @@
+/* keylimits.c: per-key token buckets shared among the live replicas, and the
+ * queue quota (see keylimits.h). Each key has its own lock; the table of
+ * replicas heard from has one. */
+#include "keylimits.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "id.h"
+#include "ratelimit.h"
+
+#define MAX_REPLICAS 64
+#define NAME_MAX_LEN 64
+
+struct replica {
+    char name[NAME_MAX_LEN + 1];
+    int64_t ts_ms; /* its newest heartbeat */
+};
+
+struct key_state {
+    pthread_mutex_t lock;
+    struct tbucket bucket;
+    int shared_by; /* replicas the bucket's rate is divided by */
+    atomic_long pending; /* submissions admitted and not yet answered */
+};
+
+struct limits {
+    const struct cfg *cfg;
+    struct status_index *index;
+    char self[NAME_MAX_LEN + 1];
+    pthread_mutex_t lock; /* replicas */
+    struct replica replicas[MAX_REPLICAS];
+    struct key_state *keys; /* one per cfg->keys[i] */
+};
+
+struct limits *limits_new(const struct cfg *cfg, struct status_index *index, const char *instance)
+{
+    struct limits *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->cfg = cfg;
+    l->index = index;
+    snprintf(l->self, sizeof l->self, "%s", instance);
+    l->keys = calloc(cfg->n_keys ? cfg->n_keys : 1, sizeof *l->keys);
+    if (!l->keys || pthread_mutex_init(&l->lock, NULL) != 0) {
+        free(l->keys);
+        free(l);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->n_keys; i++) {
+        const struct cfg_key *k = &cfg->keys[i];
+        pthread_mutex_init(&l->keys[i].lock, NULL);
+        tbucket_init(&l->keys[i].bucket, k->rate_per_s, (double)k->burst, 0);
+        l->keys[i].shared_by = 1;
+    }
+    return l;
+}
+
+void limits_free(struct limits *l)
+{
+    if (!l) return;
+    for (size_t i = 0; i < l->cfg->n_keys; i++)
+        pthread_mutex_destroy(&l->keys[i].lock);
+    pthread_mutex_destroy(&l->lock);
+    free(l->keys);
+    free(l);
+}
+
+void limits_heartbeat(struct limits *l, const char *instance, int64_t ts_ms, int64_t now_ms)
+{
+    if (!strcmp(instance, l->self) || now_ms - ts_ms > LIMITS_ALIVE_MS) return;
+    pthread_mutex_lock(&l->lock);
+    struct replica *slot = NULL, *oldest = &l->replicas[0];
+    for (int i = 0; i < MAX_REPLICAS && !slot; i++) {
+        struct replica *r = &l->replicas[i];
+        if (!strncmp(r->name, instance, NAME_MAX_LEN)) slot = r;
+        if (r->ts_ms < oldest->ts_ms) oldest = r;
+    }
+    if (!slot) {
+        slot = oldest;
+        snprintf(slot->name, sizeof slot->name, "%s", instance);
+        slot->ts_ms = 0;
+    }
+    if (ts_ms > slot->ts_ms) slot->ts_ms = ts_ms;
+    pthread_mutex_unlock(&l->lock);
+}
+
+int limits_replicas(struct limits *l, int64_t now_ms)
+{
+    int n = 1; /* this one */
+    pthread_mutex_lock(&l->lock);
+    for (int i = 0; i < MAX_REPLICAS; i++)
+        n += l->replicas[i].name[0] && now_ms - l->replicas[i].ts_ms <= LIMITS_ALIVE_MS;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+static struct key_state *state_of(struct limits *l, const struct cfg_key *key)
+{
+    return &l->keys[key - l->cfg->keys];
+}
+
+/* share sets the bucket to this replica's share; call with the key's lock. */
+static void share(struct key_state *ks, const struct cfg_key *key, int n, int64_t now_us)
+{
+    if (n == ks->shared_by) return;
+    double burst = key->burst > 0 ? (double)key->burst : key->rate_per_s;
+    burst = burst / n < 1 ? 1 : burst / n;
+    tbucket_set(&ks->bucket, key->rate_per_s / n, burst, now_us);
+    ks->shared_by = n;
+}
+
+/* describe fills info from the bucket (the key's lock held). */
+static void describe(struct key_state *ks, const struct cfg_key *key, int64_t now_us,
+                     struct limit_info *info)
+{
+    double burst = key->burst > 0 ? (double)key->burst : key->rate_per_s;
+    double tokens = tbucket_tokens(&ks->bucket, now_us), local = ks->bucket.burst;
+    info->limited = true;
+    info->limit = (long)(burst < 1 ? 1 : burst);
+    double left = floor(tokens * ks->shared_by);
+    info->remaining = left < 0 ? 0 : left > (double)info->limit ? info->limit : (long)left;
+    info->reset_s = (long)ceil((local - tokens) / ks->bucket.rate);
+    if (info->reset_s < 0) info->reset_s = 0;
+    info->retry_after_s = (long)((tbucket_wait_us(&ks->bucket, 1, now_us) + 999999) / 1000000);
+    if (info->retry_after_s < 1) info->retry_after_s = 1;
+}
+
+/* queued is the tenant's requests not yet final, seen from this replica. */
+static long queued(struct limits *l, const struct cfg_key *key)
+{
+    long n = (long)status_index_open(l->index, key->tenant);
+    for (size_t i = 0; i < l->cfg->n_keys; i++)
+        if (!strcmp(l->cfg->keys[i].tenant, key->tenant)) n += atomic_load(&l->keys[i].pending);
+    return n;
+}
+
+enum limits_verdict limits_admit(struct limits *l, const struct cfg_key *key, int64_t now_ms,
+                                 int64_t now_us, struct limit_info *info)
+{
+    struct key_state *ks = state_of(l, key);
+    enum limits_verdict v = LIMITS_OK;
+    info->limited = false;
+    if (key->max_queued > 0 && queued(l, key) >= key->max_queued) v = LIMITS_QUOTA;
+    if (key->rate_per_s > 0) {
+        int n = limits_replicas(l, now_ms);
+        pthread_mutex_lock(&ks->lock);
+        share(ks, key, n, now_us);
+        /* A refusal for the quota takes no token. */
+        if (v == LIMITS_OK && !tbucket_take(&ks->bucket, 1, now_us)) v = LIMITS_RATE;
+        describe(ks, key, now_us, info);
+        pthread_mutex_unlock(&ks->lock);
+    }
+    if (v == LIMITS_OK) atomic_fetch_add(&ks->pending, 1);
+    return v;
+}
+
+void limits_done(struct limits *l, const struct cfg_key *key)
+{
+    atomic_fetch_sub(&state_of(l, key)->pending, 1);
+}
+
+void limits_peek(struct limits *l, const struct cfg_key *key, int64_t now_ms, int64_t now_us,
+                 struct limit_info *info)
+{
+    info->limited = false;
+    if (key->rate_per_s <= 0) return;
+    struct key_state *ks = state_of(l, key);
+    int n = limits_replicas(l, now_ms);
+    pthread_mutex_lock(&ks->lock);
+    share(ks, key, n, now_us);
+    describe(ks, key, now_us, info);
+    pthread_mutex_unlock(&ks->lock);
+}
