@@ -55,6 +55,10 @@ struct envelope {
     char *tenant;
     int attempts; /* backend calls already made */
     int64_t created_ms;
+    /* The ingress's notes for the "queued" event, never sent to a worker:
+     * the idempotency fingerprint and the cache key, "" when none. */
+    char fingerprint[33];
+    char cache_key[33];
 };
 
 /* A validation failure: the HTTP status (400, ...), the API error code and a

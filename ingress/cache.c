@@ -57,8 +57,7 @@ static const char *header_of(const struct envelope *e, const char *name)
     return NULL;
 }
 
-bool cache_key(const struct cfg_route *route, const struct envelope *e,
-               char out[CACHE_KEY_LEN + 1])
+bool cache_key(const struct cfg_route *route, const struct envelope *e, char out[CACHE_KEY_LEN + 1])
 {
     if (!route->cache_ttl_s || e->idempotency_key ||
         (strcmp(e->method, "GET") != 0 && strcmp(e->method, "HEAD") != 0))

@@ -408,8 +408,8 @@ struct control *control_new(const struct cfg *cfg, struct metrics *metrics,
     c->next_offset = -1;
     snprintf(c->instance, sizeof c->instance, "%s", instance);
     topo_name(cfg, TOPO_CLAIMS, c->claims, sizeof c->claims);
-    c->m_cancels = metrics_counter(metrics, "sluice_ingress_cancels_total",
-                                   "Cancels by verdict.", "verdict=\"cancelled\"");
+    c->m_cancels = metrics_counter(metrics, "sluice_ingress_cancels_total", "Cancels by verdict.",
+                                   "verdict=\"cancelled\"");
     c->m_refused = metrics_counter(metrics, "sluice_ingress_cancels_total", "Cancels by verdict.",
                                    "verdict=\"not_cancellable\"");
     c->arbiter = new_arbiter(cfg);

@@ -6,6 +6,7 @@
 #include "handlers.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,22 +17,54 @@
 #include "clock.h"
 #include "id.h"
 #include "json.h"
+#include "requests.h"
+#include "submit.h"
 
 #define RETRY_AFTER_S "2"
 
 /* ---- answers ---- */
 
-static void answer_error(struct answer *a, int status, const char *code, const char *message)
+void answer_error(struct answer *a, int status, const char *code, const char *message)
 {
     a->status = status;
     a->body = json_error_body(code, message);
     a->len = a->body ? strlen(a->body) : 0;
     a->content_type = "application/json";
     a->header_name = NULL;
+    a->n_extra = 0;
     if (status == 503 || status == 429) {
         a->header_name = "Retry-After";
         snprintf(a->header_value, sizeof(a->header_value), "%s", RETRY_AFTER_S);
     }
+}
+
+void answer_header(struct answer *a, const char *name, const char *fmt, ...)
+{
+    if (a->n_extra == ANSWER_MAX_EXTRA) return;
+    va_list ap;
+    va_start(ap, fmt);
+    a->extra[a->n_extra].name = name;
+    vsnprintf(a->extra[a->n_extra].value, sizeof a->extra[0].value, fmt, ap);
+    va_end(ap);
+    a->n_extra++;
+}
+
+void answer_limits(struct answer *a, const struct limit_info *info)
+{
+    if (!info->limited) return;
+    answer_header(a, "RateLimit-Limit", "%ld", info->limit);
+    answer_header(a, "RateLimit-Remaining", "%ld", info->remaining);
+    answer_header(a, "RateLimit-Reset", "%ld", info->reset_s);
+}
+
+/* decorate adds the RateLimit headers to every answer of a limited key
+ * that a submission has not already described. */
+static void decorate(struct request *r, struct answer *a)
+{
+    if (!r->key || r->sub.limit_known || !r->app->limits) return;
+    struct limit_info info;
+    limits_peek(r->app->limits, r->key, clock_real_ms(), clock_mono_us(), &info);
+    answer_limits(a, &info);
 }
 
 /* refuse is answer_error for handle_begin's refusals. */
@@ -47,7 +80,13 @@ static void answer_text(struct answer *a, int status, const char *type, struct b
     a->body = buf_take(b, &a->len);
     a->content_type = type;
     a->header_name = NULL;
+    a->n_extra = 0;
     if (!a->body) answer_error(a, 500, "internal", "out of memory");
+}
+
+void answer_json(struct answer *a, int status, struct buf *b)
+{
+    answer_text(a, status, "application/json", b);
 }
 
 static void answer_literal(struct answer *a, int status, const char *json)
@@ -152,58 +191,6 @@ static bool get_admin_summary(struct request *r, struct answer *a)
 
 /* ---- submitting: both forms, then one hand-off ---- */
 
-/* answer_accepted fills a with the 202 for id; -1 when out of memory. */
-static int answer_accepted(struct answer *a, const char *id)
-{
-    struct buf b;
-    buf_init(&b, 512);
-    if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"}",
-                    id, id) < 0)
-        return -1;
-    answer_text(a, 202, "application/json", &b);
-    a->header_name = "Location";
-    snprintf(a->header_value, sizeof(a->header_value), "/v1/requests/%s", id);
-    return 0;
-}
-
-/* on_published runs on a publisher thread, once per submission. */
-static void on_published(void *arg, int status)
-{
-    struct request *r = arg;
-    if (status != 202) {
-        free(r->answer.body);
-        answer_error(
-            &r->answer, 503, "broker_unavailable",
-            "the broker did not confirm the request (down, refused or too slow); retry later");
-    }
-    r->io->resume(r);
-}
-
-/* publish gives env its identity and hands it to the publisher. The 202 is
- * written beforehand into r->answer, which on_published replaces with a 503
- * if the broker does not confirm. Returns true when the answer is pending. */
-static bool publish(struct request *r, struct envelope *env, struct answer *a)
-{
-    env->created_ms = clock_real_ms();
-    if (env->priority > r->key->max_priority) env->priority = r->key->max_priority;
-    if (id_new(env->id, env->created_ms) < 0) {
-        answer_error(a, 500, "internal", "cannot make a tracking id");
-        return false;
-    }
-    if (!publisher_ready(r->app->publisher)) {
-        answer_error(a, 503, "broker_unavailable",
-                     "the message broker is unavailable; nothing was queued, retry later");
-        return false;
-    }
-    if (answer_accepted(&r->answer, env->id) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
-        return false;
-    }
-    r->io->suspend(r);
-    if (publisher_submit(r->app->publisher, env, on_published, r) < 0) on_published(r, 503);
-    return true;
-}
-
 /* new_envelope starts the envelope of r with its tenant, which counts
  * towards the message's size the builder checks. */
 static int new_envelope(struct request *r, struct envelope *env, struct answer *a)
@@ -230,7 +217,7 @@ static bool submit_envelope(struct request *r, struct answer *a)
         answer_error(a, why.status, why.code, why.message);
         goto out;
     }
-    pending = publish(r, &env, a);
+    pending = submit_publish(r, &env, a);
 out:
     envelope_free(&env);
     return pending;
@@ -282,7 +269,7 @@ static bool submit_transparent(struct request *r, struct answer *a)
         answer_error(a, err.status, err.code, err.message);
         goto out;
     }
-    pending = publish(r, &env, a);
+    pending = submit_publish(r, &env, a);
 out:
     envelope_free(&env);
     return pending;
@@ -290,7 +277,7 @@ out:
 
 /* ---- the endpoints ---- */
 
-enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_ANY };
+enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_DELETE, M_ANY };
 enum who { ANYONE, KEY, ADMIN };
 enum takes { NO_BODY, JSON_BODY, ANY_BODY };
 
@@ -312,30 +299,15 @@ static const struct endpoint ENDPOINTS[] = {
     {"/", false, M_READ, ANYONE, true, NO_BODY, NULL, get_admin_page},
     {"/admin/summary", false, M_READ, ADMIN, true, NO_BODY, NULL, get_admin_summary},
     {"/v1/requests", false, M_POST, KEY, false, JSON_BODY, NULL, submit_envelope},
+    {"/v1/requests", false, M_GET, KEY, false, NO_BODY, NULL, requests_list},
     {"/v1/requests/", true, M_GET, KEY, false, NO_BODY, NULL, get_status},
+    {"/v1/requests/", true, M_DELETE, KEY, false, NO_BODY, NULL, requests_delete},
     {"/v1/routes/", true, M_ANY, KEY, false, ANY_BODY, begin_transparent, submit_transparent},
 };
 
 static bool path_starts(const struct request *r, const char *p, size_t n)
 {
     return r->path_len >= n && memcmp(r->target, p, n) == 0;
-}
-
-/* find returns the endpoint of r's path (setting r->rest for a prefix), or NULL. */
-static const struct endpoint *find(struct request *r)
-{
-    bool admin = admin_enabled(&r->app->cfg);
-    for (size_t i = 0; i < sizeof ENDPOINTS / sizeof ENDPOINTS[0]; i++) {
-        const struct endpoint *ep = &ENDPOINTS[i];
-        size_t n = strlen(ep->path);
-        if ((ep->admin && !admin) || !path_starts(r, ep->path, n) ||
-            (!ep->prefix && r->path_len != n))
-            continue;
-        r->rest = r->target + n;
-        r->rest_len = r->path_len - n;
-        return ep;
-    }
-    return NULL;
 }
 
 static bool method_ok(enum methods m, const char *method)
@@ -347,9 +319,38 @@ static bool method_ok(enum methods m, const char *method)
         return !strcmp(method, "GET");
     case M_POST:
         return !strcmp(method, "POST");
+    case M_DELETE:
+        return !strcmp(method, "DELETE");
     default:
         return true;
     }
+}
+
+/* find returns the endpoint of r's path that takes r's method, else the
+ * path's first (which then refuses the method), or NULL; it sets r->rest
+ * for a prefix. */
+static const struct endpoint *find(struct request *r)
+{
+    bool admin = admin_enabled(&r->app->cfg);
+    const struct endpoint *first = NULL;
+    for (size_t i = 0; i < sizeof ENDPOINTS / sizeof ENDPOINTS[0]; i++) {
+        const struct endpoint *ep = &ENDPOINTS[i];
+        size_t n = strlen(ep->path);
+        if ((ep->admin && !admin) || !path_starts(r, ep->path, n) ||
+            (!ep->prefix && r->path_len != n))
+            continue;
+        if (first && strcmp(first->path, ep->path) != 0) break;
+        if (!first) first = ep;
+        if (method_ok(ep->methods, r->method)) {
+            first = ep;
+            break;
+        }
+    }
+    if (first) {
+        r->rest = r->target + strlen(first->path);
+        r->rest_len = r->path_len - strlen(first->path);
+    }
+    return first;
 }
 
 /* body_checks refuses, before reading it, a body declared larger than the
@@ -370,7 +371,7 @@ static int body_checks(struct request *r, struct answer *a)
     return 0;
 }
 
-int handle_begin(struct request *r, struct answer *a)
+static int begin(struct request *r, struct answer *a)
 {
     const struct cfg *cfg = &r->app->cfg;
     bool v1 = path_starts(r, "/v1/", 4);
@@ -390,11 +391,20 @@ int handle_begin(struct request *r, struct answer *a)
     return body_checks(r, a);
 }
 
+int handle_begin(struct request *r, struct answer *a)
+{
+    if (begin(r, a) == 0) return 0;
+    decorate(r, a);
+    return -1;
+}
+
 bool handle(struct request *r, struct answer *a)
 {
     if (r->ep->takes != NO_BODY && r->body_too_large) {
         answer_error(a, 413, "body_too_large", "the body is larger than max_body_bytes");
-        return false;
+    } else if (r->ep->run(r, a)) {
+        return true;
     }
-    return r->ep->run(r, a);
+    decorate(r, a);
+    return false;
 }

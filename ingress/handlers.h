@@ -21,6 +21,9 @@
 #include "app.h"
 #include "buf.h"
 #include "envelope.h"
+#include "keylimits.h"
+
+#define ANSWER_MAX_EXTRA 6
 
 /* An answer to send. body is malloc'd (or NULL when out of memory) and
  * belongs to whoever sends it. */
@@ -31,6 +34,22 @@ struct answer {
     const char *content_type;
     const char *header_name; /* one extra header (Location, Retry-After, ...) or NULL */
     char header_value[256];
+    /* More headers (RateLimit-*, Idempotent-Replayed); names are literals. */
+    struct {
+        const char *name;
+        char value[64];
+    } extra[ANSWER_MAX_EXTRA];
+    size_t n_extra;
+};
+
+/* What a submission holds until it is answered (ingress/submit.c). */
+struct submission {
+    bool pending_limit; /* counted by keylimits until answered */
+    bool pending_key;   /* its idempotency key pending until answered */
+    char id[ID_LEN + 1];
+    char cache_key[33];
+    struct limit_info limit; /* what the key's bucket said */
+    bool limit_known;
 };
 
 struct request;
@@ -69,9 +88,20 @@ struct request {
     const struct cfg_route *route; /* a transparent request's route */
     const char *rest;              /* in target: the backend path or the status id */
     size_t rest_len;
+    struct submission sub;
     /* A pending answer, set before r->io->resume. */
     struct answer answer;
 };
+
+/* The answers every endpoint module writes (handlers.c). */
+void answer_error(struct answer *a, int status, const char *code, const char *message);
+/* answer_json answers status with the JSON text of b (taken). */
+void answer_json(struct answer *a, int status, struct buf *b);
+/* answer_header adds one of the extra headers (dropped past ANSWER_MAX_EXTRA). */
+__attribute__((format(printf, 3, 4))) void answer_header(struct answer *a, const char *name,
+                                                         const char *fmt, ...);
+/* answer_limits adds the RateLimit-* headers of info (nothing when not limited). */
+void answer_limits(struct answer *a, const struct limit_info *info);
 
 /* handle_begin classifies r and checks what precedes the body. Returns 0 to
  * go on reading the body, or -1 with a, a refusal to send now. */

@@ -110,6 +110,8 @@ static enum MHD_Result send_answer(struct exchange *x, struct answer *a)
     a->body = NULL;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
     if (a->header_name) MHD_add_response_header(resp, a->header_name, a->header_value);
+    for (size_t i = 0; i < a->n_extra; i++)
+        MHD_add_response_header(resp, a->extra[i].name, a->extra[i].value);
     enum MHD_Result rc = MHD_queue_response(x->conn, (unsigned)a->status, resp);
     MHD_destroy_response(resp);
     app_count_response(x->r.app, a->status);

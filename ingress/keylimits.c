@@ -24,7 +24,7 @@ struct replica {
 struct key_state {
     pthread_mutex_t lock;
     struct tbucket bucket;
-    int shared_by; /* replicas the bucket's rate is divided by */
+    int shared_by;       /* replicas the bucket's rate is divided by */
     atomic_long pending; /* submissions admitted and not yet answered */
 };
 
@@ -138,24 +138,26 @@ static long queued(struct limits *l, const struct cfg_key *key)
     return n;
 }
 
-enum limits_verdict limits_admit(struct limits *l, const struct cfg_key *key, int64_t now_ms,
-                                 int64_t now_us, struct limit_info *info)
+bool limits_rate(struct limits *l, const struct cfg_key *key, int64_t now_ms, int64_t now_us,
+                 struct limit_info *info)
 {
-    struct key_state *ks = state_of(l, key);
-    enum limits_verdict v = LIMITS_OK;
     info->limited = false;
-    if (key->max_queued > 0 && queued(l, key) >= key->max_queued) v = LIMITS_QUOTA;
-    if (key->rate_per_s > 0) {
-        int n = limits_replicas(l, now_ms);
-        pthread_mutex_lock(&ks->lock);
-        share(ks, key, n, now_us);
-        /* A refusal for the quota takes no token. */
-        if (v == LIMITS_OK && !tbucket_take(&ks->bucket, 1, now_us)) v = LIMITS_RATE;
-        describe(ks, key, now_us, info);
-        pthread_mutex_unlock(&ks->lock);
-    }
-    if (v == LIMITS_OK) atomic_fetch_add(&ks->pending, 1);
-    return v;
+    if (key->rate_per_s <= 0) return true;
+    struct key_state *ks = state_of(l, key);
+    int n = limits_replicas(l, now_ms);
+    pthread_mutex_lock(&ks->lock);
+    share(ks, key, n, now_us);
+    bool ok = tbucket_take(&ks->bucket, 1, now_us);
+    describe(ks, key, now_us, info);
+    pthread_mutex_unlock(&ks->lock);
+    return ok;
+}
+
+bool limits_queue(struct limits *l, const struct cfg_key *key)
+{
+    if (key->max_queued > 0 && queued(l, key) >= key->max_queued) return false;
+    atomic_fetch_add(&state_of(l, key)->pending, 1);
+    return true;
 }
 
 void limits_done(struct limits *l, const struct cfg_key *key)

@@ -30,8 +30,7 @@ struct limits;
 
 /* limits_new: cfg and index must outlive it; instance is this replica's id.
  * NULL on ENOMEM. */
-struct limits *limits_new(const struct cfg *cfg, struct status_index *index,
-                          const char *instance);
+struct limits *limits_new(const struct cfg *cfg, struct status_index *index, const char *instance);
 void limits_free(struct limits *l);
 
 /* limits_heartbeat notes that replica instance was alive at ts_ms (its
@@ -42,22 +41,22 @@ int limits_replicas(struct limits *l, int64_t now_ms);
 
 /* What a limited key's answers say (RateLimit-* headers). */
 struct limit_info {
-    bool limited;        /* the key has a rate: send the headers */
-    long limit;          /* the key's burst (RateLimit-Limit) */
-    long remaining;      /* whole tokens left across the replicas (RateLimit-Remaining) */
-    long reset_s;        /* seconds until the bucket is full again (RateLimit-Reset) */
-    long retry_after_s;  /* seconds until a token (Retry-After), at least 1 */
+    bool limited;       /* the key has a rate: send the headers */
+    long limit;         /* the key's burst (RateLimit-Limit) */
+    long remaining;     /* whole tokens left across the replicas (RateLimit-Remaining) */
+    long reset_s;       /* seconds until the bucket is full again (RateLimit-Reset) */
+    long retry_after_s; /* seconds until a token (Retry-After), at least 1 */
 };
 
-enum limits_verdict { LIMITS_OK, LIMITS_RATE, LIMITS_QUOTA };
-
-/* limits_admit decides one submission of key at now_ms (wall clock, for
- * the heartbeats) and now_us (monotonic, for the bucket) and fills info;
- * LIMITS_OK takes a token and counts the submission pending until
- * limits_done. */
-enum limits_verdict limits_admit(struct limits *l, const struct cfg_key *key, int64_t now_ms,
-                                 int64_t now_us, struct limit_info *info);
-/* limits_done ends a submission limits_admit admitted. */
+/* limits_rate takes a token for one submission of key at now_ms (wall
+ * clock, for the heartbeats) and now_us (monotonic, for the bucket): true,
+ * or false when there is none (429 rate_limited). It fills info. */
+bool limits_rate(struct limits *l, const struct cfg_key *key, int64_t now_ms, int64_t now_us,
+                 struct limit_info *info);
+/* limits_queue admits one more request of key's tenant not yet final, and
+ * counts it pending until limits_done: true, or false past max_queued. */
+bool limits_queue(struct limits *l, const struct cfg_key *key);
+/* limits_done ends a submission limits_queue admitted. */
 void limits_done(struct limits *l, const struct cfg_key *key);
 /* limits_peek fills info without taking anything (other answers of the key). */
 void limits_peek(struct limits *l, const struct cfg_key *key, int64_t now_ms, int64_t now_us,

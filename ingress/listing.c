@@ -126,7 +126,8 @@ static int param(struct query *q, const char *name, size_t nlen, const char *v, 
                              "dead or cancelled");
     } else if (nlen == 5 && !memcmp(name, "route", 5)) {
         if (!vlen || vlen > 64 ||
-            strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != vlen)
+            strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+                vlen)
             return fail(err, "route: must be a route name");
         memcpy(q->route, text, vlen + 1);
     } else if (nlen == 5 && !memcmp(name, "limit", 5)) {
@@ -189,8 +190,8 @@ static int render(struct status_index *idx, const char *tenant, struct page *p, 
     return rc;
 }
 
-int listing_render(struct status_index *idx, const char *tenant, const char *query,
-                   struct buf *out, struct listing_error *err)
+int listing_render(struct status_index *idx, const char *tenant, const char *query, struct buf *out,
+                   struct listing_error *err)
 {
     struct query q;
     if (parse(query, &q, err) < 0) return -EINVAL;

@@ -23,8 +23,8 @@ struct listing_error {
  * '?', NULL when none) asks for of tenant's requests to out:
  *   {"requests":[...],"next_after":"<cursor>"|null}
  * Returns 0, -EINVAL with err (a malformed query), or a buf error. */
-__attribute__((warn_unused_result)) int listing_render(struct status_index *idx,
-                                                       const char *tenant, const char *query,
-                                                       struct buf *out, struct listing_error *err);
+__attribute__((warn_unused_result)) int listing_render(struct status_index *idx, const char *tenant,
+                                                       const char *query, struct buf *out,
+                                                       struct listing_error *err);
 
 #endif

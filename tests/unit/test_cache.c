@@ -74,8 +74,8 @@ END_TEST
 
 static void apply(struct status_index *idx, enum req_state st, int64_t ts)
 {
-    struct status_update u = {.id = ID_A, .state = st, .tenant = "acme", .route = "r",
-                              .created_ms = T0, .ts_ms = ts};
+    struct status_update u = {
+        .id = ID_A, .state = st, .tenant = "acme", .route = "r", .created_ms = T0, .ts_ms = ts};
     ck_assert_int_eq(status_index_apply(idx, &u), 0);
 }
 

@@ -44,10 +44,7 @@ static int admitted(struct limits *l, const struct cfg_key *k, int seconds, int 
     struct limit_info info;
     for (int i = 0; i < seconds * per_s; i++) {
         int64_t t = start_us + (int64_t)i * SEC / per_s;
-        if (limits_admit(l, k, T0, t, &info) == LIMITS_OK) {
-            ok++;
-            limits_done(l, k);
-        }
+        ok += limits_rate(l, k, T0, t, &info);
     }
     return ok;
 }
@@ -61,8 +58,8 @@ START_TEST(test_bucket)
     ck_assert_int_ge(n, 20 + 100 - 1);
     ck_assert_int_le(n, 20 + 100 + 1);
     struct limit_info info;
-    while (limits_admit(l, fast, T0, 1010 * SEC, &info) == LIMITS_OK)
-        limits_done(l, fast);
+    while (limits_rate(l, fast, T0, 1010 * SEC, &info)) {
+    }
     ck_assert(info.limited);
     ck_assert_int_eq(info.limit, 20);
     ck_assert_int_eq(info.remaining, 0);
@@ -84,7 +81,7 @@ START_TEST(test_shared_by_replicas)
     const struct cfg_key *fast = &cfg.keys[0];
     ck_assert_int_eq(limits_replicas(l, T0), 1);
     limits_heartbeat(l, "other", T0, T0);
-    limits_heartbeat(l, "self", T0, T0); /* its own never counts twice */
+    limits_heartbeat(l, "self", T0, T0);            /* its own never counts twice */
     limits_heartbeat(l, "ancient", T0 - 60000, T0); /* replayed from the stream */
     ck_assert_int_eq(limits_replicas(l, T0 + 1000), 2);
     /* Two replicas: this one runs at half the rate and half the burst. */
@@ -110,20 +107,34 @@ START_TEST(test_quota)
     /* Two open requests in the index and one pending here fill the quota of 3. */
     for (int i = 0; i < 2; i++) {
         snprintf(id, sizeof id, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%c", (char)('0' + i));
-        struct status_update u = {.id = id, .state = ST_QUEUED, .tenant = "acme",
-                                  .route = "r", .created_ms = T0, .ts_ms = T0};
+        struct status_update u = {.id = id,
+                                  .state = ST_QUEUED,
+                                  .tenant = "acme",
+                                  .route = "r",
+                                  .created_ms = T0,
+                                  .ts_ms = T0};
         ck_assert_int_eq(status_index_apply(idx, &u), 0);
     }
-    ck_assert_int_eq(limits_admit(l, quota, T0, 0, &info), LIMITS_OK);
+    ck_assert(limits_rate(l, quota, T0, 0, &info));
     ck_assert(!info.limited);
-    ck_assert_int_eq(limits_admit(l, quota, T0, 0, &info), LIMITS_QUOTA);
-    /* The key that shares the tenant sees the same count. */
+    ck_assert(limits_queue(l, quota));
+    ck_assert(!limits_queue(l, quota));
+    /* A key of the same tenant without max_queued is not held back, and
+     * what it has pending counts towards the tenant's quota. */
+    ck_assert(limits_queue(l, &cfg.keys[0]));
+    limits_done(l, quota);
+    ck_assert(!limits_queue(l, quota));
+    limits_done(l, &cfg.keys[0]);
     limits_done(l, quota);
     snprintf(id, sizeof id, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA0");
-    struct status_update done = {.id = id, .state = ST_SUCCEEDED, .tenant = "acme",
-                                 .route = "r", .created_ms = T0, .ts_ms = T0 + 1};
+    struct status_update done = {.id = id,
+                                 .state = ST_SUCCEEDED,
+                                 .tenant = "acme",
+                                 .route = "r",
+                                 .created_ms = T0,
+                                 .ts_ms = T0 + 1};
     ck_assert_int_eq(status_index_apply(idx, &done), 0);
-    ck_assert_int_eq(limits_admit(l, quota, T0, 0, &info), LIMITS_OK);
+    ck_assert(limits_queue(l, quota));
     limits_done(l, quota);
     limits_free(l);
 }

@@ -23,8 +23,12 @@ static void add(int n, const char *tenant, const char *route, enum req_state st,
 {
     char id[ID_LEN + 1];
     id_of(n, id);
-    struct status_update u = {.id = id, .state = ST_QUEUED, .tenant = tenant, .route = route,
-                              .created_ms = created, .ts_ms = created};
+    struct status_update u = {.id = id,
+                              .state = ST_QUEUED,
+                              .tenant = tenant,
+                              .route = route,
+                              .created_ms = created,
+                              .ts_ms = created};
     ck_assert_int_eq(status_index_apply(idx, &u), 0);
     if (st != ST_QUEUED) {
         u.state = st;
@@ -127,7 +131,8 @@ START_TEST(test_filters)
     id_of(51, want);
     ck_assert_str_eq(item_id(o, 0), want);
     char q[128];
-    snprintf(q, sizeof q, "after=%s", json_object_get_string(json_object_object_get(o, "next_after")));
+    snprintf(q, sizeof q, "after=%s",
+             json_object_get_string(json_object_object_get(o, "next_after")));
     json_object_put(o);
     o = page("globex", q);
     ck_assert_int_eq(n_items(o), 1);
@@ -138,8 +143,12 @@ START_TEST(test_filters)
 END_TEST
 
 static const char *const bad[] = {
-    "limit=0", "limit=1001", "limit=x", "limit=", "status=done", "route=a%20b", "after=abc",
-    "after=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.", "color=red", "limit", "status=queued&x=1",
+    "limit=0",           "limit=1001",
+    "limit=x",           "limit=",
+    "status=done",       "route=a%20b",
+    "after=abc",         "after=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.",
+    "color=red",         "limit",
+    "status=queued&x=1",
 };
 
 START_TEST(test_refusals)
