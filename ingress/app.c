@@ -27,7 +27,9 @@ static void observe_update(void *arg, const struct status_update *u)
 static void observe_heartbeat(void *arg, const char *instance, int64_t ts_ms)
 {
     struct app *app = arg;
-    limits_heartbeat(app->limits, instance, ts_ms, clock_real_ms());
+    int64_t now = clock_real_ms();
+    limits_heartbeat(app->limits, instance, ts_ms, now);
+    limits_replicas(app->limits, now); /* brings the gauge up to date */
 }
 
 static void observe_expiry(void *arg, int64_t now_ms)

@@ -35,12 +35,25 @@ struct limits {
     pthread_mutex_t lock; /* replicas */
     struct replica replicas[MAX_REPLICAS];
     struct key_state *keys; /* one per cfg->keys[i] */
+    struct metric *m_replicas;
 };
 
-struct limits *limits_new(const struct cfg *cfg, struct status_index *index, const char *instance)
+struct limits *limits_new(const struct cfg *cfg, struct status_index *index,
+                          struct metrics *metrics, const char *instance)
 {
     struct limits *l = calloc(1, sizeof *l);
     if (!l) return NULL;
+    if (metrics) {
+        l->m_replicas = metrics_gauge(metrics, "sluice_ingress_replicas",
+                                      "Ingress replicas sharing the keys' rates (heard from on "
+                                      "the events stream, this one included).",
+                                      NULL);
+        if (!l->m_replicas) {
+            free(l);
+            return NULL;
+        }
+        metric_set(l->m_replicas, 1);
+    }
     l->cfg = cfg;
     l->index = index;
     snprintf(l->self, sizeof l->self, "%s", instance);
@@ -95,6 +108,7 @@ int limits_replicas(struct limits *l, int64_t now_ms)
     for (int i = 0; i < MAX_REPLICAS; i++)
         n += l->replicas[i].name[0] && now_ms - l->replicas[i].ts_ms <= LIMITS_ALIVE_MS;
     pthread_mutex_unlock(&l->lock);
+    if (l->m_replicas) metric_set(l->m_replicas, n);
     return n;
 }
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "status_index.h"
 
 #define LIMITS_HEARTBEAT_MS 2000
@@ -28,9 +29,10 @@
 
 struct limits;
 
-/* limits_new: cfg and index must outlive it; instance is this replica's id.
- * NULL on ENOMEM. */
-struct limits *limits_new(const struct cfg *cfg, struct status_index *index, const char *instance);
+/* limits_new: cfg, index and metrics (NULL: none) must outlive it;
+ * instance is this replica's id. NULL on ENOMEM. */
+struct limits *limits_new(const struct cfg *cfg, struct status_index *index,
+                          struct metrics *metrics, const char *instance);
 void limits_free(struct limits *l);
 
 /* limits_heartbeat notes that replica instance was alive at ts_ms (its

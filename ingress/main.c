@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         log_error("cannot read the OS random source");
         goto out;
     }
-    app.limits = limits_new(&app.cfg, app.index, instance);
+    app.limits = limits_new(&app.cfg, app.index, app.metrics, instance);
     if (!app.limits) {
         log_error("out of memory at start");
         goto out;

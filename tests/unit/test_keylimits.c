@@ -51,7 +51,7 @@ static int admitted(struct limits *l, const struct cfg_key *k, int seconds, int 
 
 START_TEST(test_bucket)
 {
-    struct limits *l = limits_new(&cfg, idx, "self");
+    struct limits *l = limits_new(&cfg, idx, NULL, "self");
     const struct cfg_key *fast = &cfg.keys[0], *free_key = &cfg.keys[2];
     /* 10 s at 100 calls/s: the burst plus the rate times the time. */
     int n = admitted(l, fast, 10, 100, 1000 * SEC);
@@ -77,7 +77,7 @@ END_TEST
 
 START_TEST(test_shared_by_replicas)
 {
-    struct limits *l = limits_new(&cfg, idx, "self");
+    struct limits *l = limits_new(&cfg, idx, NULL, "self");
     const struct cfg_key *fast = &cfg.keys[0];
     ck_assert_int_eq(limits_replicas(l, T0), 1);
     limits_heartbeat(l, "other", T0, T0);
@@ -100,7 +100,7 @@ END_TEST
 
 START_TEST(test_quota)
 {
-    struct limits *l = limits_new(&cfg, idx, "self");
+    struct limits *l = limits_new(&cfg, idx, NULL, "self");
     const struct cfg_key *quota = &cfg.keys[1];
     struct limit_info info;
     char id[ID_LEN + 1];
