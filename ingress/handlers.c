@@ -208,7 +208,9 @@ static bool submit_envelope(struct request *r, struct answer *a)
     struct auth_refusal why;
     bool pending = false;
     if (new_envelope(r, &env, a) < 0) goto out;
-    if (envelope_from_json(&env, r->body.data ? r->body.data : "", r->body.len, &err) < 0) {
+    const char *key = r->io->header(r, "Idempotency-Key");
+    if (envelope_from_json(&env, r->body.data ? r->body.data : "", r->body.len, &err) < 0 ||
+        (key && envelope_idempotency_header(&env, key, strlen(key), &err) < 0)) {
         answer_error(a, err.status, err.code, err.message);
         goto out;
     }

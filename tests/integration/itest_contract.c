@@ -154,6 +154,14 @@ START_TEST(test_idempotency)
                      "{\"route\":\"echo\",\"path\":\"/orders\",\"body\":{\"n\":2},"
                      "\"idempotency_key\":\"k-1\"}"),
                 422, "idempotency_key_reused", "reused key");
+    /* The envelope form's Idempotency-Key header is the same key. */
+    char *by_header = accepted(call(a, "POST", "/v1/requests", H_TOKEN, "Idempotency-Key: k-1",
+                                    "{\"route\":\"echo\",\"path\":\"/orders\",\"body\":{\"n\":1}}"),
+                               "the key as a header");
+    ck_assert_str_eq(by_header, id);
+    free(by_header);
+    expect_code(call(a, "POST", "/v1/requests", H_TOKEN, "Idempotency-Key: k-2", ORDER), 400,
+                "invalid_request", "header and field differ");
     char *other = accepted(post(a, H_OTHER_TOKEN, ORDER), "other tenant");
     ck_assert_str_ne(other, id);
     /* The transparent form's header, headers in another order alike. */
