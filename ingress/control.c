@@ -6,7 +6,6 @@
 #include "control.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,16 +15,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "arbiter.h"
+#include "claims.h"
 #include "clock.h"
 #include "event.h"
 #include "id.h"
 #include "keylimits.h"
 #include "log.h"
 #include "session.h"
-#include "topology.h"
 
-#define CLAIMS_PREFETCH 2000
 #define TICK_MS 1000
 
 enum op_kind { OP_CANCEL, OP_ERASE };
@@ -46,7 +43,7 @@ struct control {
     const struct cfg *cfg;
     struct status_index *index;
     struct session *session;
-    struct arbiter *arbiter;
+    struct claims *claims;
     pthread_t thread;
     pthread_mutex_t lock;
     struct op *submitted; /* from HTTP threads, newest first */
@@ -54,11 +51,7 @@ struct control {
     bool stopping;
     atomic_bool up;
     int wake_fd;
-    char claims[TOPO_NAME_MAX];
     char instance[ID_LEN + 1];
-    uint64_t next_serial;
-    int64_t next_offset; /* of the claims stream; -1: from its start */
-    uint64_t last_tag;
     int64_t next_beat_ms;
     int verdict; /* the read-back cancel's, while feeding its message */
     struct metric *m_cancels, *m_refused;
@@ -152,20 +145,10 @@ static int publish_event(struct control *c, struct status_update *u, void *token
 static int publish_cancel(struct control *c, struct op *op)
 {
     struct buf b;
-    char serial[24];
     buf_init(&b, 256);
-    op->serial = ++c->next_serial;
-    snprintf(serial, sizeof serial, "%" PRIu64, op->serial);
-    amqp_basic_properties_t props = {
-        ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                  AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG,
-        .content_type = amqp_cstring_bytes("application/json"),
-        .delivery_mode = AMQP_DELIVERY_PERSISTENT,
-        .app_id = amqp_cstring_bytes(c->instance),
-        .correlation_id = amqp_cstring_bytes(serial)};
     int rc = arbiter_cancel_msg(&b, op->id, clock_real_ms())
                  ? SESSION_REFUSED
-                 : session_publish(c->session, "", c->claims, &props, b.data, b.len, NULL);
+                 : claims_publish(c->claims, c->session, &b, &op->serial);
     buf_free(&b);
     return rc;
 }
@@ -219,51 +202,20 @@ static void decide(struct control *c, struct op *op, bool effective)
     finish(c, op, effective ? 200 : 409);
 }
 
-/* ours returns the serial of a message this process published, or 0. */
-static uint64_t ours(const struct control *c, const amqp_basic_properties_t *p)
+/* on_own answers a cancel of ours read back, with the verdict the arbiter
+ * has just reported. */
+static void on_own(void *arg, uint64_t serial)
 {
-    if (!(p->_flags & AMQP_BASIC_APP_ID_FLAG) || !(p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) ||
-        p->app_id.len != ID_LEN || memcmp(p->app_id.bytes, c->instance, ID_LEN) != 0 ||
-        p->correlation_id.len >= 24)
-        return 0;
-    char text[24];
-    memcpy(text, p->correlation_id.bytes, p->correlation_id.len);
-    text[p->correlation_id.len] = '\0';
-    return strtoull(text, NULL, 10);
-}
-
-static void apply(struct control *c, const amqp_message_t *msg)
-{
-    const struct arbiter_sink sink = {c, NULL, on_cancel_verdict};
-    c->verdict = -1;
-    int rc = arbiter_feed(c->arbiter, msg->body.bytes, msg->body.len, &sink);
-    if (rc == -ENOMEM) {
-        /* Half applied: start over from the stream's start with a fresh arbiter. */
-        arbiter_free(c->arbiter);
-        c->arbiter = NULL;
-        c->next_offset = -1;
-        session_break(c->session, "out of memory in the arbiter");
-        return;
-    }
-    if (rc < 0) log_warn("claims: a malformed message was skipped");
-    struct op *op = c->verdict >= 0 ? find_cancel(c, ours(c, &msg->properties)) : NULL;
+    struct control *c = arg;
+    struct op *op = c->verdict >= 0 ? find_cancel(c, serial) : NULL;
     if (op) decide(c, op, c->verdict == 1);
 }
 
 static void on_delivery(void *arg, struct mq_event *ev)
 {
     struct control *c = arg;
-    if (ev->kind == MQ_CANCELLED) {
-        session_break(c->session, "the broker cancelled the claims consumer (stream deleted?)");
-        return;
-    }
-    if (!c->arbiter) return;
-    apply(c, &ev->msg);
-    const amqp_basic_properties_t *p = &ev->msg.properties;
-    const amqp_field_value_t *off =
-        (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? mq_header(&p->headers, "x-stream-offset") : NULL;
-    if (off && off->kind == AMQP_FIELD_KIND_I64) c->next_offset = off->value.i64 + 1;
-    c->last_tag = ev->tag;
+    c->verdict = -1;
+    claims_on_delivery(c->claims, c->session, ev);
 }
 
 /* on_confirm settles an erasure; one answered 503 at its deadline still
@@ -277,21 +229,10 @@ static void on_confirm(void *arg, void *token, enum confirm_outcome outcome)
     finish(c, op, outcome == CONFIRM_ACKED ? 200 : 503);
 }
 
-static struct arbiter *new_arbiter(const struct cfg *cfg)
-{
-    return arbiter_new((size_t)cfg->ingress.max_status_entries * 2,
-                       (size_t)cfg->ingress.max_status_entries,
-                       cfg->ingress.status_retention_s * 1000);
-}
-
 static int on_up(void *arg, struct mq *mq)
 {
     struct control *c = arg;
-    char offset[32] = "first";
-    if (c->next_offset >= 0) snprintf(offset, sizeof offset, "%" PRId64, c->next_offset);
-    if (!c->arbiter) c->arbiter = new_arbiter(c->cfg);
-    if (!c->arbiter || mq_qos(mq, CLAIMS_PREFETCH) < 0 || mq_consume(mq, c->claims, offset) < 0)
-        return -1;
+    if (claims_on_up(c->claims, mq) < 0) return -1;
     atomic_store(&c->up, true);
     return 0;
 }
@@ -300,7 +241,7 @@ static void on_down(void *arg)
 {
     struct control *c = arg;
     atomic_store(&c->up, false);
-    c->last_tag = 0;
+    claims_on_down(c->claims);
 }
 
 static void heartbeat(struct control *c, int64_t now)
@@ -331,7 +272,8 @@ static void reap(struct control *c, int64_t now)
 
 static int timeout(const struct control *c, int64_t now)
 {
-    int64_t until = now + session_timeout_ms(c->session, now, TICK_MS);
+    int64_t until =
+        now + claims_timeout_ms(c->claims, now, session_timeout_ms(c->session, now, TICK_MS));
     if (c->next_beat_ms < until) until = c->next_beat_ms;
     for (const struct op *op = c->inflight; op; op = op->next)
         if (op->done && op->deadline_ms < until) until = op->deadline_ms;
@@ -356,10 +298,7 @@ static void turn(struct control *c)
         (void)n;
     }
     session_run(c->session, clock_mono_ms());
-    struct mq *mq = session_mq(c->session);
-    if (mq && c->last_tag && mq_ack(mq, c->last_tag, true) < 0)
-        session_break(c->session, "acking the claims stream failed");
-    c->last_tag = 0;
+    claims_turn(c->claims, c->session, clock_mono_ms());
     start(c);
     heartbeat(c, clock_mono_ms());
     reap(c, clock_mono_ms());
@@ -405,17 +344,17 @@ struct control *control_new(const struct cfg *cfg, struct metrics *metrics,
     if (!c) return NULL;
     c->cfg = cfg;
     c->index = index;
-    c->next_offset = -1;
     snprintf(c->instance, sizeof c->instance, "%s", instance);
-    topo_name(cfg, TOPO_CLAIMS, c->claims, sizeof c->claims);
     c->m_cancels = metrics_counter(metrics, "sluice_ingress_cancels_total", "Cancels by verdict.",
                                    "verdict=\"cancelled\"");
     c->m_refused = metrics_counter(metrics, "sluice_ingress_cancels_total", "Cancels by verdict.",
                                    "verdict=\"not_cancellable\"");
-    c->arbiter = new_arbiter(cfg);
+    struct claims_params cp = {
+        .cfg = cfg, .instance = instance, .sink = {c, NULL, on_cancel_verdict}, .on_own = on_own};
+    c->claims = claims_new(&cp);
     c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     c->session = open_session(c);
-    if (!c->m_cancels || !c->m_refused || !c->arbiter || c->wake_fd < 0 || !c->session ||
+    if (!c->m_cancels || !c->m_refused || !c->claims || c->wake_fd < 0 || !c->session ||
         pthread_mutex_init(&c->lock, NULL) != 0)
         goto err;
     if (pthread_create(&c->thread, NULL, control_main, c) != 0) {
@@ -425,7 +364,7 @@ struct control *control_new(const struct cfg *cfg, struct metrics *metrics,
     return c;
 err:
     session_free(c->session);
-    arbiter_free(c->arbiter);
+    claims_free(c->claims);
     if (c->wake_fd >= 0) close(c->wake_fd);
     free(c);
     return NULL;
@@ -447,7 +386,7 @@ void control_free(struct control *c)
     if (!c) return;
     control_drain(c);
     pthread_mutex_destroy(&c->lock);
-    arbiter_free(c->arbiter);
+    claims_free(c->claims);
     close(c->wake_fd);
     free(c);
 }
