@@ -94,6 +94,10 @@ static const struct scalar scalars[] = {
     LNG("ingress.connection_timeout_s", "SLUICE_CONNECTION_TIMEOUT_S", 30, 1, 3600,
         ingress.connection_timeout_s,
         "a connection that sends and receives nothing this long is closed (idle)"),
+    STR("ingress.id_secret", "SLUICE_ID_SECRET", "", ingress.id_secret, admin_token_ok,
+        "empty, or 16..256 printable ASCII characters without spaces", true,
+        "key of the HMAC that makes the tracking ID of a request with an Idempotency-Key; "
+        "the same on every replica (empty: derived from the namespace, see docs/api.md)"),
     LNG("ingress.request_timeout_s", "SLUICE_REQUEST_TIMEOUT_S", 10, 1, 3600,
         ingress.request_timeout_s,
         "a request must arrive whole (request line, headers and body) within this from its "

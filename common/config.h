@@ -40,11 +40,13 @@ struct cfg_key {
     unsigned char secret_sha256[CFG_SHA256_LEN]; /* API key */
     char *tenant;                                /* API key; NULL for a JWT key */
     struct cfg_jwt jwt;                          /* JWT key */
-    double rate_per_s;                           /* 0 = unlimited */
-    long burst;                                  /* 0 = unlimited */
-    int max_priority; /* 0..9: higher requested priorities are lowered to this */
-    char **routes;    /* route names allowed ("*": every route); a JWT with a routes
-                       * claim may use those of its claim that are also here */
+    double rate_per_s;                           /* submissions per second; 0 = unlimited */
+    long burst;                                  /* submissions at once; 0 = max(1, rate_per_s) */
+    int max_priority;        /* 0..9: higher requested priorities are lowered to this */
+    long max_queued;         /* the tenant's requests not yet final; 0 = unlimited */
+    long status_retention_s; /* API keys: 0 = ingress.status_retention_s; never more */
+    char **routes;           /* route names allowed ("*": every route); a JWT with a routes
+                              * claim may use those of its claim that are also here */
     size_t n_routes;
 };
 
@@ -70,6 +72,9 @@ struct cfg_route {
     struct cfg_strings hosts; /* lower case, without a port */
     struct cfg_strings paths; /* prefixes: "/" or without a trailing slash */
     bool strip_path;          /* the matched prefix is cut from the path sent on */
+    long cache_ttl_s;         /* GET/HEAD answers reused this long; 0 = no cache */
+    char **cache_vary;        /* header names that are part of the cache key */
+    size_t n_cache_vary;
 };
 
 struct cfg_ingress {
@@ -82,10 +87,13 @@ struct cfg_ingress {
     long max_connections;
     long max_connections_per_ip;
     long connection_timeout_s; /* a connection idle this long is closed */
-    long request_timeout_s;    /* a request must arrive whole within this */
-    long max_header_bytes;     /* 431 beyond it */
-    long max_url_bytes;        /* 414 beyond it */
-    char *tls_cert_file;       /* "" (both): plain HTTP */
+    /* HMAC key deriving the tracking ID of a request with an idempotency
+     * key; empty: derived from the namespace (ingress/idempotency.h) */
+    char *id_secret;
+    long request_timeout_s; /* a request must arrive whole within this */
+    long max_header_bytes;  /* 431 beyond it */
+    long max_url_bytes;     /* 414 beyond it */
+    char *tls_cert_file;    /* "" (both): plain HTTP */
     char *tls_key_file;
     struct cfg_strings cors_origins; /* empty: no CORS */
     long cors_max_age_s;
@@ -156,6 +164,10 @@ bool cfg_route_limited(const struct cfg_route *r);
 /* cfg_key_for_token hashes the bearer token with SHA-256 and returns the API
  * key whose secret_sha256 matches, comparing every key in constant time; NULL if none. */
 const struct cfg_key *cfg_key_for_token(const struct cfg *c, const char *token, size_t len);
+/* cfg_tenant_retention_s is how long tenant's statuses are kept: the
+ * shortest status_retention_s of its API keys, else ingress.status_retention_s
+ * (JWT keys have none). */
+long cfg_tenant_retention_s(const struct cfg *c, const char *tenant);
 /* cfg_key_allows_route tells whether key may use the route named name. */
 bool cfg_key_allows_route(const struct cfg_key *key, const char *name);
 

@@ -19,6 +19,8 @@ static const struct field key_fields[] = {
     {"rate_per_s", F_DOUBLE, 0, 0, LONG_MAX, offsetof(struct cfg_key, rate_per_s)},
     {"burst", F_LONG, 0, 0, LONG_MAX, offsetof(struct cfg_key, burst)},
     {"max_priority", F_INT, 9, 0, 9, offsetof(struct cfg_key, max_priority)},
+    {"max_queued", F_LONG, 0, 0, LONG_MAX, offsetof(struct cfg_key, max_queued)},
+    {"status_retention_s", F_LONG, 0, 0, 31536000, offsetof(struct cfg_key, status_retention_s)},
 };
 
 static const struct field jwt_fields[] = {
@@ -222,6 +224,19 @@ static int load_key(const struct cfgp_src *x, const struct cfg *c, struct cfg_ke
         if (cfgp_member_string(x, path, o, "tenant", CFG_NAME_MAX, &k->tenant) < 0) return -1;
     }
     if (cfgp_load_fields(x, path, o, key_fields, N_FIELDS(key_fields), k) < 0) return -1;
+    if (k->is_jwt && k->status_retention_s) {
+        char p[CFG_PATH_MAX];
+        cfgp_join(p, path, "status_retention_s");
+        return cfgp_fail(x, p,
+                         "is for API keys only: a JWT key's tenants are known only from its "
+                         "tokens (set ingress.status_retention_s instead)");
+    }
+    if (k->status_retention_s > c->ingress.status_retention_s) {
+        char p[CFG_PATH_MAX];
+        cfgp_join(p, path, "status_retention_s");
+        return cfgp_fail(x, p, "must be at most ingress.status_retention_s (%ld) (got %ld)",
+                         c->ingress.status_retention_s, k->status_retention_s);
+    }
     if (load_key_routes(x, c, path, o, k) < 0) return -1;
     return key_unique(x, path, c, k);
 }
@@ -255,6 +270,18 @@ const struct cfg_key *cfg_key_for_token(const struct cfg *c, const char *token, 
         if (CRYPTO_memcmp(md, c->keys[i].secret_sha256, CFG_SHA256_LEN) == 0 && !c->keys[i].is_jwt)
             found = &c->keys[i];
     return found;
+}
+
+long cfg_tenant_retention_s(const struct cfg *c, const char *tenant)
+{
+    long r = c->ingress.status_retention_s;
+    for (size_t i = 0; i < c->n_keys; i++) {
+        const struct cfg_key *k = &c->keys[i];
+        if (!k->is_jwt && k->status_retention_s && k->status_retention_s < r &&
+            !strcmp(k->tenant, tenant))
+            r = k->status_retention_s;
+    }
+    return r;
 }
 
 bool cfg_key_allows_route(const struct cfg_key *key, const char *name)

@@ -20,6 +20,7 @@ static const struct field route_fields[] = {
     {"rate_per_s", F_DOUBLE, 0, 0, 1000000, offsetof(struct cfg_route, rate_per_s)},
     {"burst", F_LONG, 0, 0, 1000000, offsetof(struct cfg_route, burst)},
     {"max_in_flight", F_LONG, 0, 0, 1000000, offsetof(struct cfg_route, max_in_flight)},
+    {"cache_ttl_s", F_LONG, 0, 0, 86400, offsetof(struct cfg_route, cache_ttl_s)},
 };
 /* A route's "breaker" object; a trigger of 0 is off, and one must be on. */
 static const struct field breaker_fields[] = {
@@ -236,6 +237,38 @@ const struct cfg_route *cfg_route_at(const struct cfg *c, const char *host, size
 
 /* ---- a route ---- */
 
+/* CFG_MAX_VARY bounds a route's cache_vary_headers. */
+#define CFG_MAX_VARY 16
+
+static bool header_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 255 &&
+           strspn(
+               s,
+               "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") ==
+               n;
+}
+
+/* load_vary reads the optional header names that make part of the cache key. */
+static int load_vary(const struct cfgp_src *x, const char *path, struct json_object *o,
+                     struct cfg_route *r)
+{
+    char p[CFG_PATH_MAX];
+    struct json_object *a;
+
+    cfgp_join(p, path, "cache_vary_headers");
+    if (!json_object_object_get_ex(o, "cache_vary_headers", &a)) return 0;
+    if (cfgp_load_strings(x, p, a, &r->cache_vary, &r->n_cache_vary) < 0) return -1;
+    if (r->n_cache_vary > CFG_MAX_VARY) return cfgp_fail(x, p, "at most %d names", CFG_MAX_VARY);
+    for (size_t i = 0; i < r->n_cache_vary; i++) {
+        cfgp_pathf(p, "%s.cache_vary_headers[%zu]", path, i);
+        if (!header_name_ok(r->cache_vary[i]))
+            return cfgp_fail(x, p, "must be an HTTP header name (got \"%.80s\")", r->cache_vary[i]);
+    }
+    return 0;
+}
+
 /* load_breaker reads a route's "breaker" object, if any, into r->breaker. */
 static int load_breaker(const struct cfgp_src *x, const char *path, struct json_object *o,
                         struct cfg_route *r)
@@ -265,8 +298,8 @@ static int load_breaker(const struct cfgp_src *x, const char *path, struct json_
 static int load_route(const struct cfgp_src *x, struct cfg_route *r, const char *name,
                       struct json_object *o)
 {
-    static const char *const names[] = {"upstreams",  "hosts",   "paths",
-                                        "strip_path", "breaker", NULL};
+    static const char *const names[] = {
+        "upstreams", "hosts", "paths", "strip_path", "breaker", "cache_vary_headers", NULL};
     char path[CFG_PATH_MAX], p[CFG_PATH_MAX];
 
     cfgp_join(path, "routes", name);
@@ -279,6 +312,7 @@ static int load_route(const struct cfgp_src *x, struct cfg_route *r, const char 
     if (!r->name) return cfgp_fail(x, path, "out of memory");
     if (load_upstreams(x, path, o, r) < 0) return -1;
     if (load_hosts(x, path, o, r) < 0 || load_paths(x, path, o, r) < 0) return -1;
+    if (load_vary(x, path, o, r) < 0) return -1;
     if (cfgp_load_fields(x, path, o, route_fields, N_FIELDS(route_fields), r) < 0) return -1;
     if (r->backoff_max_ms < r->backoff_ms) {
         cfgp_join(p, path, "backoff_max_ms");
@@ -326,6 +360,7 @@ void cfgp_free_routes(struct cfg *c)
         cfgp_free_strings(c->routes[i].upstreams, c->routes[i].n_upstreams);
         cfgp_free_strings(c->routes[i].hosts.v, c->routes[i].hosts.n);
         cfgp_free_strings(c->routes[i].paths.v, c->routes[i].paths.n);
+        cfgp_free_strings(c->routes[i].cache_vary, c->routes[i].n_cache_vary);
     }
     free(c->routes);
     c->routes = NULL;

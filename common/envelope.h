@@ -55,6 +55,10 @@ struct envelope {
     char *tenant;
     int attempts; /* backend calls already made */
     int64_t created_ms;
+    /* The ingress's notes for the "queued" event, never sent to a worker:
+     * the idempotency fingerprint and the cache key, "" when none. */
+    char fingerprint[33];
+    char cache_key[33];
 };
 
 /* A validation failure: the HTTP status (400, ...), the API error code and a
@@ -125,6 +129,12 @@ envelope_from_request(struct envelope *e, struct env_request *rq, struct env_err
  * breaks the schema). id/tenant/created_ms are not touched. */
 __attribute__((warn_unused_result)) int envelope_from_json(struct envelope *e, const char *json,
                                                            size_t len, struct env_error *err);
+/* envelope_idempotency_header takes the Idempotency-Key header (s, n bytes)
+ * of an envelope-form submission: e's key when the document named none, or
+ * the same key. Returns 0, or -1 with err (400 invalid_request: a bad key,
+ * or one that differs from the document's). */
+__attribute__((warn_unused_result)) int
+envelope_idempotency_header(struct envelope *e, const char *s, size_t n, struct env_error *err);
 /* envelope_parse_priority maps "0".."9", "high", "normal", "low" (s is len
  * bytes) to 0..9; returns -1 if invalid. */
 int envelope_parse_priority(const char *s, size_t len);

@@ -105,3 +105,11 @@ out:
     envelope_free(&tmp);
     return rc;
 }
+
+int envelope_idempotency_header(struct envelope *e, const char *s, size_t n, struct env_error *err)
+{
+    struct pctx c = {e, err, 400, "invalid_request"};
+    if (!e->idempotency_key) return env_set_idem(&c, "Idempotency-Key", s, n);
+    if (strlen(e->idempotency_key) == n && !memcmp(e->idempotency_key, s, n)) return 0;
+    return env_fail(&c, "Idempotency-Key: differs from the envelope's idempotency_key");
+}

@@ -14,6 +14,7 @@
 static const char *const state_names[] = {
     [ST_QUEUED] = "queued",       [ST_PROCESSING] = "processing", [ST_RETRYING] = "retrying",
     [ST_SUCCEEDED] = "succeeded", [ST_FAILED] = "failed",         [ST_DEAD] = "dead",
+    [ST_CANCELLED] = "cancelled",
 };
 #define N_STATES ((int)(sizeof state_names / sizeof state_names[0]))
 
@@ -69,6 +70,9 @@ int event_append(struct buf *b, const struct status_update *u)
     if (!rc) rc = append_raw(b, "result", u->result_json, u->result_len);
     if (!rc) rc = append_raw(b, "error", u->error_json, u->error_len);
     if (!rc && u->reason) rc = append_member(b, "reason", u->reason);
+    if (!rc && u->fp) rc = append_member(b, "fp", u->fp);
+    if (!rc && u->ck) rc = append_member(b, "ck", u->ck);
+    if (!rc && u->erase) rc = buf_appends(b, ",\"erase\":true");
     return rc ? rc : buf_append(b, "}", 1);
 }
 
@@ -84,6 +88,13 @@ int event_marker(struct buf *b, const char *nonce)
     return rc ? rc : buf_append(b, "}", 1);
 }
 
+int event_heartbeat(struct buf *b, const char *instance, int64_t ts_ms)
+{
+    int rc = buf_appends(b, "{\"v\":1,\"heartbeat\":");
+    if (!rc) rc = buf_append_json_string(b, instance, strlen(instance));
+    return rc ? rc : buf_appendf(b, ",\"ts\":%lld}", (long long)ts_ms);
+}
+
 /* The text of one event's strings: tenant and route names are at most
  * CFG_NAME_MAX (128) bytes, so longer ones are refused as malformed. */
 struct event_text {
@@ -91,7 +102,19 @@ struct event_text {
     char reason[EVENT_REASON_MAX + 1];
     char tenant[EVENT_NAME_MAX + 1];
     char route[EVENT_NAME_MAX + 1];
+    char fp[EVENT_TAG_MAX + 1];
+    char ck[EVENT_TAG_MAX + 1];
 };
+
+/* read_bool reads a JSON boolean. */
+static bool read_bool(struct jscan *s, bool *out)
+{
+    const char *text;
+    size_t len;
+    if (!jscan_value(s, &text, &len)) return false;
+    *out = len == 4 && memcmp(text, "true", 4) == 0;
+    return *out || (len == 5 && memcmp(text, "false", 5) == 0);
+}
 
 /* read_object reads an optional object member as its text, borrowed from
  * the message: the worker built it, the ingress serves it verbatim. */
@@ -141,6 +164,12 @@ static bool decode_event(struct jscan *s, struct status_update *u, struct event_
             ok = read_object(s, &u->error_json, &u->error_len);
         else if (strcmp(key, "reason") == 0)
             ok = read_reason(s, t->reason, &u->reason);
+        else if (strcmp(key, "fp") == 0)
+            ok = jscan_string(s, t->fp, sizeof t->fp, &n) && (u->fp = t->fp);
+        else if (strcmp(key, "ck") == 0)
+            ok = jscan_string(s, t->ck, sizeof t->ck, &n) && (u->ck = t->ck);
+        else if (strcmp(key, "erase") == 0)
+            ok = read_bool(s, &u->erase);
         else
             ok = jscan_value(s, NULL, NULL);
     }
@@ -170,13 +199,13 @@ static int parse_events(struct jscan *s, event_update_fn on_update, void *arg)
     return r == 0 ? n : -1;
 }
 
-int event_parse(const char *msg, size_t len, event_update_fn on_update, event_marker_fn on_marker,
-                void *arg)
+int event_parse_all(const char *msg, size_t len, const struct event_sink *sink)
 {
     struct jscan s, events;
-    char key[16], nonce[EVENT_NAME_MAX + 1];
-    bool ok = jscan_init(&s, msg, len) && jscan_enter(&s, '{'), marker = false, listed = false;
-    int64_t v = 0;
+    char key[16], nonce[EVENT_NAME_MAX + 1], beat[EVENT_NAME_MAX + 1];
+    bool ok = jscan_init(&s, msg, len) && jscan_enter(&s, '{'), marker = false, listed = false,
+         heartbeat = false;
+    int64_t v = 0, ts = -1;
     size_t n;
     int r = -1;
     /* The whole message is checked before any of it is applied. */
@@ -185,15 +214,31 @@ int event_parse(const char *msg, size_t len, event_update_fn on_update, event_ma
             ok = jscan_int(&s, 1, 1, &v);
         } else if (strcmp(key, "marker") == 0) {
             ok = marker = jscan_string(&s, nonce, sizeof nonce, &n);
+        } else if (strcmp(key, "heartbeat") == 0) {
+            ok = heartbeat = jscan_string(&s, beat, sizeof beat, &n);
+        } else if (strcmp(key, "ts") == 0) {
+            ok = jscan_int(&s, 0, EVENT_MAX_MS, &ts);
         } else {
             if (strcmp(key, "events") == 0) events = s, listed = true;
             ok = jscan_value(&s, NULL, NULL);
         }
     }
-    if (!ok || r != 0 || !jscan_done(&s) || v != 1) return -1;
+    if (!ok || r != 0 || !jscan_done(&s) || v != 1 || marker + heartbeat + listed != 1) return -1;
     if (marker) {
-        if (on_marker) on_marker(arg, nonce);
+        if (sink->on_marker) sink->on_marker(sink->arg, nonce);
         return 0;
     }
-    return listed ? parse_events(&events, on_update, arg) : -1;
+    if (heartbeat) {
+        if (ts < 0) return -1;
+        if (sink->on_heartbeat) sink->on_heartbeat(sink->arg, beat, ts);
+        return 0;
+    }
+    return parse_events(&events, sink->on_update, sink->arg);
+}
+
+int event_parse(const char *msg, size_t len, event_update_fn on_update, event_marker_fn on_marker,
+                void *arg)
+{
+    const struct event_sink sink = {arg, on_update, on_marker, NULL};
+    return event_parse_all(msg, len, &sink);
 }

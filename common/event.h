@@ -8,10 +8,18 @@
  * as text (the worker builds them, the ingress serves them verbatim).
  * reason, optional, says why a request that is not final waits (a worker
  * holds it while every upstream of its route has an open breaker): at most
- * EVENT_REASON_MAX bytes of [a-z_]. */
+ * EVENT_REASON_MAX bytes of [a-z_].
+ *
+ * A "queued" event may carry "fp", the fingerprint of a request submitted
+ * with an idempotency key, and "ck", the cache key of a cacheable read
+ * (ingress/idempotency.h, ingress/cache.h). An event with "erase":true is a
+ * privacy erasure of a final request's result and error. A heartbeat
+ * {"v":1,"heartbeat":"<instance>","ts":<ms>} says an ingress replica is
+ * alive (ingress/limits.h shares a key's rate among the live ones). */
 #ifndef SLUICE_EVENT_H
 #define SLUICE_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +32,7 @@ enum req_state {
     ST_SUCCEEDED,
     ST_FAILED,
     ST_DEAD,
+    ST_CANCELLED, /* cancelled by its client before any worker started it */
 };
 #define ST_FINAL(s) ((s) >= ST_SUCCEEDED)
 
@@ -41,8 +50,13 @@ struct status_update {
     const char *error_json; /* NULL or a JSON object */
     size_t error_len;
     const char *reason; /* NULL or why it waits, e.g. "breaker_open" */
+    const char *fp;     /* NULL or the idempotency fingerprint (queued events) */
+    const char *ck;     /* NULL or the cache key (queued events) */
+    bool erase;         /* erase the result and error of this final request */
 };
 
+/* EVENT_TAG_MAX bounds fp and ck: short printable tokens. */
+#define EVENT_TAG_MAX 64
 #define EVENT_REASON_MAX 32
 
 const char *event_state_name(enum req_state s);
@@ -54,6 +68,8 @@ __attribute__((warn_unused_result)) int event_begin(struct buf *b);
 __attribute__((warn_unused_result)) int event_append(struct buf *b, const struct status_update *u);
 __attribute__((warn_unused_result)) int event_end(struct buf *b);
 __attribute__((warn_unused_result)) int event_marker(struct buf *b, const char *nonce);
+__attribute__((warn_unused_result)) int event_heartbeat(struct buf *b, const char *instance,
+                                                        int64_t ts_ms);
 
 /* event_parse calls on_update for each event of a message, or on_marker for a
  * marker. The update's pointers are valid only during the call. Returns the
@@ -61,7 +77,17 @@ __attribute__((warn_unused_result)) int event_marker(struct buf *b, const char *
  * a malformed event; well-formed ones before it may have been). */
 typedef void (*event_update_fn)(void *arg, const struct status_update *u);
 typedef void (*event_marker_fn)(void *arg, const char *nonce);
+typedef void (*event_heartbeat_fn)(void *arg, const char *instance, int64_t ts_ms);
 int event_parse(const char *msg, size_t len, event_update_fn on_update, event_marker_fn on_marker,
                 void *arg);
+/* event_parse_all is event_parse that also reports heartbeats (any
+ * callback may be NULL); event_parse skips them. */
+struct event_sink {
+    void *arg;
+    event_update_fn on_update;
+    event_marker_fn on_marker;
+    event_heartbeat_fn on_heartbeat;
+};
+int event_parse_all(const char *msg, size_t len, const struct event_sink *sink);
 
 #endif

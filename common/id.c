@@ -7,7 +7,6 @@
 #include <sys/random.h>
 
 #define ID_TIME_BYTES 6
-#define ID_BYTES 24
 #define ID_TIME_MAX ((INT64_C(1) << 48) - 1)
 
 static const char id_alphabet[] =
@@ -50,6 +49,12 @@ int id_new(char out[ID_LEN + 1], int64_t now_ms)
         raw[i] = (unsigned char)(t & 0xFF);
         t >>= 8;
     }
+    id_encode(raw, out);
+    return 0;
+}
+
+void id_encode(const unsigned char raw[ID_BYTES], char out[ID_LEN + 1])
+{
     for (size_t i = 0, o = 0; i < ID_BYTES; i += 3, o += 4) {
         uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
         out[o] = id_alphabet[v >> 18 & 63];
@@ -58,7 +63,6 @@ int id_new(char out[ID_LEN + 1], int64_t now_ms)
         out[o + 3] = id_alphabet[v & 63];
     }
     out[ID_LEN] = '\0';
-    return 0;
 }
 
 bool id_valid(const char *s, size_t len)

@@ -14,6 +14,11 @@
 /* id_new writes a NUL-terminated ID into out (ID_LEN + 1 bytes) for time now_ms
  * (clamped to [0, 2^48 - 1]). Returns 0, or -EIO when the OS random source fails. */
 __attribute__((warn_unused_result)) int id_new(char out[ID_LEN + 1], int64_t now_ms);
+/* ID_BYTES is what an ID encodes; id_encode writes the ID of raw bytes (the
+ * first 6 are read as the time), for IDs derived rather than drawn
+ * (ingress/idempotency.h: their time part is not their creation time). */
+#define ID_BYTES 24
+void id_encode(const unsigned char raw[ID_BYTES], char out[ID_LEN + 1]);
 /* id_valid tells whether s (len bytes, not necessarily NUL-terminated) is a well-formed ID. */
 bool id_valid(const char *s, size_t len);
 /* id_time_ms returns the creation time in ms encoded in a valid ID (-1 if its

@@ -14,12 +14,12 @@
 /* Events stream segments: the unit of retention. Small enough that max-age
  * bites at a useful granularity. */
 #define EVENTS_SEGMENT_BYTES (50 * 1000 * 1000)
+/* The claims stream carries about 35 bytes per request. */
+#define CLAIMS_SEGMENT_BYTES (10 * 1000 * 1000)
 
 static const char *const suffixes[] = {
-    [TOPO_OLD_REQUESTS] = "requests",
-    [TOPO_DEAD] = "dead",
-    [TOPO_EVENTS] = "events",
-    [TOPO_DELAY] = "delay",
+    [TOPO_OLD_REQUESTS] = "requests", [TOPO_DEAD] = "dead",     [TOPO_EVENTS] = "events",
+    [TOPO_DELAY] = "delay",           [TOPO_CLAIMS] = "claims",
 };
 
 /* A queue_args is the argument table of a queue being declared. */
@@ -182,14 +182,14 @@ static void delay_args(bool quorum, long delay_ms, struct queue_args *a)
     arg_str(a, "x-dead-letter-exchange", "");
 }
 
-/* events_args: a stream gets a replica on every node of the cluster when it
+/* stream_args: a stream gets a replica on every node of the cluster when it
  * is declared, in either mode, so it needs no x-initial-cluster-size.
  * max_age is "<retention>s". */
-static void events_args(const char *max_age, struct queue_args *a)
+static void stream_args(const char *max_age, int64_t segment, struct queue_args *a)
 {
     arg_str(a, "x-queue-type", "stream");
     arg_str(a, "x-max-age", max_age);
-    arg_i64(a, "x-stream-max-segment-size-bytes", EVENTS_SEGMENT_BYTES);
+    arg_i64(a, "x-stream-max-segment-size-bytes", segment);
 }
 
 /* declare_lanes declares every route's lane. */
@@ -210,20 +210,24 @@ static int declare_lanes(struct mq *mq, const struct cfg *cfg, bool quorum, cons
 
 int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
 {
-    char dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX], delay[TOPO_NAME_MAX], max_age[32];
-    struct queue_args dl = {.n = 0}, ev = {.n = 0};
+    char dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX], delay[TOPO_NAME_MAX], claims[TOPO_NAME_MAX],
+        max_age[32];
+    struct queue_args dl = {.n = 0}, ev = {.n = 0}, cl = {.n = 0};
     bool quorum;
     if (is_quorum(cfg, &quorum, err, errlen) < 0) return -1;
     topo_name(cfg, TOPO_DEAD, dead, sizeof(dead));
     topo_name(cfg, TOPO_EVENTS, events, sizeof(events));
     topo_name(cfg, TOPO_DELAY, delay, sizeof(delay));
+    topo_name(cfg, TOPO_CLAIMS, claims, sizeof(claims));
     snprintf(max_age, sizeof(max_age), "%lds", cfg->ingress.status_retention_s);
     dead_args(quorum, &dl);
-    events_args(max_age, &ev);
+    stream_args(max_age, EVENTS_SEGMENT_BYTES, &ev);
+    stream_args(max_age, CLAIMS_SEGMENT_BYTES, &cl);
     if (mq_declare_queue(mq, dead, table(&dl), err, errlen) < 0 ||
         mq_declare_exchange(mq, delay, "headers", err, errlen) < 0 ||
         declare_lanes(mq, cfg, quorum, dead, err, errlen) < 0 ||
-        mq_declare_queue(mq, events, table(&ev), err, errlen) < 0)
+        mq_declare_queue(mq, events, table(&ev), err, errlen) < 0 ||
+        mq_declare_queue(mq, claims, table(&cl), err, errlen) < 0)
         return -1;
     return 0;
 }

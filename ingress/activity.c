@@ -148,6 +148,7 @@ static void remember_failure(struct activity *a, const struct status_update *u, 
 void activity_note(struct activity *a, const struct status_update *u)
 {
     if (!ST_FINAL(u->state) || !u->route || !u->id || !id_valid(u->id, strlen(u->id))) return;
+    if (u->state == ST_CANCELLED) return; /* a client's choice, not an outcome of the route */
     char code[MAX_CODE + 1] = "";
     /* Parsed before taking the lock: the HTTP threads wait on it. */
     if (u->state != ST_SUCCEEDED) error_code(u, code);

@@ -9,9 +9,9 @@
 #include "buf.h"
 
 /* The most headers one answer carries: a preflight's five CORS headers, or
- * Location or Retry-After or WWW-Authenticate plus three CORS headers and
- * Connection: close. */
-#define ANSWER_MAX_HEADERS 8
+ * Location or Retry-After or WWW-Authenticate, Idempotent-Replayed, three
+ * RateLimit-* headers, three CORS headers and Connection: close. */
+#define ANSWER_MAX_HEADERS 12
 #define ANSWER_MAX_VALUE 255
 
 struct answer_header {

@@ -8,8 +8,12 @@
 
 #include "activity.h"
 #include "auth.h"
+#include "cache.h"
 #include "config.h"
+#include "control.h"
 #include "events.h"
+#include "idempotency.h"
+#include "keylimits.h"
 #include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
@@ -18,8 +22,8 @@
 /* The HTTP status codes the ingress answers, each with its own counter. */
 // clang-format off
 #define APP_CODES(X) \
-    X(200) X(202) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(413) X(414) X(415) X(431) \
-    X(500) X(503)
+    X(200) X(202) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(409) X(413) X(414) X(415) \
+    X(422) X(429) X(431) X(500) X(503)
 // clang-format on
 
 struct app {
@@ -31,6 +35,10 @@ struct app {
     struct events *events;
     struct activity *activity; /* what the status page shows */
     struct lanes *lanes;       /* each route's lane: name, depth, metrics */
+    struct idem *idem;         /* idempotency keys (idempotency.h) */
+    struct cache *cache;       /* cached reads (cache.h) */
+    struct limits *limits;     /* per-key limits (keylimits.h) */
+    struct control *control;   /* cancels, erasures, heartbeats (control.h) */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD
@@ -40,5 +48,8 @@ struct app {
 __attribute__((warn_unused_result)) int app_declare_metrics(struct app *app);
 /* app_count_response counts one answer with status code (thread-safe). */
 void app_count_response(struct app *app, int code);
+/* app_observer is what the events reader tells the contract's parts
+ * (idempotency fingerprints, cache keys, heartbeats, expiry); its arg is app. */
+extern const struct events_observer app_observer;
 
 #endif

@@ -19,9 +19,9 @@
 
 #define DRAIN_WINDOW_S 30
 /* An arrival is remembered as a ticket of this many bits (the status index
- * packs it into its entries): positions are right while fewer than 2^20
+ * packs it into its entries): positions are right while fewer than 2^19
  * requests arrive in one lane during one request's wait. */
-#define DRAIN_TICKET_BITS 20
+#define DRAIN_TICKET_BITS 19
 
 struct drain {
     uint32_t arrived;  /* arrivals counted so far (wraps; only differences matter) */

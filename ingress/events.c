@@ -28,7 +28,9 @@ struct events {
     const struct cfg *cfg;
     struct status_index *index;
     struct activity *activity; /* the status page's counters, fed with final states */
-    struct session *session;   /* the events thread's */
+    const struct events_observer *obs;
+    void *obs_arg;
+    struct session *session; /* the events thread's */
     pthread_t thread;
     int stop_fd;
     atomic_bool caught_up;
@@ -52,7 +54,14 @@ static void on_update(void *arg, const struct status_update *u)
     }
     if (status_index_apply(e->index, u) < 0) log_warn("status index: out of memory");
     if (first_final) activity_note(e->activity, u);
+    if (e->obs && e->obs->on_update) e->obs->on_update(e->obs_arg, u);
     metric_add(e->m_events, 1);
+}
+
+static void on_heartbeat(void *arg, const char *instance, int64_t ts_ms)
+{
+    struct events *e = arg;
+    if (e->obs && e->obs->on_heartbeat) e->obs->on_heartbeat(e->obs_arg, instance, ts_ms);
 }
 
 static void on_marker(void *arg, const char *nonce)
@@ -74,8 +83,8 @@ static bool from_this_process(const struct events *e, const amqp_message_t *msg)
 
 static void apply_delivery(struct events *e, const amqp_message_t *msg)
 {
-    if (!from_this_process(e, msg) &&
-        event_parse(msg->body.bytes, msg->body.len, on_update, on_marker, e) < 0)
+    const struct event_sink sink = {e, on_update, on_marker, on_heartbeat};
+    if (!from_this_process(e, msg) && event_parse_all(msg->body.bytes, msg->body.len, &sink) < 0)
         metric_add(e->m_malformed, 1);
     const amqp_field_value_t *off = NULL;
     if (msg->properties._flags & AMQP_BASIC_HEADERS_FLAG)
@@ -147,6 +156,7 @@ static bool turn(struct events *e, int64_t *next_expire)
     metric_set(e->m_entries, (int64_t)status_index_count(e->index));
     if (clock_mono_ms() >= *next_expire) {
         status_index_expire(e->index, clock_real_ms());
+        if (e->obs && e->obs->on_expire) e->obs->on_expire(e->obs_arg, clock_real_ms());
         *next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
     }
     return true;
@@ -163,11 +173,13 @@ static void *events_main(void *arg)
 
 struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
                           struct status_index *index, struct activity *activity,
-                          const char *instance)
+                          const char *instance, const struct events_observer *obs, void *obs_arg)
 {
     struct events *e = calloc(1, sizeof(*e));
     if (!e) return NULL;
     e->cfg = cfg;
+    e->obs = obs;
+    e->obs_arg = obs_arg;
     e->index = index;
     e->activity = activity;
     e->next_offset = -1;

@@ -16,12 +16,22 @@
 
 struct events;
 
+/* What the reader tells others besides the index, on its thread (any hook
+ * may be NULL): every applied update, every heartbeat of another replica,
+ * and the time at each expiry round (every 10 s). */
+struct events_observer {
+    void (*on_update)(void *arg, const struct status_update *u);
+    void (*on_heartbeat)(void *arg, const char *instance, int64_t ts_ms);
+    void (*on_expire)(void *arg, int64_t now_ms);
+};
+
 /* events_new starts the consumer thread; cfg, metrics and index must outlive
- * it. Messages whose app_id is instance came from this process's publisher,
- * which put their statuses in the index already: they are skipped. */
+ * it, and obs (may be NULL) with its arg. Messages whose app_id is instance
+ * came from this process, which put their statuses in the index already:
+ * they are skipped. */
 struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
                           struct status_index *index, struct activity *activity,
-                          const char *instance);
+                          const char *instance, const struct events_observer *obs, void *obs_arg);
 void events_free(struct events *e);
 /* events_caught_up tells whether the index holds everything published before the
  * current connection was made (false while disconnected). */

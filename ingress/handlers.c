@@ -18,6 +18,8 @@
 #include "guard.h"
 #include "id.h"
 #include "json.h"
+#include "requests.h"
+#include "submit.h"
 
 /* refuse is answer_error for handle_begin's refusals. */
 static int refuse(struct answer *a, int status, const char *code, const char *message)
@@ -33,6 +35,25 @@ static int refuse_why(struct answer *a, const struct auth_refusal *why)
     answer_error(a, why->status, why->code, why->message);
     if (why->status == 401) (void)answer_header(a, "WWW-Authenticate", "%s", why->challenge);
     return -1;
+}
+
+/* answer_limits adds the RateLimit-* headers of info (nothing when not limited). */
+void answer_limits(struct answer *a, const struct limit_info *info)
+{
+    if (!info->limited) return;
+    (void)answer_header(a, "RateLimit-Limit", "%ld", info->limit);
+    (void)answer_header(a, "RateLimit-Remaining", "%ld", info->remaining);
+    (void)answer_header(a, "RateLimit-Reset", "%ld", info->reset_s);
+}
+
+/* decorate adds the RateLimit headers to every answer of a limited key
+ * that a submission has not already described. */
+static void decorate(struct request *r, struct answer *a)
+{
+    if (!r->who.key || r->sub.limit_known || !r->app->limits) return;
+    struct limit_info info;
+    limits_peek(r->app->limits, r->who.key, clock_real_ms(), clock_mono_us(), &info);
+    answer_limits(a, &info);
 }
 
 /* ---- reading: health, readiness, metrics, status, the status page ---- */
@@ -128,82 +149,6 @@ static bool get_admin_summary(struct request *r, struct answer *a)
 
 /* ---- submitting: both forms, then one hand-off ---- */
 
-/* append_position adds the queue_position and estimated_wait_s of a request
- * just accepted, from the status index, which has it from the confirm on. */
-static int append_position(struct buf *b, const struct request *r)
-{
-    uint32_t position;
-    double wait;
-    if (status_index_position(r->app->index, r->id, r->who.tenant, clock_real_ms(), &position,
-                              &wait) < 0)
-        return 0;
-    if (wait < 0)
-        return buf_appendf(b, ",\"queue_position\":%u,\"estimated_wait_s\":null", position);
-    return buf_appendf(b, ",\"queue_position\":%u,\"estimated_wait_s\":%.1f", position, wait);
-}
-
-/* answer_accepted fills a with the 202 for r->id, with its place in its
- * lane once confirmed; -1 when out of memory. */
-static int answer_accepted(struct answer *a, const struct request *r, bool confirmed)
-{
-    struct buf b;
-    const char *id = r->id;
-    buf_init(&b, 512);
-    if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"",
-                    id, id) < 0 ||
-        (confirmed && append_position(&b, r) < 0) || buf_appends(&b, "}") < 0)
-        return -1;
-    answer_text(a, 202, "application/json", &b);
-    (void)answer_header(a, "Location", "/v1/requests/%s", id);
-    return 0;
-}
-
-/* on_published runs on a publisher thread, once per submission. */
-static void on_published(void *arg, int status)
-{
-    struct request *r = arg;
-    if (status == 202) {
-        /* The answer written beforehand stays if this one cannot be made. */
-        struct answer with_position;
-        if (answer_accepted(&with_position, r, true) == 0) {
-            free(r->answer.body);
-            r->answer = with_position;
-        }
-    } else {
-        free(r->answer.body);
-        answer_error(
-            &r->answer, 503, "broker_unavailable",
-            "the broker did not confirm the request (down, refused or too slow); retry later");
-    }
-    r->io->resume(r);
-}
-
-/* publish gives env its identity and hands it to the publisher. The 202 is
- * written beforehand into r->answer, which on_published replaces with a 503
- * if the broker does not confirm. Returns true when the answer is pending. */
-static bool publish(struct request *r, struct envelope *env, struct answer *a)
-{
-    env->created_ms = clock_real_ms();
-    if (env->priority > r->who.key->max_priority) env->priority = r->who.key->max_priority;
-    if (id_new(env->id, env->created_ms) < 0) {
-        answer_error(a, 500, "internal", "cannot make a tracking id");
-        return false;
-    }
-    if (!publisher_ready(r->app->publisher)) {
-        answer_error(a, 503, "broker_unavailable",
-                     "the message broker is unavailable; nothing was queued, retry later");
-        return false;
-    }
-    memcpy(r->id, env->id, sizeof(r->id));
-    if (answer_accepted(&r->answer, r, false) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
-        return false;
-    }
-    r->io->suspend(r);
-    if (publisher_submit(r->app->publisher, env, on_published, r) < 0) on_published(r, 503);
-    return true;
-}
-
 /* new_envelope starts the envelope of r with its tenant, which counts
  * towards the message's size the builder checks. */
 static int new_envelope(struct request *r, struct envelope *env, struct answer *a)
@@ -221,7 +166,9 @@ static bool submit_envelope(struct request *r, struct answer *a)
     struct auth_refusal why;
     bool pending = false;
     if (new_envelope(r, &env, a) < 0) goto out;
-    if (envelope_from_json(&env, r->body.data ? r->body.data : "", r->body.len, &err) < 0) {
+    const char *key = r->io->header(r, "Idempotency-Key");
+    if (envelope_from_json(&env, r->body.data ? r->body.data : "", r->body.len, &err) < 0 ||
+        (key && envelope_idempotency_header(&env, key, strlen(key), &err) < 0)) {
         answer_error(a, err.status, err.code, err.message);
         goto out;
     }
@@ -230,7 +177,7 @@ static bool submit_envelope(struct request *r, struct answer *a)
         answer_error(a, why.status, why.code, why.message);
         goto out;
     }
-    pending = publish(r, &env, a);
+    pending = submit_publish(r, &env, a);
 out:
     envelope_free(&env);
     return pending;
@@ -296,7 +243,7 @@ static bool submit_transparent(struct request *r, struct answer *a)
         answer_error(a, err.status, err.code, err.message);
         goto out;
     }
-    pending = publish(r, &env, a);
+    pending = submit_publish(r, &env, a);
 out:
     envelope_free(&env);
     return pending;
@@ -319,7 +266,7 @@ static bool run_preflight(struct request *r, struct answer *a)
 
 /* ---- the endpoints ---- */
 
-enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_ANY };
+enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_DELETE, M_ANY };
 enum who { ANYONE, KEY, ADMIN };
 enum takes { NO_BODY, JSON_BODY, ANY_BODY };
 
@@ -353,7 +300,9 @@ static const struct endpoint ENDPOINTS[] = {
     {"/", false, M_READ, ANYONE, true, NO_BODY, NULL, get_admin_page},
     {"/admin/summary", false, M_READ, ADMIN, true, NO_BODY, NULL, get_admin_summary},
     {"/v1/requests", false, M_POST, KEY, false, JSON_BODY, NULL, submit_envelope},
+    {"/v1/requests", false, M_GET, KEY, false, NO_BODY, NULL, requests_list},
     {"/v1/requests/", true, M_GET, KEY, false, NO_BODY, NULL, get_status},
+    {"/v1/requests/", true, M_DELETE, KEY, false, NO_BODY, NULL, requests_delete},
     {"/v1/routes/", true, M_ANY, KEY, false, ANY_BODY, begin_transparent, submit_transparent},
 };
 
@@ -362,21 +311,47 @@ static bool path_starts(const struct request *r, const char *p, size_t n)
     return r->path_len >= n && memcmp(r->target, p, n) == 0;
 }
 
-/* find returns the endpoint of r's path (setting r->rest for a prefix), or NULL. */
+static bool method_ok(enum methods m, const char *method)
+{
+    switch (m) {
+    case M_READ:
+        return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    case M_GET:
+        return !strcmp(method, "GET");
+    case M_POST:
+        return !strcmp(method, "POST");
+    case M_DELETE:
+        return !strcmp(method, "DELETE");
+    default:
+        return true;
+    }
+}
+
+/* find returns the endpoint of r's path that takes r's method, else the
+ * path's first (which then refuses the method), or NULL; it sets r->rest
+ * for a prefix. */
 static const struct endpoint *find(struct request *r)
 {
     bool admin = admin_enabled(&r->app->cfg);
+    const struct endpoint *first = NULL;
     for (size_t i = 0; i < sizeof ENDPOINTS / sizeof ENDPOINTS[0]; i++) {
         const struct endpoint *ep = &ENDPOINTS[i];
         size_t n = strlen(ep->path);
         if ((ep->admin && !admin) || !path_starts(r, ep->path, n) ||
             (!ep->prefix && r->path_len != n))
             continue;
-        r->rest = r->target + n;
-        r->rest_len = r->path_len - n;
-        return ep;
+        if (first && strcmp(first->path, ep->path) != 0) break;
+        if (!first) first = ep;
+        if (method_ok(ep->methods, r->method)) {
+            first = ep;
+            break;
+        }
     }
-    return NULL;
+    if (first) {
+        r->rest = r->target + strlen(first->path);
+        r->rest_len = r->path_len - strlen(first->path);
+    }
+    return first;
 }
 
 /* find_edge returns EDGE when a route's hosts and paths take r, with
@@ -392,20 +367,6 @@ static const struct endpoint *find_edge(struct request *r)
     r->rest = r->target + (strip ? matched : 0);
     r->rest_len = r->path_len - (strip ? matched : 0);
     return &EDGE;
-}
-
-static bool method_ok(enum methods m, const char *method)
-{
-    switch (m) {
-    case M_READ:
-        return !strcmp(method, "GET") || !strcmp(method, "HEAD");
-    case M_GET:
-        return !strcmp(method, "GET");
-    case M_POST:
-        return !strcmp(method, "POST");
-    default:
-        return true;
-    }
 }
 
 /* body_checks refuses, before reading it, a body declared larger than the
@@ -470,6 +431,7 @@ int handle_begin(struct request *r, struct answer *a)
 
 void handle_end(struct request *r, struct answer *a)
 {
+    decorate(r, a);
     cors_decorate(&r->app->cfg.ingress, r->io->header(r, "Origin"), a);
 }
 

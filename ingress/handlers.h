@@ -26,6 +26,17 @@
 #include "buf.h"
 #include "envelope.h"
 #include "id.h"
+#include "keylimits.h"
+
+/* What a submission holds until it is answered (ingress/submit.c). */
+struct submission {
+    bool pending_limit; /* counted by keylimits until answered */
+    bool pending_key;   /* its idempotency key pending until answered */
+    char id[ID_LEN + 1];
+    char cache_key[33];
+    struct limit_info limit; /* what the key's bucket said */
+    bool limit_known;
+};
 
 struct request;
 
@@ -63,10 +74,13 @@ struct request {
     const struct cfg_route *route; /* a transparent request's route */
     const char *rest;              /* in target: the backend path or the status id */
     size_t rest_len;
+    struct submission sub;
     /* A pending answer, set before r->io->resume. */
     struct answer answer;
-    char id[ID_LEN + 1]; /* a submission's tracking ID, once it has one */
 };
+
+/* answer_limits adds the RateLimit-* headers of info (nothing when not limited). */
+void answer_limits(struct answer *a, const struct limit_info *info);
 
 /* handle_begin classifies r and checks what precedes the body. Returns 0 to
  * go on reading the body, or -1 with a, a refusal to send now. */

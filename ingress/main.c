@@ -24,6 +24,18 @@ static void wait_for_signal(int sfd)
     log_info("received %s: shutting down", strsignal((int)si.ssi_signo));
 }
 
+/* set_retentions gives the index each tenant's shorter retention. */
+static int set_retentions(struct app *app)
+{
+    for (size_t i = 0; i < app->cfg.n_keys; i++) {
+        const char *tenant = app->cfg.keys[i].tenant;
+        if (app->cfg.keys[i].is_jwt) continue;
+        long r = cfg_tenant_retention_s(&app->cfg, tenant);
+        if (status_index_set_retention(app->index, tenant, (int64_t)r * 1000) < 0) return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int rc = 1;
@@ -54,7 +66,10 @@ int main(int argc, char **argv)
     app.activity = activity_new();
     app.index = status_index_new((size_t)app.cfg.ingress.max_status_entries,
                                  app.cfg.ingress.status_retention_s * 1000);
-    if (!app.metrics || !app.index || !app.activity || app_declare_metrics(&app) < 0) {
+    app.idem = idem_new(&app.cfg);
+    app.cache = app.index ? cache_new(&app.cfg, app.index) : NULL;
+    if (!app.metrics || !app.index || !app.activity || !app.idem || !app.cache ||
+        app_declare_metrics(&app) < 0 || set_retentions(&app) < 0) {
         log_error("out of memory at start");
         goto out;
     }
@@ -65,12 +80,19 @@ int main(int argc, char **argv)
         log_error("cannot read the OS random source");
         goto out;
     }
-    app.events = events_new(&app.cfg, app.metrics, app.index, app.activity, instance);
+    app.limits = limits_new(&app.cfg, app.index, app.metrics, instance);
+    if (!app.limits) {
+        log_error("out of memory at start");
+        goto out;
+    }
+    app.events =
+        events_new(&app.cfg, app.metrics, app.index, app.activity, instance, &app_observer, &app);
     app.lanes = lanes_new(&app.cfg, app.metrics, app.index);
     app.publisher = app.lanes ? publisher_new(&app.cfg, app.metrics, app.index, app.activity,
                                               app.lanes, instance)
                               : NULL;
-    if (!app.events || !app.publisher) {
+    app.control = control_new(&app.cfg, app.metrics, app.index, instance);
+    if (!app.events || !app.publisher || !app.control) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
     }
@@ -87,10 +109,16 @@ int main(int argc, char **argv)
     publisher_drain(app.publisher);
     rc = 0;
 out:
+    /* Cancels and erasures in flight are answered before HTTP stops. */
+    if (app.control) control_drain(app.control);
     http_stop(http);
+    control_free(app.control);
     publisher_free(app.publisher);
     events_free(app.events);
     lanes_free(app.lanes);
+    limits_free(app.limits);
+    cache_free(app.cache);
+    idem_free(app.idem);
     status_index_free(app.index);
     activity_free(app.activity);
     metrics_free(app.metrics);

@@ -283,7 +283,9 @@ static int append_queued(struct buf *b, const struct item *it, int64_t now)
                               .tenant = it->env.tenant,
                               .route = it->env.route,
                               .created_ms = it->env.created_ms,
-                              .ts_ms = now};
+                              .ts_ms = now,
+                              .fp = it->env.fingerprint[0] ? it->env.fingerprint : NULL,
+                              .ck = it->env.cache_key[0] ? it->env.cache_key : NULL};
     return event_append(b, &u);
 }
 

@@ -35,11 +35,17 @@ struct entry {
     uint16_t tenant;
     uint16_t route;
     /* Packed into the four bytes left, so that an entry stays 72 bytes. */
-    uint32_t state : 3;
+    uint32_t state : 3;                  /* enum req_state, or ST_GONE */
     uint32_t reason : 2;                 /* why a request that is not final waits: REASON_* */
     uint32_t attempts : 7;               /* up to MAX_ATTEMPTS_SHOWN */
+    uint32_t erased : 1;                 /* result and error erased at the client's request */
     uint32_t ticket : DRAIN_TICKET_BITS; /* its lane arrival while queued (drain.h), else 0 */
 };
+
+/* ST_GONE marks a ring slot whose entry was dropped before reaching the
+ * head: it is no longer in the table and waits to be popped. */
+#define ST_GONE 7
+_Static_assert(ST_CANCELLED < ST_GONE, "ST_GONE is no state");
 
 _Static_assert(sizeof(struct entry) <= 72, "entries are the bulk of the index's memory");
 
@@ -56,6 +62,12 @@ struct strtab {
     size_t bytes;
 };
 
+/* What the index knows per tenant (indexed like the tenants table). */
+struct tenant_info {
+    int64_t retention_ms; /* 0: the index's own */
+    size_t open;          /* live entries not yet final */
+};
+
 struct status_index {
     pthread_rwlock_t lock;
     struct entry *ring;
@@ -65,7 +77,9 @@ struct status_index {
     struct strtab tenants, routes;
     struct drain *drains; /* one per interned route, at the same index */
     size_t n_drains;
-    size_t text_bytes; /* result and error copies */
+    struct tenant_info *tinfo; /* tenants.cap of them */
+    bool short_retention;      /* some tenant's retention is shorter: expire sweeps */
+    size_t text_bytes;         /* result and error copies */
     int64_t retention_ms;
     int64_t horizon_ms; /* updates of requests created before are ignored */
 };
@@ -122,7 +136,8 @@ static void table_rebuild(struct status_index *idx)
     for (size_t n = 0; n < idx->count; n++) {
         size_t pos = (idx->head + n) % idx->cap;
         bool found;
-        idx->table[probe(idx, idx->ring[pos].id, &found)] = (uint32_t)pos;
+        if (idx->ring[pos].state != ST_GONE)
+            idx->table[probe(idx, idx->ring[pos].id, &found)] = (uint32_t)pos;
     }
 }
 
@@ -142,14 +157,25 @@ static void text_take(struct status_index *idx, char **field, char **text)
     *text = NULL;
 }
 
-static void evict_head(struct status_index *idx)
+/* drop takes the entry at ring slot pos out of the table and frees its
+ * texts; the slot is left ST_GONE. A dropped ID may be inserted again
+ * later, so only a table position that points at pos is deleted. */
+static void drop(struct status_index *idx, size_t pos)
 {
-    struct entry *e = &idx->ring[idx->head];
+    struct entry *e = &idx->ring[pos];
+    if (e->state == ST_GONE) return;
     bool found;
     size_t i = probe(idx, e->id, &found);
-    if (found) table_delete(idx, i);
+    if (found && idx->table[i] == pos) table_delete(idx, i);
+    if (!ST_FINAL(e->state)) idx->tinfo[e->tenant].open--;
     text_free(idx, &e->result);
     text_free(idx, &e->error);
+    e->state = ST_GONE;
+}
+
+static void evict_head(struct status_index *idx)
+{
+    drop(idx, idx->head);
     idx->head = (idx->head + 1) % idx->cap;
     idx->count--;
 }
@@ -180,17 +206,31 @@ static int grow(struct status_index *idx)
     return 0;
 }
 
-static int intern(struct strtab *t, const char *s, uint16_t *out)
+static int strtab_find(const struct strtab *t, const char *s)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->s[i], s) == 0) {
-            *out = (uint16_t)i;
-            return 0;
-        }
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->s[i], s) == 0) return (int)i;
+    return -1;
+}
+
+/* intern returns the index of s in t, adding it if new. With info, the
+ * per-tenant table grows along (new slots zeroed). */
+static int intern(struct strtab *t, const char *s, uint16_t *out, struct tenant_info **info)
+{
+    int found = strtab_find(t, s);
+    if (found >= 0) {
+        *out = (uint16_t)found;
+        return 0;
     }
     if (t->n > UINT16_MAX) return -ENOMEM;
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
+        if (info) {
+            struct tenant_info *ti = realloc(*info, cap * sizeof *ti);
+            if (!ti) return -ENOMEM;
+            memset(ti + t->cap, 0, (cap - t->cap) * sizeof *ti);
+            *info = ti;
+        }
         char **a = realloc(t->s, cap * sizeof *a);
         if (!a) return -ENOMEM;
         t->s = a;
@@ -209,7 +249,7 @@ static int intern(struct strtab *t, const char *s, uint16_t *out)
 /* intern_route interns a route name and keeps a drain counter beside it. */
 static int intern_route(struct status_index *idx, const char *s, uint16_t *out)
 {
-    int rc = intern(&idx->routes, s, out);
+    int rc = intern(&idx->routes, s, out, NULL);
     if (rc || *out < idx->n_drains) return rc;
     size_t n = idx->routes.cap;
     struct drain *d = realloc(idx->drains, n * sizeof *d);
@@ -274,6 +314,7 @@ void status_index_free(struct status_index *idx)
     strtab_free(&idx->tenants);
     strtab_free(&idx->routes);
     free(idx->drains);
+    free(idx->tinfo);
     free(idx->ring);
     free(idx->table);
     pthread_rwlock_destroy(&idx->lock);
@@ -297,7 +338,7 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
                   char **error)
 {
     uint16_t tenant, route;
-    int rc = intern(&idx->tenants, u->tenant, &tenant);
+    int rc = intern(&idx->tenants, u->tenant, &tenant, &idx->tinfo);
     if (!rc) rc = intern_route(idx, u->route, &route);
     if (!rc && idx->count == idx->cap) {
         if (idx->cap < idx->max)
@@ -320,6 +361,7 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
     memcpy(e->id, u->id, ID_LEN);
     text_take(idx, &e->result, result);
     text_take(idx, &e->error, error);
+    if (!ST_FINAL(e->state)) idx->tinfo[tenant].open++;
     bool found;
     idx->table[probe(idx, e->id, &found)] = (uint32_t)pos;
     idx->count++;
@@ -335,6 +377,14 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
 static void merge(struct status_index *idx, struct entry *e, const struct status_update *u,
                   char **result, char **error)
 {
+    if (u->erase) {
+        /* An erasure follows the final state it erases on the stream. */
+        if (!ST_FINAL(e->state) || strcmp(idx->tenants.s[e->tenant], u->tenant) != 0) return;
+        text_free(idx, &e->result);
+        text_free(idx, &e->error);
+        e->erased = 1;
+        return;
+    }
     if (ST_FINAL(e->state) || (u->state == ST_QUEUED && !u->reason)) return;
     unsigned attempts = clamp_attempts(u->attempts);
     if (attempts > e->attempts) e->attempts = attempts;
@@ -344,6 +394,7 @@ static void merge(struct status_index *idx, struct entry *e, const struct status
         drain_depart(&idx->drains[e->route], u->ts_ms);
         e->ticket = 0;
     }
+    if (ST_FINAL(u->state)) idx->tinfo[e->tenant].open--;
     e->state = (unsigned)u->state;
     e->reason = reason_of(u->reason);
     if (u->ts_ms > e->updated_ms) e->updated_ms = u->ts_ms;
@@ -365,7 +416,20 @@ static int copy_text(const char *s, size_t len, char **out)
 static bool update_valid(const struct status_update *u)
 {
     return u->id && id_valid(u->id, strnlen(u->id, ID_LEN + 1)) && u->tenant && u->route &&
-           (int)u->state >= ST_QUEUED && (int)u->state <= ST_DEAD;
+           (int)u->state >= ST_QUEUED && (int)u->state <= ST_CANCELLED;
+}
+
+/* horizon is the creation time before which tenant's updates are ignored:
+ * the index's own horizon, or a later one for a shorter retention. */
+static int64_t horizon(const struct status_index *idx, const char *tenant)
+{
+    int64_t h = idx->horizon_ms;
+    int t = idx->short_retention ? strtab_find(&idx->tenants, tenant) : -1;
+    if (t >= 0 && idx->tinfo[t].retention_ms && h != INT64_MIN) {
+        int64_t th = h + idx->retention_ms - idx->tinfo[t].retention_ms;
+        if (th > h) h = th;
+    }
+    return h;
 }
 
 int status_index_apply(struct status_index *idx, const struct status_update *u)
@@ -377,12 +441,12 @@ int status_index_apply(struct status_index *idx, const struct status_update *u)
     if (!rc) rc = copy_text(u->error_json, u->error_len, &error);
     if (rc) goto out;
     pthread_rwlock_wrlock(&idx->lock);
-    if (u->created_ms >= idx->horizon_ms) {
+    if (u->created_ms >= horizon(idx, u->tenant)) {
         bool found;
         size_t i = probe(idx, u->id, &found);
         if (found)
             merge(idx, &idx->ring[idx->table[i]], u, &result, &error);
-        else
+        else if (!u->erase) /* nothing to erase */
             rc = insert(idx, u, &result, &error);
     }
     pthread_rwlock_unlock(&idx->lock);
@@ -450,7 +514,8 @@ static int append_queue(const struct status_index *idx, const struct entry *e, s
     return buf_appendf(out, ",\"queue_position\":%u,\"estimated_wait_s\":%.1f", position, wait);
 }
 
-static int render_entry(const struct status_index *idx, const struct entry *e, struct buf *out)
+static int render_entry(const struct status_index *idx, const struct entry *e, bool with_result,
+                        struct buf *out)
 {
     char created[TIME_LEN], updated[TIME_LEN];
     const char *route = idx->routes.s[e->route];
@@ -468,19 +533,26 @@ static int render_entry(const struct status_index *idx, const struct entry *e, s
     if (!rc && e->state == ST_QUEUED) rc = append_queue(idx, e, out);
     if (!rc && e->reason && !ST_FINAL(e->state))
         rc = buf_appendf(out, ",\"reason\":\"%s\"", reasons[e->reason]);
-    if (!rc) rc = append_text(out, ",\"result\":", e->result);
+    if (!rc && with_result) rc = append_text(out, ",\"result\":", e->result);
     if (!rc) rc = append_text(out, ",\"error\":", e->error);
+    if (!rc && e->erased) rc = buf_appends(out, ",\"erased\":true");
     return rc ? rc : buf_append(out, "}", 1);
+}
+
+int status_index_render_ex(struct status_index *idx, const char *id, const char *tenant,
+                           bool with_result, struct buf *out)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    const struct entry *e = find(idx, id, tenant);
+    int rc = e ? render_entry(idx, e, with_result, out) : -ENOENT;
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
 }
 
 int status_index_render(struct status_index *idx, const char *id, const char *tenant,
                         struct buf *out)
 {
-    pthread_rwlock_rdlock(&idx->lock);
-    const struct entry *e = find(idx, id, tenant);
-    int rc = e ? render_entry(idx, e, out) : -ENOENT;
-    pthread_rwlock_unlock(&idx->lock);
-    return rc;
+    return status_index_render_ex(idx, id, tenant, true, out);
 }
 
 int status_index_state(struct status_index *idx, const char *id, const char *tenant)
@@ -503,6 +575,65 @@ int status_index_position(struct status_index *idx, const char *id, const char *
     return rc;
 }
 
+static void brief_of(const struct status_index *idx, const struct entry *e, struct status_brief *b)
+{
+    memcpy(b->id, e->id, ID_LEN);
+    b->id[ID_LEN] = '\0';
+    b->state = (enum req_state)e->state;
+    b->attempts = e->attempts;
+    b->created_ms = e->created_ms;
+    b->updated_ms = e->updated_ms;
+    b->route = idx->routes.s[e->route];
+}
+
+int status_index_brief(struct status_index *idx, const char *id, const char *tenant,
+                       struct status_brief *out)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    const struct entry *e = find(idx, id, tenant);
+    if (e) brief_of(idx, e, out);
+    pthread_rwlock_unlock(&idx->lock);
+    return e ? 0 : -ENOENT;
+}
+
+void status_index_scan(struct status_index *idx, const char *tenant, status_visit_fn visit,
+                       void *arg)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    int t = strtab_find(&idx->tenants, tenant);
+    for (size_t n = 0; t >= 0 && n < idx->count; n++) {
+        const struct entry *e = &idx->ring[(idx->head + n) % idx->cap];
+        if (e->tenant != t || e->state == ST_GONE) continue;
+        struct status_brief b;
+        brief_of(idx, e, &b);
+        visit(arg, &b);
+    }
+    pthread_rwlock_unlock(&idx->lock);
+}
+
+size_t status_index_open(struct status_index *idx, const char *tenant)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    int t = strtab_find(&idx->tenants, tenant);
+    size_t n = t >= 0 ? idx->tinfo[t].open : 0;
+    pthread_rwlock_unlock(&idx->lock);
+    return n;
+}
+
+int status_index_set_retention(struct status_index *idx, const char *tenant, int64_t retention_ms)
+{
+    uint16_t t;
+    if (retention_ms < 0) return -EINVAL;
+    pthread_rwlock_wrlock(&idx->lock);
+    int rc = intern(&idx->tenants, tenant, &t, &idx->tinfo);
+    if (!rc && retention_ms < idx->retention_ms) {
+        idx->tinfo[t].retention_ms = retention_ms;
+        idx->short_retention = true;
+    }
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
+}
+
 double status_index_drain_rate(struct status_index *idx, const char *route, int64_t now_ms)
 {
     double rate = 0;
@@ -513,12 +644,28 @@ double status_index_drain_rate(struct status_index *idx, const char *route, int6
     return rate;
 }
 
+/* sweep drops the entries of tenants with a shorter retention that are
+ * past it; they are not at the head, so the whole ring is walked (about a
+ * millisecond per 100,000 entries, every few seconds). */
+static void sweep(struct status_index *idx, int64_t now_ms)
+{
+    for (size_t n = 0; n < idx->count; n++) {
+        size_t pos = (idx->head + n) % idx->cap;
+        const struct entry *e = &idx->ring[pos];
+        int64_t r = e->state == ST_GONE ? 0 : idx->tinfo[e->tenant].retention_ms;
+        if (r && e->created_ms < now_ms - r) drop(idx, pos);
+    }
+}
+
 void status_index_expire(struct status_index *idx, int64_t now_ms)
 {
     pthread_rwlock_wrlock(&idx->lock);
     idx->horizon_ms =
         now_ms < INT64_MIN + idx->retention_ms ? INT64_MIN : now_ms - idx->retention_ms;
     while (idx->count > 0 && idx->ring[idx->head].created_ms < idx->horizon_ms)
+        evict_head(idx);
+    if (idx->short_retention) sweep(idx, now_ms);
+    while (idx->count > 0 && idx->ring[idx->head].state == ST_GONE)
         evict_head(idx);
     pthread_rwlock_unlock(&idx->lock);
 }
@@ -535,7 +682,7 @@ size_t status_index_bytes(struct status_index *idx)
 {
     pthread_rwlock_rdlock(&idx->lock);
     size_t n = sizeof *idx + idx->cap * sizeof *idx->ring + (idx->mask + 1) * sizeof *idx->table +
-               idx->tenants.cap * sizeof(char *) + idx->tenants.bytes +
+               idx->tenants.cap * (sizeof(char *) + sizeof *idx->tinfo) + idx->tenants.bytes +
                idx->routes.cap * sizeof(char *) + idx->routes.bytes +
                idx->n_drains * sizeof *idx->drains + idx->text_bytes;
     pthread_rwlock_unlock(&idx->lock);

@@ -6,11 +6,13 @@
 #ifndef SLUICE_STATUS_INDEX_H
 #define SLUICE_STATUS_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "event.h"
+#include "id.h"
 
 struct status_index;
 
@@ -27,6 +29,8 @@ void status_index_free(struct status_index *idx);
  * not flip a result already served); otherwise a final state always applies
  * and a non-final one only if not older than the entry; attempts and updated
  * time only grow. An applied state brings its result and error (or none).
+ * An erasure (u->erase) of a final entry of the same tenant drops its result
+ * and error and marks it "erased"; it never creates an entry.
  * Updates whose created time is older than the retention (counted back from
  * the last status_index_expire time) are ignored. Returns 0, -ENOMEM, or
  * -EINVAL when id is not a valid ID, tenant or route is NULL or the state unknown. */
@@ -48,8 +52,38 @@ int status_index_position(struct status_index *idx, const char *id, const char *
 /* status_index_drain_rate is the requests of route that left its lane per
  * second lately (drain.h), or 0 when none did. */
 double status_index_drain_rate(struct status_index *idx, const char *route, int64_t now_ms);
+/* status_index_render_ex is status_index_render without the result when
+ * with_result is false (listings). */
+__attribute__((warn_unused_result)) int status_index_render_ex(struct status_index *idx,
+                                                               const char *id, const char *tenant,
+                                                               bool with_result, struct buf *out);
 /* status_index_state returns the state of id for tenant, or -ENOENT. */
 int status_index_state(struct status_index *idx, const char *id, const char *tenant);
+
+/* A short copy of an entry. route borrows the index's interned name, which
+ * lives as long as the index. */
+struct status_brief {
+    char id[ID_LEN + 1];
+    enum req_state state;
+    int attempts;
+    int64_t created_ms, updated_ms; /* updated_ms is the completion time once final */
+    const char *route;
+};
+/* status_index_brief fills out for id if it belongs to tenant; 0 or -ENOENT. */
+int status_index_brief(struct status_index *idx, const char *id, const char *tenant,
+                       struct status_brief *out);
+/* status_index_scan calls visit for every entry of tenant, oldest first,
+ * under the read lock: visit must not call into the index. */
+typedef void (*status_visit_fn)(void *arg, const struct status_brief *b);
+void status_index_scan(struct status_index *idx, const char *tenant, status_visit_fn visit,
+                       void *arg);
+/* status_index_open returns how many of tenant's requests are not final. */
+size_t status_index_open(struct status_index *idx, const char *tenant);
+/* status_index_set_retention gives tenant a retention shorter than the
+ * index's (a longer one is ignored): its entries are dropped once created
+ * longer ago, at the next status_index_expire. 0, -ENOMEM or -EINVAL. */
+__attribute__((warn_unused_result)) int
+status_index_set_retention(struct status_index *idx, const char *tenant, int64_t retention_ms);
 
 /* status_index_expire drops the entries created before now_ms - retention. */
 void status_index_expire(struct status_index *idx, int64_t now_ms);

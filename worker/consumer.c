@@ -23,6 +23,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "gate.h"
 #include "intake.h"
 #include "log.h"
 #include "outbox.h"
@@ -45,6 +46,7 @@ struct consumer {
     struct outbox *outbox;
     struct shaper *shaper;
     struct admit *admit;
+    struct gate *gate; /* holds each batch until its claim is read back */
     atomic_bool connected;
     struct batch *forming;
     bool forming_now; /* it holds a limited route's call: no lingering */
@@ -178,10 +180,9 @@ static void on_call_done(void *arg, struct job *job)
     }
 }
 
-static void dispatch_batch(struct consumer *c, struct batch *b)
+/* call_batch calls every job of b, an in-flight batch the gate let through. */
+static void call_batch(struct consumer *c, struct batch *b)
 {
-    b->next = c->inflight;
-    c->inflight = b;
     wmetrics_batch(c->wm, b->n);
     outbox_events(c->outbox, b->jobs, b->n, ST_PROCESSING, NULL, NULL);
     for (size_t i = 0; i < b->n; i++) {
@@ -202,6 +203,31 @@ static void dispatch_batch(struct consumer *c, struct batch *b)
         c->calling++;
     else
         settle(c, b);
+}
+
+/* dispatch_batch puts b in flight and has the gate hold it until its claim
+ * is read back (on_gate_open), unless it needs none. */
+static void dispatch_batch(struct consumer *c, struct batch *b)
+{
+    b->next = c->inflight;
+    c->inflight = b;
+    if (!gate_hold(c->gate, b)) call_batch(c, b);
+}
+
+static void settle_cancelled(struct consumer *c, struct batch *b);
+
+/* on_gate_open gets a claimed batch back: cancelled jobs are settled
+ * without a call, the others called. */
+static void on_gate_open(void *arg, struct batch *b)
+{
+    struct consumer *c = arg;
+    settle_cancelled(c, b);
+    if (b->n) {
+        call_batch(c, b);
+        return;
+    }
+    inflight_remove(c, b);
+    batch_free(b);
 }
 
 static void add_to_forming(struct consumer *c, struct job *job)
@@ -238,6 +264,32 @@ static void settle_alone(struct consumer *c, struct job *job)
     b->next = c->inflight;
     c->inflight = b;
     settle(c, b);
+}
+
+/* settle_cancelled moves b's cancelled jobs to a batch of their own and
+ * settles it: their final event, then their acks. */
+static void settle_cancelled(struct consumer *c, struct batch *b)
+{
+    struct batch *cancelled = NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct job *job = b->jobs[i];
+        if (job->state != ST_CANCELLED) {
+            b->jobs[kept++] = job;
+            continue;
+        }
+        call_ended(c, job, true); /* its admitted call never starts */
+        if (!cancelled) cancelled = calloc(1, sizeof *cancelled);
+        if (!cancelled || batch_push(cancelled, job) < 0) {
+            job_free(job); /* unacked: redelivered, and refused again */
+            session_break(c->session, "out of memory settling a cancelled request");
+        }
+    }
+    b->n = kept;
+    if (!cancelled) return;
+    cancelled->next = c->inflight;
+    c->inflight = cancelled;
+    settle(c, cancelled);
 }
 
 /* on_poison handles a delivery that is not a sluice request: its client is
@@ -387,6 +439,7 @@ static int on_up(void *arg, struct mq *mq)
 static void on_down(void *arg)
 {
     struct consumer *c = arg;
+    gate_forget(c->gate);
     drop_all(c);
     atomic_store(&c->connected, false);
     wmetrics_connected(c->wm, false);
@@ -516,6 +569,8 @@ static void maybe_dispatch(struct consumer *c, int64_t now)
 static int next_timeout(const struct consumer *c, int64_t now)
 {
     int64_t until = now + session_timeout_ms(c->session, now, TICK_MS);
+    int64_t gate_until = now + gate_timeout_ms(c->gate, now, TICK_MS);
+    if (gate_until < until) until = gate_until;
     const struct job *top = retry_heap_peek(&c->held);
     if (top && top->due_ms < until) until = top->due_ms;
     if (c->forming && c->forming->first_ms + c->cfg->worker.batch_linger_ms < until)
@@ -542,10 +597,11 @@ int consumer_run(struct consumer *c, int signal_fd)
             log_warn("shutdown grace over: leaving unfinished requests to other workers");
             break;
         }
-        struct curl_waitfd fds[2] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
+        struct curl_waitfd fds[3] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
         unsigned n = 1;
-        int fd = session_fd(c->session);
+        int fd = session_fd(c->session), gfd = gate_fd(c->gate);
         if (fd >= 0) fds[n++] = (struct curl_waitfd){.fd = fd, .events = CURL_WAIT_POLLIN};
+        if (gfd >= 0) fds[n++] = (struct curl_waitfd){.fd = gfd, .events = CURL_WAIT_POLLIN};
         if (dispatch_wait(c->dispatch, fds, n, next_timeout(c, now)) < 0) {
             log_error("curl_multi_poll failed");
             return -1;
@@ -554,6 +610,7 @@ int consumer_run(struct consumer *c, int signal_fd)
             start_drain(c);
         dispatch_run(c->dispatch, on_call_done, c);
         session_run(c->session, clock_mono_ms());
+        gate_run(c->gate, clock_mono_ms());
         now = clock_mono_ms();
         if (session_up(c->session)) release_due(c, now);
         if (session_up(c->session) && !c->draining) pump(c, now);
@@ -562,6 +619,8 @@ int consumer_run(struct consumer *c, int signal_fd)
     /* Closing politely lets the last acks reach the queue (mq_close). */
     session_free(c->session);
     c->session = NULL;
+    gate_free(c->gate);
+    c->gate = NULL;
     return 0;
 }
 
@@ -599,12 +658,13 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     retry_heap_init(&c->held);
     c->dispatch = dispatch_new(cfg);
     c->wm = wmetrics_new(cfg, metrics);
+    c->gate = gate_new(cfg, metrics, on_gate_open, c);
     c->intake = intake_new(cfg);
     c->shaper = shaper_new(cfg);
     c->admit = c->shaper ? admit_new(cfg, c->shaper) : NULL;
     c->session = c->intake ? open_session(c) : NULL;
     c->outbox = c->session ? outbox_new(cfg, c->session, c->intake) : NULL;
-    if (!c->dispatch || !c->wm || !c->admit || !c->outbox) {
+    if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->gate) {
         consumer_free(c);
         return NULL;
     }
@@ -615,6 +675,7 @@ void consumer_free(struct consumer *c)
 {
     if (!c) return;
     session_free(c->session);
+    gate_free(c->gate);
     drop_all(c);
     dispatch_free(c->dispatch);
     wmetrics_free(c->wm);

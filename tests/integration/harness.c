@@ -608,7 +608,8 @@ long long h_json_int(struct json_object *o, const char *path)
     return (long long)json_object_get_int64(v);
 }
 
-/* set_at puts v at the dotted path of root, creating objects on the way. */
+/* set_at puts v at the dotted path of root, creating objects on the way;
+ * a number segment indexes an existing array ("keys.2.rate_per_s"). */
 static void set_at(struct json_object *root, const char *path, struct json_object *v)
 {
     char seg[256];
@@ -617,15 +618,22 @@ static void set_at(struct json_object *root, const char *path, struct json_objec
     ck_assert_msg(segment(&p, seg, sizeof seg), "empty config path");
     while (*p) {
         struct json_object *next;
-        if (!json_object_object_get_ex(o, seg, &next)) {
+        char *end;
+        long i = strtol(seg, &end, 10);
+        if (json_object_is_type(o, json_type_array) && !*end && i >= 0) {
+            next = json_object_array_get_idx(o, (size_t)i);
+            ck_assert_msg(next != NULL, "%s: no element %ld", path, i);
+        } else if (!json_object_object_get_ex(o, seg, &next)) {
             next = json_object_new_object();
             json_object_object_add(o, seg, next);
         }
-        ck_assert_msg(json_object_is_type(next, json_type_object), "%s: %s is not an object", path,
-                      seg);
+        ck_assert_msg(json_object_is_type(next, json_type_object) ||
+                          json_object_is_type(next, json_type_array),
+                      "%s: %s is not an object", path, seg);
         o = next;
         segment(&p, seg, sizeof seg);
     }
+    ck_assert_msg(json_object_is_type(o, json_type_object), "%s: cannot set in an array", path);
     json_object_object_add(o, seg, v);
 }
 
@@ -1065,7 +1073,8 @@ static bool is_final(struct json_object *st)
 {
     struct json_object *v = h_json_at(st, "status");
     const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
-    return !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "dead");
+    return !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "dead") ||
+           !strcmp(s, "cancelled");
 }
 
 struct json_object *h_wait_final(struct h_stack *s, const char *token, const char *id,
@@ -1288,4 +1297,72 @@ bool h_closed_within(int fd, int ms)
         if (n <= 0) return true;
     }
     return false;
+}
+
+/* beam_pid finds the Erlang VM of the test broker: the child of the
+ * rabbitmq-server script whose pid broker.sh keeps in server.pid. */
+static pid_t beam_pid(void)
+{
+    char path[4096], comm[64];
+    snprintf(path, sizeof path, "%s/server.pid", h_broker_dir());
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    int server = 0, beam = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &server), 1);
+    fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", server, server);
+    f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    ck_assert_int_eq(fscanf(f, "%d", &beam), 1);
+    fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/comm", beam);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(comm, sizeof comm, f));
+    fclose(f);
+    ck_assert_msg(!strncmp(comm, "beam", 4), "child %d of the broker is %s", beam, comm);
+    return beam;
+}
+
+static pid_t frozen_beam;
+
+pid_t h_broker_freeze(long guard_ms)
+{
+    frozen_beam = beam_pid();
+    fflush(NULL);
+    pid_t g = fork();
+    ck_assert_int_ge(g, 0);
+    if (g == 0) {
+        h_sleep_ms(guard_ms);
+        kill(frozen_beam, SIGCONT);
+        _exit(0);
+    }
+    ck_assert_int_eq(kill(frozen_beam, SIGSTOP), 0);
+    return g;
+}
+
+void h_broker_thaw(pid_t guard)
+{
+    kill(frozen_beam, SIGCONT);
+    kill(guard, SIGKILL);
+    waitpid(guard, NULL, 0);
+}
+
+struct h_proc *h_start_replica(struct h_stack *s, int n, char *url, size_t len)
+{
+    char bin[PATH_MAX], config[PATH_MAX], log[PATH_MAX], listen[64], ready[128], name[32];
+    int port = fresh_port(s);
+    bin_path(bin, sizeof bin, "sluice-ingress");
+    pathf(config, sizeof config, "%s/config.json", s->dir);
+    pathf(log, sizeof log, "%s/ingress-%d.log", s->dir, n);
+    snprintf(listen, sizeof listen, "SLUICE_LISTEN=127.0.0.1:%d", port);
+    snprintf(name, sizeof name, "ingress-%d", n);
+    write_config(s);
+    char *argv[] = {bin, "--config", config, NULL};
+    char *env[] = {listen, NULL};
+    struct h_proc *p = h_spawn(name, log, argv, env);
+    snprintf(url, len, "http://127.0.0.1:%d", port);
+    snprintf(ready, sizeof ready, "%s/readyz", url);
+    h_wait_http(ready, 200, H_READY_TIMEOUT_MS, p);
+    return p;
 }

@@ -123,9 +123,9 @@ struct h_stack;
  * H_OTHER_TOKEN (globex, ["echo"]). */
 struct h_stack *h_stack_new(void);
 /* h_stack_set sets the config value at a dotted path ("worker.batch_size",
- * "routes.slow", "keys") to the JSON text made from fmt; intermediate objects
- * are created. The file is rewritten before each process start, so a change
- * reaches the processes started after it. */
+ * "routes.slow", "keys", "keys.2.rate_per_s") to the JSON text made from
+ * fmt; intermediate objects are created, array elements must exist. The file is rewritten before
+ * each process start, so a change reaches the processes started after it. */
 __attribute__((format(printf, 3, 4))) void h_stack_set(struct h_stack *s, const char *path,
                                                        const char *fmt, ...);
 /* h_stack_add_key appends a key; routes_json is a JSON array of route names. */
@@ -176,8 +176,8 @@ char *h_submit(struct h_stack *s, const char *token, const char *envelope);
 /* h_get_status GETs /v1/requests/<id>; returns the JSON body (caller puts; NULL
  * if not JSON) and the HTTP status in *http (may be NULL). */
 struct json_object *h_get_status(struct h_stack *s, const char *token, const char *id, long *http);
-/* h_wait_final polls the status every 20 ms until it is succeeded, failed or
- * dead and returns it (caller puts); fails the test after timeout_ms. */
+/* h_wait_final polls the status every 20 ms until it is succeeded, failed,
+ * dead or cancelled and returns it (caller puts); fails the test after timeout_ms. */
 struct json_object *h_wait_final(struct h_stack *s, const char *token, const char *id,
                                  int timeout_ms);
 /* h_backend_calls asks the backend how many calls carried Idempotency-Key key. */
@@ -229,5 +229,14 @@ bool h_quorum_mode(void);
 /* Broker control through scripts/broker.sh pause|resume SLUICE_TEST_BROKER_DIR. */
 void h_broker_pause(void);
 void h_broker_resume(void);
+/* h_broker_freeze stops the broker's Erlang VM (SIGSTOP): connections stay
+ * open and nothing is confirmed. A guard process thaws it after guard_ms
+ * whatever happens to the test; h_broker_thaw thaws it now and ends the
+ * guard. */
+pid_t h_broker_freeze(long guard_ms);
+void h_broker_thaw(pid_t guard);
+/* h_start_replica starts one more ingress of s on a free port (same config,
+ * log ingress-<n>.log), waits for its /readyz and writes its base URL. */
+struct h_proc *h_start_replica(struct h_stack *s, int n, char *url, size_t len);
 
 #endif

@@ -609,11 +609,11 @@ START_TEST(test_errors)
     /* 405 method_not_allowed */
     expect_error(call(s, "DELETE", "/v1/requests", H_TOKEN, NULL, NULL, NULL, 0), 405,
                  "method_not_allowed", "DELETE /v1/requests");
-    expect_error(call(s, "GET", "/v1/requests", H_TOKEN, NULL, NULL, NULL, 0), 405,
-                 "method_not_allowed", "GET /v1/requests");
+    expect_error(call(s, "PUT", "/v1/requests", H_TOKEN, NULL, NULL, NULL, 0), 405,
+                 "method_not_allowed", "PUT /v1/requests");
     snprintf(path, sizeof path, "/v1/requests/%s", acme);
-    expect_error(call(s, "DELETE", path, H_TOKEN, NULL, NULL, NULL, 0), 405, "method_not_allowed",
-                 "DELETE /v1/requests/<id>");
+    expect_error(call(s, "PATCH", path, H_TOKEN, NULL, NULL, NULL, 0), 405, "method_not_allowed",
+                 "PATCH /v1/requests/<id>");
 
     /* 413 body_too_large: by Content-Length before reading, and by counting
      * a chunked body that declares no length. */

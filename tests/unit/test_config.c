@@ -39,6 +39,7 @@ static const char *const env_vars[] = {
     "SLUICE_TLS_KEY_FILE",
     "SLUICE_CORS_ORIGINS",
     "SLUICE_CORS_MAX_AGE_S",
+    "SLUICE_ID_SECRET",
     "SLUICE_BATCH_SIZE",
     "SLUICE_BATCH_LINGER_MS",
     "SLUICE_PREFETCH",
@@ -691,6 +692,10 @@ static const struct bad_case bad_docs[] = {
     {K(",\"routes\":[\"nope\"]"), "keys[0].routes[0]: unknown route \"nope\""},
     {KR(",\"routes\":[\"echo\",\"ech\"]"), "keys[0].routes[1]: unknown route \"ech\""},
     {K(",\"tenent\":\"t\""), "config bad.json: unknown key keys[0].tenent"},
+    {K(",\"max_queued\":-1"), "keys[0].max_queued: must be >= 0 (got -1)"},
+    {K(",\"status_retention_s\":86401"),
+     "keys[0].status_retention_s: must be at most ingress.status_retention_s (86400) (got 86401)"},
+    {K(",\"status_retention_s\":-5"), "keys[0].status_retention_s: must be between 0 and"},
     {"{\"keys\":[{\"id\":\"a\",\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"t\"},"
      "{\"id\":\"a\",\"secret_sha256\":\"" BETA_SHA "\",\"tenant\":\"t\"}]}",
      "keys[1].id: duplicate id \"a\""},
@@ -742,6 +747,12 @@ static const struct bad_case bad_docs[] = {
     {R(",\"breaker\":{\"consecutive_failures\":2,\"open_ms\":5000,\"max_open_ms\":100}"),
      "routes.r.breaker.max_open_ms: must be >= open_ms (5000) (got 100)"},
     {R(",\"upstream\":[]"), "config bad.json: unknown key routes.r.upstream"},
+    {R(",\"cache_ttl_s\":-1"), "routes.r.cache_ttl_s: must be between 0 and 86400 (got -1)"},
+    {R(",\"cache_ttl_s\":86401"), "routes.r.cache_ttl_s: must be between 0 and 86400"},
+    {R(",\"cache_vary_headers\":\"Accept\""),
+     "routes.r.cache_vary_headers: must be a non-empty array of strings"},
+    {R(",\"cache_vary_headers\":[\"Accept\",\"bad name\"]"),
+     "routes.r.cache_vary_headers[1]: must be an HTTP header name (got \"bad name\")"},
     {R(",\"batch_url\":\"http://h\""), "unknown key routes.r.batch_url"},
 };
 #define N_BAD_DOCS (sizeof bad_docs / sizeof bad_docs[0])
@@ -982,7 +993,7 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 30);
+    ck_assert_uint_eq(rows, 31);
     assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
 }
@@ -1013,6 +1024,40 @@ START_TEST(test_admin_token)
     ck_assert_msg(strstr(err, SECRET) == NULL, "message \"%s\" leaks the token", err);
     load_bad("{\"admin_token\":12345678901234567}", err, sizeof err);
     assert_has(err, "admin_token: must be a string");
+}
+END_TEST
+
+/* The contract's settings (docs/api.md): per-key limits and retention, a
+ * route's cache, the ID secret; each defaults to off. */
+START_TEST(test_contract_settings)
+{
+    struct cfg c;
+    char err[512] = "";
+    const char *doc =
+        "{\"ingress\":{\"status_retention_s\":3600,\"id_secret\":\"0123456789abcdef-secret\"},"
+        "\"routes\":{\"r\":{\"upstreams\":[\"http://h\"],\"cache_ttl_s\":30,"
+        "\"cache_vary_headers\":[\"Accept\",\"X-Tenant-Region\"]},\"s\":{\"upstreams\":[\"http://"
+        "h\"]}},"
+        "\"keys\":[{\"id\":\"a\",\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"t\","
+        "\"rate_per_s\":5,\"burst\":10,\"max_queued\":100,\"status_retention_s\":60}]}";
+    ck_assert_msg(cfg_load_string(&c, doc, "ok.json", err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(c.ingress.id_secret, "0123456789abcdef-secret");
+    ck_assert_int_eq(c.routes[0].cache_ttl_s, 30);
+    ck_assert_uint_eq(c.routes[0].n_cache_vary, 2);
+    ck_assert_str_eq(c.routes[0].cache_vary[1], "X-Tenant-Region");
+    ck_assert_int_eq(c.routes[1].cache_ttl_s, 0);
+    ck_assert_uint_eq(c.routes[1].n_cache_vary, 0);
+    ck_assert_int_eq(c.keys[0].max_queued, 100);
+    ck_assert_int_eq(c.keys[0].status_retention_s, 60);
+    cfg_free(&c);
+    ck_assert_int_eq(cfg_load_string(&c, "{}", "ok.json", err, sizeof err), 0);
+    ck_assert_str_eq(c.ingress.id_secret, "");
+    cfg_free(&c);
+    /* The secret is never echoed. */
+    ck_assert_int_eq(setenv("SLUICE_ID_SECRET", "short " SECRET, 1), 0);
+    ck_assert_int_eq(cfg_load_string(&c, "{}", "bad.json", err, sizeof err), -1);
+    assert_has(err, "SLUICE_ID_SECRET: must be empty, or 16..256");
+    ck_assert_msg(strstr(err, SECRET) == NULL, "message \"%s\" leaks the secret", err);
 }
 END_TEST
 
@@ -1059,6 +1104,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_route_find);
     tcase_add_test(tc, test_usage);
     tcase_add_test(tc, test_admin_token);
+    tcase_add_test(tc, test_contract_settings);
     tcase_add_test(tc, test_free_and_errors_buffer);
     suite_add_tcase(s, tc);
     return s;

@@ -1,6 +1,6 @@
 /* test_drain.c: lane arrivals and departures (ingress/drain.c): positions
  * in first-in first-out order, floored when the lane reorders, tickets that
- * wrap past 2^20 arrivals, and the drain rate over its window by the
+ * wrap past 2^DRAIN_TICKET_BITS arrivals, and the drain rate over its window by the
  * events' own times. */
 #include <check.h>
 #include <stdlib.h>

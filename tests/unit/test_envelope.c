@@ -1363,6 +1363,29 @@ START_TEST(test_amqp_replaces)
 }
 END_TEST
 
+START_TEST(test_idempotency_header)
+{
+    /* The envelope form takes the key from the header too; with both, they must agree. */
+    struct envelope e;
+    struct env_error err;
+    envelope_init(&e);
+    ck_assert_int_eq(envelope_from_json(&e, "{\"route\":\"r\"}", 13, &err), 0);
+    ck_assert_int_eq(envelope_idempotency_header(&e, "k-1", 3, &err), 0);
+    ck_assert_str_eq(e.idempotency_key, "k-1");
+    ck_assert_int_eq(envelope_idempotency_header(&e, "k-1", 3, &err), 0);
+    ck_assert_int_eq(envelope_idempotency_header(&e, "k-2", 3, &err), -1);
+    ck_assert_int_eq(err.status, 400);
+    ck_assert_str_eq(err.code, "invalid_request");
+    ck_assert_str_eq(e.idempotency_key, "k-1");
+    envelope_free(&e);
+    envelope_init(&e);
+    ck_assert_int_eq(envelope_idempotency_header(&e, "bad\x01", 4, &err), -1);
+    ck_assert_msg(strstr(err.message, "Idempotency-Key") != NULL, "%s", err.message);
+    ck_assert_ptr_null(e.idempotency_key);
+    envelope_free(&e);
+}
+END_TEST
+
 static Suite *envelope_suite(void)
 {
     Suite *s = suite_create("envelope");
@@ -1384,6 +1407,7 @@ static Suite *envelope_suite(void)
     tcase_add_test(json, test_body_text);
     tcase_add_loop_test(json, test_body_base64, 0, sizeof B64_CASES / sizeof B64_CASES[0]);
     tcase_add_test(json, test_free);
+    tcase_add_test(json, test_idempotency_header);
     suite_add_tcase(s, json);
     tcase_add_loop_test(request, test_request, 0, sizeof REQ_CASES / sizeof REQ_CASES[0]);
     tcase_add_test(request, test_request_fields);

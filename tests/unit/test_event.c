@@ -1,6 +1,7 @@
 /* test_event.c: the events stream codec: round trips of updates and markers,
  * escaping, and the refusal of malformed messages. */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,13 @@ struct seen {
     char result[4][256];
     char error[4][256];
     char reason[4][64];
+    char fp[4][80], ck[4][80];
+    bool erase[4];
     int markers;
     char nonce[64];
+    int beats;
+    char instance[64];
+    long long beat_ts;
 };
 
 static void copy_opt(char *dst, size_t size, const char *src, size_t len)
@@ -54,6 +60,17 @@ static void on_update(void *arg, const struct status_update *u)
     copy_opt(s->result[i], sizeof s->result[i], u->result_json, u->result_len);
     copy_opt(s->error[i], sizeof s->error[i], u->error_json, u->error_len);
     snprintf(s->reason[i], sizeof s->reason[i], "%s", u->reason ? u->reason : "(none)");
+    snprintf(s->fp[i], sizeof s->fp[i], "%s", u->fp ? u->fp : "(none)");
+    snprintf(s->ck[i], sizeof s->ck[i], "%s", u->ck ? u->ck : "(none)");
+    s->erase[i] = u->erase;
+}
+
+static void on_heartbeat(void *arg, const char *instance, int64_t ts)
+{
+    struct seen *s = arg;
+    s->beats++;
+    snprintf(s->instance, sizeof s->instance, "%s", instance);
+    s->beat_ts = (long long)ts;
 }
 
 static void on_marker(void *arg, const char *nonce)
@@ -71,13 +88,15 @@ static int parse_str(const char *msg, struct seen *s)
 
 START_TEST(test_state_names)
 {
-    for (int i = ST_QUEUED; i <= ST_DEAD; i++)
+    for (int i = ST_QUEUED; i <= ST_CANCELLED; i++)
         ck_assert_int_eq(event_state_parse(event_state_name((enum req_state)i)), i);
     ck_assert_str_eq(event_state_name(ST_SUCCEEDED), "succeeded");
     ck_assert_int_eq(event_state_parse("done"), -1);
     ck_assert_int_eq(event_state_parse(""), -1);
     ck_assert_int_eq(event_state_parse(NULL), -1);
     ck_assert(ST_FINAL(ST_DEAD) && ST_FINAL(ST_FAILED) && !ST_FINAL(ST_RETRYING));
+    ck_assert(ST_FINAL(ST_CANCELLED));
+    ck_assert_str_eq(event_state_name(ST_CANCELLED), "cancelled");
 }
 END_TEST
 
@@ -86,11 +105,12 @@ START_TEST(test_round_trip)
     const char *result = "{\"status\":200,\"headers\":{\"a\":\"b\"},\"body\":[1,2.5,\"x/y\"]}";
     const char *error = "{\"code\":\"timeout\",\"message\":\"no answer\"}";
     struct status_update u[3] = {
-        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL},
-        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error),
-         "breaker_open"},
+        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
+         false},
+        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error), "breaker_open",
+         NULL, NULL, false},
         {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 2, result, strlen(result), error,
-         strlen(error), NULL},
+         strlen(error), NULL, NULL, NULL, false},
     };
     struct buf b;
     buf_init(&b, MAX_MSG);
@@ -121,6 +141,58 @@ START_TEST(test_round_trip)
     ck_assert_str_eq(s.reason[0], "(none)");
     ck_assert_str_eq(s.reason[1], "breaker_open");
     ck_assert_str_eq(s.reason[2], "(none)");
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_tags_round_trip)
+{
+    /* The fingerprint and cache key of a queued event and an erasure survive the codec;
+     * an event without them reads as none. */
+    struct status_update u[3] = {
+        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
+         false},
+        {ID_B, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
+         false},
+        {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 1, NULL, 0, NULL, 0, NULL, NULL, NULL,
+         false},
+    };
+    u[0].fp = "fp-0123456789abcdef";
+    u[0].ck = "ck-x";
+    u[2].erase = true;
+    struct buf b;
+    buf_init(&b, MAX_MSG);
+    ck_assert_int_eq(event_begin(&b), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(event_append(&b, &u[i]), 0);
+    ck_assert_int_eq(event_end(&b), 0);
+    struct seen s;
+    ck_assert_int_eq(parse_str(b.data, &s), 3);
+    ck_assert_str_eq(s.fp[0], "fp-0123456789abcdef");
+    ck_assert_str_eq(s.ck[0], "ck-x");
+    ck_assert(!s.erase[0] && !s.erase[1] && s.erase[2]);
+    ck_assert_str_eq(s.fp[1], "(none)");
+    ck_assert_str_eq(s.ck[2], "(none)");
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_heartbeat)
+{
+    struct buf b;
+    buf_init(&b, MAX_MSG);
+    ck_assert_int_eq(event_heartbeat(&b, "replica-1", 1234567), 0);
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    const struct event_sink sink = {&s, on_update, on_marker, on_heartbeat};
+    ck_assert_int_eq(event_parse_all(b.data, b.len, &sink), 0);
+    ck_assert_int_eq(s.beats, 1);
+    ck_assert_str_eq(s.instance, "replica-1");
+    ck_assert_int_eq(s.beat_ts, 1234567);
+    ck_assert_int_eq(s.n + s.markers, 0);
+    /* event_parse, which has no heartbeat callback, skips them. */
+    ck_assert_int_eq(parse_str(b.data, &s), 0);
+    ck_assert_int_eq(s.n + s.markers + s.beats, 0);
     buf_free(&b);
 }
 END_TEST
@@ -160,7 +232,13 @@ START_TEST(test_escapes)
 {
     const char *tenant = "t\"en\\ant\n\x01/é";
     const char *route = "r\toute\u2028";
-    struct status_update u = {ID_A, ST_FAILED, tenant, route, 5, 6, 7, NULL, 0, NULL, 0, NULL};
+    struct status_update u = {.id = ID_A,
+                              .state = ST_FAILED,
+                              .tenant = tenant,
+                              .route = route,
+                              .created_ms = 5,
+                              .ts_ms = 6,
+                              .attempts = 7};
     struct buf b;
     buf_init(&b, MAX_MSG);
     ck_assert_int_eq(event_begin(&b), 0);
@@ -247,6 +325,17 @@ static const char *const malformed[] = {
     "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"reason\":\"Open\"}]}",
     "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,"
     "\"reason\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]}",
+    /* tags: an erase that is not a boolean, a fingerprint that is too long or not a string */
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"erase\":1}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"fp\":5}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"ck\":\""
+    "0123456789012345678901234567890123456789012345678901234567890123456789\"}]}",
+    /* heartbeats without a time, with a bad one; two kinds in one message */
+    "{\"v\":1,\"heartbeat\":\"r\"}",
+    "{\"v\":1,\"heartbeat\":\"r\",\"ts\":-1}",
+    "{\"v\":1,\"heartbeat\":7,\"ts\":1}",
+    "{\"v\":1,\"marker\":\"x\",\"heartbeat\":\"r\",\"ts\":1}",
+    "{\"v\":1,\"marker\":\"x\",\"events\":[]}",
 };
 
 START_TEST(test_malformed)
@@ -293,7 +382,8 @@ END_TEST
 START_TEST(test_buf_cap)
 {
     /* An append past the buffer cap reports the buf error. */
-    struct status_update u = {ID_A, ST_QUEUED, "t", "r", 1, 1, 0, NULL, 0, NULL, 0, NULL};
+    struct status_update u = {
+        .id = ID_A, .state = ST_QUEUED, .tenant = "t", .route = "r", .created_ms = 1, .ts_ms = 1};
     struct buf b;
     buf_init(&b, 40);
     ck_assert_int_eq(event_begin(&b), 0);
@@ -308,6 +398,8 @@ static Suite *event_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_state_names);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_tags_round_trip);
+    tcase_add_test(tc, test_heartbeat);
     tcase_add_test(tc, test_empty_batch);
     tcase_add_test(tc, test_marker);
     tcase_add_test(tc, test_escapes);

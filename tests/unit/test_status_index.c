@@ -30,8 +30,13 @@ static void make_id(unsigned long n, char out[ID_LEN + 1])
 static struct status_update upd(const char *id, enum req_state st, int64_t created, int64_t ts,
                                 int attempts)
 {
-    return (struct status_update){id,       st,   "acme", "orders", created, ts,
-                                  attempts, NULL, 0,      NULL,     0,       NULL};
+    return (struct status_update){.id = id,
+                                  .state = st,
+                                  .tenant = "acme",
+                                  .route = "orders",
+                                  .created_ms = created,
+                                  .ts_ms = ts,
+                                  .attempts = attempts};
 }
 
 static void apply_ok(struct status_index *idx, struct status_update u)
@@ -532,6 +537,189 @@ START_TEST(test_concurrent)
 }
 END_TEST
 
+START_TEST(test_cancelled_is_final)
+{
+    /* A cancelled request keeps that state: a late "processing" or outcome
+     * of a duplicate never flips it. */
+    char id[ID_LEN + 1];
+    make_id(7, id);
+    struct status_index *idx = status_index_new(10, 3600000);
+    apply_ok(idx, upd(id, ST_QUEUED, T0, T0, 0));
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 1);
+    apply_ok(idx, upd(id, ST_CANCELLED, T0, T0 + 5, 0));
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 0);
+    apply_ok(idx, upd(id, ST_PROCESSING, T0, T0 + 9, 0));
+    apply_ok(idx, upd(id, ST_SUCCEEDED, T0, T0 + 10, 1));
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "status"), "\"cancelled\"");
+    ck_assert_ptr_nonnull(field(o, "completed_at"));
+    json_object_put(o);
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 0);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_erase)
+{
+    char id[ID_LEN + 1], other[ID_LEN + 1];
+    make_id(8, id);
+    make_id(9, other);
+    const char *result = "{\"status\":200,\"body\":\"secret\"}";
+    struct status_index *idx = status_index_new(10, 3600000);
+    struct status_update u = upd(id, ST_SUCCEEDED, T0, T0 + 3, 1);
+    u.result_json = result;
+    u.result_len = strlen(result);
+    apply_ok(idx, u);
+    size_t before = status_index_bytes(idx);
+    /* Another tenant's erasure of the same ID does nothing. */
+    struct status_update e = upd(id, ST_SUCCEEDED, T0, T0 + 4, 1);
+    e.erase = true;
+    e.tenant = "globex";
+    apply_ok(idx, e);
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_ptr_nonnull(field(o, "result"));
+    json_object_put(o);
+    e.tenant = "acme";
+    apply_ok(idx, e);
+    o = render(idx, id, "acme");
+    ck_assert_ptr_null(field(o, "result"));
+    ck_assert_str_eq(field(o, "erased"), "true");
+    ck_assert_str_eq(field(o, "status"), "\"succeeded\"");
+    ck_assert_str_eq(field(o, "attempts"), "1");
+    json_object_put(o);
+    ck_assert_uint_lt(status_index_bytes(idx), before);
+    /* An erasure never creates an entry, nor touches a request not final. */
+    struct status_update ghost = upd(other, ST_SUCCEEDED, T0, T0, 1);
+    ghost.erase = true;
+    apply_ok(idx, ghost);
+    ck_assert_ptr_null(render(idx, other, "acme"));
+    apply_ok(idx, upd(other, ST_QUEUED, T0, T0, 0));
+    apply_ok(idx, ghost);
+    o = render(idx, other, "acme");
+    ck_assert_str_eq(field(o, "status"), "\"queued\"");
+    ck_assert_ptr_null(field(o, "erased"));
+    json_object_put(o);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_open_counts)
+{
+    /* Open counts follow inserts, final states, eviction and other tenants. */
+    char id[ID_LEN + 1];
+    struct status_index *idx = status_index_new(4, 3600000);
+    for (int i = 0; i < 3; i++) {
+        make_id(100 + (unsigned long)i, id);
+        apply_ok(idx, upd(id, ST_QUEUED, T0 + i, T0 + i, 0));
+    }
+    make_id(200, id);
+    struct status_update g = upd(id, ST_QUEUED, T0, T0, 0);
+    g.tenant = "globex";
+    apply_ok(idx, g);
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 3);
+    ck_assert_uint_eq(status_index_open(idx, "globex"), 1);
+    ck_assert_uint_eq(status_index_open(idx, "nobody"), 0);
+    make_id(100, id);
+    apply_ok(idx, upd(id, ST_FAILED, T0, T0 + 1, 1));
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 2);
+    /* A fifth entry evicts the oldest (the failed one): nothing changes;
+     * a sixth evicts an open one. */
+    make_id(300, id);
+    apply_ok(idx, upd(id, ST_SUCCEEDED, T0 + 9, T0 + 9, 1));
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 2);
+    make_id(301, id);
+    apply_ok(idx, upd(id, ST_SUCCEEDED, T0 + 9, T0 + 9, 1));
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 1);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_tenant_retention)
+{
+    /* A tenant's shorter retention drops its entries early, wherever they
+     * are in the ring, and ignores its older updates; others keep theirs.
+     * A dropped ID can come back and is found again. */
+    char a1[ID_LEN + 1], a2[ID_LEN + 1], g1[ID_LEN + 1];
+    make_id(11, a1);
+    make_id(12, a2);
+    make_id(13, g1);
+    struct status_index *idx = status_index_new(100, 3600000);
+    ck_assert_int_eq(status_index_set_retention(idx, "acme", 60000), 0);
+    ck_assert_int_eq(status_index_set_retention(idx, "globex", 7200000), 0); /* longer: ignored */
+    struct status_update g = upd(g1, ST_QUEUED, T0, T0, 0);
+    g.tenant = "globex";
+    apply_ok(idx, g);
+    apply_ok(idx, upd(a1, ST_QUEUED, T0 + 1, T0 + 1, 0));
+    apply_ok(idx, upd(a2, ST_QUEUED, T0 + 50000, T0 + 50000, 0));
+    status_index_expire(idx, T0 + 61000);
+    ck_assert_ptr_null(render(idx, a1, "acme"));
+    struct json_object *o = render(idx, a2, "acme");
+    ck_assert_ptr_nonnull(o);
+    json_object_put(o);
+    o = render(idx, g1, "globex");
+    ck_assert_ptr_nonnull(o);
+    json_object_put(o);
+    ck_assert_uint_eq(status_index_open(idx, "acme"), 1);
+    /* An update of the dropped request is older than acme's horizon: ignored. */
+    apply_ok(idx, upd(a1, ST_SUCCEEDED, T0 + 1, T0 + 62000, 1));
+    ck_assert_ptr_null(render(idx, a1, "acme"));
+    /* A request created inside the horizon with the same ID is a new entry
+     * and stays findable while the dropped slot waits for the head. */
+    apply_ok(idx, upd(a1, ST_QUEUED, T0 + 60500, T0 + 60500, 0));
+    status_index_expire(idx, T0 + 61000);
+    o = render(idx, a1, "acme");
+    ck_assert_ptr_nonnull(o);
+    json_object_put(o);
+    ck_assert_int_eq(status_index_set_retention(idx, "acme", -1), -EINVAL);
+    status_index_free(idx);
+}
+END_TEST
+
+struct scanned {
+    int n;
+    char ids[8][ID_LEN + 1];
+    int states[8];
+};
+
+static void on_visit(void *arg, const struct status_brief *b)
+{
+    struct scanned *s = arg;
+    ck_assert_int_lt(s->n, 8);
+    memcpy(s->ids[s->n], b->id, ID_LEN + 1);
+    s->states[s->n++] = (int)b->state;
+    ck_assert_str_eq(b->route, "orders");
+}
+
+START_TEST(test_scan_and_brief)
+{
+    char id[3][ID_LEN + 1];
+    struct status_index *idx = status_index_new(10, 3600000);
+    for (int i = 0; i < 3; i++) {
+        make_id(20 + (unsigned long)i, id[i]);
+        struct status_update u = upd(id[i], ST_QUEUED, T0 + i, T0 + i, 0);
+        if (i == 1) u.tenant = "globex";
+        apply_ok(idx, u);
+    }
+    apply_ok(idx, upd(id[2], ST_RETRYING, T0 + 2, T0 + 8, 2));
+    struct scanned s = {0};
+    status_index_scan(idx, "acme", on_visit, &s);
+    ck_assert_int_eq(s.n, 2);
+    ck_assert_str_eq(s.ids[0], id[0]);
+    ck_assert_str_eq(s.ids[1], id[2]);
+    ck_assert_int_eq(s.states[1], ST_RETRYING);
+    struct status_brief b;
+    ck_assert_int_eq(status_index_brief(idx, id[2], "acme", &b), 0);
+    ck_assert_int_eq(b.attempts, 2);
+    ck_assert_int_eq(b.created_ms, T0 + 2);
+    ck_assert_int_eq(b.updated_ms, T0 + 8);
+    ck_assert_int_eq(status_index_brief(idx, id[1], "acme", &b), -ENOENT);
+    s.n = 0;
+    status_index_scan(idx, "nobody", on_visit, &s);
+    ck_assert_int_eq(s.n, 0);
+    status_index_free(idx);
+}
+END_TEST
+
 static Suite *status_index_suite(void)
 {
     Suite *s = suite_create("status_index");
@@ -552,6 +740,11 @@ static Suite *status_index_suite(void)
     tcase_add_test(tc, test_bytes_text_accounting);
     tcase_add_test(tc, test_memory_per_entry);
     tcase_add_test(tc, test_concurrent);
+    tcase_add_test(tc, test_cancelled_is_final);
+    tcase_add_test(tc, test_erase);
+    tcase_add_test(tc, test_open_counts);
+    tcase_add_test(tc, test_tenant_retention);
+    tcase_add_test(tc, test_scan_and_brief);
     suite_add_tcase(s, tc);
     return s;
 }
