@@ -117,7 +117,7 @@ START_TEST(test_slow_body)
     ck_assert_int_eq(dribble(&fd, 1, &rest, 500, (TIMEOUT_S + 4) * 1000, &closed_at), 1);
     ck_assert_int_le(closed_at - t0, TIMEOUT_S * 1000 + 1500);
     close(fd);
-    ck_assert_int_eq(h_queue_messages(s, "requests"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "lane.echo"), 0);
     h_stack_teardown(s);
 }
 END_TEST
@@ -236,7 +236,7 @@ START_TEST(test_smuggling)
             &closed);
     ck_assert_msg(!strncmp(a, "HTTP/1.1 400", 12), "%s", a);
     ck_assert(closed);
-    ck_assert_int_eq(h_queue_messages(s, "requests"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "lane.echo"), 0);
     h_stack_teardown(s);
 }
 END_TEST
