@@ -52,14 +52,14 @@ void answer_text(struct answer *a, int status, const char *type, struct buf *b)
     a->body = buf_take(b, &a->len);
     a->content_type = type;
     a->n_headers = 0;
-    if (!a->body) answer_error(a, 500, "internal", "out of memory");
+    if (!a->body) answer_error(a, 500, "internal_error", "out of memory");
 }
 
 void answer_literal(struct answer *a, int status, const char *json)
 {
     struct buf b;
     buf_init(&b, 4096);
-    if (buf_appends(&b, json) < 0) return answer_error(a, 500, "internal", "out of memory");
+    if (buf_appends(&b, json) < 0) return answer_error(a, 500, "internal_error", "out of memory");
     answer_text(a, status, "application/json", &b);
 }
 

@@ -83,7 +83,7 @@ static bool get_metrics(struct request *r, struct answer *a)
     struct buf b;
     buf_init(&b, 16 << 20);
     if (metrics_render(r->app->metrics, &b) < 0)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "text/plain; version=0.0.4", &b);
     return false;
@@ -108,7 +108,7 @@ static bool get_status(struct request *r, struct answer *a)
     else if (rc == -ENOENT)
         answer_error(a, 404, "not_found", "no request with this id");
     else if (rc < 0)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "application/json", &b);
     buf_free(&b);
@@ -123,7 +123,7 @@ static bool get_admin_page(struct request *r, struct answer *a)
     struct buf b;
     buf_init(&b, 1 << 20);
     if (buf_appends(&b, admin_page()) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     answer_text(a, 200, "text/html; charset=utf-8", &b);
@@ -139,7 +139,7 @@ static bool get_admin_summary(struct request *r, struct answer *a)
     struct buf b;
     buf_init(&b, 1 << 20);
     if (admin_summary(r->app, &b, clock_mono_ms()) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     answer_text(a, 200, "application/json", &b);
@@ -155,7 +155,7 @@ static int new_envelope(struct request *r, struct envelope *env, struct answer *
 {
     envelope_init(env);
     if ((env->tenant = strdup(r->who.tenant))) return 0;
-    answer_error(a, 500, "internal", "out of memory");
+    answer_error(a, 500, "internal_error", "out of memory");
     return -1;
 }
 
@@ -260,7 +260,7 @@ static bool preflight(struct request *r, struct answer *a)
 
 static bool run_preflight(struct request *r, struct answer *a)
 {
-    if (!preflight(r, a)) answer_error(a, 500, "internal", "not a preflight");
+    if (!preflight(r, a)) answer_error(a, 500, "internal_error", "not a preflight");
     return false;
 }
 

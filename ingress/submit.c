@@ -67,6 +67,13 @@ static void on_published(void *arg, int status)
             free(r->answer.body);
             r->answer = with_position;
         }
+    } else if (status == 500) {
+        /* The broker refused this message alone (the publisher logged why):
+         * retrying the same request cannot help, unlike a 503. */
+        free(r->answer.body);
+        answer_error(&r->answer, 500, "internal_error",
+                     "the broker cannot carry this request; nothing was queued (see the "
+                     "ingress log)");
     } else {
         free(r->answer.body);
         answer_error(
@@ -98,7 +105,7 @@ static bool identify(struct request *r, struct envelope *env, struct answer *a)
     struct app *app = r->app;
     if (!env->idempotency_key) {
         if (id_new(env->id, env->created_ms) == 0) return true;
-        answer_error(a, 500, "internal", "cannot make a tracking id");
+        answer_error(a, 500, "internal_error", "cannot make a tracking id");
         return false;
     }
     /* Until the stream is read, a key seen by another replica may look new. */
@@ -110,7 +117,7 @@ static bool identify(struct request *r, struct envelope *env, struct answer *a)
     idem_derive(app->idem, env->tenant, env->idempotency_key, strlen(env->idempotency_key),
                 env->id);
     if (idem_fingerprint(env, env->fingerprint) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     switch (idem_begin(app->idem, env->id, env->fingerprint, env->tenant, env->created_ms)) {
@@ -120,7 +127,7 @@ static bool identify(struct request *r, struct envelope *env, struct answer *a)
         return true;
     case IDEM_REPLAY:
         if (answer_accepted(a, r, env->id, ST_QUEUED, false, false) < 0)
-            answer_error(a, 500, "internal", "out of memory");
+            answer_error(a, 500, "internal_error", "out of memory");
         else
             (void)answer_header(a, "Idempotent-Replayed", "true");
         return false;
@@ -133,7 +140,7 @@ static bool identify(struct request *r, struct envelope *env, struct answer *a)
                      "a request with this Idempotency-Key is still being queued; retry shortly");
         return false;
     default:
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
 }
@@ -149,7 +156,7 @@ static bool cached(struct request *r, struct envelope *env, struct answer *a)
         return false;
     }
     if (answer_accepted(a, r, b.id, b.state, true, false) < 0)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     return true;
 }
 
@@ -162,7 +169,7 @@ static bool hand_off(struct request *r, struct envelope *env, struct answer *a)
         return false;
     }
     if (answer_accepted(&r->answer, r, env->id, ST_QUEUED, false, false) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     memcpy(r->sub.id, env->id, sizeof r->sub.id);

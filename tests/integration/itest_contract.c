@@ -373,7 +373,8 @@ START_TEST(test_cancel_and_erase)
     json_object_put(o);
     json_object_put(h_wait_final(s, H_TOKEN, slow, FINAL_MS));
     ck_assert_int_eq(h_backend_calls(s, slow), 1);
-    ck_assert_int_eq(h_queue_messages(s, "requests"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "lane.echo"), 0);
+    ck_assert_int_eq(h_queue_messages(s, "lane.slow"), 0);
 
     free(slow);
     for (int i = 0; i < N_CANCEL; i++)
