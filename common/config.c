@@ -85,6 +85,8 @@ static const struct scalar scalars[] = {
         ingress.max_connections, "concurrent client connections"),
     LNG("ingress.connection_timeout_s", "SLUICE_CONNECTION_TIMEOUT_S", 30, 1, 3600,
         ingress.connection_timeout_s, "idle or slow clients are closed after this"),
+    LNG("ingress.max_wait_s", "SLUICE_MAX_WAIT_S", 60, 0, 3600, ingress.max_wait_s,
+        "longest long-poll wait of GET /v1/requests/<id>?wait=S; longer waits are cut to it"),
     LNG("worker.batch_size", "SLUICE_BATCH_SIZE", 100, 1, 1000, worker.batch_size,
         "messages handled together"),
     LNG("worker.batch_linger_ms", "SLUICE_BATCH_LINGER_MS", 5, 0, 10000, worker.batch_linger_ms,

@@ -44,6 +44,7 @@ struct cfg_ingress {
     long confirm_timeout_ms; /* a publish unconfirmed this long answers 503 */
     long max_connections;
     long connection_timeout_s; /* idle or slow clients are closed after this */
+    long max_wait_s;           /* the longest long-poll wait (GET ...?wait=S) */
 };
 
 struct cfg_worker {

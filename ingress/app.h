@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "publisher.h"
 #include "status_index.h"
+#include "waiters.h"
 
 /* The HTTP status codes the ingress answers, each with its own counter. */
 #define APP_CODES(X) X(200) X(202) X(400) X(401) X(403) X(404) X(405) X(413) X(415) X(500) X(503)
@@ -23,6 +24,7 @@ struct app {
     struct publisher *publisher;
     struct events *events;
     struct activity *activity; /* what the status page shows */
+    struct waiters *waiters;   /* long-poll clients */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

@@ -47,10 +47,14 @@ int main(int argc, char **argv)
     app.activity = activity_new();
     app.index = status_index_new((size_t)app.cfg.ingress.max_status_entries,
                                  app.cfg.ingress.status_retention_s * 1000);
-    if (!app.metrics || !app.index || !app.activity || app_declare_metrics(&app) < 0) {
+    app.waiters = app.metrics ? waiters_new(app.metrics) : NULL;
+    if (!app.metrics || !app.index || !app.activity || !app.waiters ||
+        app_declare_metrics(&app) < 0) {
         log_error("out of memory at start");
         goto out;
     }
+    /* Whoever applies a request's final state wakes its long-poll waiters. */
+    status_index_on_final(app.index, waiters_wake_cb, app.waiters);
     /* A fresh id per process start: the events reader skips what this very
      * process published, but after a restart it must read everything again. */
     char instance[ID_LEN + 1];
@@ -77,9 +81,13 @@ int main(int argc, char **argv)
     publisher_drain(app.publisher);
     rc = 0;
 out:
+    /* Suspended connections never time out: every long-poll waiter is
+     * answered (its current status) before the server stops. */
+    if (app.waiters) waiters_drain(app.waiters);
     http_stop(http);
     publisher_free(app.publisher);
     events_free(app.events);
+    waiters_free(app.waiters);
     status_index_free(app.index);
     activity_free(app.activity);
     metrics_free(app.metrics);

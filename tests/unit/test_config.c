@@ -31,6 +31,7 @@ static const char *const env_vars[] = {
     "SLUICE_CONFIRM_TIMEOUT_MS",
     "SLUICE_MAX_CONNECTIONS",
     "SLUICE_CONNECTION_TIMEOUT_S",
+    "SLUICE_MAX_WAIT_S",
     "SLUICE_BATCH_SIZE",
     "SLUICE_BATCH_LINGER_MS",
     "SLUICE_PREFETCH",
@@ -389,6 +390,7 @@ static const struct env_case env_cases[] = {
     ENV_LONG("SLUICE_CONFIRM_TIMEOUT_MS", "60000", ingress.confirm_timeout_ms),
     ENV_LONG("SLUICE_MAX_CONNECTIONS", "16", ingress.max_connections),
     ENV_LONG("SLUICE_CONNECTION_TIMEOUT_S", "3600", ingress.connection_timeout_s),
+    ENV_LONG("SLUICE_MAX_WAIT_S", "0", ingress.max_wait_s),
     ENV_LONG("SLUICE_BATCH_SIZE", "150", worker.batch_size),
     ENV_LONG("SLUICE_BATCH_LINGER_MS", "0", worker.batch_linger_ms),
     ENV_LONG("SLUICE_PREFETCH", "65535", worker.prefetch),
@@ -749,6 +751,7 @@ static const struct range_case ranges[] = {
     RANGE(ingress, confirm_timeout_ms, "SLUICE_CONFIRM_TIMEOUT_MS", 100, 60000, ""),
     RANGE(ingress, max_connections, "SLUICE_MAX_CONNECTIONS", 16, 1000000, ""),
     RANGE(ingress, connection_timeout_s, "SLUICE_CONNECTION_TIMEOUT_S", 1, 3600, ""),
+    RANGE(ingress, max_wait_s, "SLUICE_MAX_WAIT_S", 0, 3600, ""),
     RANGE(worker, batch_size, "SLUICE_BATCH_SIZE", 1, 1000, "\"prefetch\":65535,"),
     RANGE(worker, batch_linger_ms, "SLUICE_BATCH_LINGER_MS", 0, 10000, ""),
     RANGE(worker, prefetch, "SLUICE_PREFETCH", 1, 65535, "\"batch_size\":1,"),
@@ -947,7 +950,7 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 22);
+    ck_assert_uint_eq(rows, 23);
     assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
 }
