@@ -7,11 +7,13 @@
 #include "http.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "handlers.h"
 #include "log.h"
@@ -27,22 +29,40 @@
  * of 8 KiB each and many large headers; a request whose headers do not fit
  * is refused by libmicrohttpd itself. */
 #define HTTP_CONNECTION_MEMORY ((size_t)128 * 1024)
+/* http_stop waits at most this long for held answers to leave. */
+#define HTTP_STOP_GRACE_MS 5000
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
     MHD_socket quiesced; /* the listening socket after http_quiesce, ours to close */
+    /* Requests that were suspended and are not yet complete: a resumed
+     * answer is sent by a server thread later, so http_stop waits for them
+     * instead of closing their connections with the answer unsent. */
+    pthread_mutex_t lock;
+    pthread_cond_t released;
+    size_t held;
 };
 
 /* exchange is one request with what only this file needs; handlers see the
  * request, which comes first so either converts to the other. */
 struct exchange {
     struct request r;
+    struct http_server *server;
     struct MHD_Connection *conn;
     bool started; /* handle_begin has run */
     bool pending; /* suspended until the handler's answer is in r.answer */
+    bool held;    /* counted in server->held */
     size_t discarded;
 };
+
+static void hold(struct http_server *s, int d)
+{
+    pthread_mutex_lock(&s->lock);
+    s->held += (size_t)d;
+    if (s->held == 0) pthread_cond_broadcast(&s->released);
+    pthread_mutex_unlock(&s->lock);
+}
 
 static struct exchange *exchange_of(const struct request *r)
 {
@@ -85,6 +105,8 @@ static void suspend(struct request *r)
 {
     struct exchange *x = exchange_of(r);
     x->pending = true;
+    if (!x->held) hold(x->server, 1);
+    x->held = true;
     MHD_suspend_connection(x->conn);
 }
 
@@ -164,6 +186,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)conn;
+    struct http_server *s = cls;
     struct exchange *x = calloc(1, sizeof(*x));
     char *target = strdup(uri);
     if (!x || !target) {
@@ -171,7 +194,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         free(target);
         return NULL;
     }
-    x->r.app = cls;
+    x->server = s;
+    x->r.app = s->app;
     x->r.io = &IO;
     x->r.target = target;
     x->r.path_len = strcspn(target, "?");
@@ -185,6 +209,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     struct exchange *x = *con_cls;
     if (!x) return;
+    if (x->held) hold(x->server, -1);
     buf_free(&x->r.body);
     free(x->r.answer.body);
     free((char *)x->r.target);
@@ -215,6 +240,12 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
     }
     s->app = app;
     s->quiesced = MHD_INVALID_SOCKET;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->released, &ca);
+    pthread_condattr_destroy(&ca);
     unsigned limit = (unsigned)app->cfg.ingress.max_connections;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
@@ -226,11 +257,13 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)app->cfg.ingress.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         HTTP_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_URI_LOG_CALLBACK, on_uri, app,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s (address in use, or not this host's?)",
                  app->cfg.ingress.listen);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->released);
         free(s);
         return NULL;
     }
@@ -251,8 +284,18 @@ void http_quiesce(struct http_server *s)
 void http_stop(struct http_server *s)
 {
     if (!s) return;
+    /* Answers resumed just before (the publisher's, long-poll's) are still
+     * to be written by the server threads. */
+    struct timespec until = clock_mono_timespec(clock_mono_ms() + HTTP_STOP_GRACE_MS);
+    pthread_mutex_lock(&s->lock);
+    while (s->held && pthread_cond_timedwait(&s->released, &s->lock, &until) == 0) {
+    }
+    if (s->held) log_warn("http: stopping with %zu answers unsent", s->held);
+    pthread_mutex_unlock(&s->lock);
     MHD_stop_daemon(s->daemon);
     /* libmicrohttpd's threads may use a quiesced socket until they stop. */
     if (s->quiesced != MHD_INVALID_SOCKET) close(s->quiesced);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->released);
     free(s);
 }
