@@ -15,11 +15,12 @@ smoke=0
 [ "${1:-}" = --smoke ] && smoke=1
 if [ $smoke = 1 ]; then
   N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
-  N_FLOOD=20000 N_SOAK=2000
+  N_FLOOD=20000 N_SOAK=2000 N_WAITERS=200
 else
   N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
   LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
   N_BATCH100=${N_BATCH100:-20000} N_FLOOD=${N_FLOOD:-1000000} N_SOAK=${N_SOAK:-1000000}
+  N_WAITERS=${N_WAITERS:-10000}
 fi
 BIN=build
 TOKEN=bench-token
@@ -180,7 +181,7 @@ latency_from_logs() {
 load() { "$BIN/bench/load" --url "$URL" --token "$TOKEN" "$@"; }
 
 phase_ceiling() {
-  say "1/6 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
+  say "1/7 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
   local c=("$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING")
   # A durable queue with the broker's defaults, as the benchmark's brief
   # defines the ceiling; then the fastest classic format this broker has
@@ -206,7 +207,7 @@ phase_ceiling() {
 # phase_accept also records where the CPU went: on a 2-core machine the load
 # generator, the ingress and the broker share it (docs/performance.md).
 phase_accept() {
-  say "2/6 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  say "2/7 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
   start_ingress bench_accept
   local i0 b0 t0 i1 b1 t1
   i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") t0=$(date +%s%N)
@@ -227,7 +228,7 @@ phase_accept() {
 }
 
 phase_e2e() {
-  say "3/6 end to end ($N_E2E requests, 2 workers, fast backend)"
+  say "3/7 end to end ($N_E2E requests, 2 workers, fast backend)"
   start_ingress bench_e2e
   start_workers 2 100 200
   local i0 b0 w0 r0 t0 i1 b1 w1 r1 t1 p
@@ -253,7 +254,7 @@ phase_e2e() {
 }
 
 phase_latency() {
-  say "4/6 latency at $LAT_RATE req/s for ${LAT_S}s"
+  say "4/7 latency at $LAT_RATE req/s for ${LAT_S}s"
   load --route exact --rate "$LAT_RATE" --duration "$LAT_S" --connections 64 --wait-final 60 \
     --submit-log "$work/lat.submit" >"$results/latency.json"
   latency_from_logs "$work/lat.submit" "$work/exact.log" 1 4 >"$results/latency_backend.json"
@@ -262,7 +263,7 @@ phase_latency() {
 }
 
 phase_batching() {
-  say "5/6 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
+  say "5/7 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
   start_ingress bench_batch
   start_workers 1 1 2
   load --route slow --count "$N_BATCH1" --connections 64 --wait-final 600 >"$results/batch1.json"
@@ -274,7 +275,7 @@ phase_batching() {
 }
 
 phase_memory() {
-  say "6/6 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
+  say "6/7 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
   local before after count0 count1
   start_ingress bench_memory
   count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
@@ -298,6 +299,22 @@ phase_memory() {
   samples+=("$(rss_kb "$w")")
   printf '{"worker_rss_kb":[%s]}\n' "$(IFS=,; echo "${samples[*]}")" >"$results/soak_memory.json"
   stop_workers
+  stop_ingress
+}
+
+# phase_waiters: long-poll. N_WAITERS clients wait at once on requests the
+# ingress knows (bench/waiters.c publishes their events itself, so no worker
+# runs): the ingress's memory per waiting client, then the time from each
+# request's final event on the stream to its waiter's answer.
+phase_waiters() {
+  # Each waiter is a connection on both sides of loopback.
+  ulimit -n "$(ulimit -Hn)"
+  local room=$(($(ulimit -n) - 256))
+  [ "$N_WAITERS" -le "$room" ] || N_WAITERS=$room
+  say "7/7 long-poll: $N_WAITERS clients waiting at once, then their requests made final"
+  SLUICE_MAX_CONNECTIONS=$((N_WAITERS + 256)) start_ingress bench_waiters
+  "$BIN/bench/waiters" --amqp "$AMQP_URL" --namespace "$NS" --port "$INGRESS_PORT" \
+    --token "$TOKEN" --pid "$INGRESS_PID" --waiters "$N_WAITERS" >"$results/waiters.json"
   stop_ingress
 }
 
@@ -354,6 +371,10 @@ tot = (m["ingress_kb"] + m["worker_kb"]) / 1024
 row("peak RSS ingress + 1 worker (e2e)", "%.1f" % tot, "MB", None, "<= 40", tot <= 40)
 s = r["status_memory"]
 row("ingress bytes per retained status", s["bytes_per_entry"], "B", None, "<= 300", s["bytes_per_entry"] <= 300)
+wt = r["waiters"]
+row("ingress bytes per long-poll waiter (%d waiting)" % wt["waiters"], wt["bytes_per_waiter"], "B")
+f = wt["final_to_answer_ms"]
+row("final event -> long-poll answer p50 / p99", "%.1f / %.1f" % (f["p50"], f["p99"]), "ms")
 w = r["soak_memory"]["worker_rss_kb"]
 warm = w[min(2, len(w) - 1)]
 row("worker RSS over %d requests (first/last/max)" % r["soak"]["submitted"], "%d / %d / %d" % (w[0] / 1024, w[-1] / 1024, max(w) / 1024), "MB", None, "flat", w[-1] <= warm * 1.2 + 1024)
@@ -372,11 +393,11 @@ AMQP_URL=$(scripts/broker.sh start "$work/broker")
 BROKER_PID=$(pgrep -P "$(cat "$work/broker/server.pid")" beam.smp || cat "$work/broker/server.pid")
 start_backends
 write_config
-printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,"latency_rate":%d,"latency_seconds":%d,"batch1_requests":%d,"batch100_requests":%d,"flood_events":%d,"soak_requests":%d,"cores":%d}\n' \
+printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,"latency_rate":%d,"latency_seconds":%d,"batch1_requests":%d,"batch100_requests":%d,"flood_events":%d,"soak_requests":%d,"waiters":%d,"cores":%d}\n' \
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
-  "$N_FLOOD" "$N_SOAK" "$(nproc)" >"$results/params.json"
+  "$N_FLOOD" "$N_SOAK" "$N_WAITERS" "$(nproc)" >"$results/params.json"
 # PHASES="accept e2e" runs only those phases (no summary table).
-for phase in ${PHASES:-ceiling accept e2e latency batching memory}; do "phase_$phase"; done
+for phase in ${PHASES:-ceiling accept e2e latency batching memory waiters}; do "phase_$phase"; done
 [ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"
