@@ -46,13 +46,13 @@ void bulk_free(struct bulk *b);
  * invalid_request for a missing or malformed "requests", an unknown field,
  * or more than BULK_MAX envelopes); b is then unusable but must be freed. */
 __attribute__((warn_unused_result)) int bulk_split(struct bulk *b, const char *body, size_t len,
-                                                    struct env_error *err);
+                                                   struct env_error *err);
 /* bulk_item_fail records an item's error (code is a string literal). */
 void bulk_item_fail(struct bulk_item *it, int status, const char *code, const char *message);
 /* bulk_render appends {"results":[...]} to out, and sets *status to the
  * answer's: 202 when any item was accepted, else the first item's error.
  * Every item must be decided. Returns 0 or a buf error. */
 __attribute__((warn_unused_result)) int bulk_render(const struct bulk *b, struct buf *out,
-                                                     int *status);
+                                                    int *status);
 
 #endif
