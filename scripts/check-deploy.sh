@@ -212,16 +212,16 @@ ns = cm["data"].get("SLUICE_NAMESPACE", "sluice")
 for o in objs("ScaledObject") + objs("HorizontalPodAutoscaler"):
     check(o["spec"]["scaleTargetRef"]["name"] in deployments,
           f"{o['kind']} {o['metadata']['name']} scales an existing Deployment")
+keda_queries = []
 for o in objs("ScaledObject"):
     for t in o["spec"]["triggers"]:
-        if t["type"] != "rabbitmq":
-            continue
-        check(t["metadata"].get("queueName") == ns + ".requests",
-              f"KEDA trigger watches queue {ns}.requests (SLUICE_NAMESPACE + .requests)")
-        auth = one("TriggerAuthentication", t.get("authenticationRef", {}).get("name"))
-        keys_ok = auth and all(r["name"] == secret["metadata"]["name"] and r["key"] in secret_data
-                               for r in auth["spec"].get("secretTargetRef", []))
-        check(keys_ok, "KEDA TriggerAuthentication reads existing Secret keys")
+        check(t["type"] == "prometheus" and t.get("metricType") == "Value"
+              and t["metadata"].get("serverAddress") and t["metadata"].get("threshold"),
+              f"KEDA trigger of {o['metadata']['name']}: prometheus, metricType Value, a server and a threshold")
+        keda_queries.append(t["metadata"].get("query", ""))
+for o in objs("HorizontalPodAutoscaler"):
+    ext = [m["external"]["metric"]["name"] for m in o["spec"].get("metrics", []) if m["type"] == "External"]
+    keda_queries += ext
 
 # ---- Compose structure -------------------------------------------------------
 svc = yaml.safe_load(open(os.path.join(TMP, "compose.yml")))["services"]
@@ -428,6 +428,7 @@ check_exprs("alerts.yml", [r["expr"] for r in rules])
 series = [s["series"] for t in docs.get("deploy/prometheus/alerts.test.yml", [{}])[0].get("tests", [])
           for s in t.get("input_series", [])]
 check_exprs("alerts.test.yml input series", series)
+check_exprs("autoscaling (KEDA query, HPA external metric)", keda_queries)
 promtool = os.environ.get("PROMTOOL") or shutil.which("promtool")
 if promtool:
     for args in (["check", "rules", "deploy/prometheus/alerts.yml"], ["test", "rules", "deploy/prometheus/alerts.test.yml"],
@@ -464,7 +465,10 @@ for b in glob.glob("build/sluice*"):
 owners = {}
 for lib in sorted(needed):
     out = subprocess.run(["dpkg", "-S", "*/" + lib], capture_output=True, text=True).stdout
-    owners[lib] = out.split(":")[0] if out else "?"
+    # A library may be in several packages (libc6-i386 has a /lib32/libm.so.6
+    # too): the one of this architecture's library directory is the owner.
+    lines = [ln for ln in out.splitlines() if "-linux-gnu/" in ln] or out.splitlines()
+    owners[lib] = lines[0].split(":")[0] if lines else "?"
 unmet = {lib: pkg for lib, pkg in owners.items() if pkg not in run_pkgs and pkg != "libc6"}
 check(needed and not unmet, f"Dockerfile runtime packages provide every library the binaries link ({len(needed)})",
       str(unmet))
