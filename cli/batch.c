@@ -210,6 +210,7 @@ static int post(const struct run *r, const struct buf *body, const char *url, st
     struct http_call call = {.method = "POST",
                              .url = url,
                              .token = r->c->token,
+                             .cacert = r->c->cacert,
                              .extra = &ctype,
                              .body = body->data,
                              .len = body->len,

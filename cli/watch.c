@@ -279,6 +279,7 @@ static int setup(struct watch *w, char *const ids[])
         http_answer_init(&s->a);
         if (!(ok = (s->h = curl_easy_init()) != NULL)) break;
         curl_easy_setopt(s->h, CURLOPT_PROTOCOLS_STR, "http,https");
+        if (w->c->cacert) curl_easy_setopt(s->h, CURLOPT_CAINFO, w->c->cacert);
         curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, w->headers);
         curl_easy_setopt(s->h, CURLOPT_USERAGENT, "sluice-cli/1");
         curl_easy_setopt(s->h, CURLOPT_NOSIGNAL, 1L);

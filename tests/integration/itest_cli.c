@@ -938,6 +938,38 @@ START_TEST(test_bulk_piped)
 }
 END_TEST
 
+/* Over HTTPS the bulk forms verify the ingress with --cacert, as the
+ * single ones do; without it they get no answer (exit 4). */
+START_TEST(test_bulk_tls)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_use_tls(s);
+    h_stack_start(s, 1);
+    const char *ca = h_stack_cert(s);
+    const char in[] =
+        "{\"route\":\"echo\",\"path\":\"/t1\"}\n{\"route\":\"echo\",\"path\":\"/t2\"}\n";
+    struct run *r = run_with(in, NULL, "--url", h_stack_url(s), "--cacert", ca, "--token", H_TOKEN,
+                             "submit", "--batch", "-", NULL);
+    expect(r, 0, "submit --batch over TLS");
+    size_t n_ids;
+    char **ids = batch_lines(r->out, 2, NULL, 0, &n_ids);
+    run_free(r);
+    r = run_on(s, "--cacert", ca, "status", "--watch", ids[0], ids[1], "--timeout", "50", NULL);
+    expect(r, 0, "status --watch over TLS");
+    watch_lines(r->out, ids, n_ids, "succeeded");
+    run_free(r);
+    r = run_with(in, NULL, "--url", h_stack_url(s), "--token", H_TOKEN, "submit", "--batch", "-",
+                 NULL);
+    expect(r, 4, "submit --batch over TLS without --cacert");
+    run_free(r);
+    r = run_on(s, "status", "--watch", ids[0], ids[1], NULL);
+    expect(r, 4, "status --watch over TLS without --cacert");
+    run_free(r);
+    ids_free(ids, n_ids);
+    h_stack_teardown(s);
+}
+END_TEST
+
 /* pty_run runs "sluice ARGS" on a terminal (script(1) gives it a pty),
  * against stack s; stdout is what the terminal showed. */
 static struct run *pty_run(struct h_stack *s, const char *args)
@@ -1054,6 +1086,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_bulk_piped);
     tcase_add_test(tc, test_bulk_terminal);
     tcase_add_test(tc, test_bulk_refusals);
+    tcase_add_test(tc, test_bulk_tls);
     suite_add_tcase(s, tc);
     return s;
 }
