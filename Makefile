@@ -58,6 +58,8 @@ ITEST_BINS := $(ITEST_SRC:tests/integration/%.c=build/san/%)
 QUORUM_ITESTS := $(filter $(addprefix build/san/itest_,smoke api resilience retries shaping contract),$(ITEST_BINS))
 build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
+# The CLI's progress line is tested alone, without the CLI's main.
+build/san/test_progress: build/san/obj/cli/progress.o
 build/tsan/test_%: build/tsan/obj/tests/unit/test_%.o build/tsan/libingress.a build/tsan/libworker.a build/tsan/libsluice.a
 	$(CC) $(TSAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 build/san/itest_%: build/san/obj/tests/integration/itest_%.o build/san/obj/tests/integration/harness.o build/san/libsluice.a

@@ -98,6 +98,8 @@ static const struct scalar scalars[] = {
         "empty, or 16..256 printable ASCII characters without spaces", true,
         "key of the HMAC that makes the tracking ID of a request with an Idempotency-Key; "
         "the same on every replica (empty: derived from the namespace, see docs/api.md)"),
+    LNG("ingress.max_wait_s", "SLUICE_MAX_WAIT_S", 60, 0, 3600, ingress.max_wait_s,
+        "longest long-poll wait of GET /v1/requests/<id>?wait=S; longer waits are cut to it"),
     LNG("ingress.request_timeout_s", "SLUICE_REQUEST_TIMEOUT_S", 10, 1, 3600,
         ingress.request_timeout_s,
         "a request must arrive whole (request line, headers and body) within this from its "

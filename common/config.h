@@ -90,6 +90,7 @@ struct cfg_ingress {
     /* HMAC key deriving the tracking ID of a request with an idempotency
      * key; empty: derived from the namespace (ingress/idempotency.h) */
     char *id_secret;
+    long max_wait_s;        /* the longest long-poll wait (GET ...?wait=S) */
     long request_timeout_s; /* a request must arrive whole within this */
     long max_header_bytes;  /* 431 beyond it */
     long max_url_bytes;     /* 414 beyond it */

@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "bulk.h"
 #include "clock.h"
 #include "cors.h"
 #include "guard.h"
@@ -89,13 +90,10 @@ static bool get_metrics(struct request *r, struct answer *a)
     return false;
 }
 
-static bool get_status(struct request *r, struct answer *a)
+/* answer_status answers the status of r's request (its id is r->rest). */
+static void answer_status(struct request *r, struct answer *a)
 {
     char id[ID_LEN + 1];
-    if (!id_valid(r->rest, r->rest_len)) {
-        answer_error(a, 404, "not_found", "no request with this id");
-        return false;
-    }
     memcpy(id, r->rest, ID_LEN);
     id[ID_LEN] = '\0';
     struct buf b;
@@ -112,6 +110,75 @@ static bool get_status(struct request *r, struct answer *a)
     else
         answer_text(a, 200, "application/json", &b);
     buf_free(&b);
+}
+
+/* parse_wait reads the query of a status read, whose one parameter is
+ * wait=<whole seconds>, into *wait_s, cut to max_wait_s; 0 without it.
+ * Returns -1 with a's 400 when the query is anything else. */
+static int parse_wait(const struct request *r, struct answer *a, long *wait_s)
+{
+    const char *q = r->target + r->path_len, *end = q + strlen(q);
+    *wait_s = 0;
+    if (*q != '?' || q + 1 == end) return 0;
+    q++;
+    if (strncmp(q, "wait=", 5) != 0 || strchr(q, '&')) {
+        answer_error(a, 400, "invalid_request",
+                     "the only query parameter of a status read is wait=<seconds>");
+        return -1;
+    }
+    char *stop;
+    errno = 0;
+    long v = q[5] >= '0' && q[5] <= '9' ? strtol(q + 5, &stop, 10) : -1;
+    if (v < 0 || errno || *stop) {
+        answer_error(a, 400, "invalid_request", "wait: must be whole seconds (0 or more)");
+        return -1;
+    }
+    *wait_s = v < r->app->cfg.ingress.max_wait_s ? v : r->app->cfg.ingress.max_wait_s;
+    return 0;
+}
+
+/* on_waited answers a long-poll on the waiters thread: the request became
+ * final, or its time is up, or the ingress is stopping. */
+static void on_waited(void *arg, bool final)
+{
+    (void) final;
+    struct request *r = arg;
+    answer_status(r, &r->answer);
+    r->io->resume(r);
+}
+
+/* wait_final suspends r until its request is final or wait_s have passed.
+ * Returns false, to answer now, when the request is final already or
+ * unknown (404, or 503 before the stream is read). */
+static bool wait_final(struct request *r, long wait_s)
+{
+    char id[ID_LEN + 1];
+    memcpy(id, r->rest, ID_LEN);
+    id[ID_LEN] = '\0';
+    int state = status_index_state(r->app->index, id, r->who.tenant);
+    if (state < 0 || ST_FINAL(state)) return false;
+    r->io->suspend(r);
+    if (waiters_add(r->app->waiters, id, clock_mono_ms() + wait_s * 1000, on_waited, r) < 0) {
+        on_waited(r, false); /* stopping (or out of memory): the status as it is */
+        return true;
+    }
+    /* A final state applied between the first look and waiters_add woke
+     * nobody: look again, now that the waiter is in place. */
+    state = status_index_state(r->app->index, id, r->who.tenant);
+    if (state < 0 || ST_FINAL(state)) waiters_wake(r->app->waiters, id);
+    return true;
+}
+
+static bool get_status(struct request *r, struct answer *a)
+{
+    long wait_s;
+    if (!id_valid(r->rest, r->rest_len)) {
+        answer_error(a, 404, "not_found", "no request with this id");
+        return false;
+    }
+    if (parse_wait(r, a, &wait_s) < 0) return false;
+    if (wait_s > 0 && wait_final(r, wait_s)) return true;
+    answer_status(r, a);
     return false;
 }
 
@@ -149,6 +216,19 @@ static bool get_admin_summary(struct request *r, struct answer *a)
 
 /* ---- submitting: both forms, then one hand-off ---- */
 
+#define NOT_CONFIRMED                                                                              \
+    "the broker did not confirm the request (down, refused or too slow); retry later"
+#define BROKER_DOWN "the message broker is unavailable; nothing was queued, retry later"
+
+/* stamp gives env its creation time, its priority within the key's and its
+ * tracking ID; -1 when the OS random source fails. */
+static int stamp(const struct request *r, struct envelope *env)
+{
+    env->created_ms = clock_real_ms();
+    if (env->priority > r->who.key->max_priority) env->priority = r->who.key->max_priority;
+    return id_new(env->id, env->created_ms);
+}
+
 /* new_envelope starts the envelope of r with its tenant, which counts
  * towards the message's size the builder checks. */
 static int new_envelope(struct request *r, struct envelope *env, struct answer *a)
@@ -181,6 +261,99 @@ static bool submit_envelope(struct request *r, struct answer *a)
 out:
     envelope_free(&env);
     return pending;
+}
+
+/* ---- a batch: many envelopes, one group, one answer ---- */
+
+/* answer_batch renders b's results into a and frees b. */
+static void answer_batch(struct bulk *b, struct answer *a)
+{
+    struct buf out;
+    int status;
+    buf_init(&out, 16 << 20);
+    if (bulk_render(b, &out, &status) < 0) {
+        answer_error(a, 500, "internal_error", "out of memory");
+    } else {
+        answer_text(a, status, "application/json", &out);
+        if (status == 503) (void)answer_header(a, "Retry-After", "%s", ANSWER_RETRY_AFTER_S);
+    }
+    buf_free(&out);
+    bulk_free(b);
+}
+
+/* on_batch_published runs on a publisher thread once the group is settled. */
+static void on_batch_published(void *arg, const int *statuses, size_t n)
+{
+    struct bulk *b = arg;
+    struct request *r = b->owner;
+    for (size_t k = 0; k < n; k++) {
+        struct bulk_item *it = &b->items[b->sent[k]];
+        if (statuses[k] == 202)
+            it->status = 202;
+        else
+            bulk_item_fail(it, 503, "broker_unavailable", NOT_CONFIRMED);
+    }
+    answer_batch(b, &r->answer);
+    r->io->resume(r);
+}
+
+/* build_item makes item it's envelope, or records why it cannot be made. */
+static void build_item(struct request *r, struct bulk_item *it)
+{
+    struct env_error err;
+    struct auth_refusal why;
+    it->env.tenant = strdup(r->who.tenant);
+    if (!it->env.tenant) return bulk_item_fail(it, 500, "internal_error", "out of memory");
+    if (envelope_from_json(&it->env, it->text, it->len, &err) < 0)
+        return bulk_item_fail(it, err.status, err.code, err.message);
+    if (!auth_route(r->app->auth, &r->who, it->env.route, strlen(it->env.route), &why))
+        return bulk_item_fail(it, why.status, why.code, why.message);
+    if (stamp(r, &it->env) < 0)
+        return bulk_item_fail(it, 500, "internal_error", "cannot make a tracking id");
+    memcpy(it->id, it->env.id, sizeof it->id);
+}
+
+/* submit_batch builds every envelope of the batch and hands the valid ones
+ * to the publisher as one group; invalid ones are answered as they are. */
+static bool submit_batch(struct request *r, struct answer *a)
+{
+    struct env_error err;
+    struct envelope *group[BULK_MAX];
+    struct bulk *b = bulk_new();
+    if (!b) {
+        answer_error(a, 500, "internal_error", "out of memory");
+        return false;
+    }
+    if (bulk_split(b, r->body.data ? r->body.data : "", r->body.len, &err) < 0) {
+        answer_error(a, err.status, err.code, err.message);
+        bulk_free(b);
+        return false;
+    }
+    bool ready = publisher_ready(r->app->publisher);
+    for (size_t i = 0; i < b->n; i++) {
+        struct bulk_item *it = &b->items[i];
+        build_item(r, it);
+        if (it->status) continue;
+        if (!ready) {
+            bulk_item_fail(it, 503, "broker_unavailable", BROKER_DOWN);
+            continue;
+        }
+        group[b->n_sent] = &it->env;
+        b->sent[b->n_sent++] = i;
+    }
+    if (b->n_sent == 0) {
+        answer_batch(b, a);
+        return false;
+    }
+    b->owner = r;
+    r->io->suspend(r);
+    if (publisher_submit_group(r->app->publisher, group, b->n_sent, on_batch_published, b) < 0) {
+        int lost[BULK_MAX];
+        for (size_t k = 0; k < b->n_sent; k++)
+            lost[k] = 503;
+        on_batch_published(b, lost, b->n_sent);
+    }
+    return true;
 }
 
 static struct env_text header_text(const struct request *r, const char *name)
@@ -301,6 +474,7 @@ static const struct endpoint ENDPOINTS[] = {
     {"/admin/summary", false, M_READ, ADMIN, true, NO_BODY, NULL, get_admin_summary},
     {"/v1/requests", false, M_POST, KEY, false, JSON_BODY, NULL, submit_envelope},
     {"/v1/requests", false, M_GET, KEY, false, NO_BODY, NULL, requests_list},
+    {"/v1/requests:batch", false, M_POST, KEY, false, JSON_BODY, NULL, submit_batch},
     {"/v1/requests/", true, M_GET, KEY, false, NO_BODY, NULL, get_status},
     {"/v1/requests/", true, M_DELETE, KEY, false, NO_BODY, NULL, requests_delete},
     {"/v1/routes/", true, M_ANY, KEY, false, ANY_BODY, begin_transparent, submit_transparent},

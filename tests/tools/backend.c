@@ -380,6 +380,12 @@ static void route(struct backend *b, struct MHD_Connection *conn, const char *me
         reply_bytes(r, "text/plain", "plain text", 10);
     } else if (!strcmp(q->path, "/binary")) {
         reply_bytes(r, "application/octet-stream", binary, sizeof binary);
+    } else if (!strcmp(q->path, "/raw")) {
+        /* The request's body and type come back as they are: a test makes
+         * the backend answer exactly the bytes it wants. */
+        const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+        reply_bytes(r, type ? type : "application/octet-stream", q->body.data ? q->body.data : "",
+                    q->body.len);
     } else if (!strcmp(q->path, "/latin1-header")) {
         reply_bytes(r, "text/plain", "latin1", 6);
         r->latin1_header = true;
