@@ -181,12 +181,15 @@ int publisher_submit(struct publisher *p, struct envelope *env, pub_done_fn done
     if (!atomic_load(&p->ready)) return -1;
     struct item *it = item_new(p, done, arg);
     if (!it) return -1;
+    /* The envelope moves before the item is shared: once enqueued, the
+     * publisher thread may finish it and call done before this returns. */
     it->env = *env;
+    envelope_init(env);
     if (!enqueue(p, &it, 1)) {
-        free(it); /* never shared: no other thread saw it, and env is still the caller's */
+        *env = it->env; /* never shared: no other thread saw it */
+        free(it);
         return -1;
     }
-    envelope_init(env);
     return 0;
 }
 
@@ -243,11 +246,16 @@ int publisher_submit_group(struct publisher *p, struct envelope *const envs[], s
     while (g && made < n && (items[made] = item_new(p, group_item_done, &g->slots[made])))
         made++;
     bool ok = made == n;
-    for (size_t i = 0; ok && i < n; i++)
+    /* The envelopes move before the items are shared: once enqueued, the
+     * publisher thread may settle the group and call done, which may free
+     * the caller's envelopes, before this returns. */
+    for (size_t i = 0; ok && i < n; i++) {
         items[i]->env = *envs[i];
+        envelope_init(envs[i]);
+    }
     if (ok && !(ok = enqueue(p, items, n)))
         for (size_t i = 0; i < n; i++)
-            envelope_init(&items[i]->env); /* the envelopes stay the caller's */
+            *envs[i] = items[i]->env; /* never shared: the envelopes stay the caller's */
     for (size_t i = 0; !ok && i < made; i++)
         free(items[i]);
     if (!ok) {
@@ -255,8 +263,6 @@ int publisher_submit_group(struct publisher *p, struct envelope *const envs[], s
         free(g);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        envelope_init(envs[i]);
     return 0;
 }
 
