@@ -20,6 +20,16 @@
 #define SESSION_RETRY_MIN_MS 100
 #define SESSION_RETRY_BASE_MS 100
 #define SESSION_RETRY_CAP_MS 5000
+/* SESSION_NACKS_MAX nacks in a row, without an ack between them, make the
+ * session reconnect. sluice declares no length limit, so a healthy broker
+ * never nacks, and one kind of nack does not go away on its own: RabbitMQ
+ * 3.10 gives a channel's first publish to a quorum queue to the node the
+ * queue's record names as leader, and a channel opened just after that node
+ * died (a client failing over within the election) gets every publish to
+ * that queue refused for as long as the node stays down (measured: two runs
+ * in three of the cluster suite, until the node returned). A new channel,
+ * opened once the new leader is recorded, is served. */
+#define SESSION_NACKS_MAX 3
 
 struct session {
     struct session_params p;
@@ -28,6 +38,7 @@ struct session {
     struct mq *mq;      /* NULL while down */
     struct confirms cf; /* tracked publishes of this connection */
     int failures;       /* connection attempts and losses since the last good connect */
+    int nacks;          /* nacks received since the last ack */
     int64_t connect_at; /* monotonic time of the next attempt, while down */
     int64_t stats_at;   /* monotonic time of the next statistics poll, while up */
     uint64_t rnd;
@@ -152,6 +163,7 @@ static void open_connection(struct session *s, int64_t now)
     }
     s->mq = mq;
     s->stats_at = now;
+    s->nacks = 0;
     if (s->p.hooks.on_up && s->p.hooks.on_up(s->p.hooks.arg, mq) < 0) {
         session_break(s, "setting up the connection failed");
         return;
@@ -179,6 +191,10 @@ static void dispatch(struct session *s, struct mq_event *ev)
     case MQ_ACK:
     case MQ_NACK:
         confirms_ack(&s->cf, ev->tag, ev->multiple, ev->kind == MQ_ACK, report, s);
+        s->nacks = ev->kind == MQ_NACK ? s->nacks + 1 : 0;
+        if (s->nacks == SESSION_NACKS_MAX)
+            session_break(s, "the broker refused every publish lately (a queue whose leader it "
+                             "cannot reach?)");
         break;
     case MQ_RETURN:
         if (!confirms_return(&s->cf, ev->msg.properties.message_id))
