@@ -78,7 +78,9 @@ CONF
   node_env "$dir"
   mkdir -p "$RABBITMQ_LOG_BASE" "$RABBITMQ_MNESIA_BASE"
   epmd -port "$ERL_EPMD_PORT" -address 127.0.0.1 -daemon
-  "$RMQ_BIN/rabbitmq-server" >"$dir/log/stdout.log" 2>&1 &
+  # A session of its own: a node restarted from a test outlives the test's
+  # process group, which Check kills when the test ends.
+  setsid "$RMQ_BIN/rabbitmq-server" >"$dir/log/stdout.log" 2>&1 &
   echo $! >"$dir/server.pid"
   if ! timeout 120 "$RMQ_BIN/rabbitmqctl" -q wait --pid "$!" --timeout 120 >/dev/null 2>&1; then
     echo "broker.sh: RabbitMQ did not start; see $dir/log" >&2
