@@ -8,7 +8,8 @@
 #
 #   cluster.sh start DIR         start the three nodes, join them, print the URL list
 #   cluster.sh stop DIR          stop every node of DIR and their epmd
-#   cluster.sh kill DIR N        SIGKILL node N (1..3): a crash, not a stop
+#   cluster.sh kill DIR N        SIGKILL node N (1..3): a crash, not a stop; prints
+#                                when (Unix milliseconds)
 #   cluster.sh restart DIR N     start node N again; it rejoins the cluster
 #   cluster.sh url DIR [N]       the comma-separated URL list, or node N's URL
 #   cluster.sh node DIR N        node N's Erlang name (as list_queues prints it)
@@ -150,6 +151,7 @@ cmd_kill() {
     echo "cluster.sh: node $n does not run" >&2
     exit 1
   fi
+  date +%s%3N
   kill -9 "$pid"
   # The VM is gone once the kernel reaped it; its wrapper shell follows.
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
