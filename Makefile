@@ -56,12 +56,38 @@ $(eval $(call tree,build/tsan,$(TSAN)))
 UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=build/san/%)
 ITEST_BINS := $(ITEST_SRC:tests/integration/%.c=build/san/%)
 CLUSTER_BINS := $(CLUSTER_SRC:tests/integration/%.c=build/san/%)
+# The edge's suites touch no queue, so the quorum-mode run leaves them out.
+EDGE_ITESTS := build/san/itest_edge build/san/itest_hostile build/san/itest_slowload
 build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 build/tsan/test_%: build/tsan/obj/tests/unit/test_%.o build/tsan/libingress.a build/tsan/libworker.a build/tsan/libsluice.a
 	$(CC) $(TSAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 build/san/itest_%: build/san/obj/tests/integration/itest_%.o $(ITEST_LIB:%.c=build/san/obj/%.o) build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
+
+# Fuzzing: libFuzzer targets built with clang into build/fuzz/, with the
+# common sources instrumented alike. scripts/fuzz.sh runs each for FUZZ_S
+# seconds from its seed corpus in tests/fuzz/<target>/.
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,build/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+build/fuzz/obj/%.o: %.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $@"
+	@$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(WARN) $(DEFS) $(INC) $(PKG_CFLAGS) -c $< -o $@
+build/fuzz/libsluice.a: $(COMMON_SRC:%.c=build/fuzz/obj/%.o)
+	$(AR) rcs $@ $^
+build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o build/fuzz/libsluice.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(PKG_LIBS) -o $@
+build/fuzz/amqp_seeds: build/fuzz/obj/tests/fuzz/amqp_seeds.o build/fuzz/libsluice.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(PKG_LIBS) -o $@
+fuzz-build: $(FUZZ_TARGETS)
+# fuzz-seeds remakes the AMQP seeds from the envelope seeds (checked in).
+fuzz-seeds: build/fuzz/amqp_seeds
+	@build/fuzz/amqp_seeds tests/fuzz/envelope_amqp tests/fuzz/envelope_json/*
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@scripts/fuzz.sh $(FUZZ_TARGETS)
 
 BENCH_TOOLS := $(patsubst bench/%.c,build/bench/%,$(filter-out bench/bench.c,$(wildcard bench/*.c)))
 BENCH_LIB   := $(if $(wildcard bench/bench.c),build/obj/bench/bench.o)
@@ -110,22 +136,31 @@ tsan-test: tsan build/tsan/test_publisher build/san/itest_resilience
 # every suite (unit suites, then integration suites against a private broker
 # that run-tests.sh starts and stops), the integration suites again in
 # quorum-queue mode, the cluster suite and a 2-minute soak against a
-# three-node cluster, a smoke run of the benchmark, and the ThreadSanitizer
-# run (tsan-test).
+# three-node cluster, a smoke run of the benchmark, the browser test, the
+# ThreadSanitizer run (tsan-test), each fuzz target for FUZZ_S seconds (5 by
+# default here, 60 with make fuzz), and docker-compose.yml run for real on a
+# local Docker engine (compose-test.sh).
 test: deps
 	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/gen-docs.sh --check
 	@scripts/check-deploy.sh
 	@$(MAKE) --no-print-directory san $(UNIT_BINS) $(ITEST_BINS) $(CLUSTER_BINS)
-	@SLUICE_QUEUE_TYPE=quorum scripts/run-tests.sh integration $(ITEST_BINS)
+	@SLUICE_QUEUE_TYPE=quorum scripts/run-tests.sh integration $(filter-out $(EDGE_ITESTS),$(ITEST_BINS))
 	@SOAK_S=120 scripts/run-tests.sh cluster $(CLUSTER_BINS)
 	@bench/run.sh --smoke
 	@scripts/browser-test.sh
 	@$(MAKE) --no-print-directory tsan-test
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_S=$${FUZZ_S:-5} scripts/fuzz.sh $(FUZZ_TARGETS)
+	@scripts/compose-test.sh
 	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
 
 check-deploy: all
 	@scripts/check-deploy.sh
+
+# compose-test runs docker-compose.yml for real: engine, images, scaling, down.
+compose-test:
+	@scripts/compose-test.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -148,7 +183,9 @@ help:
 	@echo "make tsan-test  publisher unit tests and broker-down/frozen cases under ThreadSanitizer"
 	@echo "make cluster-test  the cluster suite: a node of three killed under load"
 	@echo "make soak       chaos soak on three nodes for SOAK_S seconds (default 600), with a ledger"
+	@echo "make compose-test  docker-compose.yml run for real (starts dockerd, builds the images)"
+	@echo "make fuzz       run each libFuzzer target for FUZZ_S seconds (default 60)"
 	@echo "make clean      remove build/"
 
-.PHONY: all san tsan tsan-test bench bench-tools check-deploy deps unit integration cluster-test soak test run docs format clean help
+.PHONY: all san tsan tsan-test bench bench-tools check-deploy compose-test deps unit integration cluster-test soak test run docs format clean help fuzz fuzz-build fuzz-seeds
 .SECONDARY:

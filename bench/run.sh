@@ -15,12 +15,17 @@ smoke=0
 [ "${1:-}" = --smoke ] && smoke=1
 if [ $smoke = 1 ]; then
   N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
-  N_FLOOD=20000 N_SOAK=2000
+  N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300
 else
   N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
   LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
   N_BATCH100=${N_BATCH100:-20000} N_FLOOD=${N_FLOOD:-1000000} N_SOAK=${N_SOAK:-1000000}
+  N_SHAPED=${N_SHAPED:-4000}
 fi
+# The shaped route of phase 7: a rate and a concurrency limit that a 50 ms
+# backend can reach with three workers, so the limits, not the backend, set
+# the pace (20 calls at once of 50 ms would allow 400/s).
+SHAPED_RATE=200 SHAPED_IN_FLIGHT=20
 BIN=build
 TOKEN=bench-token
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -44,7 +49,7 @@ json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(
 wait_http() { # url, seconds
   local i
   for ((i = 0; i < $2 * 10; i++)); do
-    curl -sf -o /dev/null "$1" && return 0
+    curl -sf ${CACERT:+--cacert "$CACERT"} -o /dev/null "$1" && return 0
     sleep 0.1
   done
   say "$1 did not answer 200 in $2 s"
@@ -80,6 +85,11 @@ NGINX
   "$BIN/sluice-backend" --listen "127.0.0.1:$EXACT_PORT" --log-us "$work/exact.log" \
     >"$work/exact.out" 2>&1 &
   pids+=($!)
+  # The shaped route's backend counts the calls it answers at once.
+  SHAPED_PORT=$(free_port)
+  "$BIN/sluice-backend" --listen "127.0.0.1:$SHAPED_PORT" --delay-ms 50 \
+    --log-us "$work/shaped.log" >"$work/shaped.out" 2>&1 &
+  pids+=($!)
 }
 
 write_config() {
@@ -92,7 +102,9 @@ write_config() {
  "keys":[{"id":"bench","secret_sha256":"$sha","tenant":"bench","routes":["*"]}],
  "routes":{"fast":{"upstreams":["http://127.0.0.1:$FAST_PORT"]},
            "slow":{"upstreams":["http://127.0.0.1:$SLOW_PORT"],"timeout_ms":10000},
-           "exact":{"upstreams":["http://127.0.0.1:$EXACT_PORT"]}}}
+           "exact":{"upstreams":["http://127.0.0.1:$EXACT_PORT"]},
+           "shaped":{"upstreams":["http://127.0.0.1:$SHAPED_PORT"],
+                     "rate_per_s":$SHAPED_RATE,"max_in_flight":$SHAPED_IN_FLIGHT}}}
 JSON
   URL=http://127.0.0.1:$INGRESS_PORT
 }
@@ -180,7 +192,7 @@ latency_from_logs() {
 load() { "$BIN/bench/load" --url "$URL" --token "$TOKEN" "$@"; }
 
 phase_ceiling() {
-  say "1/6 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
+  say "1/8 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
   local c=("$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING")
   # A durable queue with the broker's defaults, as the benchmark's brief
   # defines the ceiling; then the fastest classic format this broker has
@@ -206,7 +218,7 @@ phase_ceiling() {
 # phase_accept also records where the CPU went: on a 2-core machine the load
 # generator, the ingress and the broker share it (docs/performance.md).
 phase_accept() {
-  say "2/6 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  say "2/8 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
   start_ingress bench_accept
   local i0 b0 t0 i1 b1 t1
   i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") t0=$(date +%s%N)
@@ -226,8 +238,31 @@ phase_accept() {
   stop_ingress
 }
 
+# phase_accept_tls is phase_accept over HTTPS (TLS 1.3, the ingress's own
+# listener): wrk keeps its 64 connections open, so the difference is the
+# cost of encrypting each request and answer, not of handshakes.
+phase_accept_tls() {
+  say "3/8 accept rate over TLS (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>/dev/null
+  local plain=$URL
+  URL=https://127.0.0.1:$INGRESS_PORT CACERT=$work/tls-cert.pem
+  SLUICE_TLS_CERT_FILE=$work/tls-cert.pem SLUICE_TLS_KEY_FILE=$work/tls-key.pem \
+    start_ingress bench_accept_tls
+  local i0 b0 t0 i1 b1 t1
+  i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") t0=$(date +%s%N)
+  SLUICE_BENCH_TOKEN=$TOKEN SLUICE_BENCH_ROUTE=fast \
+    wrk -t2 -c64 -d"${ACCEPT_S}s" -s bench/post.lua "$URL" | tail -n 1 >"$results/accept_tls.json"
+  i1=$(cpu_ticks "$INGRESS_PID") b1=$(cpu_ticks "$BROKER_PID") t1=$(date +%s%N)
+  cpu_json "$(json_get "$results/accept_tls.json" '["requests"]')" $((t1 - t0)) \
+    ingress="$i0:$i1" broker="$b0:$b1" >"$results/accept_tls_cpu.json"
+  stop_ingress
+  URL=$plain CACERT=
+}
+
 phase_e2e() {
-  say "3/6 end to end ($N_E2E requests, 2 workers, fast backend)"
+  say "4/8 end to end ($N_E2E requests, 2 workers, fast backend)"
   start_ingress bench_e2e
   start_workers 2 100 200
   local i0 b0 w0 r0 t0 i1 b1 w1 r1 t1 p
@@ -253,7 +288,7 @@ phase_e2e() {
 }
 
 phase_latency() {
-  say "4/6 latency at $LAT_RATE req/s for ${LAT_S}s"
+  say "5/8 latency at $LAT_RATE req/s for ${LAT_S}s"
   load --route exact --rate "$LAT_RATE" --duration "$LAT_S" --connections 64 --wait-final 60 \
     --submit-log "$work/lat.submit" >"$results/latency.json"
   latency_from_logs "$work/lat.submit" "$work/exact.log" 1 4 >"$results/latency_backend.json"
@@ -262,7 +297,7 @@ phase_latency() {
 }
 
 phase_batching() {
-  say "5/6 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
+  say "6/8 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
   start_ingress bench_batch
   start_workers 1 1 2
   load --route slow --count "$N_BATCH1" --connections 64 --wait-final 600 >"$results/batch1.json"
@@ -274,7 +309,7 @@ phase_batching() {
 }
 
 phase_memory() {
-  say "6/6 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
+  say "7/8 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
   local before after count0 count1
   start_ingress bench_memory
   count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
@@ -297,6 +332,48 @@ phase_memory() {
   wait "$lp"
   samples+=("$(rss_kb "$w")")
   printf '{"worker_rss_kb":[%s]}\n' "$(IFS=,; echo "${samples[*]}")" >"$results/soak_memory.json"
+  stop_workers
+  stop_ingress
+}
+
+# phase_shaping: three workers share a route limited to SHAPED_RATE calls a
+# second and SHAPED_IN_FLIGHT at once (a lane with a single active consumer);
+# the shaped backend's access log gives the rate achieved, its /_stats the
+# most calls it saw at once.
+phase_shaping() {
+  say "8/8 shaping: $N_SHAPED requests, 3 workers, a route limited to $SHAPED_RATE/s and $SHAPED_IN_FLIGHT at once"
+  start_ingress bench_shaping
+  start_workers 3 100 200
+  load --route shaped --count "$N_SHAPED" --connections 64 --wait-final 300 >"$results/shaping_load.json"
+  local hwm
+  hwm=$(curl -sf "http://127.0.0.1:$SHAPED_PORT/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["max_in_flight"])')
+  python3 - "$work/shaped.log" "$SHAPED_RATE" "$SHAPED_IN_FLIGHT" "$hwm" >"$results/shaping.json" <<'PY'
+import json, sys
+log, rate, limit, hwm = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+t = sorted(int(line.split()[0]) / 1e6 for line in open(log) if line.strip())
+n, span = len(t), (t[-1] - t[0]) if len(t) > 1 else 0
+per_second = [0] * (int(span) + 1)
+for x in t:
+    per_second[int(x - t[0])] += 1
+# The bucket starts full (a burst of rate_per_s calls, at the pace max_in_flight
+# allows) and the last second is partial, so the rate achieved is the mean of
+# the whole seconds from the third on; a run too short for that (--smoke)
+# counts everything.
+if len(per_second) > 4:
+    steady = per_second[2:-1]
+    achieved = sum(steady) / len(steady)
+else:
+    achieved = n / span if span > 0 else 0
+most, j = 0, 0
+for i in range(n):
+    while j < n and t[j] < t[i] + 1:
+        j += 1
+    most = max(most, j - i)
+print(json.dumps({"calls": n, "span_s": round(span, 2), "configured_per_s": rate,
+                  "achieved_per_s": round(achieved, 1), "ratio": round(achieved / rate, 3),
+                  "max_in_flight_limit": limit, "max_in_flight_seen": hwm,
+                  "most_in_one_second": most, "calls_per_second": per_second}))
+PY
   stop_workers
   stop_ingress
 }
@@ -331,6 +408,10 @@ row("cores busy while accepting: ingress / broker", "%.2f / %.2f" % (c["ingress_
 g = r["accept_groups"]
 row("publish group mean size / mean confirm wait", "%.1f / %.2f" % (g["group_mean"], g["confirm_ms_mean"]), "ms")
 row("accept non-202 answers", acc["non_202"] + acc["socket_errors"], "", None, "0", acc["non_202"] + acc["socket_errors"] == 0)
+t = r["accept_tls"]
+row("accept rate over TLS (wrk, 64 conns) / plain", t["rate"], "req/s", t["rate"] / acc["rate"])
+row("  over TLS: p50 / p99", "%.1f / %.1f" % (t["p50_ms"], t["p99_ms"]), "ms", None, "0 non-202", t["non_202"] + t["socket_errors"] == 0)
+row("  over TLS: ingress CPU per accepted request", "%.0f" % r["accept_tls_cpu"]["ingress_us_per_req"], "us")
 e = r["e2e"]
 row("end to end completions", e.get("completion_rate", 0), "/s", e.get("completion_rate", 0) / pub, ">= 0.6", e.get("completion_rate", 0) >= 0.6 * pub and e.get("not_final", 1) == 0)
 row("  completions / default-queue ceiling", "", "", e.get("completion_rate", 0) / dflt["publish_per_s"])
@@ -354,6 +435,10 @@ tot = (m["ingress_kb"] + m["worker_kb"]) / 1024
 row("peak RSS ingress + 1 worker (e2e)", "%.1f" % tot, "MB", None, "<= 40", tot <= 40)
 s = r["status_memory"]
 row("ingress bytes per retained status", s["bytes_per_entry"], "B", None, "<= 300", s["bytes_per_entry"] <= 300)
+sh = r["shaping"]
+row("shaping, 3 workers: achieved / configured rate", "%.0f / %.0f" % (sh["achieved_per_s"], sh["configured_per_s"]), "/s", sh["ratio"], "0.9-1.0", 0.9 <= sh["ratio"] <= 1.02)
+row("  most calls at once / max_in_flight", "%d / %d" % (sh["max_in_flight_seen"], sh["max_in_flight_limit"]), "", None, "<= limit", sh["max_in_flight_seen"] <= sh["max_in_flight_limit"])
+row("  most calls in one second / rate + burst", "%d / %d" % (sh["most_in_one_second"], 2 * sh["configured_per_s"]), "", None, "<= r+b", sh["most_in_one_second"] <= 2 * sh["configured_per_s"])
 w = r["soak_memory"]["worker_rss_kb"]
 warm = w[min(2, len(w) - 1)]
 row("worker RSS over %d requests (first/last/max)" % r["soak"]["submitted"], "%d / %d / %d" % (w[0] / 1024, w[-1] / 1024, max(w) / 1024), "MB", None, "flat", w[-1] <= warm * 1.2 + 1024)
@@ -372,11 +457,11 @@ AMQP_URL=$(scripts/broker.sh start "$work/broker")
 BROKER_PID=$(pgrep -P "$(cat "$work/broker/server.pid")" beam.smp || cat "$work/broker/server.pid")
 start_backends
 write_config
-printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,"latency_rate":%d,"latency_seconds":%d,"batch1_requests":%d,"batch100_requests":%d,"flood_events":%d,"soak_requests":%d,"cores":%d}\n' \
+printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,"latency_rate":%d,"latency_seconds":%d,"batch1_requests":%d,"batch100_requests":%d,"flood_events":%d,"soak_requests":%d,"shaped_requests":%d,"cores":%d}\n' \
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
-  "$N_FLOOD" "$N_SOAK" "$(nproc)" >"$results/params.json"
+  "$N_FLOOD" "$N_SOAK" "$N_SHAPED" "$(nproc)" >"$results/params.json"
 # PHASES="accept e2e" runs only those phases (no summary table).
-for phase in ${PHASES:-ceiling accept e2e latency batching memory}; do "phase_$phase"; done
+for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping}; do "phase_$phase"; done
 [ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"

@@ -19,6 +19,8 @@ void cli_init(struct cli *c)
     const char *url = getenv("SLUICE_URL");
     c->url = url && *url ? url : CLI_DEFAULT_URL;
     c->token = getenv("SLUICE_TOKEN");
+    const char *cacert = getenv("SLUICE_CACERT");
+    c->cacert = cacert && *cacert ? cacert : NULL;
     c->json = false;
 }
 
@@ -33,6 +35,9 @@ bool cli_global_option(struct cli *c, int opt, const char *arg)
         return true;
     case CLI_OPT_JSON:
         c->json = true;
+        return true;
+    case CLI_OPT_CACERT:
+        c->cacert = arg;
         return true;
     default:
         return false;

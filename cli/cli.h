@@ -30,19 +30,21 @@ enum cli_exit {
 
 /* cli is the global options; the strings point into argv or the environment. */
 struct cli {
-    const char *url;   /* base URL, trailing slashes ignored */
-    const char *token; /* NULL or "": no Authorization header */
-    bool json;         /* print the API's JSON as-is */
+    const char *url;    /* base URL, trailing slashes ignored */
+    const char *token;  /* NULL or "": no Authorization header */
+    const char *cacert; /* NULL: the system's CA certificates verify https:// */
+    bool json;          /* print the API's JSON as-is */
 };
 
 /* Long options every command accepts besides its own; commands number
  * theirs from CLI_OPT_COMMAND. */
-enum { CLI_OPT_URL = 256, CLI_OPT_TOKEN, CLI_OPT_JSON, CLI_OPT_COMMAND = 300 };
+enum { CLI_OPT_URL = 256, CLI_OPT_TOKEN, CLI_OPT_JSON, CLI_OPT_CACERT, CLI_OPT_COMMAND = 300 };
 // clang-format off
 #define CLI_GLOBAL_OPTIONS                                  \
     {"url", required_argument, NULL, CLI_OPT_URL},          \
     {"token", required_argument, NULL, CLI_OPT_TOKEN},      \
     {"json", no_argument, NULL, CLI_OPT_JSON},              \
+    {"cacert", required_argument, NULL, CLI_OPT_CACERT},    \
     {"help", no_argument, NULL, 'h'}
 // clang-format on
 
@@ -51,10 +53,12 @@ enum { CLI_OPT_URL = 256, CLI_OPT_TOKEN, CLI_OPT_JSON, CLI_OPT_COMMAND = 300 };
     "\nGlobal options (before or after the command):\n"                                            \
     "  --url URL        the ingress (default $SLUICE_URL, else " CLI_DEFAULT_URL ")\n"             \
     "  --token TOKEN    the API key (default $SLUICE_TOKEN)\n"                                     \
+    "  --cacert FILE    CA certificates (PEM) that verify an https:// ingress\n"                   \
+    "                   (default $SLUICE_CACERT, else the system's)\n"                             \
     "  --json           print the API's JSON as it is\n"                                           \
     "  --help           this text\n"
 
-/* cli_init fills c from $SLUICE_URL and $SLUICE_TOKEN, or the defaults. */
+/* cli_init fills c from $SLUICE_URL, $SLUICE_TOKEN and $SLUICE_CACERT, or the defaults. */
 void cli_init(struct cli *c);
 /* cli_global_option applies a global option returned by getopt_long; it
  * returns false when opt is not one. */

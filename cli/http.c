@@ -159,6 +159,7 @@ int http_call(const struct http_call *c, struct http_answer *a)
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, a->err);
+    if (c->cacert) curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
     set_method_and_body(h, c);
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {

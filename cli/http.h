@@ -23,6 +23,7 @@ struct http_call {
     const char *method;             /* "GET", "POST", any token */
     const char *url;                /* complete URL */
     const char *token;              /* bearer token; NULL or "" sends none */
+    const char *cacert;             /* CA file verifying https://; NULL: the system's */
     const struct curl_slist *extra; /* more "Name: value" headers; may be NULL */
     const char *body;               /* NULL: no body */
     size_t len;

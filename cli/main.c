@@ -12,7 +12,7 @@
 #include "submit.h"
 
 static const char usage[] =
-    "usage: sluice [--url URL] [--token TOKEN] [--json] COMMAND [options]\n"
+    "usage: sluice [--url URL] [--token TOKEN] [--cacert FILE] [--json] COMMAND [options]\n"
     "\n"
     "Commands:\n"
     "  submit     queue a request built from options (POST /v1/requests)\n"

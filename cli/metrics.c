@@ -50,14 +50,16 @@ int metrics_main(struct cli *c, int argc, char *argv[])
     if (rc == CLI_OK && help) fputs(usage, stdout);
     if (rc != CLI_OK || help) return rc;
     /* The worker's address becomes the base URL for this one call. */
-    struct cli target = {.url = worker ? worker : c->url, .token = NULL, .json = c->json};
+    struct cli target = {
+        .url = worker ? worker : c->url, .token = NULL, .cacert = c->cacert, .json = c->json};
     buf_init(&url, 1 << 20);
     http_answer_init(&a);
     if (cli_url(&target, "/metrics", &url) < 0) {
         rc = cli_oom();
         goto out;
     }
-    struct http_call call = {.method = "GET", .url = url.data, .timeout_ms = CLI_CALL_TIMEOUT_MS};
+    struct http_call call = {
+        .method = "GET", .url = url.data, .cacert = c->cacert, .timeout_ms = CLI_CALL_TIMEOUT_MS};
     rc = http_call(&call, &a);
     if (rc || a.status != 200)
         rc = cli_fail(&target, &a, rc);

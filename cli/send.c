@@ -148,6 +148,7 @@ static int call(const struct cli *c, const struct send_opts *o)
     struct http_call hc = {.method = o->method,
                            .url = url.data,
                            .token = c->token,
+                           .cacert = c->cacert,
                            .extra = headers,
                            .body = !has_body   ? NULL
                                    : o->data   ? o->data

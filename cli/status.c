@@ -127,8 +127,11 @@ static int parse(struct cli *c, struct status_opts *o, int argc, char *argv[])
 
 static int fetch(const struct cli *c, const char *url, long timeout_ms, struct http_answer *a)
 {
-    struct http_call call = {
-        .method = "GET", .url = url, .token = c->token, .timeout_ms = timeout_ms};
+    struct http_call call = {.method = "GET",
+                             .url = url,
+                             .token = c->token,
+                             .cacert = c->cacert,
+                             .timeout_ms = timeout_ms};
     return http_call(&call, a);
 }
 

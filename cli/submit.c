@@ -282,6 +282,7 @@ static int post(const struct cli *c, const char *envelope)
     struct http_call call = {.method = "POST",
                              .url = url.data,
                              .token = c->token,
+                             .cacert = c->cacert,
                              .extra = &ctype,
                              .body = envelope,
                              .len = strlen(envelope),

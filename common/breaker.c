@@ -59,6 +59,7 @@ static void open_for(struct breaker *b, long ms, int64_t now_ms)
     b->open_ms = ms;
     b->open_until_ms = now_ms + ms;
     b->probing = false;
+    b->proven = false;
     b->opened++;
     reset_window(b);
 }
@@ -87,6 +88,7 @@ static void record_closed(struct breaker *b, bool failed, int64_t now_ms)
 {
     const struct breaker_policy *p = b->policy;
     b->consecutive = failed ? b->consecutive + 1 : 0;
+    if (!failed) b->proven = true;
     if (b->slots) {
         struct breaker_slot *s = slot(b, now_ms);
         s->calls++;
@@ -113,6 +115,7 @@ void breaker_record(struct breaker *b, bool failed, int64_t now_ms)
         } else {
             b->state = BREAKER_CLOSED;
             b->probing = false;
+            b->proven = true;
             b->open_ms = p->open_ms;
             reset_window(b);
         }
@@ -131,6 +134,11 @@ enum breaker_state breaker_state(const struct breaker *b, int64_t now_ms)
 {
     if (b->state == BREAKER_OPEN && now_ms >= b->open_until_ms) return BREAKER_HALF_OPEN;
     return b->state;
+}
+
+bool breaker_on_trial(const struct breaker *b)
+{
+    return b->policy->enabled && b->state == BREAKER_CLOSED && (!b->proven || b->consecutive > 0);
 }
 
 int64_t breaker_next_ms(const struct breaker *b)

@@ -8,6 +8,10 @@
  * through (half-open). The probe's success closes it; its failure opens it
  * again for twice as long as the last time, up to max_open_ms.
  *
+ * A closed breaker is on trial until a call succeeds, and again after each
+ * failure: the caller then sends the upstream one call at a time, so that a
+ * dead upstream costs consecutive_failures calls, not a whole batch of them.
+ *
  * A breaker is a value the caller owns and serialises; times are monotonic
  * milliseconds supplied by the caller. */
 #ifndef SLUICE_BREAKER_H
@@ -45,6 +49,7 @@ struct breaker {
     int64_t open_until_ms;
     long open_ms;               /* the length of the current or last open period */
     bool probing;               /* half-open: the probe is under way */
+    bool proven;                /* a call succeeded since it started or last closed */
     long opened;                /* times it opened, for metrics */
     struct breaker_slot *slots; /* window_s of them, owned; NULL without a ratio trigger */
 };
@@ -64,6 +69,9 @@ void breaker_record(struct breaker *b, bool failed, int64_t now_ms);
 void breaker_cancel(struct breaker *b);
 /* breaker_state is the state now (an open breaker whose time is up reads half-open). */
 enum breaker_state breaker_state(const struct breaker *b, int64_t now_ms);
+/* breaker_on_trial tells whether a closed breaker's upstream should get one
+ * call at a time: no call has succeeded yet, or the last one failed. */
+bool breaker_on_trial(const struct breaker *b);
 /* breaker_next_ms is when an open breaker next allows a probe (0 when not open). */
 int64_t breaker_next_ms(const struct breaker *b);
 const char *breaker_state_name(enum breaker_state s);

@@ -10,29 +10,66 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "breaker.h"
+
 #define CFG_SHA256_LEN 32
 
+/* A list of strings, e.g. the CORS origins; both NULL/0 when empty. */
+struct cfg_strings {
+    char **v;
+    size_t n;
+};
+
+/* What a JWT key verifies tokens with and demands of them (jwt.h). */
+struct cfg_jwt {
+    int alg;               /* enum jwt_alg */
+    char *secret;          /* HS256: the shared secret, never logged */
+    char *public_key_file; /* RS256, ES256: a PEM public key, read by the ingress at start */
+    char *issuer;          /* NULL: iss not checked */
+    char *audience;        /* NULL: aud not checked */
+    char *tenant_claim;    /* the claim naming the tenant ("sub" by default) */
+    char *routes_claim;    /* NULL: tokens name no routes */
+    long clock_skew_s;
+};
+
+/* A key is an API key (a bearer token known by its SHA-256, with a tenant)
+ * or a JWT key (is_jwt: signed tokens whose claim names the tenant). */
 struct cfg_key {
     char *id;
-    unsigned char secret_sha256[CFG_SHA256_LEN];
-    char *tenant;
-    double rate_per_s; /* 0 = unlimited */
-    long burst;        /* 0 = unlimited */
-    int max_priority;  /* 0..9: higher requested priorities are lowered to this */
-    char **routes;     /* route names allowed; "*" allows every route */
+    bool is_jwt;
+    unsigned char secret_sha256[CFG_SHA256_LEN]; /* API key */
+    char *tenant;                                /* API key; NULL for a JWT key */
+    struct cfg_jwt jwt;                          /* JWT key */
+    double rate_per_s;                           /* 0 = unlimited */
+    long burst;                                  /* 0 = unlimited */
+    int max_priority; /* 0..9: higher requested priorities are lowered to this */
+    char **routes;    /* route names allowed ("*": every route); a JWT with a routes
+                       * claim may use those of its claim that are also here */
     size_t n_routes;
 };
 
 struct cfg_route {
     char *name;
-    char **upstreams; /* base URLs, "http://host:port[/prefix]", used round-robin */
+    char **upstreams; /* base URLs, "http://host:port[/prefix]": least calls in flight */
     size_t n_upstreams;
     long timeout_ms;     /* per backend call */
     int max_attempts;    /* backend calls in all, >= 1 */
     long backoff_ms;     /* base of the exponential backoff */
     long backoff_max_ms; /* cap of one delay, and of an honoured Retry-After */
-    double rate_per_s;   /* 0 = unlimited (enforced in a later release) */
-    long max_in_flight;  /* 0 = unlimited (enforced in a later release) */
+    /* Traffic shaping (docs/architecture.md, "Traffic shaping"): calls per
+     * second with a bucket of burst (0: max(1, rate_per_s)), and calls at
+     * once, across the whole worker fleet; 0 = unlimited. */
+    double rate_per_s;
+    long burst;
+    long max_in_flight;
+    struct breaker_policy breaker; /* per upstream; enabled false: none */
+    /* The edge: a request outside /v1 whose Host is one of hosts (any host
+     * when there are none) and whose path is one of paths or below it (any
+     * path when there are none) is a transparent submission to this route.
+     * With neither, only /v1/routes/<name>/... reaches the route. */
+    struct cfg_strings hosts; /* lower case, without a port */
+    struct cfg_strings paths; /* prefixes: "/" or without a trailing slash */
+    bool strip_path;          /* the matched prefix is cut from the path sent on */
 };
 
 struct cfg_ingress {
@@ -43,7 +80,15 @@ struct cfg_ingress {
     long max_status_entries;
     long confirm_timeout_ms; /* a publish unconfirmed this long answers 503 */
     long max_connections;
-    long connection_timeout_s; /* idle or slow clients are closed after this */
+    long max_connections_per_ip;
+    long connection_timeout_s; /* a connection idle this long is closed */
+    long request_timeout_s;    /* a request must arrive whole within this */
+    long max_header_bytes;     /* 431 beyond it */
+    long max_url_bytes;        /* 414 beyond it */
+    char *tls_cert_file;       /* "" (both): plain HTTP */
+    char *tls_key_file;
+    struct cfg_strings cors_origins; /* empty: no CORS */
+    long cors_max_age_s;
 };
 
 struct cfg_worker {
@@ -94,8 +139,22 @@ void cfg_free(struct cfg *c);
 
 /* cfg_route_find returns the route named name (len bytes), or NULL. */
 const struct cfg_route *cfg_route_find(const struct cfg *c, const char *name, size_t len);
-/* cfg_key_for_token hashes the bearer token with SHA-256 and returns the key
- * whose secret_sha256 matches, comparing every key in constant time; NULL if none. */
+/* cfg_path_under tells whether path (len bytes) is prefix or below it: prefix
+ * followed by '/' (a whole segment: "/api" takes "/api/x", not "/apix");
+ * the prefix "/" takes every path. */
+bool cfg_path_under(const char *prefix, const char *path, size_t len);
+/* cfg_route_at returns the route a request outside /v1 reaches at the edge,
+ * from its Host header (host_len bytes, port ignored; may be NULL) and its
+ * path, or NULL; *matched is then the length of the path prefix that
+ * matched (0 for "/" or a route without paths). Routes never overlap
+ * (refused at load), so at most one matches. */
+const struct cfg_route *cfg_route_at(const struct cfg *c, const char *host, size_t host_len,
+                                     const char *path, size_t path_len, size_t *matched);
+/* cfg_route_limited tells whether r has a rate or concurrency limit, which
+ * its lane then enforces with a single active consumer (common/topology.h). */
+bool cfg_route_limited(const struct cfg_route *r);
+/* cfg_key_for_token hashes the bearer token with SHA-256 and returns the API
+ * key whose secret_sha256 matches, comparing every key in constant time; NULL if none. */
 const struct cfg_key *cfg_key_for_token(const struct cfg *c, const char *token, size_t len);
 /* cfg_key_allows_route tells whether key may use the route named name. */
 bool cfg_key_allows_route(const struct cfg_key *key, const char *name);

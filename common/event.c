@@ -68,6 +68,7 @@ int event_append(struct buf *b, const struct status_update *u)
                          (long long)u->created_ms, (long long)u->ts_ms, u->attempts);
     if (!rc) rc = append_raw(b, "result", u->result_json, u->result_len);
     if (!rc) rc = append_raw(b, "error", u->error_json, u->error_len);
+    if (!rc && u->reason) rc = append_member(b, "reason", u->reason);
     return rc ? rc : buf_append(b, "}", 1);
 }
 
@@ -87,6 +88,7 @@ int event_marker(struct buf *b, const char *nonce)
  * CFG_NAME_MAX (128) bytes, so longer ones are refused as malformed. */
 struct event_text {
     char id[ID_LEN + 1];
+    char reason[EVENT_REASON_MAX + 1];
     char tenant[EVENT_NAME_MAX + 1];
     char route[EVENT_NAME_MAX + 1];
 };
@@ -96,6 +98,18 @@ struct event_text {
 static bool read_object(struct jscan *s, const char **text, size_t *len)
 {
     return jscan_peek(s) == '{' && jscan_value(s, text, len);
+}
+
+/* read_reason reads a reason: a short word of [a-z_], as the status
+ * document shows it. */
+static bool read_reason(struct jscan *s, char out[EVENT_REASON_MAX + 1], const char **reason)
+{
+    size_t n;
+    if (!jscan_string(s, out, EVENT_REASON_MAX + 1, &n) || n == 0 ||
+        strspn(out, "abcdefghijklmnopqrstuvwxyz_") != n)
+        return false;
+    *reason = out;
+    return true;
 }
 
 static bool decode_event(struct jscan *s, struct status_update *u, struct event_text *t)
@@ -125,6 +139,8 @@ static bool decode_event(struct jscan *s, struct status_update *u, struct event_
             ok = read_object(s, &u->result_json, &u->result_len);
         else if (strcmp(key, "error") == 0)
             ok = read_object(s, &u->error_json, &u->error_len);
+        else if (strcmp(key, "reason") == 0)
+            ok = read_reason(s, t->reason, &u->reason);
         else
             ok = jscan_value(s, NULL, NULL);
     }

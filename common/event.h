@@ -1,10 +1,14 @@
 /* event.h: the codec of the events stream. Every state change of a request is
  * an event; events travel aggregated, one stream message per publish batch:
  *   {"v":1,"events":[{"id":"..","state":"queued","tenant":"..","route":"..",
- *     "created":<ms>,"ts":<ms>,"attempts":0,"result":{..},"error":{..}}, ...]}
+ *     "created":<ms>,"ts":<ms>,"attempts":0,"result":{..},"error":{..},
+ *     "reason":"breaker_open"}, ...]}
  * and a start-up marker {"v":1,"marker":"<nonce>"} lets a consumer know it has
  * caught up with the stream. result and error are optional JSON objects kept
- * as text (the worker builds them, the ingress serves them verbatim). */
+ * as text (the worker builds them, the ingress serves them verbatim).
+ * reason, optional, says why a request that is not final waits (a worker
+ * holds it while every upstream of its route has an open breaker): at most
+ * EVENT_REASON_MAX bytes of [a-z_]. */
 #ifndef SLUICE_EVENT_H
 #define SLUICE_EVENT_H
 
@@ -36,7 +40,10 @@ struct status_update {
     size_t result_len;
     const char *error_json; /* NULL or a JSON object */
     size_t error_len;
+    const char *reason; /* NULL or why it waits, e.g. "breaker_open" */
 };
+
+#define EVENT_REASON_MAX 32
 
 const char *event_state_name(enum req_state s);
 /* event_state_parse returns the state named name, or -1. */

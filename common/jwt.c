@@ -291,15 +291,15 @@ int jwt_verify(const struct jwt_key *key, const struct jwt_policy *policy, const
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', (size_t)(end - dot1 - 1)) : NULL;
     if (!dot2 || memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1))) {
         *reason = "malformed token";
-        return -1;
+        return JWT_FAIL_FORM;
     }
     *reason = check_header(key, token, (size_t)(dot1 - token));
-    if (!*reason)
-        *reason =
-            check_signature(key, token, (size_t)(dot2 - token), dot2 + 1, (size_t)(end - dot2 - 1));
-    if (*reason) return -1;
+    if (*reason) return JWT_FAIL_FORM;
+    *reason =
+        check_signature(key, token, (size_t)(dot2 - token), dot2 + 1, (size_t)(end - dot2 - 1));
+    if (*reason) return JWT_FAIL_SIGNATURE;
     struct json_object *p = segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     *reason = p ? check_claims(policy, p, now_s, claims) : "malformed token payload";
     json_object_put(p);
-    return *reason ? -1 : 0;
+    return *reason ? JWT_FAIL_CLAIMS : 0;
 }

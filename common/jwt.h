@@ -49,10 +49,19 @@ __attribute__((warn_unused_result)) int jwt_key_new(struct jwt_key **out, enum j
                                                     const char *material, char *err, size_t errlen);
 void jwt_key_free(struct jwt_key *k);
 
+/* How far a token that failed got, so that a caller trying several keys
+ * can tell the reason that matters (a key that checked the signature and
+ * then refused a claim says more than one of another algorithm). */
+enum jwt_failure {
+    JWT_FAIL_FORM = -1,      /* malformed, or not this key's algorithm */
+    JWT_FAIL_SIGNATURE = -2, /* this key's algorithm, but not its signature */
+    JWT_FAIL_CLAIMS = -3,    /* signed by this key; a claim is refused */
+};
+
 /* jwt_verify checks token (len bytes) against key and policy at now_s (Unix
- * seconds). Returns 0 with *claims filled, or -1 with *reason set to a short
- * static description fit for a WWW-Authenticate error_description ("the
- * token has expired", "bad signature", ...). */
+ * seconds). Returns 0 with *claims filled, or a JWT_FAIL_* with *reason set
+ * to a short static description fit for a WWW-Authenticate
+ * error_description ("the token has expired", "bad signature", ...). */
 int jwt_verify(const struct jwt_key *key, const struct jwt_policy *policy, const char *token,
                size_t len, int64_t now_s, struct jwt_claims *claims, const char **reason);
 

@@ -25,6 +25,7 @@ struct metric {
     char *labels; /* owned copy, or NULL */
     _Atomic uint64_t count;
     _Atomic int64_t gauge;
+    _Atomic bool floating; /* a gauge set by metric_set_float: its value is in sum_bits */
     /* Histograms: buckets[i] counts observations in (bounds[i-1], bounds[i]]
      * and buckets[n] those above the last bound; rendering accumulates them.
      * The sum is a double kept as its bits and updated by a CAS loop, so it
@@ -72,6 +73,7 @@ static struct metric *metric_alloc(enum kind kind, const char *name, const char 
     x->help = help;
     atomic_init(&x->count, 0);
     atomic_init(&x->gauge, 0);
+    atomic_init(&x->floating, false);
     atomic_init(&x->sum_bits, 0); /* the bits of 0.0 */
     if (labels && !(x->labels = strdup(labels))) {
         free(x);
@@ -131,6 +133,14 @@ void metric_add(struct metric *c, uint64_t n)
 void metric_set(struct metric *g, int64_t v)
 {
     atomic_store_explicit(&g->gauge, v, memory_order_relaxed);
+}
+
+void metric_set_float(struct metric *g, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    atomic_store_explicit(&g->sum_bits, bits, memory_order_relaxed);
+    atomic_store_explicit(&g->floating, true, memory_order_relaxed);
 }
 
 void metric_gauge_add(struct metric *g, int64_t d)
@@ -242,6 +252,14 @@ static int render_metric(struct buf *out, const struct metric *x)
                                 atomic_load_explicit(&x->count, memory_order_relaxed));
     case GAUGE:
         rc = series(out, x, "", NULL);
+        if (!rc && atomic_load_explicit(&x->floating, memory_order_relaxed)) {
+            uint64_t bits = atomic_load_explicit(&x->sum_bits, memory_order_relaxed);
+            double v;
+            char num[NUM_LEN];
+            memcpy(&v, &bits, sizeof v);
+            format_double(v, num);
+            return buf_appendf(out, "%s\n", num);
+        }
         return rc ? rc
                   : buf_appendf(out, "%" PRId64 "\n",
                                 atomic_load_explicit(&x->gauge, memory_order_relaxed));

@@ -29,6 +29,8 @@ struct metric *metrics_histogram(struct metrics *m, const char *name, const char
 
 void metric_add(struct metric *c, uint64_t n); /* counters */
 void metric_set(struct metric *g, int64_t v);  /* gauges */
+/* metric_set_float makes g a gauge of fractional values (a rate) from now on. */
+void metric_set_float(struct metric *g, double v);
 void metric_gauge_add(struct metric *g, int64_t d);
 void metric_observe(struct metric *h, double v); /* histograms */
 

@@ -15,6 +15,7 @@
 #include "log.h"
 
 #define MQ_CHANNEL 1
+#define MQ_PROBE_CHANNEL 2 /* opened and closed by mq_queue_probe */
 #define MQ_HEARTBEAT_S 10
 /* AMQP short strings (table keys among them) carry their length in a byte. */
 #define MQ_SHORTSTR_MAX 255
@@ -258,11 +259,11 @@ int mq_declare_queue(struct mq *mq, const char *name, amqp_table_t args, char *e
     return check_rpc(mq, what, err, errlen);
 }
 
-int mq_bind(struct mq *mq, const char *queue, const char *exchange, const char *key, char *err,
-            size_t errlen)
+int mq_bind(struct mq *mq, const char *queue, const char *exchange, const char *key,
+            amqp_table_t args, char *err, size_t errlen)
 {
     amqp_queue_bind(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
-                    amqp_cstring_bytes(key), amqp_empty_table);
+                    amqp_cstring_bytes(key), args);
     char what[256];
     snprintf(what, sizeof(what), "binding queue %s to exchange %s", queue, exchange);
     return check_rpc(mq, what, err, errlen);
@@ -280,6 +281,42 @@ int mq_queue_stats(struct mq *mq, const char *queue, uint32_t *messages, uint32_
     *messages = ok->message_count;
     *consumers = ok->consumer_count;
     return 0;
+}
+
+/* probe_reply reads the outcome of the passive declare on the probe
+ * channel: 1 it exists, 0 the broker closed the channel with 404, -1 else. */
+static int probe_reply(struct mq *mq, amqp_queue_declare_ok_t *ok, uint32_t *messages,
+                       uint32_t *consumers)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(mq->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL && ok) {
+        *messages = ok->message_count;
+        *consumers = ok->consumer_count;
+        amqp_channel_close(mq->conn, MQ_PROBE_CHANNEL, AMQP_REPLY_SUCCESS);
+        return check_rpc(mq, "closing the probe channel", NULL, 0) < 0 ? -1 : 1;
+    }
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+        ((const amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
+        amqp_channel_close_ok_t close_ok = {0};
+        if (amqp_send_method(mq->conn, MQ_PROBE_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok) ==
+            AMQP_STATUS_OK)
+            return 0;
+    }
+    char err[256];
+    reply_text(r, "probing a queue", err, sizeof(err));
+    log_warn("%s", err);
+    mq->broken = true;
+    return -1;
+}
+
+int mq_queue_probe(struct mq *mq, const char *queue, uint32_t *messages, uint32_t *consumers)
+{
+    if (mq->broken) return -1;
+    amqp_channel_open(mq->conn, MQ_PROBE_CHANNEL);
+    if (check_rpc(mq, "opening the probe channel", NULL, 0) < 0) return -1;
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(
+        mq->conn, MQ_PROBE_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    return probe_reply(mq, ok, messages, consumers);
 }
 
 int mq_confirm_select(struct mq *mq)
@@ -323,6 +360,31 @@ int mq_consume(struct mq *mq, const char *queue, const char *stream_offset)
     amqp_bytes_free(mq->consumer_tag);
     mq->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
     return mq->consumer_tag.bytes ? 0 : -1;
+}
+
+int mq_consume_as(struct mq *mq, const char *queue, const char *tag)
+{
+    if (strlen(tag) >= MQ_TAG_MAX) return -1;
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag),
+                           0, 0, 0, amqp_empty_table);
+    char err[300];
+    if (check_rpc(mq, "basic.consume", err, sizeof(err)) < 0 || !ok) {
+        log_error("consuming from %s: %s", queue, err);
+        return -1;
+    }
+    return 0;
+}
+
+int mq_cancel_as(struct mq *mq, const char *tag)
+{
+    amqp_basic_cancel(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(tag));
+    char err[256];
+    if (check_rpc(mq, "basic.cancel", err, sizeof(err)) < 0) {
+        log_warn("%s", err);
+        return -1;
+    }
+    return 0;
 }
 
 int mq_cancel(struct mq *mq)
@@ -456,6 +518,15 @@ static int on_close(struct mq *mq, const amqp_frame_t *f)
     return AMQP_STATUS_CONNECTION_CLOSED;
 }
 
+/* copy_tag keeps a consumer tag with the event: the frame's memory is
+ * reused by the next read. */
+static void copy_tag(struct mq_event *ev, amqp_bytes_t tag)
+{
+    size_t n = tag.len < MQ_TAG_MAX - 1 ? tag.len : MQ_TAG_MAX - 1;
+    memcpy(ev->consumer, tag.bytes, n);
+    ev->consumer[n] = '\0';
+}
+
 static int on_method(struct mq *mq, const amqp_frame_t *f, struct mq_event *ev)
 {
     switch (f->payload.method.id) {
@@ -473,6 +544,7 @@ static int on_method(struct mq *mq, const amqp_frame_t *f, struct mq_event *ev)
         const amqp_basic_deliver_t *d = f->payload.method.decoded;
         *ev = (struct mq_event){
             .kind = MQ_DELIVERY, .tag = d->delivery_tag, .redelivered = d->redelivered};
+        copy_tag(ev, d->consumer_tag);
         return read_content(mq, ev);
     }
     case AMQP_BASIC_RETURN_METHOD: {
@@ -484,6 +556,7 @@ static int on_method(struct mq *mq, const amqp_frame_t *f, struct mq_event *ev)
     }
     case AMQP_BASIC_CANCEL_METHOD:
         *ev = (struct mq_event){.kind = MQ_CANCELLED};
+        copy_tag(ev, ((const amqp_basic_cancel_t *)f->payload.method.decoded)->consumer_tag);
         return 1;
     case AMQP_CHANNEL_CLOSE_METHOD:
     case AMQP_CONNECTION_CLOSE_METHOD:

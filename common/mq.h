@@ -24,12 +24,16 @@ enum mq_kind {
     MQ_CANCELLED, /* the broker cancelled our consumer (queue deleted) */
 };
 
+/* MQ_TAG_MAX bounds a consumer tag an event reports (longer ones are cut). */
+#define MQ_TAG_MAX 64
+
 struct mq_event {
     enum mq_kind kind;
     uint64_t tag;
     bool multiple;
     bool redelivered;
-    amqp_message_t msg; /* DELIVERY and RETURN: owned, release with mq_event_release */
+    char consumer[MQ_TAG_MAX]; /* DELIVERY and CANCELLED: the consumer's tag */
+    amqp_message_t msg;        /* DELIVERY and RETURN: owned, release with mq_event_release */
 };
 
 /* mq_open connects to url (amqp://user:pass@host:port/vhost), logs in and opens
@@ -63,9 +67,10 @@ mq_declare_exchange(struct mq *mq, const char *name, const char *type, char *err
 /* mq_declare_queue declares a durable queue with args (may be amqp_empty_table). */
 __attribute__((warn_unused_result)) int
 mq_declare_queue(struct mq *mq, const char *name, amqp_table_t args, char *err, size_t errlen);
+/* mq_bind binds queue to exchange with key and args (may be amqp_empty_table). */
 __attribute__((warn_unused_result)) int mq_bind(struct mq *mq, const char *queue,
-                                                const char *exchange, const char *key, char *err,
-                                                size_t errlen);
+                                                const char *exchange, const char *key,
+                                                amqp_table_t args, char *err, size_t errlen);
 
 /* mq_queue_stats asks the broker (passive declare) how many messages are
  * ready in queue and how many consumers it has. Returns 0, or -1 (the queue
@@ -73,7 +78,17 @@ __attribute__((warn_unused_result)) int mq_bind(struct mq *mq, const char *queue
 __attribute__((warn_unused_result)) int mq_queue_stats(struct mq *mq, const char *queue,
                                                        uint32_t *messages, uint32_t *consumers);
 
+/* mq_queue_probe asks whether queue exists, on a channel of its own, so that
+ * a missing queue (which makes the broker close the channel that asked)
+ * leaves the connection's channel open. Returns 1 with its ready messages
+ * and consumers, 0 when there is no such queue, or -1 when the connection
+ * failed (it is then broken). */
+__attribute__((warn_unused_result)) int mq_queue_probe(struct mq *mq, const char *queue,
+                                                       uint32_t *messages, uint32_t *consumers);
+
 __attribute__((warn_unused_result)) int mq_confirm_select(struct mq *mq);
+/* mq_qos sets the prefetch of the consumers started after it, each on its
+ * own (basic.qos with global false). */
 __attribute__((warn_unused_result)) int mq_qos(struct mq *mq, uint16_t prefetch);
 /* mq_consume starts a consumer with manual acks. stream_offset is NULL for a
  * classic queue, or a stream offset: "first", "last", "next" or a decimal offset. */
@@ -81,6 +96,12 @@ __attribute__((warn_unused_result)) int mq_consume(struct mq *mq, const char *qu
                                                    const char *stream_offset);
 /* mq_cancel stops the consumer; deliveries already sent may still arrive. */
 __attribute__((warn_unused_result)) int mq_cancel(struct mq *mq);
+/* mq_consume_as starts a consumer of queue (manual acks) under tag, at most
+ * MQ_TAG_MAX - 1 bytes, which its deliveries then carry in ev->consumer; a
+ * connection may have many. mq_cancel_as stops it. */
+__attribute__((warn_unused_result)) int mq_consume_as(struct mq *mq, const char *queue,
+                                                      const char *tag);
+__attribute__((warn_unused_result)) int mq_cancel_as(struct mq *mq, const char *tag);
 
 /* mq_publish sends a mandatory publish; *seq receives its confirm sequence
  * number (1, 2, ... after mq_confirm_select). Returns 0 or a negative

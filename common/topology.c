@@ -16,9 +16,10 @@
 #define EVENTS_SEGMENT_BYTES (50 * 1000 * 1000)
 
 static const char *const suffixes[] = {
-    [TOPO_REQUESTS] = "requests",
+    [TOPO_OLD_REQUESTS] = "requests",
     [TOPO_DEAD] = "dead",
     [TOPO_EVENTS] = "events",
+    [TOPO_DELAY] = "delay",
 };
 
 /* A queue_args is the argument table of a queue being declared. */
@@ -43,6 +44,14 @@ static void arg_i64(struct queue_args *a, const char *key, int64_t value)
                                  .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = value}};
 }
 
+static void arg_bool(struct queue_args *a, const char *key, bool value)
+{
+    if (a->n < TOPO_MAX_ARGS)
+        a->e[a->n++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes(key),
+            .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = value}};
+}
+
 static amqp_table_t table(struct queue_args *a)
 {
     return (amqp_table_t){.num_entries = a->n, .entries = a->e};
@@ -53,10 +62,29 @@ void topo_name(const struct cfg *cfg, enum topo_queue q, char *out, size_t outle
     mq_name(out, outlen, cfg->namespace, suffixes[q]);
 }
 
-void topo_retry_name(const struct cfg *cfg, long delay_ms, char *out, size_t outlen)
+static void lane_name(const struct cfg *cfg, const struct cfg_route *r, bool limited, char *out,
+                      size_t outlen)
+{
+    char suffix[96];
+    snprintf(suffix, sizeof(suffix), "%s.%s", limited ? "lane-sac" : "lane", r->name);
+    mq_name(out, outlen, cfg->namespace, suffix);
+}
+
+void topo_lane_name(const struct cfg *cfg, const struct cfg_route *r, char *out, size_t outlen)
+{
+    lane_name(cfg, r, cfg_route_limited(r), out, outlen);
+}
+
+void topo_other_lane_name(const struct cfg *cfg, const struct cfg_route *r, char *out,
+                          size_t outlen)
+{
+    lane_name(cfg, r, !cfg_route_limited(r), out, outlen);
+}
+
+void topo_delay_name(const struct cfg *cfg, long delay_ms, char *out, size_t outlen)
 {
     char suffix[40];
-    snprintf(suffix, sizeof(suffix), "retry.%ld", delay_ms);
+    snprintf(suffix, sizeof(suffix), "delay.%ld", delay_ms);
     mq_name(out, outlen, cfg->namespace, suffix);
 }
 
@@ -102,14 +130,18 @@ static void add_classic(struct queue_args *a)
     arg_str(a, "x-queue-mode", "lazy");
 }
 
-/* requests_args: classic queues get priorities 0..9. Quorum: RabbitMQ
- * refuses x-max-priority on a quorum queue (3.10 answers 406
- * PRECONDITION_FAILED; 4.0 and later have two levels, normal and high,
- * without any argument). Instead the delivery limit sends a message that
- * keeps coming back unacked, because it crashes every worker that takes it,
- * to the dead queue after delivery_limit returns. dead names the dead queue. */
-static int requests_args(const struct cfg *cfg, bool quorum, const char *dead, struct queue_args *a,
-                         char *err, size_t errlen)
+/* lane_args: classic lanes get priorities 0..9. Quorum: RabbitMQ refuses
+ * x-max-priority on a quorum queue (3.10 answers 406 PRECONDITION_FAILED;
+ * 4.0 and later have two levels, normal and high, without any argument).
+ * Instead the delivery limit sends a message that keeps coming back
+ * unacked, because it crashes every worker that takes it, to the dead queue
+ * after delivery_limit returns. A limited route's lane has a single active
+ * consumer (both types have it since RabbitMQ 3.8): one worker at a time
+ * shapes the route, so its limits hold across the fleet, and the broker
+ * hands the lane to another worker when that one goes. dead names the dead
+ * queue. */
+static int lane_args(const struct cfg *cfg, const struct cfg_route *r, bool quorum,
+                     const char *dead, struct queue_args *a, char *err, size_t errlen)
 {
     if (quorum) {
         if (cfg->delivery_limit < 1) {
@@ -124,6 +156,7 @@ static int requests_args(const struct cfg *cfg, bool quorum, const char *dead, s
     }
     arg_str(a, "x-dead-letter-exchange", "");
     arg_str(a, "x-dead-letter-routing-key", dead);
+    if (cfg_route_limited(r)) arg_bool(a, "x-single-active-consumer", true);
     return 0;
 }
 
@@ -135,17 +168,18 @@ static void dead_args(bool quorum, struct queue_args *a)
         add_classic(a);
 }
 
-/* retry_args: messages wait delay_ms, then go back through the requests
- * exchange, named requests. */
-static void retry_args(bool quorum, long delay_ms, const char *requests, struct queue_args *a)
+/* delay_args: messages wait delay_ms, then the broker dead-letters them
+ * through the default exchange with the routing key they were published
+ * with (no x-dead-letter-routing-key): their lane's name. One delay queue
+ * thus serves every route. */
+static void delay_args(bool quorum, long delay_ms, struct queue_args *a)
 {
     if (quorum)
         add_quorum(a, true);
     else
         add_classic(a);
     arg_i64(a, "x-message-ttl", delay_ms);
-    arg_str(a, "x-dead-letter-exchange", requests);
-    arg_str(a, "x-dead-letter-routing-key", requests);
+    arg_str(a, "x-dead-letter-exchange", "");
 }
 
 /* events_args: a stream gets a replica on every node of the cluster when it
@@ -158,23 +192,37 @@ static void events_args(const char *max_age, struct queue_args *a)
     arg_i64(a, "x-stream-max-segment-size-bytes", EVENTS_SEGMENT_BYTES);
 }
 
+/* declare_lanes declares every route's lane. */
+static int declare_lanes(struct mq *mq, const struct cfg *cfg, bool quorum, const char *dead,
+                         char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct cfg_route *r = &cfg->routes[i];
+        char lane[TOPO_NAME_MAX];
+        struct queue_args a = {.n = 0};
+        topo_lane_name(cfg, r, lane, sizeof(lane));
+        if (lane_args(cfg, r, quorum, dead, &a, err, errlen) < 0 ||
+            mq_declare_queue(mq, lane, table(&a), err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
 {
-    char requests[TOPO_NAME_MAX], dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX], max_age[32];
-    struct queue_args req = {.n = 0}, dl = {.n = 0}, ev = {.n = 0};
+    char dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX], delay[TOPO_NAME_MAX], max_age[32];
+    struct queue_args dl = {.n = 0}, ev = {.n = 0};
     bool quorum;
     if (is_quorum(cfg, &quorum, err, errlen) < 0) return -1;
-    topo_name(cfg, TOPO_REQUESTS, requests, sizeof(requests));
     topo_name(cfg, TOPO_DEAD, dead, sizeof(dead));
     topo_name(cfg, TOPO_EVENTS, events, sizeof(events));
+    topo_name(cfg, TOPO_DELAY, delay, sizeof(delay));
     snprintf(max_age, sizeof(max_age), "%lds", cfg->ingress.status_retention_s);
     dead_args(quorum, &dl);
     events_args(max_age, &ev);
-    if (requests_args(cfg, quorum, dead, &req, err, errlen) < 0 ||
-        mq_declare_exchange(mq, requests, "direct", err, errlen) < 0 ||
-        mq_declare_queue(mq, dead, table(&dl), err, errlen) < 0 ||
-        mq_declare_queue(mq, requests, table(&req), err, errlen) < 0 ||
-        mq_bind(mq, requests, requests, requests, err, errlen) < 0 ||
+    if (mq_declare_queue(mq, dead, table(&dl), err, errlen) < 0 ||
+        mq_declare_exchange(mq, delay, "headers", err, errlen) < 0 ||
+        declare_lanes(mq, cfg, quorum, dead, err, errlen) < 0 ||
         mq_declare_queue(mq, events, table(&ev), err, errlen) < 0)
         return -1;
     return 0;
@@ -183,12 +231,18 @@ int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
 int topo_declare_retry(struct mq *mq, const struct cfg *cfg, long delay_ms, char *err,
                        size_t errlen)
 {
-    char name[TOPO_NAME_MAX], requests[TOPO_NAME_MAX];
-    struct queue_args a = {.n = 0};
+    char name[TOPO_NAME_MAX], exchange[TOPO_NAME_MAX], value[24];
+    struct queue_args a = {.n = 0}, match = {.n = 0};
     bool quorum;
     if (is_quorum(cfg, &quorum, err, errlen) < 0) return -1;
-    topo_retry_name(cfg, delay_ms, name, sizeof(name));
-    topo_name(cfg, TOPO_REQUESTS, requests, sizeof(requests));
-    retry_args(quorum, delay_ms, requests, &a);
-    return mq_declare_queue(mq, name, table(&a), err, errlen);
+    topo_delay_name(cfg, delay_ms, name, sizeof(name));
+    topo_name(cfg, TOPO_DELAY, exchange, sizeof(exchange));
+    snprintf(value, sizeof(value), "%ld", delay_ms);
+    delay_args(quorum, delay_ms, &a);
+    arg_str(&match, "x-match", "all");
+    arg_str(&match, TOPO_DELAY_HEADER, value);
+    if (mq_declare_queue(mq, name, table(&a), err, errlen) < 0 ||
+        mq_bind(mq, name, exchange, "", table(&match), err, errlen) < 0)
+        return -1;
+    return 0;
 }

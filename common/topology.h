@@ -12,27 +12,44 @@
 #include "config.h"
 #include "mq.h"
 
-/* The queues every connection declares. TOPO_REQUESTS names both the
- * requests exchange and the queue bound to it. */
-enum topo_queue { TOPO_REQUESTS, TOPO_DEAD, TOPO_EVENTS };
+/* Names of the fixed exchanges and queues. TOPO_OLD_REQUESTS is the
+ * requests queue (and direct exchange) of releases before lanes: never
+ * declared now, only drained where it still exists (docs/operations.md). */
+enum topo_queue { TOPO_OLD_REQUESTS, TOPO_DEAD, TOPO_EVENTS, TOPO_DELAY };
 
 /* TOPO_NAME_MAX bounds a name: the namespace (at most 64 bytes, see
- * config.c) and a suffix. */
+ * config.c), a kind and a route name (at most 64 bytes). */
 #define TOPO_NAME_MAX 160
+
+/* TOPO_DELAY_HEADER is the header a retry is published with to the delay
+ * exchange: its value, the delay in ms as text, picks the delay queue. */
+#define TOPO_DELAY_HEADER "x-sluice-delay"
 
 /* topo_name writes "<namespace>.<suffix>" of q to out. */
 void topo_name(const struct cfg *cfg, enum topo_queue q, char *out, size_t outlen);
-/* topo_retry_name writes "<namespace>.retry.<delay_ms>" to out. */
-void topo_retry_name(const struct cfg *cfg, long delay_ms, char *out, size_t outlen);
+/* topo_lane_name writes the name of route r's lane: "<namespace>.lane.<route>",
+ * or "<namespace>.lane-sac.<route>" for a limited route (cfg_route_limited),
+ * whose lane has a single active consumer. The two kinds have other
+ * arguments, so they are other queues: changing a route's limits moves its
+ * new requests to the other lane (docs/operations.md). */
+void topo_lane_name(const struct cfg *cfg, const struct cfg_route *r, char *out, size_t outlen);
+/* topo_other_lane_name writes the name of the lane r would have with the
+ * opposite kind of limits: where its requests waited before a change. */
+void topo_other_lane_name(const struct cfg *cfg, const struct cfg_route *r, char *out,
+                          size_t outlen);
+/* topo_delay_name writes "<namespace>.delay.<delay_ms>" to out. */
+void topo_delay_name(const struct cfg *cfg, long delay_ms, char *out, size_t outlen);
 
-/* topo_declare declares the requests exchange and queue (dead-lettering to
- * the dead queue), the dead queue and the events stream, of cfg->queue_type.
- * -1 with err on failure (an unknown queue type, arguments that differ from
- * an existing queue's: the connection is then broken). */
+/* topo_declare declares the dead queue, the delay exchange, every route's
+ * lane (dead-lettering to the dead queue) and the events stream, of
+ * cfg->queue_type. -1 with err on failure (an unknown queue type, arguments
+ * that differ from an existing queue's: the connection is then broken). */
 __attribute__((warn_unused_result)) int topo_declare(struct mq *mq, const struct cfg *cfg,
                                                      char *err, size_t errlen);
-/* topo_declare_retry declares the retry queue of delay_ms, whose messages
- * expire after delay_ms back into the requests exchange. */
+/* topo_declare_retry declares the delay queue of delay_ms, bound to the
+ * delay exchange by TOPO_DELAY_HEADER: a retry published there with its
+ * lane's name as routing key waits delay_ms, then the broker dead-letters
+ * it through the default exchange with that routing key, into its lane. */
 __attribute__((warn_unused_result)) int topo_declare_retry(struct mq *mq, const struct cfg *cfg,
                                                            long delay_ms, char *err, size_t errlen);
 

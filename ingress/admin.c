@@ -51,6 +51,10 @@ static const char page[] =
     "<div class=\"tile\">broker<b id=\"broker\">-</b><span class=\"muted\" "
     "id=\"events\"></span></div>\n"
     "</div>\n"
+    "<h2>Lanes</h2>\n"
+    "<table><thead><tr><th>route</th><th>limits</th><th class=\"n\">backlog</th><th "
+    "class=\"n\">drain/s</th><th class=\"n\">backlog s</th></tr></thead>\n"
+    "<tbody id=\"lanes\"></tbody></table>\n"
     "<h2>Outcomes per route</h2>\n"
     "<table><thead><tr><th>route</th><th class=\"n\">succeeded</th><th class=\"n\">failed</th><th "
     "class=\"n\">dead</th></tr></thead>\n"
@@ -103,6 +107,14 @@ static const char page[] =
     "    text('broker', d.broker_connected ? 'connected' : 'down');\n"
     "    $('broker').className = d.broker_connected ? 'ok' : 'bad';\n"
     "    text('events', d.events_caught_up ? 'events caught up' : 'events catching up');\n"
+    "    fill('lanes', (d.lanes || []).map(function (l) {\n"
+    "      var lim = [];\n"
+    "      if (l.rate_per_s > 0) lim.push(l.rate_per_s + '/s');\n"
+    "      if (l.max_in_flight > 0) lim.push(l.max_in_flight + ' at once');\n"
+    "      return row([l.route, lim.length ? lim.join(', ') : 'none', l.backlog === null ? '-' : "
+    "l.backlog,\n"
+    "                  l.drain_per_s, l.backlog_s === null ? '-' : l.backlog_s]);\n"
+    "    }), 'no routes');\n"
     "    fill('routes', d.routes.map(function (r) {\n"
     "      return row([r.route, r.succeeded, r.failed, r.dead]);\n"
     "    }), 'no finished requests yet');\n"
@@ -175,6 +187,8 @@ int admin_summary(struct app *app, struct buf *out, int64_t mono_ms)
                          publisher_ready(app->publisher) ? "true" : "false",
                          events_caught_up(app->events) ? "true" : "false");
     if (rc == 0) rc = activity_render(app->activity, out, mono_ms);
+    if (rc == 0 && app->lanes) rc = buf_appends(out, ",");
+    if (rc == 0 && app->lanes) rc = lanes_render(app->lanes, out, clock_real_ms());
     if (rc == 0) rc = buf_appends(out, "}");
     return rc;
 }

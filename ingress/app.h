@@ -7,22 +7,30 @@
 #include <stddef.h>
 
 #include "activity.h"
+#include "auth.h"
 #include "config.h"
 #include "events.h"
+#include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "status_index.h"
 
 /* The HTTP status codes the ingress answers, each with its own counter. */
-#define APP_CODES(X) X(200) X(202) X(400) X(401) X(403) X(404) X(405) X(413) X(415) X(500) X(503)
+// clang-format off
+#define APP_CODES(X) \
+    X(200) X(202) X(204) X(400) X(401) X(403) X(404) X(405) X(408) X(413) X(414) X(415) X(431) \
+    X(500) X(503)
+// clang-format on
 
 struct app {
     struct cfg cfg;
+    struct auth *auth; /* the JWT keys, made from cfg */
     struct metrics *metrics;
     struct status_index *index;
     struct publisher *publisher;
     struct events *events;
     struct activity *activity; /* what the status page shows */
+    struct lanes *lanes;       /* each route's lane: name, depth, metrics */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

@@ -14,25 +14,10 @@
 #include "admin.h"
 #include "auth.h"
 #include "clock.h"
+#include "cors.h"
+#include "guard.h"
 #include "id.h"
 #include "json.h"
-
-#define RETRY_AFTER_S "2"
-
-/* ---- answers ---- */
-
-static void answer_error(struct answer *a, int status, const char *code, const char *message)
-{
-    a->status = status;
-    a->body = json_error_body(code, message);
-    a->len = a->body ? strlen(a->body) : 0;
-    a->content_type = "application/json";
-    a->header_name = NULL;
-    if (status == 503 || status == 429) {
-        a->header_name = "Retry-After";
-        snprintf(a->header_value, sizeof(a->header_value), "%s", RETRY_AFTER_S);
-    }
-}
 
 /* refuse is answer_error for handle_begin's refusals. */
 static int refuse(struct answer *a, int status, const char *code, const char *message)
@@ -41,21 +26,13 @@ static int refuse(struct answer *a, int status, const char *code, const char *me
     return -1;
 }
 
-static void answer_text(struct answer *a, int status, const char *type, struct buf *b)
+/* refuse_why sends an authentication or authorization refusal; a 401
+ * carries its WWW-Authenticate challenge (RFC 6750). */
+static int refuse_why(struct answer *a, const struct auth_refusal *why)
 {
-    a->status = status;
-    a->body = buf_take(b, &a->len);
-    a->content_type = type;
-    a->header_name = NULL;
-    if (!a->body) answer_error(a, 500, "internal", "out of memory");
-}
-
-static void answer_literal(struct answer *a, int status, const char *json)
-{
-    struct buf b;
-    buf_init(&b, 4096);
-    if (buf_appends(&b, json) < 0) return answer_error(a, 500, "internal", "out of memory");
-    answer_text(a, status, "application/json", &b);
+    answer_error(a, why->status, why->code, why->message);
+    if (why->status == 401) (void)answer_header(a, "WWW-Authenticate", "%s", why->challenge);
+    return -1;
 }
 
 /* ---- reading: health, readiness, metrics, status, the status page ---- */
@@ -102,7 +79,7 @@ static bool get_status(struct request *r, struct answer *a)
     id[ID_LEN] = '\0';
     struct buf b;
     buf_init(&b, 64 << 20);
-    int rc = status_index_render(r->app->index, id, r->key->tenant, &b);
+    int rc = status_index_render(r->app->index, id, r->who.tenant, &b);
     /* Until the stream is read up to now, "unknown" may only mean "not read yet". */
     if (rc == -ENOENT && !events_caught_up(r->app->events))
         answer_error(a, 503, "not_ready",
@@ -129,10 +106,10 @@ static bool get_admin_page(struct request *r, struct answer *a)
         return false;
     }
     answer_text(a, 200, "text/html; charset=utf-8", &b);
-    a->header_name = "Content-Security-Policy";
-    snprintf(a->header_value, sizeof(a->header_value), "%s",
-             "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    (void)answer_header(a, "Content-Security-Policy", "%s",
+                        "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                        "'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action "
+                        "'none'; frame-ancestors 'none'");
     return false;
 }
 
@@ -145,24 +122,39 @@ static bool get_admin_summary(struct request *r, struct answer *a)
         return false;
     }
     answer_text(a, 200, "application/json", &b);
-    a->header_name = "Cache-Control";
-    snprintf(a->header_value, sizeof(a->header_value), "no-store");
+    (void)answer_header(a, "Cache-Control", "no-store");
     return false;
 }
 
 /* ---- submitting: both forms, then one hand-off ---- */
 
-/* answer_accepted fills a with the 202 for id; -1 when out of memory. */
-static int answer_accepted(struct answer *a, const char *id)
+/* append_position adds the queue_position and estimated_wait_s of a request
+ * just accepted, from the status index, which has it from the confirm on. */
+static int append_position(struct buf *b, const struct request *r)
+{
+    uint32_t position;
+    double wait;
+    if (status_index_position(r->app->index, r->id, r->who.tenant, clock_real_ms(), &position,
+                              &wait) < 0)
+        return 0;
+    if (wait < 0)
+        return buf_appendf(b, ",\"queue_position\":%u,\"estimated_wait_s\":null", position);
+    return buf_appendf(b, ",\"queue_position\":%u,\"estimated_wait_s\":%.1f", position, wait);
+}
+
+/* answer_accepted fills a with the 202 for r->id, with its place in its
+ * lane once confirmed; -1 when out of memory. */
+static int answer_accepted(struct answer *a, const struct request *r, bool confirmed)
 {
     struct buf b;
+    const char *id = r->id;
     buf_init(&b, 512);
-    if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"}",
-                    id, id) < 0)
+    if (buf_appendf(&b, "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":\"/v1/requests/%s\"",
+                    id, id) < 0 ||
+        (confirmed && append_position(&b, r) < 0) || buf_appends(&b, "}") < 0)
         return -1;
     answer_text(a, 202, "application/json", &b);
-    a->header_name = "Location";
-    snprintf(a->header_value, sizeof(a->header_value), "/v1/requests/%s", id);
+    (void)answer_header(a, "Location", "/v1/requests/%s", id);
     return 0;
 }
 
@@ -170,7 +162,14 @@ static int answer_accepted(struct answer *a, const char *id)
 static void on_published(void *arg, int status)
 {
     struct request *r = arg;
-    if (status != 202) {
+    if (status == 202) {
+        /* The answer written beforehand stays if this one cannot be made. */
+        struct answer with_position;
+        if (answer_accepted(&with_position, r, true) == 0) {
+            free(r->answer.body);
+            r->answer = with_position;
+        }
+    } else {
         free(r->answer.body);
         answer_error(
             &r->answer, 503, "broker_unavailable",
@@ -185,7 +184,7 @@ static void on_published(void *arg, int status)
 static bool publish(struct request *r, struct envelope *env, struct answer *a)
 {
     env->created_ms = clock_real_ms();
-    if (env->priority > r->key->max_priority) env->priority = r->key->max_priority;
+    if (env->priority > r->who.key->max_priority) env->priority = r->who.key->max_priority;
     if (id_new(env->id, env->created_ms) < 0) {
         answer_error(a, 500, "internal", "cannot make a tracking id");
         return false;
@@ -195,7 +194,8 @@ static bool publish(struct request *r, struct envelope *env, struct answer *a)
                      "the message broker is unavailable; nothing was queued, retry later");
         return false;
     }
-    if (answer_accepted(&r->answer, env->id) < 0) {
+    memcpy(r->id, env->id, sizeof(r->id));
+    if (answer_accepted(&r->answer, r, false) < 0) {
         answer_error(a, 500, "internal", "out of memory");
         return false;
     }
@@ -209,7 +209,7 @@ static bool publish(struct request *r, struct envelope *env, struct answer *a)
 static int new_envelope(struct request *r, struct envelope *env, struct answer *a)
 {
     envelope_init(env);
-    if ((env->tenant = strdup(r->key->tenant))) return 0;
+    if ((env->tenant = strdup(r->who.tenant))) return 0;
     answer_error(a, 500, "internal", "out of memory");
     return -1;
 }
@@ -225,7 +225,7 @@ static bool submit_envelope(struct request *r, struct answer *a)
         answer_error(a, err.status, err.code, err.message);
         goto out;
     }
-    r->route = auth_route(&r->app->cfg, r->key, env.route, strlen(env.route), &why);
+    r->route = auth_route(r->app->auth, &r->who, env.route, strlen(env.route), &why);
     if (!r->route) {
         answer_error(a, why.status, why.code, why.message);
         goto out;
@@ -249,11 +249,25 @@ static int begin_transparent(struct request *r, struct answer *a)
     const char *name = r->rest, *end = r->rest + r->rest_len;
     const char *slash = memchr(name, '/', r->rest_len);
     struct auth_refusal why;
-    r->route = auth_route(&r->app->cfg, r->key, name, (size_t)((slash ? slash : end) - name), &why);
-    if (!r->route) return refuse(a, why.status, why.code, why.message);
+    r->route =
+        auth_route(r->app->auth, &r->who, name, (size_t)((slash ? slash : end) - name), &why);
+    if (!r->route) return refuse_why(a, &why);
     r->rest = slash;
     r->rest_len = slash ? (size_t)(end - slash) : 0;
     return 0;
+}
+
+/* begin_edge authorizes the route a request outside /v1 reached by its
+ * host and path (find_edge); the path, cut of the route's prefix when
+ * strip_path is set, goes to the backend. */
+static int begin_edge(struct request *r, struct answer *a)
+{
+    struct auth_refusal why;
+    if (auth_may_use(r->app->auth, &r->who, r->route)) return 0;
+    why = (struct auth_refusal){.status = 403, .code = "route_forbidden"};
+    snprintf(why.message, sizeof why.message, "this %s may not use route \"%s\"",
+             r->who.limited ? "token" : "key", r->route->name);
+    return refuse_why(a, &why);
 }
 
 /* submit_transparent: the request's own method, path, query, headers and
@@ -288,6 +302,21 @@ out:
     return pending;
 }
 
+/* preflight answers a CORS preflight from an allowed origin, if r is one. */
+static bool preflight(struct request *r, struct answer *a)
+{
+    const struct request_io *io = r->io;
+    return cors_preflight(&r->app->cfg.ingress, r->method, io->header(r, "Origin"),
+                          io->header(r, "Access-Control-Request-Method"),
+                          io->header(r, "Access-Control-Request-Headers"), a);
+}
+
+static bool run_preflight(struct request *r, struct answer *a)
+{
+    if (!preflight(r, a)) answer_error(a, 500, "internal", "not a preflight");
+    return false;
+}
+
 /* ---- the endpoints ---- */
 
 enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_ANY };
@@ -304,6 +333,18 @@ struct endpoint {
     int (*begin)(struct request *r, struct answer *a); /* before the body, or NULL */
     bool (*run)(struct request *r, struct answer *a);  /* true: the answer is pending */
 };
+
+/* EDGE is the endpoint of a request outside /v1 that a route's hosts and
+ * paths take (cfg_route_at): a transparent submission to that route. */
+static const struct endpoint EDGE = {"",    true,     M_ANY,      KEY,
+                                     false, ANY_BODY, begin_edge, submit_transparent};
+
+/* PREFLIGHT is the endpoint of a CORS preflight from an allowed origin,
+ * whatever its path: answered without a key, once the request is read, so
+ * that the connection stays open for the call that follows (libmicrohttpd
+ * closes a connection answered before its request was read). */
+static const struct endpoint PREFLIGHT = {"",    false,   M_ANY, ANYONE,
+                                          false, NO_BODY, NULL,  run_preflight};
 
 static const struct endpoint ENDPOINTS[] = {
     {"/healthz", false, M_READ, ANYONE, false, NO_BODY, NULL, get_health},
@@ -338,6 +379,21 @@ static const struct endpoint *find(struct request *r)
     return NULL;
 }
 
+/* find_edge returns EDGE when a route's hosts and paths take r, with
+ * r->route and r->rest (the path to send on) set; else NULL. */
+static const struct endpoint *find_edge(struct request *r)
+{
+    size_t matched = 0;
+    const char *host = r->io->header(r, "Host");
+    r->route =
+        cfg_route_at(&r->app->cfg, host, host ? strlen(host) : 0, r->target, r->path_len, &matched);
+    if (!r->route) return NULL;
+    bool strip = r->route->strip_path;
+    r->rest = r->target + (strip ? matched : 0);
+    r->rest_len = r->path_len - (strip ? matched : 0);
+    return &EDGE;
+}
+
 static bool method_ok(enum methods m, const char *method)
 {
     switch (m) {
@@ -370,24 +426,51 @@ static int body_checks(struct request *r, struct answer *a)
     return 0;
 }
 
+/* authenticate finds who sent r, from its bearer token. */
+static int authenticate(struct request *r, struct answer *a)
+{
+    struct auth_refusal why;
+    if (auth_request(r->app->auth, r->io->header(r, "Authorization"), clock_real_ms() / 1000,
+                     &r->who, &why) < 0)
+        return refuse_why(a, &why);
+    return 0;
+}
+
 int handle_begin(struct request *r, struct answer *a)
 {
     const struct cfg *cfg = &r->app->cfg;
     bool v1 = path_starts(r, "/v1/", 4);
-    /* Outside /v1 everything is read-only, whatever the path. */
-    if (!v1 && !method_ok(M_READ, r->method))
-        return refuse(a, 405, "method_not_allowed", "use GET");
+    if (guard_check(&cfg->ingress, strlen(r->target), r->io->walk_headers, r, a) < 0) return -1;
+    struct answer probe = {0};
+    if (preflight(r, &probe)) {
+        r->ep = &PREFLIGHT;
+        return 0;
+    }
     /* Inside /v1 the key comes first: without one, nothing about paths or
      * routes is told. */
-    if (v1 && !(r->key = auth_key(cfg, r->io->header(r, "Authorization"))))
-        return refuse(a, 401, "unauthorized", "missing or unknown bearer token");
-    if (!(r->ep = find(r))) return refuse(a, 404, "not_found", "no such endpoint");
+    if (v1 && authenticate(r, a) < 0) return -1;
+    r->ep = find(r);
+    if (!r->ep && !v1) r->ep = find_edge(r);
+    /* Outside /v1 and the routes' paths everything is read-only. */
+    if (!r->ep && !v1 && !method_ok(M_READ, r->method))
+        return refuse(a, 405, "method_not_allowed", "use GET");
+    if (!r->ep) return refuse(a, 404, "not_found", "no such endpoint");
     if (!method_ok(r->ep->methods, r->method))
-        return refuse(a, 405, "method_not_allowed", "this endpoint does not take this method");
-    if (r->ep->who == ADMIN && !auth_admin(cfg, r->io->header(r, "Authorization")))
-        return refuse(a, 401, "unauthorized", "missing or wrong admin token");
+        return refuse(a, 405, "method_not_allowed",
+                      v1 ? "this endpoint does not take this method" : "use GET");
+    if (r->ep == &EDGE && authenticate(r, a) < 0) return -1;
+    if (r->ep->who == ADMIN && !auth_admin(cfg, r->io->header(r, "Authorization"))) {
+        struct auth_refusal why;
+        auth_admin_refusal(r->io->header(r, "Authorization"), &why);
+        return refuse_why(a, &why);
+    }
     if (r->ep->begin && r->ep->begin(r, a) < 0) return -1;
     return body_checks(r, a);
+}
+
+void handle_end(struct request *r, struct answer *a)
+{
+    cors_decorate(&r->app->cfg.ingress, r->io->header(r, "Origin"), a);
 }
 
 bool handle(struct request *r, struct answer *a)

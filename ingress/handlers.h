@@ -6,7 +6,9 @@
  *                 the key (auth.h) and checks what can be checked before the
  *                 body (the route of a transparent request, the declared
  *                 length, the media type);
- *   handle        once the body is read (within max_body_bytes).
+ *   handle        once the body is read (within max_body_bytes);
+ *   handle_end    on every answer just before it is sent, whoever made it
+ *                 (adds the CORS headers).
  *
  * Each returns the answer to send, or, for a submission, "pending": the
  * handler has called r->io->suspend and handed the envelope to the
@@ -18,20 +20,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "answer.h"
 #include "app.h"
+#include "auth.h"
 #include "buf.h"
 #include "envelope.h"
-
-/* An answer to send. body is malloc'd (or NULL when out of memory) and
- * belongs to whoever sends it. */
-struct answer {
-    int status;
-    char *body;
-    size_t len;
-    const char *content_type;
-    const char *header_name; /* one extra header (Location, Retry-After, ...) or NULL */
-    char header_value[256];
-};
+#include "id.h"
 
 struct request;
 
@@ -65,17 +59,20 @@ struct request {
     bool body_too_large;
     /* Set by handle_begin. */
     const struct endpoint *ep;
-    const struct cfg_key *key;     /* the authenticated key of a /v1 request */
+    struct principal who;          /* who sent a /v1 or edge request (auth.h) */
     const struct cfg_route *route; /* a transparent request's route */
     const char *rest;              /* in target: the backend path or the status id */
     size_t rest_len;
     /* A pending answer, set before r->io->resume. */
     struct answer answer;
+    char id[ID_LEN + 1]; /* a submission's tracking ID, once it has one */
 };
 
 /* handle_begin classifies r and checks what precedes the body. Returns 0 to
  * go on reading the body, or -1 with a, a refusal to send now. */
 __attribute__((warn_unused_result)) int handle_begin(struct request *r, struct answer *a);
+/* handle_end completes a, the answer about to be sent for r. */
+void handle_end(struct request *r, struct answer *a);
 /* handle answers r once its body is read: false with a, the answer to send
  * now, or true when the answer is pending (see the top of this file). */
 __attribute__((warn_unused_result)) bool handle(struct request *r, struct answer *a);

@@ -3,7 +3,9 @@
  * as sent (on_uri); once the headers are in, handlers.c classifies and
  * authenticates it (handle_begin); its body is read within max_body_bytes;
  * handlers.c answers it (handle), now or later from a publisher thread
- * through suspend and resume; the answer is sent and counted. */
+ * through suspend and resume; the answer is sent and counted. Beside it,
+ * deadline.c cuts requests that do not arrive whole in time, and tls.c
+ * reads the listener's certificate when it serves HTTPS. */
 #include "http.h"
 
 #include <microhttpd.h>
@@ -13,8 +15,10 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "deadline.h"
 #include "handlers.h"
 #include "log.h"
+#include "tls.h"
 
 /* A client that keeps sending past the cap is cut off after this many times
  * the cap: enough to answer an honest oversized upload with a 413, not enough
@@ -23,14 +27,21 @@
 
 /* libmicrohttpd clears a connection's memory pool for every request, so the
  * pool holds the read buffer, the request line and the headers, not bodies,
- * which live in the request's own buffer. 128 KiB takes a path and a query
- * of 8 KiB each and many large headers; a request whose headers do not fit
- * is refused by libmicrohttpd itself. */
-#define HTTP_CONNECTION_MEMORY ((size_t)128 * 1024)
+ * which live in the request's own buffer. It is sized to take a target of
+ * max_url_bytes and a header block of max_header_bytes with room to spare
+ * (the headers are parsed in place, and the answer's headers come from the
+ * pool too), so that handlers.c answers past either limit with the API's
+ * 414 or 431. A request past the pool is refused by libmicrohttpd itself
+ * (431, its own HTML). After a connection's first request libmicrohttpd
+ * zeroes the whole pool, so this is also what a kept-alive connection
+ * costs in memory. */
+#define HTTP_POOL_SPARE ((size_t)16 * 1024)
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
+    struct deadline *deadline;
+    struct tls_files tls;
     MHD_socket quiesced; /* the listening socket after http_quiesce, ours to close */
 };
 
@@ -39,8 +50,9 @@ struct http_server {
 struct exchange {
     struct request r;
     struct MHD_Connection *conn;
-    bool started; /* handle_begin has run */
-    bool pending; /* suspended until the handler's answer is in r.answer */
+    struct deadline_conn *dc; /* the connection's deadline, or NULL when not watched */
+    bool started;             /* handle_begin has run */
+    bool pending;             /* suspended until the handler's answer is in r.answer */
     size_t discarded;
 };
 
@@ -100,6 +112,13 @@ static const struct request_io IO = {header, walk_headers, suspend, resume};
 /* send_answer queues a (whose body libmicrohttpd takes) and counts it. */
 static enum MHD_Result send_answer(struct exchange *x, struct answer *a)
 {
+    /* A request the deadline cut is no longer ours to answer. */
+    if (!deadline_claim(x->dc)) {
+        free(a->body);
+        a->body = NULL;
+        return MHD_NO;
+    }
+    handle_end(&x->r, a);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(a->len, a->body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -108,8 +127,10 @@ static enum MHD_Result send_answer(struct exchange *x, struct answer *a)
         return MHD_NO;
     }
     a->body = NULL;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
-    if (a->header_name) MHD_add_response_header(resp, a->header_name, a->header_value);
+    if (a->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
+    for (size_t i = 0; i < a->n_headers; i++)
+        MHD_add_response_header(resp, a->headers[i].name, a->headers[i].value);
     enum MHD_Result rc = MHD_queue_response(x->conn, (unsigned)a->status, resp);
     MHD_destroy_response(resp);
     app_count_response(x->r.app, a->status);
@@ -155,6 +176,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         x->pending = false;
         return send_answer(x, &x->r.answer);
     }
+    /* The request is whole: its deadline no longer runs (it may have just
+     * been cut, then the connection is closing). */
+    if (!deadline_claim(x->dc)) return MHD_NO;
     return handle(&x->r, &a) ? MHD_YES : send_answer(x, &a);
 }
 
@@ -163,7 +187,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
  * must forward both exactly as the client sent them. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void)conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct deadline_conn *dc = ci ? ci->socket_context : NULL;
+    deadline_begun(dc);
     struct exchange *x = calloc(1, sizeof(*x));
     char *target = strdup(uri);
     if (!x || !target) {
@@ -171,6 +198,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         free(target);
         return NULL;
     }
+    x->dc = dc;
     x->r.app = cls;
     x->r.io = &IO;
     x->r.target = target;
@@ -185,6 +213,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     struct exchange *x = *con_cls;
     if (!x) return;
+    deadline_rearm(x->dc);
     buf_free(&x->r.body);
     free(x->r.answer.body);
     free((char *)x->r.target);
@@ -192,22 +221,77 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* on_connection starts and stops watching a connection's deadline; the
+ * stop comes before libmicrohttpd closes the socket. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? deadline_open(s->deadline, ci->connect_fd) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        deadline_close(s->deadline, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static void count_408(void *arg)
+{
+    app_count_response(arg, 408);
+}
+
+/* on_mhd_log logs libmicrohttpd's messages; a client gone mid-request (or
+ * cut by its deadline) is ordinary, and a slow-client attack would flood
+ * the log with it, so that one is debug. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char line[512];
     vsnprintf(line, sizeof(line), fmt, ap);
     line[strcspn(line, "\n")] = '\0';
-    log_warn("http: %s", line);
+    if (strstr(line, "connection closure") || strstr(line, "Connection socket is closed"))
+        log_debug("http: %s", line);
+    else
+        log_warn("http: %s", line);
 }
 
 /* ---- the server ---- */
 
+/* start_daemon starts libmicrohttpd with every limit of the configuration,
+ * over TLS when s->tls holds a certificate. */
+static struct MHD_Daemon *start_daemon(struct http_server *s, const struct sockaddr_storage *ss)
+{
+    const struct cfg_ingress *in = &s->app->cfg.ingress;
+    size_t pool = (size_t)in->max_url_bytes + (size_t)in->max_header_bytes + HTTP_POOL_SPARE;
+    unsigned per_ip =
+        (unsigned)(in->max_connections_per_ip < in->max_connections ? in->max_connections_per_ip
+                                                                    : in->max_connections);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     (ss->ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+                     (s->tls.cert ? MHD_USE_TLS : 0);
+    /* Options that only TLS takes go last, after an early end without it. */
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s->app, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)in->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)in->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)in->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s->app, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        s->tls.cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls.cert,
+        MHD_OPTION_HTTPS_MEM_KEY, s->tls.key, MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+        MHD_OPTION_END);
+}
+
 struct http_server *http_start(struct app *app, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (daemon_parse_addr("ingress.listen", app->cfg.ingress.listen, &ss, err, errlen) < 0)
-        return NULL;
+    const struct cfg_ingress *in = &app->cfg.ingress;
+    if (daemon_parse_addr("ingress.listen", in->listen, &ss, err, errlen) < 0) return NULL;
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -215,26 +299,32 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
     }
     s->app = app;
     s->quiesced = MHD_INVALID_SOCKET;
-    unsigned limit = (unsigned)app->cfg.ingress.max_connections;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)app->cfg.ingress.threads, MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)app->cfg.ingress.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        HTTP_CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_URI_LOG_CALLBACK, on_uri, app,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    bool tls = in->tls_cert_file[0] != '\0';
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "ingress.tls_cert_file: this libmicrohttpd was built without TLS");
+        goto err;
+    }
+    if (tls && tls_load(in, &s->tls, err, errlen) < 0) goto err;
+    s->deadline = deadline_new(in->request_timeout_s * 1000, !tls, count_408, app);
+    if (!s->deadline) {
+        snprintf(err, errlen, "cannot start the request deadline thread");
+        goto err;
+    }
+    s->daemon = start_daemon(s, &ss);
     if (!s->daemon) {
-        snprintf(err, errlen, "cannot listen on %s (address in use, or not this host's?)",
-                 app->cfg.ingress.listen);
-        free(s);
-        return NULL;
+        snprintf(err, errlen,
+                 tls ? "cannot listen on %s (address in use, not this host's, or the "
+                       "certificate and key do not make a TLS pair?)"
+                     : "cannot listen on %s (address in use, or not this host's?)",
+                 in->listen);
+        goto err;
     }
     return s;
+err:
+    deadline_free(s->deadline);
+    tls_free(&s->tls);
+    free(s);
+    return NULL;
 }
 
 uint16_t http_port(struct http_server *s)
@@ -254,5 +344,7 @@ void http_stop(struct http_server *s)
     MHD_stop_daemon(s->daemon);
     /* libmicrohttpd's threads may use a quiesced socket until they stop. */
     if (s->quiesced != MHD_INVALID_SOCKET) close(s->quiesced);
+    deadline_free(s->deadline); /* after the daemon: every connection is closed */
+    tls_free(&s->tls);
     free(s);
 }

@@ -43,6 +43,13 @@ int main(int argc, char **argv)
         log_error("cannot set up signal handling: %s", strerror(errno));
         goto out;
     }
+    app.auth = auth_new(&app.cfg, err, sizeof err);
+    if (!app.auth) {
+        log_error("%s", err);
+        fprintf(stderr, "sluice-ingress: %s\n", err);
+        rc = 2;
+        goto out;
+    }
     app.metrics = metrics_new();
     app.activity = activity_new();
     app.index = status_index_new((size_t)app.cfg.ingress.max_status_entries,
@@ -59,7 +66,10 @@ int main(int argc, char **argv)
         goto out;
     }
     app.events = events_new(&app.cfg, app.metrics, app.index, app.activity, instance);
-    app.publisher = publisher_new(&app.cfg, app.metrics, app.index, app.activity, instance);
+    app.lanes = lanes_new(&app.cfg, app.metrics, app.index);
+    app.publisher = app.lanes ? publisher_new(&app.cfg, app.metrics, app.index, app.activity,
+                                              app.lanes, instance)
+                              : NULL;
     if (!app.events || !app.publisher) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
@@ -80,9 +90,11 @@ out:
     http_stop(http);
     publisher_free(app.publisher);
     events_free(app.events);
+    lanes_free(app.lanes);
     status_index_free(app.index);
     activity_free(app.activity);
     metrics_free(app.metrics);
+    auth_free(app.auth);
     cfg_free(&app.cfg);
     if (sfd >= 0) close(sfd);
     return rc;

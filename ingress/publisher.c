@@ -67,9 +67,9 @@ struct publisher {
     atomic_bool ready;
     int wake_fd; /* eventfd: handoff became non-empty, or stop */
     pthread_t thread, reaper;
-    char exchange[TOPO_NAME_MAX], dead[TOPO_NAME_MAX];
-    const char *stats_queues[2];
-    uint32_t depth_requests; /* publisher thread: the last poll's requests depth */
+    struct lanes *lanes; /* the lane of each route: where requests go */
+    char dead[TOPO_NAME_MAX];
+    const char **stats_queues; /* every lane, then the dead queue */
     char instance[ID_LEN + 1];
     struct buf events; /* publisher thread: the group's events message, reused */
     struct metric *m_confirm_latency, *m_batch_size, *m_connected, *m_reconnects;
@@ -255,15 +255,23 @@ static void fail_group(struct publisher *p, struct item *group, int status)
     }
 }
 
+/* publish_item publishes a request straight to its route's lane through
+ * the default exchange: no binding to keep right when a route's limits
+ * change its lane (common/topology.h). */
 static int publish_item(struct publisher *p, struct item *it)
 {
+    int lane = lanes_of(p->lanes, it->env.route);
+    if (lane < 0) {
+        log_warn("request %s: route %s is not configured", it->env.id, it->env.route);
+        return SESSION_REFUSED; /* handlers authorized the route: not reached */
+    }
     amqp_pool_t pool;
     init_amqp_pool(&pool, 4096);
     amqp_basic_properties_t props;
     int rc = envelope_to_amqp(&it->env, &pool, &props) < 0
                  ? SESSION_REFUSED
-                 : p->si->publish(p->session, p->exchange, p->exchange, &props, it->env.body,
-                                  it->env.body_len, it);
+                 : p->si->publish(p->session, "", lanes_name(p->lanes, (size_t)lane), &props,
+                                  it->env.body, it->env.body_len, it);
     empty_amqp_pool(&pool);
     return rc;
 }
@@ -361,14 +369,16 @@ static void on_down(void *arg)
     metric_add(p->m_reconnects, 1);
 }
 
+/* on_stats records each lane's depth; the dead queue comes last, when the
+ * lanes' total is fresh. */
 static void on_stats(void *arg, size_t i, uint32_t messages, uint32_t consumers)
 {
     (void)consumers;
     struct publisher *p = arg;
-    if (i == 0)
-        p->depth_requests = messages;
+    if (i < p->cfg->n_routes)
+        lanes_set_depth(p->lanes, i, messages, clock_real_ms());
     else
-        activity_set_queue_depth(p->activity, p->depth_requests, messages, clock_real_ms());
+        activity_set_queue_depth(p->activity, lanes_total(p->lanes), messages, clock_real_ms());
 }
 
 static bool stopping(struct publisher *p)
@@ -437,7 +447,7 @@ static struct session *open_session(struct publisher *p)
         .name = "sluice-ingress publisher",
         .confirms = true,
         .stats_queues = p->stats_queues,
-        .n_stats_queues = 2,
+        .n_stats_queues = p->cfg->n_routes + 1,
         .stats_every_ms = DEPTH_EVERY_MS,
         .hooks = {.arg = p,
                   .on_up = on_up,
@@ -471,22 +481,25 @@ static int start_threads(struct publisher *p)
 
 struct publisher *publisher_new_with(const struct cfg *cfg, struct metrics *metrics,
                                      struct status_index *index, struct activity *activity,
-                                     const char *instance, const struct session_iface *si)
+                                     struct lanes *lanes, const char *instance,
+                                     const struct session_iface *si)
 {
     struct publisher *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
     p->cfg = cfg;
     p->index = index;
     p->activity = activity;
+    p->lanes = lanes;
     p->si = si;
     snprintf(p->instance, sizeof(p->instance), "%s", instance);
-    topo_name(cfg, TOPO_REQUESTS, p->exchange, sizeof(p->exchange));
     topo_name(cfg, TOPO_DEAD, p->dead, sizeof(p->dead));
-    p->stats_queues[0] = p->exchange;
-    p->stats_queues[1] = p->dead;
     buf_init(&p->events, SIZE_MAX / 2);
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->wake_fd < 0 || declare_metrics(p, metrics) < 0) goto err;
+    p->stats_queues = calloc(cfg->n_routes + 1, sizeof(*p->stats_queues));
+    if (p->wake_fd < 0 || !p->stats_queues || declare_metrics(p, metrics) < 0) goto err;
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        p->stats_queues[i] = lanes_name(lanes, i);
+    p->stats_queues[cfg->n_routes] = p->dead;
     p->session = open_session(p);
     if (!p->session) goto err;
     if (start_threads(p) < 0) goto err;
@@ -495,15 +508,16 @@ err:
     si->destroy(p->session);
     if (p->wake_fd >= 0) close(p->wake_fd);
     buf_free(&p->events);
+    free(p->stats_queues);
     free(p);
     return NULL;
 }
 
 struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
                                 struct status_index *index, struct activity *activity,
-                                const char *instance)
+                                struct lanes *lanes, const char *instance)
 {
-    return publisher_new_with(cfg, metrics, index, activity, instance, &session_amqp);
+    return publisher_new_with(cfg, metrics, index, activity, lanes, instance, &session_amqp);
 }
 
 void publisher_free(struct publisher *p)
@@ -521,5 +535,6 @@ void publisher_free(struct publisher *p)
     pthread_cond_destroy(&p->idle_cond);
     close(p->wake_fd);
     buf_free(&p->events);
+    free(p->stats_queues);
     free(p);
 }

@@ -13,6 +13,7 @@
 #include "activity.h"
 #include "config.h"
 #include "envelope.h"
+#include "lanes.h"
 #include "metrics.h"
 #include "session.h"
 #include "status_index.h"
@@ -28,17 +29,20 @@ struct publisher;
 typedef void (*pub_done_fn)(void *arg, int status);
 
 /* publisher_new starts the threads; they connect (and reconnect) by themselves.
- * cfg, metrics and index must outlive the publisher. Its events messages carry
+ * cfg, metrics, index and lanes must outlive the publisher; each request goes
+ * to its route's lane, and the publisher thread polls the lanes' depths into
+ * lanes. Its events messages carry
  * instance (this process's id) as app_id, so the events reader of the same
  * process can skip what it already knows. NULL on failure. */
 struct publisher *publisher_new(const struct cfg *cfg, struct metrics *metrics,
                                 struct status_index *index, struct activity *activity,
-                                const char *instance);
+                                struct lanes *lanes, const char *instance);
 /* publisher_new_with is publisher_new over another session implementation:
  * tests put a fake broker behind it. */
 struct publisher *publisher_new_with(const struct cfg *cfg, struct metrics *metrics,
                                      struct status_index *index, struct activity *activity,
-                                     const char *instance, const struct session_iface *si);
+                                     struct lanes *lanes, const char *instance,
+                                     const struct session_iface *si);
 /* publisher_drain refuses new submissions and waits until every pending one
  * is answered (by its confirm, or by the deadline). Call before stopping HTTP. */
 void publisher_drain(struct publisher *p);

@@ -16,12 +16,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "drain.h"
 #include "id.h"
 
 #define EMPTY UINT32_MAX
 #define RING_START 16
 #define MAX_ENTRIES ((size_t)1 << 30)
 #define TIME_LEN 64
+#define MAX_ATTEMPTS_SHOWN 127 /* a route's max_attempts is at most 100 */
 
 struct entry {
     char id[ID_LEN];
@@ -31,11 +34,19 @@ struct entry {
     char *error;
     uint16_t tenant;
     uint16_t route;
-    uint16_t attempts;
-    uint8_t state;
+    /* Packed into the four bytes left, so that an entry stays 72 bytes. */
+    uint32_t state : 3;
+    uint32_t reason : 2;                 /* why a request that is not final waits: REASON_* */
+    uint32_t attempts : 7;               /* up to MAX_ATTEMPTS_SHOWN */
+    uint32_t ticket : DRAIN_TICKET_BITS; /* its lane arrival while queued (drain.h), else 0 */
 };
 
 _Static_assert(sizeof(struct entry) <= 72, "entries are the bulk of the index's memory");
+
+/* The reasons an event may give, as the status document spells them; an
+ * unknown one (a newer worker's) is shown as none. */
+enum { REASON_NONE, REASON_BREAKER_OPEN, N_REASONS };
+static const char *const reasons[N_REASONS] = {[REASON_BREAKER_OPEN] = "breaker_open"};
 
 /* Interned strings are never freed: tenants and routes come from the
  * configuration, so a table stays small; UINT16_MAX bounds it anyway. */
@@ -52,6 +63,8 @@ struct status_index {
     uint32_t *table; /* ring slots, EMPTY where free */
     size_t mask;     /* table size - 1 */
     struct strtab tenants, routes;
+    struct drain *drains; /* one per interned route, at the same index */
+    size_t n_drains;
     size_t text_bytes; /* result and error copies */
     int64_t retention_ms;
     int64_t horizon_ms; /* updates of requests created before are ignored */
@@ -193,6 +206,26 @@ static int intern(struct strtab *t, const char *s, uint16_t *out)
     return 0;
 }
 
+/* intern_route interns a route name and keeps a drain counter beside it. */
+static int intern_route(struct status_index *idx, const char *s, uint16_t *out)
+{
+    int rc = intern(&idx->routes, s, out);
+    if (rc || *out < idx->n_drains) return rc;
+    size_t n = idx->routes.cap;
+    struct drain *d = realloc(idx->drains, n * sizeof *d);
+    if (!d) {
+        /* Undo the new name, so that every interned route has its counter. */
+        char *name = idx->routes.s[--idx->routes.n];
+        idx->routes.bytes -= strlen(name) + 1;
+        free(name);
+        return -ENOMEM;
+    }
+    memset(d + idx->n_drains, 0, (n - idx->n_drains) * sizeof *d);
+    idx->drains = d;
+    idx->n_drains = n;
+    return 0;
+}
+
 static void strtab_free(struct strtab *t)
 {
     for (size_t i = 0; i < t->n; i++)
@@ -240,16 +273,24 @@ void status_index_free(struct status_index *idx)
     }
     strtab_free(&idx->tenants);
     strtab_free(&idx->routes);
+    free(idx->drains);
     free(idx->ring);
     free(idx->table);
     pthread_rwlock_destroy(&idx->lock);
     free(idx);
 }
 
-static uint16_t clamp_attempts(int attempts)
+static unsigned clamp_attempts(int attempts)
 {
     if (attempts < 0) return 0;
-    return attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)attempts;
+    return attempts > MAX_ATTEMPTS_SHOWN ? MAX_ATTEMPTS_SHOWN : (unsigned)attempts;
+}
+
+static unsigned reason_of(const char *name)
+{
+    for (int i = 1; name && i < N_REASONS; i++)
+        if (strcmp(name, reasons[i]) == 0) return (unsigned)i;
+    return REASON_NONE;
 }
 
 static int insert(struct status_index *idx, const struct status_update *u, char **result,
@@ -257,7 +298,7 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
 {
     uint16_t tenant, route;
     int rc = intern(&idx->tenants, u->tenant, &tenant);
-    if (!rc) rc = intern(&idx->routes, u->route, &route);
+    if (!rc) rc = intern_route(idx, u->route, &route);
     if (!rc && idx->count == idx->cap) {
         if (idx->cap < idx->max)
             rc = grow(idx);
@@ -272,7 +313,10 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
                         .tenant = tenant,
                         .route = route,
                         .attempts = clamp_attempts(u->attempts),
-                        .state = (uint8_t)u->state};
+                        .state = (unsigned)u->state,
+                        .reason = reason_of(u->reason)};
+    /* A request first seen queued has entered its lane. */
+    if (u->state == ST_QUEUED) e->ticket = drain_arrive(&idx->drains[route]);
     memcpy(e->id, u->id, ID_LEN);
     text_take(idx, &e->result, result);
     text_take(idx, &e->error, error);
@@ -285,15 +329,23 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
 /* merge applies the rules of status_index.h. A final state is kept as it
  * is: a redelivery after a worker crash must not change a result already
  * served. Among non-final states the newest event wins, so a late
- * "processing" does not hide a "retrying" that followed it. */
+ * "processing" does not hide a "retrying" that followed it. The ingress's
+ * own "queued" (without a reason) may come after a worker's events; a
+ * worker's "queued" with a reason is news. */
 static void merge(struct status_index *idx, struct entry *e, const struct status_update *u,
                   char **result, char **error)
 {
-    if (ST_FINAL(e->state) || u->state == ST_QUEUED) return;
-    uint16_t attempts = clamp_attempts(u->attempts);
+    if (ST_FINAL(e->state) || (u->state == ST_QUEUED && !u->reason)) return;
+    unsigned attempts = clamp_attempts(u->attempts);
     if (attempts > e->attempts) e->attempts = attempts;
     if (!ST_FINAL(u->state) && u->ts_ms < e->updated_ms) return;
-    e->state = (uint8_t)u->state;
+    if (e->ticket && u->state != ST_QUEUED) {
+        /* It left its lane: a worker took it. */
+        drain_depart(&idx->drains[e->route], u->ts_ms);
+        e->ticket = 0;
+    }
+    e->state = (unsigned)u->state;
+    e->reason = reason_of(u->reason);
     if (u->ts_ms > e->updated_ms) e->updated_ms = u->ts_ms;
     text_take(idx, &e->result, result);
     text_take(idx, &e->error, error);
@@ -375,6 +427,29 @@ static int append_text(struct buf *out, const char *key, const char *text)
     return rc ? rc : buf_appends(out, text);
 }
 
+/* estimate gives the position and estimated wait of a queued entry; wait
+ * is negative when no drain rate is known. */
+static void estimate(const struct status_index *idx, const struct entry *e, int64_t now_ms,
+                     uint32_t *position, double *wait_s)
+{
+    const struct drain *d = &idx->drains[e->route];
+    *position = e->ticket ? drain_ahead(d, e->ticket) : 0;
+    double rate = e->reason == REASON_NONE ? drain_rate(d, now_ms) : 0;
+    /* Until it leaves the lane: those ahead of it, then itself. */
+    *wait_s = rate > 0 ? (*position + 1) / rate : -1;
+}
+
+/* append_queue appends a queued entry's position and estimated wait. */
+static int append_queue(const struct status_index *idx, const struct entry *e, struct buf *out)
+{
+    uint32_t position;
+    double wait;
+    estimate(idx, e, clock_real_ms(), &position, &wait);
+    if (wait < 0)
+        return buf_appendf(out, ",\"queue_position\":%u,\"estimated_wait_s\":null", position);
+    return buf_appendf(out, ",\"queue_position\":%u,\"estimated_wait_s\":%.1f", position, wait);
+}
+
 static int render_entry(const struct status_index *idx, const struct entry *e, struct buf *out)
 {
     char created[TIME_LEN], updated[TIME_LEN];
@@ -390,6 +465,9 @@ static int render_entry(const struct status_index *idx, const struct entry *e, s
                          event_state_name((enum req_state)e->state), (unsigned)e->attempts, created,
                          updated);
     if (!rc && ST_FINAL(e->state)) rc = buf_appendf(out, ",\"completed_at\":\"%s\"", updated);
+    if (!rc && e->state == ST_QUEUED) rc = append_queue(idx, e, out);
+    if (!rc && e->reason && !ST_FINAL(e->state))
+        rc = buf_appendf(out, ",\"reason\":\"%s\"", reasons[e->reason]);
     if (!rc) rc = append_text(out, ",\"result\":", e->result);
     if (!rc) rc = append_text(out, ",\"error\":", e->error);
     return rc ? rc : buf_append(out, "}", 1);
@@ -412,6 +490,27 @@ int status_index_state(struct status_index *idx, const char *id, const char *ten
     int rc = e ? e->state : -ENOENT;
     pthread_rwlock_unlock(&idx->lock);
     return rc;
+}
+
+int status_index_position(struct status_index *idx, const char *id, const char *tenant,
+                          int64_t now_ms, uint32_t *position, double *wait_s)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    const struct entry *e = find(idx, id, tenant);
+    int rc = e && e->state == ST_QUEUED ? 0 : -ENOENT;
+    if (rc == 0) estimate(idx, e, now_ms, position, wait_s);
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
+}
+
+double status_index_drain_rate(struct status_index *idx, const char *route, int64_t now_ms)
+{
+    double rate = 0;
+    pthread_rwlock_rdlock(&idx->lock);
+    for (size_t i = 0; i < idx->routes.n; i++)
+        if (strcmp(idx->routes.s[i], route) == 0) rate = drain_rate(&idx->drains[i], now_ms);
+    pthread_rwlock_unlock(&idx->lock);
+    return rate;
 }
 
 void status_index_expire(struct status_index *idx, int64_t now_ms)
@@ -437,7 +536,8 @@ size_t status_index_bytes(struct status_index *idx)
     pthread_rwlock_rdlock(&idx->lock);
     size_t n = sizeof *idx + idx->cap * sizeof *idx->ring + (idx->mask + 1) * sizeof *idx->table +
                idx->tenants.cap * sizeof(char *) + idx->tenants.bytes +
-               idx->routes.cap * sizeof(char *) + idx->routes.bytes + idx->text_bytes;
+               idx->routes.cap * sizeof(char *) + idx->routes.bytes +
+               idx->n_drains * sizeof *idx->drains + idx->text_bytes;
     pthread_rwlock_unlock(&idx->lock);
     return n;
 }

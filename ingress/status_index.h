@@ -21,7 +21,8 @@ void status_index_free(struct status_index *idx);
 
 /* status_index_apply merges one update. Rules: an unknown ID is created from
  * any update (events of one request may arrive out of order across
- * publishers); "queued" never overwrites an existing entry; the first final
+ * publishers); "queued" without a reason (the ingress's) never overwrites an
+ * existing entry; the first final
  * state is kept and every later event of that ID ignored (a redelivery must
  * not flip a result already served); otherwise a final state always applies
  * and a non-final one only if not older than the entry; attempts and updated
@@ -37,6 +38,16 @@ __attribute__((warn_unused_result)) int status_index_apply(struct status_index *
  * tenant's: the caller answers 404 either way), or a buf error. */
 __attribute__((warn_unused_result)) int
 status_index_render(struct status_index *idx, const char *id, const char *tenant, struct buf *out);
+/* status_index_position gives, for a request of tenant still queued in its
+ * lane, how many requests are ahead of it and its estimated wait in seconds
+ * at real time now_ms (negative: no drain rate known), as its status
+ * document shows them (see drain.h). 0, or -ENOENT when it is unknown,
+ * another tenant's or no longer queued. */
+int status_index_position(struct status_index *idx, const char *id, const char *tenant,
+                          int64_t now_ms, uint32_t *position, double *wait_s);
+/* status_index_drain_rate is the requests of route that left its lane per
+ * second lately (drain.h), or 0 when none did. */
+double status_index_drain_rate(struct status_index *idx, const char *route, int64_t now_ms);
 /* status_index_state returns the state of id for tenant, or -ENOENT. */
 int status_index_state(struct status_index *idx, const char *id, const char *tenant);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-deploy.sh validates the deployment files (docker-compose.yml,
-# deploy/Dockerfile, .dockerignore, deploy/k8s, deploy/rabbitmq,
-# deploy/prometheus, deploy/grafana) as far as this machine can without a
+# deploy/compose.local.yml, deploy/Dockerfile, .dockerignore, deploy/k8s,
+# deploy/rabbitmq, deploy/prometheus, deploy/grafana) statically, without a
 # Docker engine or a Kubernetes cluster: syntax, the references between the
 # files, and agreement with the binaries in build/ (run `make` first): their
 # configuration table, the configurations they accept, the metrics they serve
@@ -59,6 +59,12 @@ if ! docker-compose -f docker-compose.yml config -q ||
   exit 1
 fi
 echo "ok   docker-compose config accepts docker-compose.yml (default and monitoring profiles)"
+if ! docker-compose -f docker-compose.yml -f deploy/compose.local.yml --profile monitoring config \
+  >"$tmp/compose-local.yml"; then
+  echo "FAIL docker-compose config rejects docker-compose.yml with deploy/compose.local.yml (see above)"
+  exit 1
+fi
+echo "ok   docker-compose config accepts docker-compose.yml with deploy/compose.local.yml"
 
 build/sluice-ingress --config-table >"$tmp/config-table.md"
 
@@ -206,16 +212,16 @@ ns = cm["data"].get("SLUICE_NAMESPACE", "sluice")
 for o in objs("ScaledObject") + objs("HorizontalPodAutoscaler"):
     check(o["spec"]["scaleTargetRef"]["name"] in deployments,
           f"{o['kind']} {o['metadata']['name']} scales an existing Deployment")
+keda_queries = []
 for o in objs("ScaledObject"):
     for t in o["spec"]["triggers"]:
-        if t["type"] != "rabbitmq":
-            continue
-        check(t["metadata"].get("queueName") == ns + ".requests",
-              f"KEDA trigger watches queue {ns}.requests (SLUICE_NAMESPACE + .requests)")
-        auth = one("TriggerAuthentication", t.get("authenticationRef", {}).get("name"))
-        keys_ok = auth and all(r["name"] == secret["metadata"]["name"] and r["key"] in secret_data
-                               for r in auth["spec"].get("secretTargetRef", []))
-        check(keys_ok, "KEDA TriggerAuthentication reads existing Secret keys")
+        check(t["type"] == "prometheus" and t.get("metricType") == "Value"
+              and t["metadata"].get("serverAddress") and t["metadata"].get("threshold"),
+              f"KEDA trigger of {o['metadata']['name']}: prometheus, metricType Value, a server and a threshold")
+        keda_queries.append(t["metadata"].get("query", ""))
+for o in objs("HorizontalPodAutoscaler"):
+    ext = [m["external"]["metric"]["name"] for m in o["spec"].get("metrics", []) if m["type"] == "External"]
+    keda_queries += ext
 
 # ---- Compose structure -------------------------------------------------------
 svc = yaml.safe_load(open(os.path.join(TMP, "compose.yml")))["services"]
@@ -244,8 +250,45 @@ for s in ("ingress", "worker"):
 w = svc.get("worker", {})
 check("container_name" not in w and not w.get("ports") and w.get("deploy", {}).get("replicas", 0) >= 2,
       "compose worker scales: no container_name, no published port, deploy.replicas >= 2")
-check(any(str(p.get("published")) == "8080" for p in svc.get("ingress", {}).get("ports", [])),
+
+
+def port(p):
+    """(host address, published port, container port) of a long or short port entry."""
+    if isinstance(p, dict):
+        return p.get("host_ip", ""), str(p.get("published", "")), str(p.get("target", ""))
+    parts = str(p).split("/")[0].split(":")
+    return ([""] * (3 - len(parts)) + parts)[-3:] if len(parts) < 3 else (":".join(parts[:-2]), parts[-2], parts[-1])
+
+
+check(any(port(p)[1:] == ("8080", "8080") for p in svc.get("ingress", {}).get("ports", [])),
       "compose ingress is published on 8080")
+published = [(n, port(p)) for n, s in svc.items() for p in s.get("ports", [])]
+check(published and all(p[0] == "127.0.0.1" for _, p in published),
+      f"compose publishes its {len(published)} ports on 127.0.0.1 by default",
+      str([n for n, p in published if p[0] != "127.0.0.1"]))
+# The override for machines without a registry may change nothing but the
+# images that would be pulled, each built FROM debian:12 by a Dockerfile here.
+local = yaml.safe_load(open(os.path.join(TMP, "compose-local.yml")))["services"]
+swapped = {n for n in local if local[n] != svc.get(n)}
+
+
+def without_image(service):
+    """The service but its image; merging files may reorder volumes and ports."""
+    return {k: sorted(map(str, v)) if k in ("volumes", "ports") else v
+            for k, v in service.items() if k not in ("image", "build")}
+
+
+check(set(local) == set(svc) and swapped <= {"rabbitmq", "prometheus", "grafana"} and
+      all(without_image(local[n]) == without_image(svc[n]) for n in swapped),
+      "deploy/compose.local.yml changes only the image of rabbitmq and of the monitoring services",
+      "changed beyond that: " + str(sorted(n for n in swapped if n not in ("rabbitmq", "prometheus", "grafana") or
+                                           without_image(local[n]) != without_image(svc[n]))))
+for n in sorted(swapped):
+    ctx = (local[n].get("build") or {}).get("context", "")
+    df = os.path.join(ctx, "Dockerfile")
+    check(os.path.exists(df) and re.search(r"^FROM debian:12\s*$", open(df).read(), re.M) and
+          local[n].get("image", "").endswith(":local"),
+          f"deploy/compose.local.yml builds {n} FROM debian:12 ({os.path.relpath(df, ROOT) if ctx else '?'})")
 env = {s: {k: str(v) for k, v in (svc[s].get("environment") or {}).items()} for s in ("ingress", "worker")}
 check(env["ingress"].get("SLUICE_LISTEN", "").startswith("0.0.0.0:") and
       env["worker"].get("SLUICE_METRICS_LISTEN", "").startswith("0.0.0.0:") and
@@ -385,6 +428,7 @@ check_exprs("alerts.yml", [r["expr"] for r in rules])
 series = [s["series"] for t in docs.get("deploy/prometheus/alerts.test.yml", [{}])[0].get("tests", [])
           for s in t.get("input_series", [])]
 check_exprs("alerts.test.yml input series", series)
+check_exprs("autoscaling (KEDA query, HPA external metric)", keda_queries)
 promtool = os.environ.get("PROMTOOL") or shutil.which("promtool")
 if promtool:
     for args in (["check", "rules", "deploy/prometheus/alerts.yml"], ["test", "rules", "deploy/prometheus/alerts.test.yml"],
@@ -421,7 +465,10 @@ for b in glob.glob("build/sluice*"):
 owners = {}
 for lib in sorted(needed):
     out = subprocess.run(["dpkg", "-S", "*/" + lib], capture_output=True, text=True).stdout
-    owners[lib] = out.split(":")[0] if out else "?"
+    # A library may be in several packages (libc6-i386 has a /lib32/libm.so.6
+    # too): the one of this architecture's library directory is the owner.
+    lines = [ln for ln in out.splitlines() if "-linux-gnu/" in ln] or out.splitlines()
+    owners[lib] = lines[0].split(":")[0] if lines else "?"
 unmet = {lib: pkg for lib, pkg in owners.items() if pkg not in run_pkgs and pkg != "libc6"}
 check(needed and not unmet, f"Dockerfile runtime packages provide every library the binaries link ({len(needed)})",
       str(unmet))

@@ -2,12 +2,16 @@
 # deps.sh installs the Debian packages sluice needs to build, test and run,
 # and only those that are missing: it is silent and quick when nothing is.
 # It runs apt-get as root, through sudo when not root, and otherwise prints
-# the command to run. A temporary policy-rc.d keeps the rabbitmq-server
-# package from starting a system-wide broker: tests start private ones.
+# the command to run. A temporary policy-rc.d keeps packages from starting
+# system-wide services (rabbitmq-server a broker, docker.io a dockerd): tests
+# start private ones. With package names as arguments it installs those
+# instead, the same way: scripts/compose-test.sh asks for docker.io and more.
 set -euo pipefail
 
 packages=(pkg-config librabbitmq-dev libmicrohttpd-dev libjson-c-dev libcurl4-openssl-dev
-  libssl-dev check rabbitmq-server curl gcc make python3 python3-yaml docker-compose wrk nginx-light chromium)
+  libssl-dev check rabbitmq-server curl gcc make python3 python3-yaml python3-jwt python3-cryptography
+  openssl clang libclang-rt-dev docker-compose wrk nginx-light chromium)
+[ $# -gt 0 ] && packages=("$@")
 policy=/usr/sbin/policy-rc.d
 backup=/usr/sbin/policy-rc.d.sluice-deps
 

@@ -22,5 +22,8 @@ uint64_t acks_multiple_tag(const struct batch *b, const struct acks_others *o)
         return 0;
     for (const struct batch *x = o->inflight; x; x = x->next)
         if (x != b && any_older(x->jobs, x->n, newest)) return 0;
+    for (size_t i = 0; i < o->n_lines; i++)
+        for (const struct job *j = o->lines[i]; j; j = j->wait_next)
+            if (j->delivery_tag < newest) return 0;
     return newest;
 }

@@ -15,11 +15,15 @@
 
 /* The deliveries the worker still holds besides the batch being settled:
  * batches in flight (a list through batch->next, which may include the batch
- * itself), the forming batch (may be NULL) and the held retries. */
+ * itself), the forming batch (may be NULL), the held retries and the jobs
+ * waiting for their calls (n_lines lines, each linked through
+ * job->wait_next; lines may be NULL when n_lines is 0). */
 struct acks_others {
     const struct batch *inflight;
     const struct batch *forming;
     const struct retry_heap *held;
+    struct job *const *lines;
+    size_t n_lines;
 };
 
 /* acks_multiple_tag returns the newest delivery tag of b when one multiple

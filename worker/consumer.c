@@ -1,11 +1,12 @@
 /* consumer.c: the worker's event loop (see consumer.h).
  *
- * Ownership: a job is in exactly one place: the forming batch, a batch in
- * flight (calling, or waiting for its publishes' confirms), or the heap of
- * held retries. Batches in flight are on c->inflight until their confirms
- * are in and their deliveries settled. The broker session (common/session.h)
+ * Ownership: a job is in exactly one place: its route's line of jobs
+ * waiting for their call (admit.h), the forming batch, a batch in flight
+ * (calling, or waiting for its publishes' confirms), or the heap of held
+ * retries. Batches in flight are on c->inflight until their confirms are in
+ * and their deliveries settled. The broker session (common/session.h)
  * tracks the confirms, with the batch as the token. Losing the connection
- * frees everything (on_down): unacked deliveries go back to the queue and
+ * frees everything (on_down): unacked deliveries go back to their lanes and
  * another worker takes them. */
 #include "consumer.h"
 
@@ -18,37 +19,52 @@
 #include <unistd.h>
 
 #include "acks.h"
+#include "admit.h"
 #include "backoff.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "intake.h"
 #include "log.h"
+#include "outbox.h"
 #include "poison.h"
 #include "results.h"
 #include "retry.h"
 #include "session.h"
-#include "topology.h"
+#include "shaper.h"
 #include "wmetrics.h"
 
 #define TICK_MS 1000        /* longest sleep: heartbeats need servicing */
 #define QUEUE_STATS_MS 5000 /* how often the queue gauges are refreshed */
+#define SHAPING_METRICS_MS 250
 
 struct consumer {
     const struct cfg *cfg;
     struct dispatch *dispatch;
     struct session *session;
+    struct intake *intake;
+    struct outbox *outbox;
+    struct shaper *shaper;
+    struct admit *admit;
     atomic_bool connected;
     struct batch *forming;
+    bool forming_now; /* it holds a limited route's call: no lingering */
     struct batch *inflight;
     size_t calling; /* batches in flight whose calls are not all done */
     struct retry_heap held;
+    int64_t admit_at_ms;  /* when the lines must be pumped again at the latest */
+    struct job **blocked; /* jobs newly waiting behind open breakers, this turn */
+    size_t n_blocked, cap_blocked;
     uint64_t rnd;
     bool draining;
     int64_t drain_deadline;
-    char requests[TOPO_NAME_MAX], dead[TOPO_NAME_MAX];
-    const char *stats_queues[WM_N_QUEUES];
-    struct buf events; /* the events message being built, reused */
+    int64_t metrics_at;
     struct wmetrics *wm;
 };
+
+static size_t route_index(const struct consumer *c, const struct job *job)
+{
+    return (size_t)(job->route - c->cfg->routes);
+}
 
 static void inflight_remove(struct consumer *c, struct batch *b)
 {
@@ -58,66 +74,6 @@ static void inflight_remove(struct consumer *c, struct batch *b)
             return;
         }
     }
-}
-
-/* publish sends one persistent message to queue; with b, b waits for its confirm. */
-static int publish(struct consumer *c, const char *queue, const amqp_basic_properties_t *props,
-                   const void *body, size_t len, struct batch *b)
-{
-    int rc = session_publish(c->session, "", queue, props, body, len, b);
-    if (rc == SESSION_OK && b) b->unconfirmed++;
-    return rc;
-}
-
-/* publish_events sends the events of jobs in b (in state, or each job's own if
- * state < 0) as one stream message; tracked, b waits for its confirm. */
-static void publish_events(struct consumer *c, struct batch *b, int state, bool track)
-{
-    int64_t now = clock_real_ms();
-    buf_reset(&c->events);
-    int rc = event_begin(&c->events);
-    for (size_t i = 0; rc == 0 && i < b->n; i++) {
-        struct job *job = b->jobs[i];
-        struct status_update u =
-            results_update(job, state < 0 ? job->state : (enum req_state)state, now);
-        if (state >= 0) u.result_json = u.error_json = NULL, u.result_len = u.error_len = 0;
-        rc = event_append(&c->events, &u);
-    }
-    if (rc == 0) rc = event_end(&c->events);
-    if (rc != 0) {
-        session_break(c->session, "cannot build an events message (out of memory)");
-        return;
-    }
-    rc = session_publish_events(c->session, &c->events, NULL, track ? b : NULL);
-    if (rc == SESSION_OK && track) b->unconfirmed++;
-    /* Nothing of an events message depends on the input: refusing one is a
-     * bug, and a batch must not wait forever for a confirm that never comes. */
-    if (rc == SESSION_REFUSED) session_break(c->session, "the broker refused an events message");
-}
-
-/* publish_copy republishes job's request to queue, for its retry or to the
- * dead queue, tracked by its batch. */
-static int publish_copy(struct consumer *c, const char *queue, struct job *job)
-{
-    amqp_pool_t pool;
-    init_amqp_pool(&pool, 4096);
-    amqp_basic_properties_t props;
-    int rc = envelope_to_amqp(&job->env, &pool, &props) < 0
-                 ? SESSION_REFUSED
-                 : publish(c, queue, &props, job->env.body, job->env.body_len, job->batch);
-    empty_amqp_pool(&pool);
-    return rc;
-}
-
-static int publish_retry(struct consumer *c, struct job *job)
-{
-    long delay = retry_queue_delay_ms(job->delay_ms);
-    char queue[TOPO_NAME_MAX];
-    if (session_declare_retry(c->session, delay) < 0) return SESSION_DOWN;
-    topo_retry_name(c->cfg, delay, queue, sizeof(queue));
-    int rc = publish_copy(c, queue, job);
-    if (rc == SESSION_OK) wmetrics_retry(c->wm, true);
-    return rc;
 }
 
 /* unpublishable settles a job whose copy the broker cannot take (AMQP
@@ -137,6 +93,7 @@ static void unpublishable(struct job *job)
 static void hold(struct consumer *c, struct job *job)
 {
     job->batch = NULL;
+    job->retried_here = true;
     job->due_ms = clock_mono_ms() + job->delay_ms;
     if (retry_heap_push(&c->held, job) < 0) {
         job_free(job); /* unacked: the broker redelivers it after we reconnect */
@@ -146,24 +103,34 @@ static void hold(struct consumer *c, struct job *job)
     wmetrics_retry(c->wm, false);
 }
 
-/* settle publishes what a batch's outcomes need: dead letters and retry
- * messages first, then one events message for every job of the batch (so
- * that a job whose copy could not be sent is reported as it ends). Held jobs
- * then leave the batch; the rest are settled with the broker when the
- * confirms are in. */
+/* publish_copy publishes what job's outcome needs besides its event: a
+ * retry's copy, a dead copy, or the job itself to its own lane. */
+static void publish_copy(struct consumer *c, struct job *job)
+{
+    int rc = SESSION_OK;
+    if (job->next == NEXT_RETRY_QUEUE) {
+        rc = outbox_copy(c->outbox, job, COPY_RETRY);
+        if (rc == SESSION_OK) wmetrics_retry(c->wm, true);
+    } else if (job->next == NEXT_REROUTE) {
+        rc = outbox_copy(c->outbox, job, COPY_LANE);
+    } else if (job->next == NEXT_FINAL && job->state == ST_DEAD && !job->dead_letter) {
+        rc = outbox_copy(c->outbox, job, COPY_DEAD);
+    }
+    if (rc == SESSION_REFUSED) unpublishable(job);
+}
+
+/* settle publishes what a batch's outcomes need: copies first, then one
+ * events message for every job of the batch (so that a job whose copy could
+ * not be sent is reported as it ends). Held jobs then leave the batch; the
+ * rest are settled with the broker when the confirms are in. */
 static void settle(struct consumer *c, struct batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
         if (job->next == NEXT_HOLD && c->draining) job->next = NEXT_RETRY_QUEUE;
-        int rc = SESSION_OK;
-        if (job->next == NEXT_RETRY_QUEUE)
-            rc = publish_retry(c, job);
-        else if (job->next == NEXT_FINAL && job->state == ST_DEAD && !job->dead_letter)
-            rc = publish_copy(c, c->dead, job);
-        if (rc == SESSION_REFUSED) unpublishable(job);
+        publish_copy(c, job);
     }
-    publish_events(c, b, -1, true);
+    outbox_events(c->outbox, b->jobs, b->n, -1, NULL, b);
     size_t kept = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
@@ -178,9 +145,29 @@ static void settle(struct consumer *c, struct batch *b)
     wmetrics_held(c->wm, c->held.n);
 }
 
+/* transport_error: a failed call that says something about the upstream
+ * (not a URL curl cannot use, which is the configuration's fault). */
+static bool transport_error(const struct job *job)
+{
+    return job->curl_code != CURLE_OK && job->curl_code != CURLE_URL_MALFORMAT &&
+           job->curl_code != CURLE_UNSUPPORTED_PROTOCOL;
+}
+
+/* call_ended tells the shaper a call it admitted is over. */
+static void call_ended(struct consumer *c, struct job *job, bool cancelled)
+{
+    if (!job->admitted) return;
+    job->admitted = false;
+    struct shaper_outcome o =
+        cancelled ? (struct shaper_outcome){.cancelled = true}
+                  : shaper_outcome_of(transport_error(job), job->http_status, job->retry_after_ms);
+    shaper_done(c->shaper, route_index(c, job), &job->call, &o, clock_mono_us());
+}
+
 static void on_call_done(void *arg, struct job *job)
 {
     struct consumer *c = arg;
+    call_ended(c, job, false);
     results_settle(job, c->cfg, backoff_rand(&c->rnd));
     wmetrics_call(c->wm, job);
     struct batch *b = job->batch;
@@ -196,15 +183,19 @@ static void dispatch_batch(struct consumer *c, struct batch *b)
     b->next = c->inflight;
     c->inflight = b;
     wmetrics_batch(c->wm, b->n);
-    publish_events(c, b, ST_PROCESSING, false);
+    outbox_events(c->outbox, b->jobs, b->n, ST_PROCESSING, NULL, NULL);
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
-        if (!job->route)
+        if (job->next == NEXT_REROUTE) {
+            continue;
+        } else if (!job->route) {
             results_fail(job, "unknown_route", "the route is no longer configured on the worker");
-        else if (dispatch_start(c->dispatch, job) < 0)
+        } else if (dispatch_start(c->dispatch, job) < 0) {
+            call_ended(c, job, true);
             results_fail(job, "call_failed", curl_easy_strerror(job->curl_code));
-        else
+        } else {
             b->calling++;
+        }
     }
     wmetrics_in_flight(c->wm, (int64_t)b->calling);
     if (b->calling)
@@ -221,9 +212,11 @@ static void add_to_forming(struct consumer *c, struct job *job)
         c->forming->first_ms = clock_mono_ms();
     }
     if (batch_push(c->forming, job) < 0) goto oom;
+    if (job->route && cfg_route_limited(job->route)) c->forming_now = true;
     if (c->forming->n >= (size_t)c->cfg->worker.batch_size) {
         struct batch *b = c->forming;
         c->forming = NULL;
+        c->forming_now = false;
         dispatch_batch(c, b);
     }
     return;
@@ -263,13 +256,28 @@ static void on_poison(struct consumer *c, struct mq_event *ev, const struct env_
     if (mq && mq_nack(mq, ev->tag, false, false) < 0) session_break(c->session, "nack failed");
 }
 
+/* elsewhere tells whether a job came from a queue that is not its route's
+ * lane: the old requests queue, or a lane it was moved into by hand (a
+ * replay from the dead queue). Its route's other lane is drained in place:
+ * moving those back would bounce between workers of two configurations
+ * during a rolling change. */
+static bool elsewhere(const struct consumer *c, const struct job *job, enum intake_source src,
+                      size_t lane)
+{
+    if (!job->route) return false;
+    return src == INTAKE_OLD || (src != INTAKE_UNKNOWN && lane != route_index(c, job));
+}
+
 static void on_delivery(void *arg, struct mq_event *ev)
 {
     struct consumer *c = arg;
     if (ev->kind == MQ_CANCELLED) {
-        session_break(c->session, "the broker cancelled our consumer (requests queue deleted?)");
+        if (!intake_gone(c->intake, ev->consumer))
+            session_break(c->session, "the broker cancelled a consumer (lane deleted?)");
         return;
     }
+    size_t lane = 0;
+    enum intake_source src = intake_source(c->intake, ev->consumer, &lane);
     struct env_error err;
     struct job *job = job_new(ev->tag);
     if (!job) {
@@ -282,8 +290,16 @@ static void on_delivery(void *arg, struct mq_event *ev)
         return;
     }
     job->route = cfg_route_find(c->cfg, job->env.route, strlen(job->env.route));
+    if (elsewhere(c, job, src, lane)) {
+        job->next = NEXT_REROUTE;
+        settle_alone(c, job);
+        return;
+    }
     wmetrics_delivered(c->wm, job, clock_real_ms());
-    add_to_forming(c, job);
+    if (job->route)
+        admit_push(c->admit, job, false);
+    else
+        add_to_forming(c, job); /* it fails at once: unknown_route */
 }
 
 /* finish settles every delivery of a confirmed batch with the broker: acks,
@@ -291,7 +307,11 @@ static void on_delivery(void *arg, struct mq_event *ev)
 static void finish(struct consumer *c, struct batch *b)
 {
     struct mq *mq = session_mq(c->session);
-    struct acks_others o = {.inflight = c->inflight, .forming = c->forming, .held = &c->held};
+    struct acks_others o = {.inflight = c->inflight,
+                            .forming = c->forming,
+                            .held = &c->held,
+                            .lines = admit_heads(c->admit),
+                            .n_lines = c->cfg->n_routes};
     uint64_t newest = b->refused ? 0 : acks_multiple_tag(b, &o);
     /* A failed ack or nack breaks the session: the teardown follows. */
     int rc = newest ? mq_ack(mq, newest, true) : 0;
@@ -320,7 +340,7 @@ static void on_confirm(void *arg, void *token, enum confirm_outcome outcome)
 static void on_stats(void *arg, size_t i, uint32_t messages, uint32_t consumers)
 {
     struct consumer *c = arg;
-    wmetrics_queue(c->wm, (enum wm_queue)i, messages, consumers);
+    wmetrics_queue(c->wm, i, messages, consumers);
 }
 
 /* drop_all forgets every job after the connection is gone: the broker
@@ -340,22 +360,27 @@ static void drop_all(struct consumer *c)
     c->calling = 0;
     batch_free(c->forming);
     c->forming = NULL;
+    c->forming_now = false;
     struct job *job;
     while ((job = retry_heap_pop(&c->held)))
         job_free(job);
+    for (struct job *j = c->admit ? admit_take_all(c->admit) : NULL, *next; j; j = next) {
+        next = j->wait_next;
+        job_free(j);
+    }
+    c->n_blocked = 0;
+    if (c->shaper) shaper_reset(c->shaper);
     if (c->wm) wmetrics_held(c->wm, 0); /* NULL only when consumer_new failed */
 }
 
 static int on_up(void *arg, struct mq *mq)
 {
     struct consumer *c = arg;
-    const struct cfg *cfg = c->cfg;
-    if (mq_qos(mq, (uint16_t)cfg->worker.prefetch) < 0 || mq_consume(mq, c->requests, NULL) < 0)
-        return -1;
+    if (intake_start(c->intake, mq) < 0) return -1;
     atomic_store(&c->connected, true);
     wmetrics_connected(c->wm, true);
-    log_info("consuming %s (batch_size %ld, prefetch %ld)", c->requests, cfg->worker.batch_size,
-             cfg->worker.prefetch);
+    log_info("consuming %zu lanes (batch_size %ld, prefetch %ld)", c->cfg->n_routes,
+             c->cfg->worker.batch_size, c->cfg->worker.prefetch);
     return 0;
 }
 
@@ -367,20 +392,43 @@ static void on_down(void *arg)
     wmetrics_connected(c->wm, false);
 }
 
-/* start_drain stops consuming, sends what is forming on its way and moves
- * held retries to retry queues, so that nothing is left unacked at exit. */
+/* return_waiting gives the jobs waiting for their calls back to their
+ * lanes, so that other workers take them now rather than after this one;
+ * those this worker already called go into b for a delay queue, like the
+ * held retries, carrying their attempts. */
+static void return_waiting(struct consumer *c, struct mq *mq, struct batch *b)
+{
+    int rc = 0;
+    for (struct job *j = admit_take_all(c->admit), *next; j; j = next) {
+        next = j->wait_next;
+        if (j->retried_here) {
+            j->next = NEXT_RETRY_QUEUE;
+            j->delay_ms = 0;
+            if (batch_push(b, j) == 0) continue;
+            session_break(c->session, "out of memory at shutdown");
+        } else if (rc == 0) {
+            rc = mq_nack(mq, j->delivery_tag, false, true);
+        }
+        job_free(j);
+    }
+}
+
+/* start_drain stops consuming, sends what is forming on its way, returns
+ * what waits, and moves held retries to delay queues, so that nothing is
+ * left unacked at exit. */
 static void start_drain(struct consumer *c)
 {
     c->draining = true;
     c->drain_deadline = clock_mono_ms() + c->cfg->worker.shutdown_grace_ms;
     struct mq *mq = session_mq(c->session);
     if (!mq) return;
-    if (mq_cancel(mq) < 0) return; /* the session is broken: the loop ends */
+    if (intake_stop(c->intake, mq) < 0) return; /* the session is broken: the loop ends */
     struct batch *b = calloc(1, sizeof(*b));
     if (!b) {
         session_break(c->session, "out of memory at shutdown");
         return;
     }
+    return_waiting(c, mq, b);
     int64_t now = clock_mono_ms();
     struct job *job;
     while ((job = retry_heap_pop(&c->held))) {
@@ -406,20 +454,62 @@ static bool idle(const struct consumer *c)
     return !c->inflight && !c->forming && !c->held.n;
 }
 
+/* release_due sends the held retries that are due back to their lines,
+ * ahead of what was delivered since: they were admitted before. */
 static void release_due(struct consumer *c, int64_t now)
 {
     struct job *top;
     while ((top = retry_heap_peek(&c->held)) && top->due_ms <= now)
-        add_to_forming(c, retry_heap_pop(&c->held));
+        admit_push(c->admit, retry_heap_pop(&c->held), true);
     wmetrics_held(c->wm, c->held.n);
+}
+
+static void admitted(void *arg, struct job *job)
+{
+    add_to_forming(arg, job);
+}
+
+static void blocked(void *arg, struct job *job)
+{
+    struct consumer *c = arg;
+    if (c->n_blocked == c->cap_blocked) {
+        size_t cap = c->cap_blocked ? c->cap_blocked * 2 : 64;
+        struct job **a = realloc(c->blocked, cap * sizeof(*a));
+        if (!a) return; /* its status says why a little later, or not: it still waits */
+        c->blocked = a;
+        c->cap_blocked = cap;
+    }
+    c->blocked[c->n_blocked++] = job;
+}
+
+/* pump lets waiting jobs go as the shaper allows, and tells the clients of
+ * those that newly wait behind open breakers why (one events message). */
+static void pump(struct consumer *c, int64_t now_ms)
+{
+    struct admit_hooks h = {.arg = c, .go = admitted, .blocked = blocked};
+    int64_t at = admit_pump(c->admit, clock_mono_us(), &h);
+    c->admit_at_ms = at == INT64_MAX ? INT64_MAX : (at + 999) / 1000;
+    if (c->n_blocked) {
+        for (size_t i = 0; i < c->n_blocked; i++)
+            c->blocked[i]->state = c->blocked[i]->env.attempts ? ST_RETRYING : ST_QUEUED;
+        outbox_events(c->outbox, c->blocked, c->n_blocked, -1, "breaker_open", NULL);
+        c->n_blocked = 0;
+    }
+    if (now_ms >= c->metrics_at) {
+        wmetrics_shaping(c->wm, c->shaper, c->admit, clock_mono_us());
+        c->metrics_at = now_ms + SHAPING_METRICS_MS;
+    }
 }
 
 static void maybe_dispatch(struct consumer *c, int64_t now)
 {
     struct batch *f = c->forming;
-    /* With nothing else in flight, waiting for more would only add latency. */
-    if (!f || (c->calling && now < f->first_ms + c->cfg->worker.batch_linger_ms)) return;
+    /* With nothing else in flight, waiting for more would only add latency;
+     * a limited route's call starts when the shaper lets it. */
+    if (!f || (c->calling && !c->forming_now && now < f->first_ms + c->cfg->worker.batch_linger_ms))
+        return;
     c->forming = NULL;
+    c->forming_now = false;
     dispatch_batch(c, f);
 }
 
@@ -430,6 +520,7 @@ static int next_timeout(const struct consumer *c, int64_t now)
     if (top && top->due_ms < until) until = top->due_ms;
     if (c->forming && c->forming->first_ms + c->cfg->worker.batch_linger_ms < until)
         until = c->forming->first_ms + c->cfg->worker.batch_linger_ms;
+    if (c->admit_at_ms < until) until = c->admit_at_ms;
     if (c->draining && c->drain_deadline < until) until = c->drain_deadline;
     return until > now ? (int)(until - now) : 0;
 }
@@ -465,6 +556,7 @@ int consumer_run(struct consumer *c, int signal_fd)
         session_run(c->session, clock_mono_ms());
         now = clock_mono_ms();
         if (session_up(c->session)) release_due(c, now);
+        if (session_up(c->session) && !c->draining) pump(c, now);
         if (session_up(c->session)) maybe_dispatch(c, now);
     }
     /* Closing politely lets the last acks reach the queue (mq_close). */
@@ -480,14 +572,12 @@ bool consumer_connected(struct consumer *c)
 
 static struct session *open_session(struct consumer *c)
 {
-    c->stats_queues[WM_REQUESTS] = c->requests;
-    c->stats_queues[WM_DEAD] = c->dead;
     struct session_params sp = {
         .cfg = c->cfg,
         .name = "sluice-worker",
         .confirms = true,
-        .stats_queues = c->stats_queues,
-        .n_stats_queues = WM_N_QUEUES,
+        .stats_queues = intake_stats_queues(c->intake),
+        .n_stats_queues = c->cfg->n_routes + 1,
         .stats_every_ms = QUEUE_STATS_MS,
         .hooks = {.arg = c,
                   .on_up = on_up,
@@ -505,14 +595,16 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     if (!c) return NULL;
     c->cfg = cfg;
     c->rnd = (uint64_t)clock_real_ms() ^ ((uint64_t)getpid() << 32);
+    c->admit_at_ms = INT64_MAX;
     retry_heap_init(&c->held);
-    buf_init(&c->events, SIZE_MAX / 2);
-    topo_name(cfg, TOPO_REQUESTS, c->requests, sizeof(c->requests));
-    topo_name(cfg, TOPO_DEAD, c->dead, sizeof(c->dead));
     c->dispatch = dispatch_new(cfg);
     c->wm = wmetrics_new(cfg, metrics);
-    c->session = open_session(c);
-    if (!c->dispatch || !c->wm || !c->session) {
+    c->intake = intake_new(cfg);
+    c->shaper = shaper_new(cfg);
+    c->admit = c->shaper ? admit_new(cfg, c->shaper) : NULL;
+    c->session = c->intake ? open_session(c) : NULL;
+    c->outbox = c->session ? outbox_new(cfg, c->session, c->intake) : NULL;
+    if (!c->dispatch || !c->wm || !c->admit || !c->outbox) {
         consumer_free(c);
         return NULL;
     }
@@ -527,6 +619,10 @@ void consumer_free(struct consumer *c)
     dispatch_free(c->dispatch);
     wmetrics_free(c->wm);
     retry_heap_free(&c->held);
-    buf_free(&c->events);
+    outbox_free(c->outbox);
+    admit_free(c->admit);
+    shaper_free(c->shaper);
+    intake_free(c->intake);
+    free(c->blocked);
     free(c);
 }

@@ -12,7 +12,6 @@
 struct dispatch {
     const struct cfg *cfg;
     CURLM *multi;
-    size_t *next_upstream; /* round-robin position per route, indexed like cfg->routes */
 };
 
 struct dispatch *dispatch_new(const struct cfg *cfg)
@@ -21,8 +20,7 @@ struct dispatch *dispatch_new(const struct cfg *cfg)
     if (!d) return NULL;
     d->cfg = cfg;
     d->multi = curl_multi_init();
-    d->next_upstream = calloc(cfg->n_routes + 1, sizeof(size_t));
-    if (!d->multi || !d->next_upstream) {
+    if (!d->multi) {
         dispatch_free(d);
         return NULL;
     }
@@ -35,7 +33,6 @@ void dispatch_free(struct dispatch *d)
 {
     if (!d) return;
     if (d->multi) curl_multi_cleanup(d->multi);
-    free(d->next_upstream);
     free(d);
 }
 
@@ -106,11 +103,10 @@ static int build_headers(struct job *job)
     return rc;
 }
 
-static int build_url(struct dispatch *d, struct job *job, char **url)
+static int build_url(struct job *job, char **url)
 {
     const struct cfg_route *r = job->route;
-    size_t *pos = &d->next_upstream[r - d->cfg->routes];
-    const char *base = r->upstreams[(*pos)++ % r->n_upstreams];
+    const char *base = r->upstreams[job->call.upstream % r->n_upstreams];
     const char *q = job->env.query;
     return asprintf(url, "%s%s%s%s", base, job->env.path, q ? "?" : "", q ? q : "") < 0 ? -1 : 0;
 }
@@ -145,7 +141,7 @@ int dispatch_start(struct dispatch *d, struct job *job)
     job->curl_error[0] = '\0';
     job->curl_code = CURLE_OUT_OF_MEMORY;
     job->easy = curl_easy_init();
-    if (!job->easy || build_url(d, job, &url) < 0 || build_headers(job) < 0) goto out;
+    if (!job->easy || build_url(job, &url) < 0 || build_headers(job) < 0) goto out;
     CURL *e = job->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -12,9 +12,9 @@ struct dispatch *dispatch_new(const struct cfg *cfg);
 /* dispatch_free aborts calls still running (their jobs stay with their owner). */
 void dispatch_free(struct dispatch *d);
 
-/* dispatch_start begins job's call to upstream + path (+ query), round-robin
- * over the route's upstreams. Returns 0, or -1 (then job->curl_code says why
- * and the job is not running). */
+/* dispatch_start begins job's call to the upstream the shaper chose
+ * (job->call) + path (+ query). Returns 0, or -1 (then job->curl_code says
+ * why and the job is not running). */
 __attribute__((warn_unused_result)) int dispatch_start(struct dispatch *d, struct job *job);
 /* dispatch_abort stops job's call if it runs and releases its handle. */
 void dispatch_abort(struct dispatch *d, struct job *job);

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "event.h"
+#include "shaper.h"
 
 struct batch;
 
@@ -20,7 +21,8 @@ struct batch;
 enum job_next {
     NEXT_FINAL,       /* succeeded, failed or dead: publish the result, then ack */
     NEXT_HOLD,        /* retry soon: keep it (unacked) and call again when due */
-    NEXT_RETRY_QUEUE, /* retry later: republish to a retry queue, then ack */
+    NEXT_RETRY_QUEUE, /* retry later: republish to a delay queue, then ack */
+    NEXT_REROUTE,     /* it came from a queue that is not its lane: republish it there */
 };
 
 struct job {
@@ -28,6 +30,13 @@ struct job {
     uint64_t delivery_tag;
     const struct cfg_route *route; /* NULL if the route is no longer configured */
     struct batch *batch;           /* the batch it is settling in, or NULL while held */
+
+    /* Admission (admit.h): waiting in its route's line, then a call the
+     * shaper counts until it ends. */
+    struct job *wait_next;
+    struct shaper_call call;
+    bool admitted;    /* call is counted by the shaper: report its end */
+    bool reason_sent; /* its status says why it waits (breaker_open) */
 
     /* The backend call (dispatch.c). */
     CURL *easy;
@@ -50,6 +59,9 @@ struct job {
     char *error_json;  /* owned, NULL if none */
 
     int64_t due_ms; /* NEXT_HOLD: monotonic time of the next call */
+    /* A retry this worker held: its delivery no longer tells how many calls
+     * were made, so it leaves through a delay queue, never by a requeue. */
+    bool retried_here;
     /* Settle with a nack without requeue, so the broker dead-letters the
      * delivery as it came: it could not be decoded, or not re-encoded for
      * its retry or dead copy. */

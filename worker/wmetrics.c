@@ -6,6 +6,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "topology.h"
 
 enum outcome { OUT_SUCCEEDED, OUT_RETRYABLE, OUT_FAILED, N_OUT };
 enum code_class { CODE_NONE, CODE_1XX, CODE_2XX, CODE_3XX, CODE_4XX, CODE_5XX, N_CODE };
@@ -14,7 +17,6 @@ enum final { FIN_SUCCEEDED, FIN_FAILED, FIN_DEAD, N_FIN };
 static const char *const outcome_names[N_OUT] = {"succeeded", "retryable", "failed"};
 static const char *const code_names[N_CODE] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 static const char *const final_names[N_FIN] = {"succeeded", "failed", "dead"};
-static const char *const queue_names[WM_N_QUEUES] = {"requests", "dead"};
 
 /* possible says which (outcome, code) pairs results.c can produce, so that
  * only those are declared: succeeded is 2xx; retryable is a transport error,
@@ -45,22 +47,46 @@ static const double batch_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
 #define H_ATTEMPTS "Backend calls made per finished request, by route."
 #define H_RETRIES "Retries scheduled, by where they wait."
 #define H_QUEUE_MESSAGES                                                                           \
-    "Messages ready in the queue at the last poll (every 5 s); every worker reports it."
+    "Messages ready in the queue (a route's lane, or dead) at the last poll (every 5 s); every "   \
+    "worker reports it."
 #define H_QUEUE_CONSUMERS                                                                          \
-    "Consumers of the queue at the last poll (every 5 s); on requests this is the number of "      \
-    "connected workers."
+    "Consumers of the queue at the last poll (every 5 s); on an unlimited route's lane, the "      \
+    "connected workers; a limited route's lane (lane-sac.*) has one active among them."
 #define H_LAG                                                                                      \
     "Consumer lag: now minus the creation time of the most recently delivered request "            \
     "(first attempts only), in whole seconds. AMQP 0.9.1 cannot peek at a queue's head, but "      \
     "a FIFO queue delivers its head next, so this is the age of the oldest waiting message "       \
-    "as it leaves the queue (higher priorities overtake). 0 when the requests queue was "          \
-    "empty at the last poll."
+    "as it leaves the queue (higher priorities overtake). 0 when every lane was empty at the "     \
+    "last poll."
+#define H_IN_FLIGHT_ROUTE "Backend calls of the route in progress in this worker."
+#define H_WAITING                                                                                  \
+    "Requests this worker holds for the route until its rate, max_in_flight or breakers let "      \
+    "them start."
+#define H_RATE                                                                                     \
+    "The route's rate limit in calls per second (0: none): configured, and effective (lowered "    \
+    "while the backend pushes back with 429 or 503)."
+#define H_MAX_IN_FLIGHT "The route's max_in_flight (0: none)."
+#define H_BREAKER "Circuit breaker of the upstream: 0 closed, 1 open, 2 half-open."
+#define H_OPENED "Times the upstream's circuit breaker opened in this worker."
+
+struct upstream_metrics {
+    struct metric *state, *opened;
+    long opened_seen; /* the breaker's count already added to opened */
+};
 
 struct route_metrics {
     struct metric *calls[N_OUT][N_CODE]; /* NULL where !possible */
     struct metric *seconds;
     struct metric *attempts;
     struct metric *finished[N_FIN];
+    struct metric *in_flight, *waiting, *rate_configured, *rate_effective, *max_in_flight;
+    struct upstream_metrics *ups;
+};
+
+/* A polled queue: route i's lane, or the dead queue at cfg->n_routes. */
+struct queue_metrics {
+    struct metric *messages, *consumers;
+    bool empty;
 };
 
 struct wmetrics {
@@ -68,7 +94,7 @@ struct wmetrics {
     struct route_metrics *routes; /* cfg->n_routes + 1: the last is UNKNOWN_ROUTE */
     struct metric *retries_held, *retries_queued;
     struct metric *batch_size, *in_flight, *held, *connected, *malformed, *lag;
-    struct metric *queue_messages[WM_N_QUEUES], *queue_consumers[WM_N_QUEUES];
+    struct queue_metrics *queues; /* cfg->n_routes + 1 */
 };
 
 /* declare_route declares the series of one route; known is false for the
@@ -99,19 +125,78 @@ static int declare_route(struct route_metrics *r, struct metrics *m, const char 
     return ok ? 0 : -1;
 }
 
+/* declare_queue declares the gauges of queue name (the namespace left out). */
+static int declare_queue(struct queue_metrics *q, struct metrics *m, const struct cfg *cfg,
+                         const char *name)
+{
+    char l[200];
+    size_t ns = strlen(cfg->namespace) + 1;
+    snprintf(l, sizeof l, "queue=\"%s\"", strlen(name) > ns ? name + ns : name);
+    q->messages = metrics_gauge(m, "sluice_queue_messages", H_QUEUE_MESSAGES, l);
+    q->consumers = metrics_gauge(m, "sluice_queue_consumers", H_QUEUE_CONSUMERS, l);
+    q->empty = true;
+    return q->messages && q->consumers ? 0 : -1;
+}
+
 static int declare_queues(struct wmetrics *w, struct metrics *m)
 {
-    char l[64];
-    bool ok = true;
-    for (int q = 0; q < WM_N_QUEUES; q++) {
-        snprintf(l, sizeof l, "queue=\"%s\"", queue_names[q]);
-        ok = ok && (w->queue_messages[q] =
-                        metrics_gauge(m, "sluice_queue_messages", H_QUEUE_MESSAGES, l));
-        ok = ok && (w->queue_consumers[q] =
-                        metrics_gauge(m, "sluice_queue_consumers", H_QUEUE_CONSUMERS, l));
+    const struct cfg *cfg = w->cfg;
+    char name[TOPO_NAME_MAX];
+    w->queues = calloc(cfg->n_routes + 1, sizeof(*w->queues));
+    if (!w->queues) return -1;
+    for (size_t i = 0; i <= cfg->n_routes; i++) {
+        if (i < cfg->n_routes)
+            topo_lane_name(cfg, &cfg->routes[i], name, sizeof name);
+        else
+            topo_name(cfg, TOPO_DEAD, name, sizeof name);
+        if (declare_queue(&w->queues[i], m, cfg, name) < 0) return -1;
     }
-    ok = ok && (w->lag = metrics_gauge(m, "sluice_worker_queue_lag_seconds", H_LAG, NULL));
-    return ok ? 0 : -1;
+    w->lag = metrics_gauge(m, "sluice_worker_queue_lag_seconds", H_LAG, NULL);
+    return w->lag ? 0 : -1;
+}
+
+/* upstream_label writes an upstream's base URL without its user
+ * information, which may hold a password. */
+static void upstream_label(const char *url, char *out, size_t len)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *at = strchr(host, '@'), *slash = strchr(host, '/');
+    if (at && (!slash || at < slash))
+        snprintf(out, len, "%.*s%s", (int)(host - url), url, at + 1);
+    else
+        snprintf(out, len, "%s", url);
+    for (char *p = out; *p; p++)
+        if (*p == '"' || *p == '\\' || *p == '\n') *p = '_'; /* label values stay quoted */
+}
+
+/* declare_shaping declares a route's shaping gauges and its upstreams' breakers. */
+static int declare_shaping(struct route_metrics *r, struct metrics *m, const struct cfg_route *cr)
+{
+    char l[600], up[400];
+    snprintf(l, sizeof l, "route=\"%s\"", cr->name);
+    r->in_flight = metrics_gauge(m, "sluice_worker_route_in_flight", H_IN_FLIGHT_ROUTE, l);
+    r->waiting = metrics_gauge(m, "sluice_worker_route_waiting", H_WAITING, l);
+    r->max_in_flight = metrics_gauge(m, "sluice_worker_route_max_in_flight", H_MAX_IN_FLIGHT, l);
+    snprintf(l, sizeof l, "route=\"%s\",kind=\"configured\"", cr->name);
+    r->rate_configured = metrics_gauge(m, "sluice_worker_route_rate_per_second", H_RATE, l);
+    snprintf(l, sizeof l, "route=\"%s\",kind=\"effective\"", cr->name);
+    r->rate_effective = metrics_gauge(m, "sluice_worker_route_rate_per_second", H_RATE, l);
+    r->ups = calloc(cr->n_upstreams, sizeof(*r->ups));
+    if (!r->in_flight || !r->waiting || !r->max_in_flight || !r->rate_configured ||
+        !r->rate_effective || !r->ups)
+        return -1;
+    metric_set(r->max_in_flight, cr->max_in_flight);
+    metric_set_float(r->rate_configured, cr->rate_per_s);
+    metric_set_float(r->rate_effective, cr->rate_per_s);
+    for (size_t u = 0; u < cr->n_upstreams; u++) {
+        upstream_label(cr->upstreams[u], up, sizeof up);
+        snprintf(l, sizeof l, "route=\"%s\",upstream=\"%s\"", cr->name, up);
+        r->ups[u].state = metrics_gauge(m, "sluice_worker_breaker_state", H_BREAKER, l);
+        r->ups[u].opened = metrics_counter(m, "sluice_worker_breaker_opened_total", H_OPENED, l);
+        if (!r->ups[u].state || !r->ups[u].opened) return -1;
+    }
+    return 0;
 }
 
 static int declare_worker(struct wmetrics *w, struct metrics *m)
@@ -144,7 +229,9 @@ struct wmetrics *wmetrics_new(const struct cfg *cfg, struct metrics *m)
     w->routes = calloc(cfg->n_routes + 1, sizeof(*w->routes));
     if (!w->routes) goto err;
     for (size_t i = 0; i < cfg->n_routes; i++)
-        if (declare_route(&w->routes[i], m, cfg->routes[i].name, true) < 0) goto err;
+        if (declare_route(&w->routes[i], m, cfg->routes[i].name, true) < 0 ||
+            declare_shaping(&w->routes[i], m, &cfg->routes[i]) < 0)
+            goto err;
     if (declare_route(&w->routes[cfg->n_routes], m, UNKNOWN_ROUTE, false) < 0 ||
         declare_worker(w, m) < 0 || declare_queues(w, m) < 0)
         goto err;
@@ -157,7 +244,10 @@ err:
 void wmetrics_free(struct wmetrics *w)
 {
     if (!w) return;
+    for (size_t i = 0; w->routes && i < w->cfg->n_routes; i++)
+        free(w->routes[i].ups);
     free(w->routes);
+    free(w->queues);
     free(w);
 }
 
@@ -207,11 +297,35 @@ void wmetrics_delivered(struct wmetrics *w, const struct job *job, int64_t now_m
     metric_set(w->lag, lag > 0 ? lag / 1000 : 0);
 }
 
-void wmetrics_queue(struct wmetrics *w, enum wm_queue q, uint32_t messages, uint32_t consumers)
+void wmetrics_queue(struct wmetrics *w, size_t i, uint32_t messages, uint32_t consumers)
 {
-    metric_set(w->queue_messages[q], messages);
-    metric_set(w->queue_consumers[q], consumers);
-    if (q == WM_REQUESTS && messages == 0) metric_set(w->lag, 0);
+    struct queue_metrics *q = &w->queues[i];
+    metric_set(q->messages, messages);
+    metric_set(q->consumers, consumers);
+    if (i == w->cfg->n_routes) return;
+    q->empty = messages == 0;
+    bool all_empty = true;
+    for (size_t j = 0; j < w->cfg->n_routes && all_empty; j++)
+        all_empty = w->queues[j].empty;
+    if (all_empty) metric_set(w->lag, 0);
+}
+
+void wmetrics_shaping(struct wmetrics *w, struct shaper *s, const struct admit *a, int64_t now_us)
+{
+    for (size_t i = 0; i < w->cfg->n_routes; i++) {
+        struct route_metrics *r = &w->routes[i];
+        metric_set(r->in_flight, shaper_in_flight(s, i));
+        metric_set(r->waiting, (int64_t)admit_waiting(a, i));
+        metric_set_float(r->rate_effective, shaper_rate(s, i, now_us));
+        for (size_t u = 0; u < w->cfg->routes[i].n_upstreams; u++) {
+            struct upstream_metrics *up = &r->ups[u];
+            long opened = shaper_breaker_opened(s, i, u);
+            metric_set(up->state, (int64_t)shaper_breaker(s, i, u, now_us));
+            if (opened > up->opened_seen)
+                metric_add(up->opened, (uint64_t)(opened - up->opened_seen));
+            up->opened_seen = opened;
+        }
+    }
 }
 
 void wmetrics_retry(struct wmetrics *w, bool queued)

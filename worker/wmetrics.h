@@ -9,14 +9,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "config.h"
 #include "job.h"
 #include "metrics.h"
+#include "shaper.h"
 
 struct wmetrics;
-
-/* The queues whose depth and consumers the worker polls. */
-enum wm_queue { WM_REQUESTS, WM_DEAD, WM_N_QUEUES };
 
 /* wmetrics_new declares every worker metric in m for the routes of cfg (both
  * must outlive it). NULL on ENOMEM. */
@@ -31,9 +30,14 @@ void wmetrics_final(struct wmetrics *w, const struct job *job);
 /* wmetrics_delivered updates the consumer lag from a delivered job;
  * now_ms is the real-time clock. */
 void wmetrics_delivered(struct wmetrics *w, const struct job *job, int64_t now_ms);
-/* wmetrics_queue records what the broker said about q. An empty requests
- * queue also resets the lag: nothing waits, so the oldest message is 0 s old. */
-void wmetrics_queue(struct wmetrics *w, enum wm_queue q, uint32_t messages, uint32_t consumers);
+/* wmetrics_queue records what the broker said about queue i: route i's lane,
+ * or the dead queue when i is cfg->n_routes. When every lane was empty at
+ * its last poll the lag is reset too: nothing waits, so the oldest message
+ * is 0 s old. */
+void wmetrics_queue(struct wmetrics *w, size_t i, uint32_t messages, uint32_t consumers);
+/* wmetrics_shaping refreshes the per-route shaping gauges: calls in flight,
+ * jobs waiting, configured and effective rates, breaker states. */
+void wmetrics_shaping(struct wmetrics *w, struct shaper *s, const struct admit *a, int64_t now_us);
 
 void wmetrics_retry(struct wmetrics *w, bool queued); /* held in the worker, or queued */
 void wmetrics_batch(struct wmetrics *w, size_t n);

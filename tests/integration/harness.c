@@ -13,7 +13,9 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,6 +59,8 @@ struct h_stack {
     struct json_object *config;
     int ingress_port;
     int backend_port;
+    bool tls;            /* the ingress serves HTTPS with cert */
+    char cert[PATH_MAX]; /* its self-signed certificate, the CA of h_request */
     char url[64];
     char backend_url[64];
     struct h_proc *backend;
@@ -301,6 +305,24 @@ void h_proc_kill(struct h_proc *p)
     reap(p, 0);
 }
 
+int h_proc_exit_status(const struct h_proc *p)
+{
+    return p->reaped && WIFEXITED(p->status) ? WEXITSTATUS(p->status) : -1;
+}
+
+int h_run(const char *name, const char *log, char *const argv[], int timeout_ms)
+{
+    struct h_proc *p = h_spawn(name, log, argv, NULL);
+    long long deadline = h_mono_ms() + timeout_ms;
+    while (h_proc_running(p) && h_mono_ms() < deadline)
+        h_sleep_ms(20);
+    ck_assert_msg(!h_proc_running(p), "%s did not finish within %d ms (log %s)", name, timeout_ms,
+                  log);
+    int rc = h_proc_exit_status(p);
+    h_proc_free(p);
+    return rc;
+}
+
 bool h_proc_clean(const struct h_proc *p)
 {
     return p->reaped && !p->overdue && WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0;
@@ -421,6 +443,15 @@ static size_t chunk_read(char *out, size_t size, size_t n, void *cls)
     return want;
 }
 
+/* cacert verifies https:// URLs (h_set_cacert); NULL: the system's CAs. */
+static char *cacert;
+
+void h_set_cacert(const char *path)
+{
+    free(cacert);
+    cacert = path ? strdup(path) : NULL;
+}
+
 /* request sends one request; chunk > 0 sends the body chunked. */
 static struct h_resp *request(const char *method, const char *url, const char *const headers[],
                               const char *body, size_t len, size_t chunk)
@@ -442,6 +473,7 @@ static struct h_resp *request(const char *method, const char *url, const char *c
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->err);
+    if (cacert) curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
     if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (body && chunk) {
         list = curl_slist_append(list, "Transfer-Encoding: chunked");
@@ -813,7 +845,8 @@ void h_stack_start(struct h_stack *s, int n_workers)
 {
     ck_assert_msg(!s->ingress, "h_stack_start called twice");
     s->ingress_port = fresh_port(s);
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->ingress_port);
+    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", s->tls ? "https" : "http",
+             s->ingress_port);
     h_stack_set(s, "ingress.listen", "\"127.0.0.1:%d\"", s->ingress_port);
     int first = s->n_workers;
     for (int i = 0; i < n_workers; i++)
@@ -821,6 +854,48 @@ void h_stack_start(struct h_stack *s, int n_workers)
     h_stack_start_ingress(s);
     for (int i = first; i < s->n_workers; i++)
         wait_worker(s, i);
+}
+
+void h_stack_use_tls(struct h_stack *s)
+{
+    char key[PATH_MAX], log[PATH_MAX];
+    pathf(s->cert, sizeof s->cert, "%s/tls-cert.pem", s->dir);
+    pathf(key, sizeof key, "%s/tls-key.pem", s->dir);
+    pathf(log, sizeof log, "%s/openssl.log", s->dir);
+    char *argv[] = {"/usr/bin/openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout",
+                    key,
+                    "-out",
+                    s->cert,
+                    NULL};
+    ck_assert_msg(h_run("openssl", log, argv, 30000) == 0, "openssl req failed; see %s", log);
+    h_stack_set(s, "ingress.tls_cert_file", "\"%s\"", s->cert);
+    h_stack_set(s, "ingress.tls_key_file", "\"%s\"", key);
+    h_set_cacert(s->cert);
+    s->tls = true;
+}
+
+const char *h_stack_cert(const struct h_stack *s)
+{
+    return s->tls ? s->cert : NULL;
+}
+
+int h_stack_port(const struct h_stack *s)
+{
+    return s->ingress_port;
 }
 
 void h_stack_restart_ingress(struct h_stack *s)
@@ -961,7 +1036,7 @@ struct h_proc *h_stack_worker(struct h_stack *s, int i)
 static struct h_resp *api(struct h_stack *s, const char *method, const char *token,
                           const char *path, const char *body)
 {
-    char auth[512], url[512];
+    char auth[9000], url[512]; /* a JWT (RS256) is longer than an API key */
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     snprintf(url, sizeof url, "%s%s", s->url, path);
     const char *headers[] = {auth, "Content-Type: application/json", NULL};
@@ -1046,6 +1121,48 @@ long h_backend_calls(struct h_stack *s, const char *key)
 long h_backend_requests(struct h_stack *s)
 {
     return backend_count(s, "/_stats", "requests");
+}
+
+struct h_proc *h_backend_spawn(struct h_stack *s, const char *name, int port,
+                               const char *const extra[], char *url, size_t len)
+{
+    char bin[PATH_MAX], listen[32], access_log[PATH_MAX], log[PATH_MAX], stats[96];
+    char *argv[16] = {bin, "--listen", listen, "--log-us", access_log};
+    size_t n = 5;
+    bin_path(bin, sizeof bin, "sluice-backend");
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port ? port : fresh_port(s));
+    pathf(access_log, sizeof access_log, "%s/%s-access.log", s->dir, name);
+    pathf(log, sizeof log, "%s/%s.log", s->dir, name);
+    for (; extra && *extra && n < 15; extra++)
+        argv[n++] = (char *)*extra;
+    argv[n] = NULL;
+    struct h_proc *p = h_spawn(name, log, argv, NULL);
+    snprintf(url, len, "http://%s", listen);
+    snprintf(stats, sizeof stats, "%s/_stats", url);
+    h_wait_http(stats, 200, 10000, p);
+    return p;
+}
+
+long h_backend_stat(const char *url, const char *key, bool reset)
+{
+    char u[512];
+    snprintf(u, sizeof u, "%s/_stats%s", url, reset ? "?reset=1" : "");
+    struct h_resp *r = h_request("GET", u, NULL, NULL, 0);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(r->status == 200 && o, "GET %s answered %ld: %.300s", u, r->status, r->body);
+    long n = (long)h_json_int(o, key);
+    json_object_put(o);
+    h_resp_free(r);
+    return n;
+}
+
+FILE *h_stack_open(struct h_stack *s, const char *name)
+{
+    char path[PATH_MAX];
+    pathf(path, sizeof path, "%s/%s", s->dir, name);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
+    return f;
 }
 
 /* open_any connects to the first node of SLUICE_TEST_AMQP_URL that answers
@@ -1133,4 +1250,61 @@ void h_broker_pause(void)
 void h_broker_resume(void)
 {
     broker_sh("resume", NULL, -1);
+}
+
+/* ---- raw sockets ---- */
+
+int h_dial(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect to port %d: %s", port,
+                  strerror(errno));
+    return fd;
+}
+
+void h_send_all(int fd, const char *p)
+{
+    size_t n = strlen(p);
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ck_assert_msg(w > 0, "send: %s", w < 0 ? strerror(errno) : "nothing sent");
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+int h_read_answer(int fd, char *out, size_t len, int ms)
+{
+    size_t got = 0;
+    long long deadline = h_mono_ms() + ms;
+    out[0] = '\0';
+    while (h_mono_ms() < deadline && got < len - 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        ssize_t n = recv(fd, out + got, len - 1 - got, 0);
+        if (n <= 0) return n == 0 ? 1 : -1;
+        got += (size_t)n;
+        out[got] = '\0';
+        const char *end = strstr(out, "\r\n\r\n");
+        const char *cl = strcasestr(out, "\r\nContent-Length: ");
+        if (end && (!cl || cl > end || got >= (size_t)(end + 4 - out) + strtoul(cl + 18, NULL, 10)))
+            return 0;
+    }
+    return -1;
+}
+
+bool h_closed_within(int fd, int ms)
+{
+    char b[4096];
+    long long deadline = h_mono_ms() + ms;
+    while (h_mono_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        ssize_t n = recv(fd, b, sizeof b, 0);
+        if (n <= 0) return true;
+    }
+    return false;
 }

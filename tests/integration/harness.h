@@ -58,6 +58,11 @@ bool h_proc_running(struct h_proc *p);
 void h_proc_term(struct h_proc *p);
 void h_proc_wait(struct h_proc *p, int wait_ms);
 void h_proc_stop(struct h_proc *p, int wait_ms);
+/* h_proc_exit_status is p's exit status once it exited by itself, else -1. */
+int h_proc_exit_status(const struct h_proc *p);
+/* h_run runs argv to its end (stdout and stderr to log) and returns its
+ * exit status (-1 when killed by a signal); fails the test past timeout_ms. */
+int h_run(const char *name, const char *log, char *const argv[], int timeout_ms);
 /* h_proc_kill sends SIGKILL and reaps: a deliberate crash, not a failure. */
 void h_proc_kill(struct h_proc *p);
 /* h_proc_clean tells whether p exited by itself with status 0 (sanitizer and
@@ -91,6 +96,9 @@ struct h_resp *h_request(const char *method, const char *url, const char *const 
  * chunked (no Content-Length) in chunks of at most chunk bytes. */
 struct h_resp *h_request_chunked(const char *method, const char *url, const char *const headers[],
                                  const char *body, size_t len, size_t chunk);
+/* h_set_cacert makes h_request verify https:// with the PEM CA file path
+ * (NULL: the system's). */
+void h_set_cacert(const char *path);
 /* h_resp_header returns the value of the first header called name (any case), or NULL. */
 const char *h_resp_header(const struct h_resp *r, const char *name);
 /* h_resp_json parses the body; the caller puts the result. NULL if not JSON. */
@@ -131,6 +139,14 @@ const char *h_stack_write_config(struct h_stack *s);
 /* h_stack_start starts the ingress and n workers and waits until the
  * ingress's /readyz and every worker's /healthz answer 200. */
 void h_stack_start(struct h_stack *s, int n_workers);
+/* h_stack_use_tls, before h_stack_start, makes a self-signed certificate
+ * (openssl req) for the ingress: it serves HTTPS, h_stack_url is https://
+ * and h_request trusts the certificate. */
+void h_stack_use_tls(struct h_stack *s);
+/* h_stack_cert is that certificate's path, NULL without TLS. */
+const char *h_stack_cert(const struct h_stack *s);
+/* h_stack_port is the ingress's port. */
+int h_stack_port(const struct h_stack *s);
 /* h_stack_restart_ingress stops the ingress (asserting a clean exit) and
  * starts it again on the same port, then waits for /readyz. */
 void h_stack_restart_ingress(struct h_stack *s);
@@ -176,6 +192,20 @@ long h_backend_calls(struct h_stack *s, const char *key);
 FILE *h_backend_access_log(struct h_stack *s);
 /* h_backend_requests asks the backend how many requests it served in all. */
 long h_backend_requests(struct h_stack *s);
+/* h_backend_spawn starts one more sluice-backend for a test of s, on
+ * 127.0.0.1:port (0: a free port), logging calls with microseconds to
+ * <dir>/<name>-access.log, with extra arguments (NULL-terminated, may be
+ * NULL); writes its base URL to url. The test stops it (h_proc_stop, then
+ * h_proc_free) before h_stack_teardown. */
+struct h_proc *h_backend_spawn(struct h_stack *s, const char *name, int port,
+                               const char *const extra[], char *url, size_t len);
+/* h_backend_stat GETs <url>/_stats and returns member key: "requests",
+ * "in_flight" or "max_in_flight" (the most calls it answered at once); with
+ * reset, the high-water mark then starts again from the calls in flight. */
+long h_backend_stat(const char *url, const char *key, bool reset);
+/* h_stack_open opens the file name of the stack's directory for reading
+ * (caller fcloses); fails the test if it cannot. */
+FILE *h_stack_open(struct h_stack *s, const char *name);
 /* h_queue_messages returns the ready messages of queue "<namespace>.<suffix>"
  * (asked with the product's own mq_queue_stats), or -1 if it does not exist. */
 long h_queue_messages(struct h_stack *s, const char *suffix);
@@ -184,6 +214,19 @@ long h_queue_messages(struct h_stack *s, const char *suffix);
  * `rabbitmqctl list_queues` prints them, e.g. [{"x-queue-version",2}]
  * (caller frees), or NULL when the broker has no such queue. */
 char *h_queue_arguments(struct h_stack *s, const char *suffix);
+
+/* Raw sockets, for what libcurl will not send. h_dial connects to a
+ * loopback port; h_send_all sends the string p whole. */
+int h_dial(int port);
+void h_send_all(int fd, const char *p);
+/* h_read_answer reads into out (len bytes, NUL-terminated) one answer: its
+ * head and the Content-Length bytes of body that follow, waiting at most ms.
+ * Returns 0 when read, 1 when the peer closed first (out holds what came),
+ * -1 when ms passed or on a receive error. */
+int h_read_answer(int fd, char *out, size_t len, int ms);
+/* h_closed_within reads and drops what arrives on fd until the peer closes
+ * it (true) or ms pass (false). */
+bool h_closed_within(int fd, int ms);
 
 /* h_quorum_mode tells whether the suite runs with SLUICE_QUEUE_TYPE=quorum. */
 bool h_quorum_mode(void);

@@ -174,6 +174,14 @@ START_TEST(test_page_and_summary)
         "accepted_per_s is not a number");
     ck_assert_msg(json_object_get_boolean(h_json_at(sum, "broker_connected")), "broker down?");
     ck_assert_str_eq(h_json_str(sum, "namespace"), h_stack_namespace(s));
+    /* Each route's lane: its name, no limits, an empty backlog once polled. */
+    char lane[128];
+    snprintf(lane, sizeof lane, "%s.lane.echo", h_stack_namespace(s));
+    ck_assert_str_eq(h_json_str(sum, "lanes.0.route"), "echo");
+    ck_assert_str_eq(h_json_str(sum, "lanes.0.lane"), lane);
+    ck_assert(!json_object_get_boolean(h_json_at(sum, "lanes.0.limited")));
+    ck_assert_int_eq(h_json_int(sum, "lanes.0.backlog"), 0);
+    ck_assert_int_eq(json_object_array_length(h_json_at(sum, "lanes")), 2);
     json_object_put(sum);
 
     h_stack_teardown(s);

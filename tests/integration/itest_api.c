@@ -446,7 +446,7 @@ START_TEST(test_priority_order)
             ids[n] = expect_accepted(h_request("POST", url, headers, "{}", 2), what);
         }
     }
-    ck_assert_int_eq(h_queue_messages(s, "requests"), N);
+    ck_assert_int_eq(h_queue_messages(s, "lane.echo"), N);
     ck_assert_int_eq(h_backend_requests(s), 0);
 
     h_stack_add_worker(s);
@@ -473,9 +473,9 @@ START_TEST(test_priority_order)
     }
 
     /* The classic queues are version 2 and lazy; quorum queues take neither argument. */
-    char *requests = h_queue_arguments(s, "requests"), *dead = h_queue_arguments(s, "dead");
-    ck_assert_msg(requests && dead, "no %s.requests or %s.dead on the broker", h_stack_namespace(s),
-                  h_stack_namespace(s));
+    char *requests = h_queue_arguments(s, "lane.echo"), *dead = h_queue_arguments(s, "dead");
+    ck_assert_msg(requests && dead, "no %s.lane.echo or %s.dead on the broker",
+                  h_stack_namespace(s), h_stack_namespace(s));
     if (quorum) {
         ck_assert_msg(!strstr(requests, "x-queue-version") && !strstr(dead, "x-queue-version") &&
                           !strstr(requests, "x-queue-mode") && !strstr(dead, "x-queue-mode"),
@@ -484,7 +484,7 @@ START_TEST(test_priority_order)
         ck_assert_msg(strstr(requests, "{\"x-queue-version\",2}") &&
                           strstr(requests, "{\"x-queue-mode\",\"lazy\"}") &&
                           strstr(requests, "{\"x-max-priority\",9}"),
-                      "requests queue arguments: %s", requests);
+                      "lane arguments: %s", requests);
         ck_assert_msg(strstr(dead, "{\"x-queue-version\",2}") &&
                           strstr(dead, "{\"x-queue-mode\",\"lazy\"}"),
                       "dead queue arguments: %s", dead);

@@ -34,6 +34,17 @@ struct child {
     long long start;
 };
 
+/* await_output waits until c has written something to its stdout (which
+ * cli_finish then reads on from), failing the test after ms. */
+static void await_output(const struct child *c, int ms)
+{
+    struct pollfd fd = {.fd = c->out, .events = POLLIN};
+    int rc;
+    while ((rc = poll(&fd, 1, ms)) < 0 && errno == EINTR) {
+    }
+    ck_assert_msg(rc == 1, "the client wrote nothing within %d ms", ms);
+}
+
 /* run is what a finished client run left: its exit code (128 + signal when
  * killed), everything it wrote, and how long it took. */
 struct run {
@@ -672,7 +683,9 @@ START_TEST(test_outages)
     char *args[] = {"--url",   (char *)h_stack_url(s), "--token", H_TOKEN,     "status", id,
                     "--watch", "--interval",           "100",     "--timeout", "60",     NULL};
     struct child watcher = cli_start(NULL, NULL, args);
-    h_sleep_ms(300);
+    /* Only an outage after a first answer is ridden out: the kill waits for
+     * the watch's first line, which a loaded machine may take a while to print. */
+    await_output(&watcher, 30000);
     h_stack_kill_ingress(s);
     h_sleep_ms(700);
     h_stack_start_ingress(s);

@@ -142,18 +142,18 @@ START_TEST(test_per_route_counts)
     expect(m, "sluice_worker_attempts_count{route=\"closed\"}", 1);
 
     /* The queue gauges come from the broker: one consumer (this worker), an
-     * empty requests queue, and the two dead requests once polled. */
-    expect(m, "sluice_queue_consumers{queue=\"requests\"}", 1);
+     * empty lane, and the two dead requests once polled. */
+    expect(m, "sluice_queue_consumers{queue=\"lane.echo\"}", 1);
     expect(m, "sluice_queue_consumers{queue=\"dead\"}", 0);
-    expect(m, "sluice_queue_messages{queue=\"requests\"}", 0);
+    expect(m, "sluice_queue_messages{queue=\"lane.echo\"}", 0);
     ck_assert(value(m, "sluice_worker_queue_lag_seconds") >= 0);
     free(m);
     wait_value(s, 0, "sluice_queue_messages{queue=\"dead\"}", 2);
 
     /* A second worker is seen by the first one's next poll. */
     h_stack_add_worker(s);
-    wait_value(s, 0, "sluice_queue_consumers{queue=\"requests\"}", 2);
-    wait_value(s, 1, "sluice_queue_consumers{queue=\"requests\"}", 2);
+    wait_value(s, 0, "sluice_queue_consumers{queue=\"lane.echo\"}", 2);
+    wait_value(s, 1, "sluice_queue_consumers{queue=\"lane.echo\"}", 2);
     h_stack_teardown(s);
 }
 END_TEST

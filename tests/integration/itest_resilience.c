@@ -404,7 +404,7 @@ START_TEST(test_burst)
     }
     /* Nothing crashed, so nothing is delivered twice: one call per request. */
     ck_assert_int_eq(h_backend_requests(s), BURST_N);
-    wait_queue_empty(s, "requests", 10000);
+    wait_queue_empty(s, "lane.echo", 10000);
     ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     statuses_free(st, BURST_N);
@@ -525,7 +525,7 @@ START_TEST(test_worker_sigkill_mid_batch)
                   "%ld calls for %d requests: the calls lost with the killed worker were not "
                   "made again",
                   total, MIDBATCH_N);
-    wait_queue_empty(s, "requests", 10000);
+    wait_queue_empty(s, "lane.slow", 10000);
     ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     statuses_free(st, MIDBATCH_N);
@@ -572,7 +572,7 @@ START_TEST(test_worker_sigterm_in_flight)
                       h_backend_calls(s, ids[i]));
     }
     ck_assert_int_eq(h_backend_requests(s), MIDBATCH_N);
-    wait_queue_empty(s, "requests", 10000);
+    wait_queue_empty(s, "lane.slow", 10000);
 
     statuses_free(st, MIDBATCH_N);
     ids_free(ids, MIDBATCH_N);
@@ -623,7 +623,7 @@ START_TEST(test_worker_sigterm_held_retries)
                       json_object_to_json_string(st[i]));
     }
     ck_assert_int_eq(h_backend_requests(s), 2 * HELD_N);
-    wait_queue_empty(s, "requests", 10000);
+    wait_queue_empty(s, "lane.flaky", 10000);
     ck_assert_int_eq(h_queue_messages(s, "dead"), 0);
 
     statuses_free(st, HELD_N);
@@ -664,8 +664,8 @@ static void older_delivery_survives_kill(const char *prefix, const char *pending
     ck_assert_ptr_nonnull(st);
     wait_all_final(h_stack_url(s), ids, AFTER_N, 30000, st);
     statuses_free(st, AFTER_N);
-    wait_queue_empty(s, "requests", 10000); /* every ready message delivered */
-    h_sleep_ms(300);                        /* the newer batches' acks reach the broker */
+    wait_queue_empty(s, "lane.echo", 10000); /* every ready message delivered */
+    h_sleep_ms(300);                         /* the newer batches' acks reach the broker */
     long http = 0;
     struct json_object *o = h_get_status(s, H_TOKEN, first[0], &http);
     ck_assert_msg(http == 200 && o && !strcmp(h_json_str(o, "status"), pending_state),
@@ -682,7 +682,7 @@ static void older_delivery_survives_kill(const char *prefix, const char *pending
     ck_assert_msg(!strcmp(h_json_str(st[0], "status"), "succeeded"), "%s",
                   json_object_to_json_string(st[0]));
     ck_assert_int_eq(h_backend_calls(s, first[0]), 2);
-    wait_queue_empty(s, "requests", 10000);
+    wait_queue_empty(s, "lane.echo", 10000);
 
     statuses_free(st, 1);
     ids_free(ids, AFTER_N);
@@ -1020,7 +1020,7 @@ START_TEST(test_broker_down_and_back)
     ids_free(edge_ids, n_edge);
     /* A 503 while not ready means nothing was queued: no refused submission
      * ever reaches the backend, and no message is left behind. */
-    wait_queue_empty(s, "requests", 10000);
+    wait_queue_empty(s, "lane.echo", 10000);
     ck_assert_int_eq(access_lines(s, "/refused"), 0);
 
     statuses_free(st, PRE_PAUSE_N);

@@ -315,11 +315,12 @@ START_TEST(test_retry_queue)
     long long t[4];
     ck_assert_int_eq(call_times(s, id, t, 4), 2);
     ck_assert_msg(t[1] - t[0] >= 950, "the calls were only %lld ms apart", t[1] - t[0]);
-    long in_1s = h_queue_messages(s, "retry.1000"), in_2s = h_queue_messages(s, "retry.2000");
-    ck_assert_msg(in_1s >= 0 || in_2s >= 0, "no retry queue %s.retry.1000 or .2000 (%ld, %ld)",
+    long in_1s = h_queue_messages(s, "delay.1000"), in_2s = h_queue_messages(s, "delay.2000");
+    ck_assert_msg(in_1s >= 0 || in_2s >= 0, "no delay queue %s.delay.1000 or .2000 (%ld, %ld)",
                   h_stack_namespace(s), in_1s, in_2s);
-    /* A classic retry queue is version 2 and lazy (common/mq.c); a quorum one refuses both. */
-    char *args = h_queue_arguments(s, in_2s >= 0 ? "retry.2000" : "retry.1000");
+    /* A classic delay queue is version 2 and lazy (common/topology.c); a quorum one refuses both.
+     */
+    char *args = h_queue_arguments(s, in_2s >= 0 ? "delay.2000" : "delay.1000");
     bool quorum = h_quorum_mode();
     ck_assert_msg(args && (strstr(args, "{\"x-queue-version\",2}") != NULL) == !quorum &&
                       (strstr(args, "{\"x-queue-mode\",\"lazy\"}") != NULL) == !quorum,
@@ -333,7 +334,7 @@ START_TEST(test_retry_queue)
 }
 END_TEST
 
-/* A message on the requests queue that is not a valid request (here: no
+/* A message in a lane that is not a valid request (here: no
  * method), whose ID and tenant the worker can read. Its client must learn
  * that it is dead (error malformed_message) instead of seeing "queued"
  * forever, and the message lands in the dead queue, uncalled. */
@@ -341,9 +342,9 @@ START_TEST(test_malformed_message)
 {
     struct h_stack *s = h_stack_new();
     h_stack_start(s, 1);
-    char id[ID_CHARS + 1], exchange[256];
+    char id[ID_CHARS + 1], lane[256];
     ck_assert_int_eq(id_new(id, (int64_t)h_mono_ms()), 0);
-    snprintf(exchange, sizeof exchange, "%s.requests", h_stack_namespace(s));
+    snprintf(lane, sizeof lane, "%s.lane.echo", h_stack_namespace(s));
     amqp_table_entry_t e[] = {
         {.key = amqp_cstring_bytes("x-sluice-tenant"),
          .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("acme")}},
@@ -359,9 +360,8 @@ START_TEST(test_malformed_message)
                                      .delivery_mode = AMQP_DELIVERY_PERSISTENT,
                                      .headers = {.num_entries = 3, .entries = e}};
     amqp_connection_state_t conn = broker_open();
-    ck_assert_int_eq(amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange),
-                                        amqp_cstring_bytes(exchange), 1, 0, &props,
-                                        amqp_cstring_bytes("{}")),
+    ck_assert_int_eq(amqp_basic_publish(conn, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(lane),
+                                        1, 0, &props, amqp_cstring_bytes("{}")),
                      AMQP_STATUS_OK);
     broker_close(conn);
 

@@ -3,7 +3,9 @@
  * It echoes what it receives, and a few paths misbehave on purpose (a fixed
  * status, a delay, failures counted per Idempotency-Key, Retry-After) so tests
  * drive the worker's retry logic against real HTTP. It runs one thread per
- * connection, so a delay simply blocks its own connection. */
+ * connection, so a delay simply blocks its own connection. It counts the
+ * calls it is answering at once and their high-water mark, so that tests
+ * of concurrency limits see what a backend sees. */
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -42,7 +44,9 @@ struct counts {
     struct count **buckets;
     size_t n_buckets; /* a power of two */
     size_t n_keys;
-    long requests; /* every request but the /_ ones */
+    long requests;      /* every request but the /_ ones */
+    long in_flight;     /* of those, being answered now */
+    long max_in_flight; /* the most answered at once */
 };
 
 struct backend {
@@ -175,12 +179,23 @@ static long counts_get(struct counts *c, const char *key)
     return n;
 }
 
-static long counts_requests(struct counts *c)
+/* counts_stats writes {"requests":..,"in_flight":..,"max_in_flight":..}
+ * into r; with reset, the high-water mark starts again from now. */
+static void counts_stats(struct counts *c, struct reply *r, bool reset);
+
+/* counts_enter and counts_leave bracket the answer to one counted call. */
+static void counts_enter(struct counts *c)
 {
     pthread_mutex_lock(&c->lock);
-    long n = c->requests;
+    if (++c->in_flight > c->max_in_flight) c->max_in_flight = c->in_flight;
     pthread_mutex_unlock(&c->lock);
-    return n;
+}
+
+static void counts_leave(struct counts *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->in_flight--;
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* now_in returns the Unix time in 1/unit seconds (unit 1000: ms, 1000000: us). */
@@ -255,6 +270,20 @@ static void reply_error(struct reply *r, unsigned int status, const char *messag
     struct json_object *o = json_object_new_object();
     if (o) json_object_object_add(o, "error", json_object_new_string(message));
     reply_json(r, status, o);
+}
+
+static void counts_stats(struct counts *c, struct reply *r, bool reset)
+{
+    struct json_object *o = json_object_new_object();
+    pthread_mutex_lock(&c->lock);
+    if (o) {
+        json_object_object_add(o, "requests", json_object_new_int64(c->requests));
+        json_object_object_add(o, "in_flight", json_object_new_int64(c->in_flight));
+        json_object_object_add(o, "max_in_flight", json_object_new_int64(c->max_in_flight));
+    }
+    if (reset) c->max_in_flight = c->in_flight;
+    pthread_mutex_unlock(&c->lock);
+    reply_json(r, MHD_HTTP_OK, o);
 }
 
 static void reply_bytes(struct reply *r, const char *type, const void *p, size_t n)
@@ -340,7 +369,7 @@ static void route(struct backend *b, struct MHD_Connection *conn, const char *me
     if (q->too_big) {
         reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
     } else if (!strcmp(q->path, "/_stats")) {
-        reply_number(r, MHD_HTTP_OK, "requests", counts_requests(&b->counts));
+        counts_stats(&b->counts, r, strstr(q->query, "reset") != NULL);
     } else if (!strcmp(q->path, "/_calls")) {
         const char *key = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "key");
         if (key)
@@ -400,11 +429,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
     /* The /_ paths are the tests' questions, not traffic: they count nowhere. */
-    long calls = strncmp(q->path, "/_", 2) ? counts_bump(&b->counts, key ? key : "") : 0;
+    bool counted = strncmp(q->path, "/_", 2) != 0;
+    long calls = counted ? counts_bump(&b->counts, key ? key : "") : 0;
     if (calls < 0) return MHD_NO;
     access_log(b, method, q->path, key);
     struct reply r = {.retry_after_s = -1};
+    if (counted) counts_enter(&b->counts);
     route(b, conn, method, q, calls, &r);
+    if (counted) counts_leave(&b->counts);
     return respond(conn, &r);
 }
 

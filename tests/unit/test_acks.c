@@ -1,7 +1,8 @@
 /* test_acks.c: the multiple-ack guard (worker/acks.c). A batch is settled
  * with one multiple ack of its newest tag only when no delivery the worker
  * still holds outside it is older (another batch in flight, the forming
- * batch, a held retry) and none of its own jobs is to be dead-lettered. */
+ * batch, a held retry, a job waiting for its call) and none of its own jobs
+ * is to be dead-lettered. */
 #include <check.h>
 #include <stdlib.h>
 
@@ -91,6 +92,23 @@ START_TEST(test_dead_letter_job)
 }
 END_TEST
 
+START_TEST(test_older_waiting)
+{
+    struct batch *b = batch_of((const uint64_t[]){5, 6, 0});
+    struct job *w1 = job_new(9), *w2 = job_new(3), *w3 = job_new(8);
+    w1->wait_next = w2; /* one line holds 9 then 3, another 8 */
+    struct job *lines[3] = {w1, NULL, w3};
+    struct acks_others o = {.inflight = b, .lines = lines, .n_lines = 3};
+    ck_assert_uint_eq(acks_multiple_tag(b, &o), 0); /* 3 waits, older than 6 */
+    w1->wait_next = NULL;
+    ck_assert_uint_eq(acks_multiple_tag(b, &o), 6); /* only newer ones wait */
+    job_free(w1);
+    job_free(w2);
+    job_free(w3);
+    batch_free(b);
+}
+END_TEST
+
 static Suite *acks_suite(void)
 {
     Suite *s = suite_create("acks");
@@ -100,6 +118,7 @@ static Suite *acks_suite(void)
     tcase_add_test(tc, test_newer_elsewhere);
     tcase_add_test(tc, test_older_held_or_forming);
     tcase_add_test(tc, test_dead_letter_job);
+    tcase_add_test(tc, test_older_waiting);
     suite_add_tcase(s, tc);
     return s;
 }

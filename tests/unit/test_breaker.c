@@ -143,6 +143,32 @@ START_TEST(test_late_outcomes_ignored)
 }
 END_TEST
 
+START_TEST(test_trial)
+{
+    struct breaker b;
+    struct breaker_policy off = {0};
+    ck_assert_int_eq(breaker_init(&b, &consecutive), 0);
+    ck_assert(breaker_on_trial(&b)); /* nothing proven yet */
+    breaker_record(&b, false, 0);
+    ck_assert(!breaker_on_trial(&b));
+    breaker_record(&b, true, 0); /* a failure: one call at a time again */
+    ck_assert(breaker_on_trial(&b));
+    breaker_record(&b, false, 0);
+    ck_assert(!breaker_on_trial(&b));
+    for (int i = 0; i < 3; i++)
+        breaker_record(&b, true, 10);
+    ck_assert(!breaker_on_trial(&b)); /* open: it gets no call at all */
+    ck_assert(breaker_allow(&b, 1010));
+    breaker_record(&b, false, 1020); /* the probe succeeded */
+    ck_assert_int_eq(breaker_state(&b, 1020), BREAKER_CLOSED);
+    ck_assert(!breaker_on_trial(&b));
+    breaker_free(&b);
+    ck_assert_int_eq(breaker_init(&b, &off), 0);
+    ck_assert(!breaker_on_trial(&b)); /* no breaker, no trial */
+    breaker_free(&b);
+}
+END_TEST
+
 static Suite *breaker_suite(void)
 {
     Suite *s = suite_create("breaker");
@@ -154,6 +180,7 @@ static Suite *breaker_suite(void)
     tcase_add_test(tc, test_ratio_needs_min_calls);
     tcase_add_test(tc, test_ratio_window_slides);
     tcase_add_test(tc, test_late_outcomes_ignored);
+    tcase_add_test(tc, test_trial);
     suite_add_tcase(s, tc);
     return s;
 }

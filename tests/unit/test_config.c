@@ -31,6 +31,14 @@ static const char *const env_vars[] = {
     "SLUICE_CONFIRM_TIMEOUT_MS",
     "SLUICE_MAX_CONNECTIONS",
     "SLUICE_CONNECTION_TIMEOUT_S",
+    "SLUICE_MAX_CONNECTIONS_PER_IP",
+    "SLUICE_REQUEST_TIMEOUT_S",
+    "SLUICE_MAX_HEADER_BYTES",
+    "SLUICE_MAX_URL_BYTES",
+    "SLUICE_TLS_CERT_FILE",
+    "SLUICE_TLS_KEY_FILE",
+    "SLUICE_CORS_ORIGINS",
+    "SLUICE_CORS_MAX_AGE_S",
     "SLUICE_BATCH_SIZE",
     "SLUICE_BATCH_LINGER_MS",
     "SLUICE_PREFETCH",
@@ -79,7 +87,9 @@ static const char changed[] =
     " \"routes\": {\n"
     "   \"echo\": {\"upstreams\": [\"http://a:1/\", \"https://b/prefix//\"], \"timeout_ms\": 1,\n"
     "     \"max_attempts\": 100, \"backoff_ms\": 7, \"backoff_max_ms\": 7, \"rate_per_s\": 2.5,\n"
-    "     \"max_in_flight\": 3},\n"
+    "     \"max_in_flight\": 3, \"burst\": 4, \"breaker\": {\"consecutive_failures\": 3,\n"
+    "     \"failure_ratio\": 0.5, \"window_s\": 30, \"min_calls\": 6, \"open_ms\": 200,\n"
+    "     \"max_open_ms\": 800}},\n"
     "   \"Orders_v2.x-y\": {\"upstreams\": [\"http://orders\"]}},\n"
     " \"keys\": [\n"
     "   {\"id\": \"alpha\", \"secret_sha256\": \"" ALPHA_SHA "\", \"tenant\": \"t-a\",\n"
@@ -275,6 +285,15 @@ START_TEST(test_every_setting_changed)
     ck_assert_int_eq(r->backoff_max_ms, 7);
     ck_assert_double_eq(r->rate_per_s, 2.5);
     ck_assert_int_eq(r->max_in_flight, 3);
+    ck_assert_int_eq(r->burst, 4);
+    ck_assert(cfg_route_limited(r));
+    ck_assert(r->breaker.enabled);
+    ck_assert_int_eq(r->breaker.consecutive_failures, 3);
+    ck_assert_double_eq(r->breaker.failure_ratio, 0.5);
+    ck_assert_int_eq(r->breaker.window_s, 30);
+    ck_assert_int_eq(r->breaker.min_calls, 6);
+    ck_assert_int_eq(r->breaker.open_ms, 200);
+    ck_assert_int_eq(r->breaker.max_open_ms, 800);
     r = cfg_route_find(&c, "Orders_v2.x-y", 13);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(r->upstreams[0], "http://orders");
@@ -282,6 +301,9 @@ START_TEST(test_every_setting_changed)
     ck_assert_int_eq(r->max_attempts, 4);
     ck_assert_int_eq(r->backoff_ms, 100);
     ck_assert_int_eq(r->backoff_max_ms, 10000);
+    ck_assert(!cfg_route_limited(r));
+    ck_assert(!r->breaker.enabled);
+    ck_assert_int_eq(r->burst, 0);
 
     ck_assert_uint_eq(c.n_keys, 2);
     ck_assert_str_eq(c.keys[0].id, "alpha");
@@ -711,9 +733,22 @@ static const struct bad_case bad_docs[] = {
     {R(",\"backoff_ms\":500,\"backoff_max_ms\":100"),
      "routes.r.backoff_max_ms: must be >= backoff_ms (500) (got 100)"},
     {R(",\"backoff_ms\":20000"), "routes.r.backoff_max_ms: must be >= backoff_ms (20000)"},
-    {R(",\"rate_per_s\":-0.5"), "routes.r.rate_per_s: must be >= 0 (got -0.5)"},
+    {R(",\"rate_per_s\":-0.5"), "routes.r.rate_per_s: must be between 0 and 1000000 (got -0.5)"},
     {R(",\"rate_per_s\":true"), "routes.r.rate_per_s: must be a number (got true)"},
-    {R(",\"max_in_flight\":-1"), "routes.r.max_in_flight: must be >= 0 (got -1)"},
+    {R(",\"max_in_flight\":-1"), "routes.r.max_in_flight: must be between 0 and 1000000 (got -1)"},
+    {R(",\"rate_per_s\":1000001"), "routes.r.rate_per_s: must be between 0 and 1000000"},
+    {R(",\"burst\":-1"), "routes.r.burst: must be between 0 and 1000000 (got -1)"},
+    {R(",\"burst\":2.5"), "routes.r.burst: must be an integer (got 2.5)"},
+    {R(",\"breaker\":true"), "routes.r.breaker: must be an object (got true)"},
+    {R(",\"breaker\":{}"), "routes.r.breaker: must set consecutive_failures or failure_ratio"},
+    {R(",\"breaker\":{\"open_ms\":100}"), "routes.r.breaker: must set consecutive_failures"},
+    {R(",\"breaker\":{\"consecutive\":3}"), "unknown key routes.r.breaker.consecutive"},
+    {R(",\"breaker\":{\"failure_ratio\":1.5}"),
+     "routes.r.breaker.failure_ratio: must be between 0 and 1 (got 1.5)"},
+    {R(",\"breaker\":{\"failure_ratio\":0.5,\"window_s\":0}"),
+     "routes.r.breaker.window_s: must be between 1 and 3600 (got 0)"},
+    {R(",\"breaker\":{\"consecutive_failures\":2,\"open_ms\":5000,\"max_open_ms\":100}"),
+     "routes.r.breaker.max_open_ms: must be >= open_ms (5000) (got 100)"},
     {R(",\"upstream\":[]"), "config bad.json: unknown key routes.r.upstream"},
     {R(",\"batch_url\":\"http://h\""), "unknown key routes.r.batch_url"},
 };
@@ -955,7 +990,7 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 22);
+    ck_assert_uint_eq(rows, 30);
     assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
 }

@@ -22,6 +22,7 @@ struct seen {
     int attempts[4];
     char result[4][256];
     char error[4][256];
+    char reason[4][64];
     int markers;
     char nonce[64];
 };
@@ -52,6 +53,7 @@ static void on_update(void *arg, const struct status_update *u)
     s->attempts[i] = u->attempts;
     copy_opt(s->result[i], sizeof s->result[i], u->result_json, u->result_len);
     copy_opt(s->error[i], sizeof s->error[i], u->error_json, u->error_len);
+    snprintf(s->reason[i], sizeof s->reason[i], "%s", u->reason ? u->reason : "(none)");
 }
 
 static void on_marker(void *arg, const char *nonce)
@@ -84,10 +86,11 @@ START_TEST(test_round_trip)
     const char *result = "{\"status\":200,\"headers\":{\"a\":\"b\"},\"body\":[1,2.5,\"x/y\"]}";
     const char *error = "{\"code\":\"timeout\",\"message\":\"no answer\"}";
     struct status_update u[3] = {
-        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0},
-        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error)},
+        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL},
+        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error),
+         "breaker_open"},
         {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 2, result, strlen(result), error,
-         strlen(error)},
+         strlen(error), NULL},
     };
     struct buf b;
     buf_init(&b, MAX_MSG);
@@ -115,6 +118,9 @@ START_TEST(test_round_trip)
     ck_assert_str_eq(s.error[1], error);
     ck_assert_str_eq(s.result[2], result);
     ck_assert_str_eq(s.error[2], error);
+    ck_assert_str_eq(s.reason[0], "(none)");
+    ck_assert_str_eq(s.reason[1], "breaker_open");
+    ck_assert_str_eq(s.reason[2], "(none)");
     buf_free(&b);
 }
 END_TEST
@@ -154,7 +160,7 @@ START_TEST(test_escapes)
 {
     const char *tenant = "t\"en\\ant\n\x01/é";
     const char *route = "r\toute\u2028";
-    struct status_update u = {ID_A, ST_FAILED, tenant, route, 5, 6, 7, NULL, 0, NULL, 0};
+    struct status_update u = {ID_A, ST_FAILED, tenant, route, 5, 6, 7, NULL, 0, NULL, 0, NULL};
     struct buf b;
     buf_init(&b, MAX_MSG);
     ck_assert_int_eq(event_begin(&b), 0);
@@ -235,6 +241,12 @@ static const char *const malformed[] = {
     "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"result\":[1]}]}",
     "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"error\":\"x\"}]}",
     "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"result\":null}]}",
+    /* reasons: a short word of [a-z_] */
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"reason\":5}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"reason\":\"\"}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,\"reason\":\"Open\"}]}",
+    "{\"v\":1,\"events\":[" EV_OK "\"created\":1,\"ts\":2,\"attempts\":0,"
+    "\"reason\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}]}",
 };
 
 START_TEST(test_malformed)
@@ -281,7 +293,7 @@ END_TEST
 START_TEST(test_buf_cap)
 {
     /* An append past the buffer cap reports the buf error. */
-    struct status_update u = {ID_A, ST_QUEUED, "t", "r", 1, 1, 0, NULL, 0, NULL, 0};
+    struct status_update u = {ID_A, ST_QUEUED, "t", "r", 1, 1, 0, NULL, 0, NULL, 0, NULL};
     struct buf b;
     buf_init(&b, 40);
     ck_assert_int_eq(event_begin(&b), 0);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cors.h"
 #include "handlers.h"
 
 #define ALPHA_SHA "a336d9b1d8b8647875238537ca5087b0ea335afd2032936aecdffc3e4b13f720"
@@ -31,21 +32,47 @@ static const char *fake_header(const struct request *r, const char *name)
     return NULL;
 }
 
-static const struct request_io FAKE_IO = {fake_header, NULL, NULL, NULL};
+static int fake_walk(const void *src, env_header_fn fn, void *ctx)
+{
+    const struct fake *f = src;
+    for (size_t i = 0; f->headers[i]; i++) {
+        const char *colon = strchr(f->headers[i], ':');
+        int rc =
+            fn(ctx, f->headers[i], (size_t)(colon - f->headers[i]), colon + 2, strlen(colon + 2));
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static const struct request_io FAKE_IO = {fake_header, fake_walk, NULL, NULL};
+
+/* The routes: echo and orders by name only; shop at the edge on any host
+ * under /shop (prefix cut), site under /w on the host site.example. Key alpha may
+ * use echo and shop. */
+#define ROUTES                                                                                     \
+    "\"routes\":{\"echo\":{\"upstreams\":[\"http://h\"]},\"orders\":{\"upstreams\":[\"http://"     \
+    "o\"]},"                                                                                       \
+    "\"shop\":{\"upstreams\":[\"http://s\"],\"paths\":[\"/shop\"],\"strip_path\":true},"           \
+    "\"site\":{\"upstreams\":[\"http://"                                                           \
+    "w\"],\"hosts\":[\"site.example\"],\"paths\":[\"/w\"]}},\"keys\":[{\"id\":\"a\","              \
+    "\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"ta\",\"routes\":[\"echo\",\"shop\"]}],"      \
+    "\"ingress\":{\"cors_origins\":[\"https://app.example\"],\"max_url_bytes\":256,"               \
+    "\"max_header_bytes\":1024}"
 
 static void load(struct app *app, bool admin)
 {
     char err[256] = "";
-    const char *doc =
-        admin ? "{\"admin_token\":\"" ADMIN
-                "\",\"routes\":{\"echo\":{\"upstreams\":[\"http://h\"]},"
-                "\"orders\":{\"upstreams\":[\"http://o\"]}},\"keys\":[{\"id\":\"a\","
-                "\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"ta\",\"routes\":[\"echo\"]}]}"
-              : "{\"routes\":{\"echo\":{\"upstreams\":[\"http://h\"]},"
-                "\"orders\":{\"upstreams\":[\"http://o\"]}},\"keys\":[{\"id\":\"a\","
-                "\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"ta\",\"routes\":[\"echo\"]}]}";
+    const char *doc = admin ? "{\"admin_token\":\"" ADMIN "\"," ROUTES "}" : "{" ROUTES "}";
     memset(app, 0, sizeof *app);
     ck_assert_msg(cfg_load_string(&app->cfg, doc, "test.json", err, sizeof err) == 0, "%s", err);
+    app->auth = auth_new(&app->cfg, err, sizeof err);
+    ck_assert_msg(app->auth != NULL, "%s", err);
+}
+
+static void unload(struct app *app)
+{
+    auth_free(app->auth);
+    cfg_free(&app->cfg);
 }
 
 static const struct begin_case {
@@ -99,7 +126,7 @@ static const struct begin_case {
      {NULL},
      401,
      "unauthorized",
-     "missing or unknown bearer token",
+     "missing bearer token",
      NULL,
      NULL},
     {false, "GET", "/v1/nosuch", {NULL}, 401, "unauthorized", NULL, NULL, NULL},
@@ -184,6 +211,88 @@ static const struct begin_case {
      NULL,
      NULL,
      NULL},
+    /* The edge: a route's paths or hosts take requests outside /v1. */
+    {false, "GET", "/shop/cart?x=1", {KEY}, 0, NULL, NULL, "shop", "/cart"},
+    {false, "DELETE", "/shop", {KEY}, 0, NULL, NULL, "shop", ""},
+    {false, "POST", "/shop/x", {NULL}, 401, "unauthorized", "missing bearer token", NULL, NULL},
+    {false,
+     "POST",
+     "/shop/x",
+     {"Authorization: Bearer nope"},
+     401,
+     "unauthorized",
+     NULL,
+     NULL,
+     NULL},
+    {false, "POST", "/shopx", {KEY}, 405, "method_not_allowed", "use GET", NULL, NULL},
+    {false, "GET", "/shopx", {KEY}, 404, "not_found", NULL, NULL, NULL},
+    {false,
+     "GET",
+     "/w/x",
+     {KEY, "Host: Site.Example:8080"},
+     403,
+     "route_forbidden",
+     "this key may not use route \"site\"",
+     NULL,
+     NULL},
+    {false, "GET", "/healthz", {"Host: site.example"}, 0, NULL, NULL, NULL, ""},
+    /* Framing two parties could read differently is refused (RFC 9112 6.3). */
+    {false,
+     "POST",
+     "/v1/requests",
+     {KEY, "Content-Length: 5", "Content-Length: 6"},
+     400,
+     "bad_framing",
+     "two different Content-Length values",
+     NULL,
+     NULL},
+    {false,
+     "POST",
+     "/v1/requests",
+     {KEY, "Content-Length: 5", "Content-Length: 5"},
+     0,
+     NULL,
+     NULL,
+     NULL,
+     ""},
+    {false,
+     "POST",
+     "/v1/requests",
+     {KEY, "Content-Length: 5", "Transfer-Encoding: chunked"},
+     400,
+     "bad_framing",
+     "both Content-Length and Transfer-Encoding",
+     NULL,
+     NULL},
+    {false,
+     "POST",
+     "/shop/x",
+     {KEY, "Transfer-Encoding: gzip, chunked"},
+     400,
+     "bad_framing",
+     NULL,
+     NULL,
+     NULL},
+    {false,
+     "POST",
+     "/v1/requests",
+     {KEY, "Transfer-Encoding: chunked", "Transfer-Encoding: chunked"},
+     400,
+     "bad_framing",
+     NULL,
+     NULL,
+     NULL},
+    {false, "POST", "/v1/requests", {KEY, "Transfer-Encoding: Chunked"}, 0, NULL, NULL, NULL, ""},
+    /* Framing is checked before anything else, even the key. */
+    {false,
+     "GET",
+     "/healthz",
+     {"Content-Length: 1", "Transfer-Encoding: chunked"},
+     400,
+     "bad_framing",
+     NULL,
+     NULL,
+     NULL},
 };
 
 START_TEST(test_begin)
@@ -227,7 +336,7 @@ START_TEST(test_begin)
         }
     }
     free(a.body);
-    cfg_free(&app.cfg);
+    unload(&app);
 }
 END_TEST
 
@@ -267,7 +376,170 @@ START_TEST(test_body_too_large)
     ck_assert_str_eq(a.content_type, "application/json");
     ck_assert_str_eq(a.body, "{\"status\":\"ok\"}");
     free(a.body);
-    cfg_free(&app.cfg);
+    unload(&app);
+}
+END_TEST
+
+/* begin runs handle_begin on a request with headers (NULL-terminated). */
+static int begin(struct app *app, struct fake *f, const char *method, const char *target,
+                 const char *const *headers, struct answer *a)
+{
+    *f = (struct fake){.headers = headers};
+    f->r = (struct request){.app = app,
+                            .io = &FAKE_IO,
+                            .method = method,
+                            .target = target,
+                            .path_len = strcspn(target, "?")};
+    *a = (struct answer){0};
+    return handle_begin(&f->r, a);
+}
+
+/* test_limits: a target past max_url_bytes is 414, a header block past
+ * max_header_bytes 431, each with the API's JSON error. */
+START_TEST(test_limits)
+{
+    struct app app;
+    struct fake f;
+    struct answer a;
+    char target[300], big[1100];
+    static const char *const key[] = {KEY, NULL};
+    load(&app, false);
+    memset(target, 'a', sizeof target);
+    memcpy(target, "/v1/requests/", 13);
+    target[256] = '\0'; /* exactly max_url_bytes */
+    ck_assert_int_eq(begin(&app, &f, "GET", target, key, &a), 0);
+    target[256] = 'a';
+    target[257] = '\0';
+    ck_assert_int_eq(begin(&app, &f, "GET", target, key, &a), -1);
+    ck_assert_int_eq(a.status, 414);
+    ck_assert_ptr_nonnull(strstr(a.body, "\"uri_too_long\""));
+    free(a.body);
+    /* "Authorization: Bearer alpha-token\r\n" is 35 bytes, "X-Big: \r\n" 9:
+     * fill makes the block exactly max_header_bytes. */
+    size_t fill = 1024 - 35 - 9;
+    memset(big, 'v', sizeof big);
+    memcpy(big, "X-Big: ", 7);
+    big[7 + fill] = '\0';
+    const char *const fits[] = {KEY, big, NULL};
+    ck_assert_int_eq(begin(&app, &f, "GET", "/v1/requests/x", fits, &a), 0);
+    big[7 + fill] = 'v';
+    big[8 + fill] = '\0';
+    ck_assert_int_eq(begin(&app, &f, "GET", "/v1/requests/x", fits, &a), -1);
+    ck_assert_int_eq(a.status, 431);
+    ck_assert_ptr_nonnull(strstr(a.body, "\"headers_too_large\""));
+    free(a.body);
+    unload(&app);
+}
+END_TEST
+
+/* test_headers: a framing refusal closes the connection; a 401 says how to
+ * authenticate (RFC 6750). */
+START_TEST(test_headers)
+{
+    struct app app;
+    struct fake f;
+    struct answer a;
+    load(&app, true);
+    static const char *const smuggle[] = {"Content-Length: 1", "Content-Length: 2", NULL};
+    ck_assert_int_eq(begin(&app, &f, "POST", "/v1/requests", smuggle, &a), -1);
+    ck_assert_str_eq(answer_find(&a, "Connection"), "close");
+    free(a.body);
+    static const char *const none[] = {NULL};
+    ck_assert_int_eq(begin(&app, &f, "GET", "/v1/requests/x", none, &a), -1);
+    ck_assert_int_eq(a.status, 401);
+    ck_assert_str_eq(answer_find(&a, "WWW-Authenticate"), "Bearer");
+    ck_assert_ptr_null(answer_find(&a, "Connection"));
+    free(a.body);
+    static const char *const wrong[] = {"Authorization: Bearer wrong", NULL};
+    ck_assert_int_eq(begin(&app, &f, "GET", "/v1/requests/x", wrong, &a), -1);
+    ck_assert_str_eq(answer_find(&a, "WWW-Authenticate"),
+                     "Bearer error=\"invalid_token\", error_description=\"unknown token\"");
+    free(a.body);
+    ck_assert_int_eq(begin(&app, &f, "GET", "/admin/summary", wrong, &a), -1);
+    ck_assert_int_eq(a.status, 401);
+    ck_assert_ptr_nonnull(strstr(answer_find(&a, "WWW-Authenticate"), "invalid_token"));
+    free(a.body);
+    unload(&app);
+}
+END_TEST
+
+/* test_cors: a preflight from an allowed origin is answered before any key
+ * is asked for; answers to it carry the CORS headers; other origins get
+ * none, and without cors_origins nothing changes. */
+START_TEST(test_cors)
+{
+    struct app app;
+    struct fake f;
+    struct answer a;
+    load(&app, false);
+    static const char *const pre[] = {
+        "Origin: https://app.example", "Access-Control-Request-Method: POST",
+        "Access-Control-Request-Headers: authorization, content-type", NULL};
+    ck_assert_int_eq(begin(&app, &f, "OPTIONS", "/v1/requests", pre, &a), 0);
+    ck_assert(!handle(&f.r, &a));
+    ck_assert_int_eq(a.status, 204);
+    ck_assert_ptr_null(a.body);
+    ck_assert_ptr_null(a.content_type);
+    ck_assert_str_eq(answer_find(&a, "Access-Control-Allow-Origin"), "https://app.example");
+    ck_assert_str_eq(answer_find(&a, "Access-Control-Allow-Methods"),
+                     "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    ck_assert_str_eq(answer_find(&a, "Access-Control-Allow-Headers"),
+                     "authorization, content-type");
+    ck_assert_str_eq(answer_find(&a, "Access-Control-Max-Age"), "600");
+    ck_assert_ptr_nonnull(strstr(answer_find(&a, "Vary"), "Origin"));
+    handle_end(&f.r, &a);
+    ck_assert_ptr_null(answer_find(&a, "Access-Control-Expose-Headers"));
+
+    /* a preflight from another origin is an ordinary OPTIONS: no key, 401 */
+    static const char *const other[] = {"Origin: https://evil.example",
+                                        "Access-Control-Request-Method: POST", NULL};
+    ck_assert_int_eq(begin(&app, &f, "OPTIONS", "/v1/requests", other, &a), -1);
+    ck_assert_int_eq(a.status, 401);
+    handle_end(&f.r, &a);
+    ck_assert_ptr_null(answer_find(&a, "Access-Control-Allow-Origin"));
+    ck_assert_str_eq(answer_find(&a, "Vary"), "Origin");
+    free(a.body);
+
+    /* an answer to the allowed origin, even a refusal, carries the headers */
+    static const char *const call[] = {"Origin: https://app.example", NULL};
+    ck_assert_int_eq(begin(&app, &f, "GET", "/v1/requests/x", call, &a), -1);
+    handle_end(&f.r, &a);
+    ck_assert_str_eq(answer_find(&a, "Access-Control-Allow-Origin"), "https://app.example");
+    ck_assert_str_eq(answer_find(&a, "Access-Control-Expose-Headers"),
+                     "Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, "
+                     "RateLimit-Reset, Idempotent-Replayed");
+    ck_assert_ptr_nonnull(answer_find(&a, "WWW-Authenticate"));
+    free(a.body);
+
+    /* "null" (a sandboxed page, a file) is never an allowed origin; "*"
+     * allows any other, echoed back, if it is fit to echo */
+    struct cfg_ingress star = {0};
+    char *any[] = {"*"};
+    star.cors_origins = (struct cfg_strings){any, 1};
+    ck_assert(!cors_allowed(&star, "null"));
+    ck_assert(!cors_allowed(&star, NULL));
+    ck_assert(!cors_allowed(&star, "https://a.example\x01"));
+    ck_assert(cors_allowed(&star, "https://a.example"));
+    ck_assert(!cors_allowed(&app.cfg.ingress, "https://app.example.evil"));
+    /* requested headers that are no list of names are not echoed */
+    struct answer pa = {0};
+    ck_assert(cors_preflight(&star, "OPTIONS", "https://a.example", "PUT", "x-a, b\"c", &pa));
+    ck_assert_str_eq(answer_find(&pa, "Access-Control-Allow-Headers"), CORS_HEADERS);
+    ck_assert(!cors_preflight(&star, "GET", "https://a.example", "PUT", NULL, &pa));
+    ck_assert(!cors_preflight(&star, "OPTIONS", "https://a.example", NULL, NULL, &pa));
+    unload(&app);
+
+    /* without cors_origins: no preflight, no CORS header, no Vary */
+    char err[256];
+    memset(&app, 0, sizeof app);
+    ck_assert_int_eq(cfg_load_string(&app.cfg, "{}", "t", err, sizeof err), 0);
+    app.auth = auth_new(&app.cfg, err, sizeof err);
+    ck_assert_int_eq(begin(&app, &f, "OPTIONS", "/healthz", pre, &a), -1);
+    ck_assert_int_eq(a.status, 405);
+    handle_end(&f.r, &a);
+    ck_assert_uint_eq(a.n_headers, 0);
+    free(a.body);
+    unload(&app);
 }
 END_TEST
 
@@ -277,6 +549,9 @@ int main(void)
     TCase *tc = tcase_create("handlers");
     tcase_add_loop_test(tc, test_begin, 0, sizeof BEGIN_CASES / sizeof BEGIN_CASES[0]);
     tcase_add_test(tc, test_body_too_large);
+    tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_headers);
+    tcase_add_test(tc, test_cors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_FORK);

@@ -58,6 +58,27 @@ START_TEST(test_counter_and_gauge)
 }
 END_TEST
 
+START_TEST(test_float_gauge)
+{
+    struct metrics *m = metrics_new();
+    struct metric *g = metrics_gauge(m, "sluice_rate", "A rate.", "route=\"a\"");
+    ck_assert_ptr_nonnull(g);
+    metric_set_float(g, 2.5);
+    expect_render(m, "# HELP sluice_rate A rate.\n"
+                     "# TYPE sluice_rate gauge\n"
+                     "sluice_rate{route=\"a\"} 2.5\n");
+    metric_set_float(g, 0.1);
+    expect_render(m, "# HELP sluice_rate A rate.\n"
+                     "# TYPE sluice_rate gauge\n"
+                     "sluice_rate{route=\"a\"} 0.1\n");
+    metric_set_float(g, 20);
+    expect_render(m, "# HELP sluice_rate A rate.\n"
+                     "# TYPE sluice_rate gauge\n"
+                     "sluice_rate{route=\"a\"} 20\n");
+    metrics_free(m);
+}
+END_TEST
+
 START_TEST(test_labels_share_family)
 {
     char labels[64];
@@ -263,6 +284,7 @@ static Suite *metrics_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_empty);
     tcase_add_test(tc, test_counter_and_gauge);
+    tcase_add_test(tc, test_float_gauge);
     tcase_add_test(tc, test_labels_share_family);
     tcase_add_test(tc, test_help_escaped);
     tcase_add_test(tc, test_histogram);

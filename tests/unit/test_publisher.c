@@ -269,6 +269,7 @@ struct world {
     struct metrics *metrics;
     struct status_index *index;
     struct activity *activity;
+    struct lanes *lanes;
     struct publisher *pub;
     pthread_mutex_t mu;
     struct client *clients;
@@ -289,7 +290,10 @@ static struct world *world_new(long confirm_timeout_ms, size_t n)
 {
     struct world *w = calloc(1, sizeof *w);
     ck_assert_ptr_nonnull(w);
+    static struct cfg_route echo = {.name = "echo"};
     w->cfg.namespace = "t";
+    w->cfg.routes = &echo;
+    w->cfg.n_routes = 1;
     w->cfg.ingress.confirm_timeout_ms = confirm_timeout_ms;
     w->metrics = metrics_new();
     w->index = status_index_new(100000, 3600 * 1000);
@@ -300,7 +304,10 @@ static struct world *world_new(long confirm_timeout_ms, size_t n)
     w_now = w;
     char instance[ID_LEN + 1];
     ck_assert_int_eq(id_new(instance, clock_real_ms()), 0);
-    w->pub = publisher_new_with(&w->cfg, w->metrics, w->index, w->activity, instance, &fake_iface);
+    w->lanes = lanes_new(&w->cfg, w->metrics, w->index);
+    ck_assert_ptr_nonnull(w->lanes);
+    w->pub = publisher_new_with(&w->cfg, w->metrics, w->index, w->activity, w->lanes, instance,
+                                &fake_iface);
     ck_assert_ptr_nonnull(w->pub);
     long long until = clock_mono_ms() + WAIT_MS;
     while (!publisher_ready(w->pub) && clock_mono_ms() < until)
@@ -312,6 +319,7 @@ static struct world *world_new(long confirm_timeout_ms, size_t n)
 static void world_free(struct world *w)
 {
     publisher_free(w->pub);
+    lanes_free(w->lanes);
     activity_free(w->activity);
     status_index_free(w->index);
     metrics_free(w->metrics);
@@ -475,6 +483,7 @@ START_TEST(test_free_answers_pending)
         ck_assert_int_eq(clients[i].answers, 1);
         ck_assert_int_eq(clients[i].status, 503);
     }
+    lanes_free(w->lanes);
     activity_free(w->activity);
     status_index_free(w->index);
     metrics_free(w->metrics);

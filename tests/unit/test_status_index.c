@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "id.h"
+#include "clock.h"
 #include "status_index.h"
 
 #define T0 INT64_C(1795428000123) /* 2026-11-23T10:00:00.123Z */
@@ -30,7 +31,7 @@ static struct status_update upd(const char *id, enum req_state st, int64_t creat
                                 int attempts)
 {
     return (struct status_update){id,       st,   "acme", "orders", created, ts,
-                                  attempts, NULL, 0,      NULL,     0};
+                                  attempts, NULL, 0,      NULL,     0,       NULL};
 }
 
 static void apply_ok(struct status_index *idx, struct status_update u)
@@ -100,6 +101,75 @@ START_TEST(test_render_round_trip)
     ck_assert_ptr_null(field(o, "error"));
     json_object_put(o);
     ck_assert_int_eq(status_index_state(idx, id, "acme"), ST_SUCCEEDED);
+    status_index_free(idx);
+}
+END_TEST
+
+/* A queued request shows its place in its lane and its estimated wait; a
+ * worker holding it behind open breakers says why. */
+START_TEST(test_queue_position_and_reason)
+{
+    char id[6][ID_LEN + 1];
+    struct status_index *idx = status_index_new(100, 3600000);
+    int64_t now = clock_real_ms();
+    for (int i = 0; i < 6; i++) {
+        make_id((unsigned long)i + 1, id[i]);
+        apply_ok(idx, upd(id[i], ST_QUEUED, now, now, 0));
+    }
+    /* Another route's arrivals are not ahead of anyone in orders. */
+    char other[ID_LEN + 1];
+    make_id(99, other);
+    struct status_update u = upd(other, ST_QUEUED, now, now, 0);
+    u.route = "payments";
+    apply_ok(idx, u);
+
+    struct json_object *o = render(idx, id[4], "acme");
+    ck_assert_str_eq(field(o, "queue_position"), "4");
+    ck_assert_str_eq(field(o, "estimated_wait_s"), "null"); /* nothing drained yet */
+    json_object_put(o);
+
+    /* Two leave the lane now: 2 per second over the last second. */
+    apply_ok(idx, upd(id[0], ST_PROCESSING, now, now, 0));
+    apply_ok(idx, upd(id[1], ST_PROCESSING, now, now, 0));
+    uint32_t pos;
+    double wait;
+    ck_assert_int_eq(status_index_position(idx, id[4], "acme", now, &pos, &wait), 0);
+    ck_assert_uint_eq(pos, 2);
+    ck_assert_double_eq_tol(wait, 1.5, 1e-9); /* (2 ahead + itself) / 2 per s */
+    ck_assert_double_eq_tol(status_index_drain_rate(idx, "orders", now), 2.0, 1e-9);
+    ck_assert(status_index_drain_rate(idx, "payments", now) == 0);
+    ck_assert_int_eq(status_index_position(idx, id[0], "acme", now, &pos, &wait), -ENOENT);
+    ck_assert_int_eq(status_index_position(idx, id[4], "globex", now, &pos, &wait), -ENOENT);
+    o = render(idx, id[0], "acme");
+    ck_assert_ptr_null(field(o, "queue_position")); /* processing: no longer in its lane */
+    json_object_put(o);
+
+    /* A worker holds id[2] behind open breakers: queued, with a reason, and
+     * no estimate (its lane is not what it waits for). */
+    u = upd(id[2], ST_QUEUED, now, now + 1, 0);
+    u.reason = "breaker_open";
+    apply_ok(idx, u);
+    o = render(idx, id[2], "acme");
+    ck_assert_str_eq(field(o, "status"), "\"queued\"");
+    ck_assert_str_eq(field(o, "reason"), "\"breaker_open\"");
+    ck_assert_str_eq(field(o, "estimated_wait_s"), "null");
+    json_object_put(o);
+    /* The ingress's own "queued" changes nothing; the call starting clears the reason. */
+    apply_ok(idx, upd(id[2], ST_QUEUED, now, now + 2, 0));
+    o = render(idx, id[2], "acme");
+    ck_assert_str_eq(field(o, "reason"), "\"breaker_open\"");
+    json_object_put(o);
+    apply_ok(idx, upd(id[2], ST_PROCESSING, now, now + 3, 0));
+    o = render(idx, id[2], "acme");
+    ck_assert_ptr_null(field(o, "reason"));
+    json_object_put(o);
+    /* An unknown reason (a newer worker's) is shown as none. */
+    u = upd(id[3], ST_RETRYING, now, now + 1, 1);
+    u.reason = "something_new";
+    apply_ok(idx, u);
+    o = render(idx, id[3], "acme");
+    ck_assert_ptr_null(field(o, "reason"));
+    json_object_put(o);
     status_index_free(idx);
 }
 END_TEST
@@ -469,6 +539,7 @@ static Suite *status_index_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_render_round_trip);
     tcase_add_test(tc, test_render_escapes_and_epoch);
+    tcase_add_test(tc, test_queue_position_and_reason);
     tcase_add_test(tc, test_queued_never_overwrites);
     tcase_add_test(tc, test_final_is_kept);
     tcase_add_test(tc, test_attempts_and_order);
