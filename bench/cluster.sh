@@ -101,7 +101,7 @@ JSON
   for k in "${!beams[@]}"; do b1[k]=$(cpu_ticks "${beams[k]}") r1[k]=$(reductions "${nodes[k]}"); done
   local leader=""
   leader=$(scripts/broker.sh ctl "${nodes[0]}" list_queues --no-table-headers name leader 2>/dev/null |
-    awk -v q="$ns.requests" '$1 == q {print $2}')
+    awk -v q="$ns.lane.fast" '$1 == q {print $2}')
   python3 - "$setup" "$N" "$((t1 - t0))" "$work/load-$setup.json" "$leader" \
     "ingress=$i0:$i1" "workers=$w0:$w1" \
     "$(for k in "${!beams[@]}"; do printf 'node%d=%s:%s:%s:%s ' $((k + 1)) "${b0[k]}" "${b1[k]}" "${r0[k]}" "${r1[k]}"; done)" <<'PY'
