@@ -77,6 +77,7 @@ for bin in "${bins[@]}"; do
   out="$work/$name.out"
   echo "== $name"
   status=0
+  began=$(date +%s)
   timeout --kill-after=10 "${SLUICE_TEST_TIMEOUT:-900}" "$bin" 2>&1 | tee "$out" || status=${PIPESTATUS[0]}
   # Check prints "NN%: Checks: N, Failures: F, Errors: E" once per suite run.
   read -r checks failures < <(
@@ -93,6 +94,8 @@ for bin in "${bins[@]}"; do
   elif [ -z "$problem" ] && [ "$status" -ne 0 ] && [ "$failures" -eq 0 ]; then
     problem="failed after its checks passed (see sanitizer output above)"
   fi
+  # Each binary's wall time, for make test's time budget.
+  echo "run-tests.sh: $name took $(($(date +%s) - began)) s"
   passed=$((passed + checks - failures))
   failed=$((failed + failures))
   if [ -n "$problem" ]; then
