@@ -7,6 +7,10 @@
 # build/bench/load, waits until every status is final, and prints one JSON
 # line: completions per second, CPU per request of the ingress, the workers
 # and each broker node, and each node's Erlang reductions per request.
+# READERS more ingress replicas (default 1) take no HTTP traffic and only read
+# the events stream into their index, as every replica does: their CPU per
+# request ("reader_us_per_req", the mean of them) is what indexing the whole
+# deployment costs each replica.
 #
 #   bench/cluster.sh [N]     (make bench-tools first)
 #
@@ -18,6 +22,7 @@ source scripts/lib.sh
 
 N=${1:-20000}
 SETUPS=${SETUPS:-classic-1 quorum-1 quorum-3}
+READERS=${READERS:-1}
 BIN=build
 TOKEN=bench-token
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-cluster-bench.XXXXXX")
@@ -79,9 +84,17 @@ run() {
  "routes":{"fast":{"upstreams":["http://127.0.0.1:$backend_port"]}}}
 JSON
   "$BIN/sluice-ingress" --config "$work/$setup.json" >>"$work/ingress-$setup.log" 2>&1 &
-  local ingress=$! workers=() i
+  local ingress=$! workers=() readers=() i rport
   pids+=("$ingress")
   wait_http "http://127.0.0.1:$port/readyz" 120
+  for ((i = 0; i < READERS; i++)); do
+    rport=$(free_port)
+    SLUICE_LISTEN=127.0.0.1:$rport \
+      "$BIN/sluice-ingress" --config "$work/$setup.json" >>"$work/reader-$setup.log" 2>&1 &
+    readers+=($!)
+    pids+=($!)
+    wait_http "http://127.0.0.1:$rport/readyz" 120
+  done
   for i in 1 2; do
     SLUICE_METRICS_LISTEN=127.0.0.1:$(free_port) \
       "$BIN/sluice-worker" --config "$work/$setup.json" >>"$work/worker-$setup.log" 2>&1 &
@@ -89,21 +102,23 @@ JSON
     pids+=($!)
   done
   sleep 2
-  local beams=() i0 w0 b0=() r0=() t0 i1 w1 b1=() r1=() t1 k
+  local beams=() i0 w0 x0=0 b0=() r0=() t0 i1 w1 x1=0 b1=() r1=() t1 k
   mapfile -t beams < <(beam_pids "${nodes[@]}")
   i0=$(cpu_ticks "$ingress") w0=$(cpu_ticks "${workers[@]}")
+  ((READERS == 0)) || x0=$(cpu_ticks "${readers[@]}")
   for k in "${!beams[@]}"; do b0[k]=$(cpu_ticks "${beams[k]}") r0[k]=$(reductions "${nodes[k]}"); done
   t0=$(date +%s%N)
   "$BIN/bench/load" --url "http://127.0.0.1:$port" --token "$TOKEN" --route fast --count "$N" \
     --connections 64 --wait-final 600 >"$work/load-$setup.json"
   t1=$(date +%s%N)
   i1=$(cpu_ticks "$ingress") w1=$(cpu_ticks "${workers[@]}")
+  ((READERS == 0)) || x1=$(cpu_ticks "${readers[@]}")
   for k in "${!beams[@]}"; do b1[k]=$(cpu_ticks "${beams[k]}") r1[k]=$(reductions "${nodes[k]}"); done
   local leader=""
   leader=$(scripts/broker.sh ctl "${nodes[0]}" list_queues --no-table-headers name leader 2>/dev/null |
     awk -v q="$ns.lane.fast" '$1 == q {print $2}')
-  python3 - "$setup" "$N" "$((t1 - t0))" "$work/load-$setup.json" "$leader" \
-    "ingress=$i0:$i1" "workers=$w0:$w1" \
+  READERS=$READERS python3 - "$setup" "$N" "$((t1 - t0))" "$work/load-$setup.json" "$leader" \
+    "ingress=$i0:$i1" "workers=$w0:$w1" "reader=$x0:$x1" \
     "$(for k in "${!beams[@]}"; do printf 'node%d=%s:%s:%s:%s ' $((k + 1)) "${b0[k]}" "${b1[k]}" "${r0[k]}" "${r1[k]}"; done)" <<'PY'
 import json, os, sys
 setup, n, ns, load_path, leader = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -111,15 +126,19 @@ hz = os.sysconf("SC_CLK_TCK")
 load = json.load(open(load_path))
 out = {"setup": setup, "requests": int(n), "seconds": round(ns / 1e9, 1),
        "completions_per_s": round(n / (ns / 1e9)), "accepted": load.get("accepted"),
-       "requests_leader": leader}
+       "lane_leader": leader}
 def us(a, b):
     return round((float(b) - float(a)) / hz * 1e6 / n, 1)
-for arg in sys.argv[6:8]:
+readers = int(os.environ.get("READERS", "1"))
+for arg in sys.argv[6:9]:
     name, span = arg.split("=")
     a, b = span.split(":")
-    out[name + "_us_per_req"] = us(a, b)
+    if name != "reader":
+        out[name + "_us_per_req"] = us(a, b)
+    elif readers:
+        out["reader_us_per_req"] = round(us(a, b) / readers, 1)
 total_us, total_red = 0.0, 0
-for item in sys.argv[8].split():
+for item in sys.argv[9].split():
     name, span = item.split("=")
     c0, c1, r0, r1 = span.split(":")
     out[name + "_us_per_req"] = us(c0, c1)
@@ -130,8 +149,8 @@ out["broker_us_per_req"] = round(total_us, 1)
 out["broker_reductions_per_req"] = round(total_red)
 print(json.dumps(out))
 PY
-  kill -TERM "$ingress" "${workers[@]}" 2>/dev/null || true
-  wait "$ingress" "${workers[@]}" 2>/dev/null || true
+  kill -TERM "$ingress" "${workers[@]}" "${readers[@]}" 2>/dev/null || true
+  wait "$ingress" "${workers[@]}" "${readers[@]}" 2>/dev/null || true
 }
 
 want() { case " $SETUPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
