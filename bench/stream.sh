@@ -15,7 +15,7 @@ source scripts/lib.sh
 M=${1:-100000}
 BIN=build
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-stream-bench.XXXXXX")
-ingress=""
+ingress="" ready_ms=0
 cleanup() {
   [ -z "$ingress" ] || kill "$ingress" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -29,7 +29,8 @@ url=$(scripts/broker.sh start "$work/broker")
 sha=$(printf %s t | sha256sum | cut -d' ' -f1)
 
 # start_ingress NS: an ingress on namespace NS (it declares the stream);
-# prints the milliseconds it took to answer /readyz 200.
+# sets ready_ms to the milliseconds it took to answer /readyz 200. (Not run
+# in a command substitution: the subshell would keep the ingress's pid.)
 start_ingress() {
   local port t0 i
   port=$(free_port)
@@ -46,7 +47,7 @@ JSON
     curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break
     sleep 0.05
   done
-  echo $((($(date +%s%N) - t0) / 1000000))
+  ready_ms=$((($(date +%s%N) - t0) / 1000000))
 }
 
 stop_ingress() {
@@ -57,10 +58,11 @@ stop_ingress() {
 
 for per in 1 7; do
   ns=s$per
-  start_ingress "$ns" >/dev/null
+  start_ingress "$ns"
   stop_ingress
   flood=$("$BIN/bench/flood" --amqp "$url" --namespace "$ns" --count $((M * per)) --per-message "$per")
-  ms=$(start_ingress "$ns")
+  start_ingress "$ns"
+  ms=$ready_ms
   stop_ingress
   python3 - "$per" "$M" "$ms" "$flood" <<'PY'
 import json, sys
