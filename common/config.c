@@ -6,6 +6,7 @@
  * are parsed by hand, with small tables of their numeric fields;
  * SLUICE_KEYS and SLUICE_ROUTES replace them whole. */
 #include "config.h"
+#include "nodes.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -60,7 +61,9 @@ static bool origin_ok(const char *s);
 
 static const struct scalar scalars[] = {
     STR("amqp_url", "SLUICE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", amqp_url, amqp_url_ok,
-        "a URL starting with amqp:// or amqps://", true, "RabbitMQ broker URL"),
+        "an AMQP URL (amqp:// or amqps://), or the URLs of one cluster's nodes separated by "
+        "commas",
+        true, "RabbitMQ broker URL, or one URL per cluster node (docs/clustering.md)"),
     STR("namespace", "SLUICE_NAMESPACE", "sluice", namespace, namespace_ok,
         "1..64 characters of [a-z0-9_.-] starting with a letter or digit", false,
         "prefix of every exchange and queue"),
@@ -142,7 +145,7 @@ static const struct scalar scalars[] = {
 
 static bool amqp_url_ok(const char *s)
 {
-    return strncmp(s, "amqp://", 7) == 0 || strncmp(s, "amqps://", 8) == 0;
+    return nodes_valid(s);
 }
 
 static bool namespace_ok(const char *s)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # run-tests.sh runs Check test binaries under the sanitizers and sums their
 # results. In integration mode it first starts a private RabbitMQ (see
-# broker.sh) for the tests, and always stops it at the end.
+# broker.sh) for the tests, in cluster mode a private three-node cluster (see
+# cluster.sh), and always stops it at the end.
 #
 #   run-tests.sh unit BIN...          run each unit test binary
 #   run-tests.sh integration BIN...   the same, against a private broker
+#   run-tests.sh cluster BIN...       the same, against a private three-node
+#                                     cluster, in quorum mode
 #
 # The last line of output is "<N> passed, <M> failed" (CI reads it). A binary
 # that crashes, times out, exits non-zero or prints no Check summary counts as
@@ -12,12 +15,12 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: run-tests.sh unit|integration BIN..." >&2
+  echo "usage: run-tests.sh unit|integration|cluster BIN..." >&2
   exit 2
 }
 
 mode=${1:-}
-[ "$mode" = unit ] || [ "$mode" = integration ] || usage
+case $mode in unit | integration | cluster) ;; *) usage ;; esac
 shift
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,9 +39,13 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_o
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-tests.XXXXXX")
 broker_dir=""
+cluster_dir=""
 cleanup() {
   if [ -n "$broker_dir" ]; then
     "$root/scripts/broker.sh" stop "$broker_dir" || true
+  fi
+  if [ -n "$cluster_dir" ]; then
+    "$root/scripts/cluster.sh" stop "$cluster_dir" || true
   fi
   rm -rf "$work"
 }
@@ -53,6 +60,15 @@ if [ "$mode" = integration ]; then
   export SLUICE_TEST_AMQP_URL
   export SLUICE_TEST_BROKER_DIR="$broker_dir"
 fi
+if [ "$mode" = cluster ]; then
+  cluster_dir="$work/cluster"
+  echo "run-tests.sh: starting a private three-node RabbitMQ cluster under $cluster_dir"
+  started=$(date +%s)
+  SLUICE_TEST_AMQP_URL=$("$root/scripts/cluster.sh" start "$cluster_dir")
+  echo "run-tests.sh: the cluster took $(($(date +%s) - started)) s to start"
+  # Quorum queues are what a cluster replicates: classic ones live on one node.
+  export SLUICE_TEST_AMQP_URL SLUICE_TEST_CLUSTER_DIR="$cluster_dir" SLUICE_QUEUE_TYPE=quorum
+fi
 
 passed=0
 failed=0
@@ -61,6 +77,7 @@ for bin in "${bins[@]}"; do
   out="$work/$name.out"
   echo "== $name"
   status=0
+  began=$(date +%s)
   timeout --kill-after=10 "${SLUICE_TEST_TIMEOUT:-900}" "$bin" 2>&1 | tee "$out" || status=${PIPESTATUS[0]}
   # Check prints "NN%: Checks: N, Failures: F, Errors: E" once per suite run.
   read -r checks failures < <(
@@ -77,6 +94,8 @@ for bin in "${bins[@]}"; do
   elif [ -z "$problem" ] && [ "$status" -ne 0 ] && [ "$failures" -eq 0 ]; then
     problem="failed after its checks passed (see sanitizer output above)"
   fi
+  # Each binary's wall time, for make test's time budget.
+  echo "run-tests.sh: $name took $(($(date +%s) - began)) s"
   passed=$((passed + checks - failures))
   failed=$((failed + failures))
   if [ -n "$problem" ]; then

@@ -401,6 +401,7 @@ struct env_case {
     }
 static const struct env_case env_cases[] = {
     ENV_STR("SLUICE_AMQP_URL", "amqps://u:p@mq:5671/", amqp_url),
+    ENV_STR("SLUICE_AMQP_URL", "amqp://u:p@mq-1:5672/, amqp://u:p@mq-2:5672/", amqp_url),
     ENV_STR("SLUICE_NAMESPACE", "staging", namespace),
     ENV_STR("SLUICE_LOG_LEVEL", "error", log_level),
     ENV_STR("SLUICE_QUEUE_TYPE", "quorum", queue_type),
@@ -495,7 +496,10 @@ static const struct bad_env bad_envs[] = {
     {"SLUICE_LISTEN", "8080", "SLUICE_LISTEN: must be host:port"},
     {"SLUICE_METRICS_LISTEN", "h:65536", "SLUICE_METRICS_LISTEN: must be host:port"},
     {"SLUICE_AMQP_URL", "http://u:" SECRET "@mq/",
-     "SLUICE_AMQP_URL: must be a URL starting with amqp"},
+     "SLUICE_AMQP_URL: must be an AMQP URL (amqp:// or amqps://), or the URLs of one cluster's "
+     "nodes separated by commas"},
+    {"SLUICE_AMQP_URL", "amqp://u:" SECRET "@mq-1/,http://u:" SECRET "@mq-2/",
+     "SLUICE_AMQP_URL: must be an AMQP URL"},
     {"SLUICE_PREFETCH", "50", "worker.prefetch: must be >= worker.batch_size (100) (got 50)"},
     {"SLUICE_KEYS", "not json", "environment SLUICE_KEYS: line 1, column 2: invalid JSON"},
     {"SLUICE_KEYS", "", "environment SLUICE_KEYS: line 1"},
@@ -622,7 +626,11 @@ static const struct bad_case bad_docs[] = {
     {"{\"worker\":{\"queue_type\":\"quorum\"}}", "unknown key worker.queue_type"},
     {"{\"worker\":[]}", "worker: must be an object"},
     /* string scalars */
-    {"{\"amqp_url\":\"http://u:" SECRET "@h\"}", "amqp_url: must be a URL starting with amqp://"},
+    {"{\"amqp_url\":\"http://u:" SECRET "@h\"}", "amqp_url: must be an AMQP URL (amqp://"},
+    {"{\"amqp_url\":\"amqp://u:" SECRET "@h1/,,amqp://u:" SECRET "@h2/\"}",
+     "amqp_url: must be an AMQP URL"},
+    {"{\"amqp_url\":\"amqp://u:" SECRET "@h1/,\"}", "amqp_url: must be an AMQP URL"},
+    {"{\"amqp_url\":\"amqp://u:" SECRET "@h1:99999/\"}", "amqp_url: must be an AMQP URL"},
     {"{\"amqp_url\":5}", "amqp_url: must be a string"},
     {"{\"namespace\":\"\"}", "namespace: must be 1..64 characters"},
     {"{\"namespace\":\"Sluice\"}", "namespace: must be 1..64 characters"},
