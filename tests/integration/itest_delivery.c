@@ -47,8 +47,7 @@ static void verify(struct h_stack *s, struct json_object *echo, const char *id,
     char *argv[12] = {"tests/tools/verify_webhook.py",
                       (char *)h_json_str(echo, "headers.webhook-id"),
                       (char *)h_json_str(echo, "headers.webhook-timestamp"),
-                      (char *)h_json_str(echo, "headers.webhook-signature"),
-                      path};
+                      (char *)h_json_str(echo, "headers.webhook-signature"), path};
     int n = 5;
     for (size_t i = 0; secrets[i]; i++)
         argv[n++] = (char *)secrets[i];
@@ -170,12 +169,32 @@ START_TEST(test_transparent_form)
     char path[512], log[512];
     snprintf(path, sizeof path, "%s/body.bin", h_stack_dir(s));
     snprintf(log, sizeof log, "%s/verify-wrong.log", h_stack_dir(s));
-    char *argv[] = {"tests/tools/verify_webhook.py", id,
+    char *argv[] = {"tests/tools/verify_webhook.py",
+                    id,
                     (char *)h_json_str(echo, "headers.webhook-timestamp"),
-                    (char *)h_json_str(echo, "headers.webhook-signature"), path,
-                    (char *)old_only[0], NULL};
+                    (char *)h_json_str(echo, "headers.webhook-signature"),
+                    path,
+                    (char *)old_only[0],
+                    NULL};
     ck_assert_msg(h_run("verify_webhook", log, argv, 30000) != 0,
                   "one secret verified two signatures: the verifier checks nothing");
+    json_object_put(st);
+    free(id);
+
+    /* The envelope form: a traceparent HTTP header on the submission. */
+    snprintf(url, sizeof url, "%s/v1/requests", h_stack_url(s));
+    const char *env = "{\"route\":\"signed\",\"path\":\"/e\"}";
+    const char *env_headers[] = {"Authorization: Bearer " H_TOKEN, "Content-Type: application/json",
+                                 "traceparent: 00-" CLIENT_TRACE "-" CLIENT_SPAN "-01", NULL};
+    r = h_request("POST", url, env_headers, env, strlen(env));
+    ck_assert_int_eq(r->status, 202);
+    a = h_resp_json(r);
+    id = strdup(h_json_str(a, "id"));
+    json_object_put(a);
+    h_resp_free(r);
+    st = h_wait_final(s, H_TOKEN, id, 30000);
+    tp = h_json_str(st, "result.body.headers.traceparent");
+    ck_assert_int_eq(strncmp(tp, "00-" CLIENT_TRACE "-", 36), 0);
     json_object_put(st);
     free(id);
     h_stack_teardown(s);
