@@ -85,6 +85,10 @@ struct cfg_route {
     struct cfg_strings set_names;  /* set_headers: names, in the file's order */
     struct cfg_strings set_values; /* and their values, same index */
     struct cfg_strings remove_headers;
+    /* Batch delivery (worker/batchcall.h): NULL, or the URL that takes up
+     * to batch_max of the route's requests in one POST. */
+    char *batch_url;
+    long batch_max;
 };
 
 struct cfg_ingress {

@@ -1,5 +1,6 @@
 /* config_delivery.c: a route's settings for what its calls carry (see
- * config.h): signing_secrets, set_headers and remove_headers. Apart from
+ * config.h): signing_secrets, set_headers, remove_headers, batch_url and
+ * batch_max. Apart from
  * config_routes.c so that a route's edge and shaping settings and its
  * delivery settings each read in one place. A signing secret never appears
  * in a message: errors name the setting and its index only. */
@@ -12,6 +13,7 @@
 #define MAX_SECRETS 8
 #define MAX_SET 32
 #define MAX_VALUE 8192
+#define MAX_BATCH 1000
 
 /* The headers sluice itself writes on every call, in its own order
  * (worker/outbound.h): configuration can neither set nor remove them, and
@@ -146,12 +148,42 @@ static int load_remove(const struct cfgp_src *x, const char *path, struct json_o
     return 0;
 }
 
+/* load_batch reads batch_url (an http:// or https:// URL, used as given)
+ * and batch_max. */
+static int load_batch(const struct cfgp_src *x, const char *path, struct json_object *o,
+                      struct cfg_route *r)
+{
+    char p[CFG_PATH_MAX];
+    struct json_object *v;
+
+    r->batch_max = 100;
+    cfgp_join(p, path, "batch_max");
+    if (json_object_object_get_ex(o, "batch_max", &v)) {
+        if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+            json_object_get_int64(v) > MAX_BATCH)
+            return cfgp_fail(x, p, "must be an integer between 1 and %d (got %.80s)", MAX_BATCH,
+                             cfgp_show(v));
+        r->batch_max = (long)json_object_get_int64(v);
+    }
+    if (!json_object_object_get_ex(o, "batch_url", &v)) return 0;
+    cfgp_join(p, path, "batch_url");
+    const char *u;
+    if (cfgp_string(x, p, v, &u) < 0) return -1;
+    if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+        return cfgp_fail(x, p, "must start with http:// or https:// (got \"%.80s\")", u);
+    if (strlen(u) > 2048 || !value_ok(u) || strchr(u, ' '))
+        return cfgp_fail(x, p, "must be a URL of at most 2048 printable characters");
+    r->batch_url = strdup(u);
+    return r->batch_url ? 0 : cfgp_fail(x, p, "out of memory");
+}
+
 int cfgp_load_delivery(const struct cfgp_src *x, const char *path, struct json_object *o,
                        struct cfg_route *r)
 {
     if (load_secrets(x, path, o, r) < 0) return -1;
     if (load_set(x, path, o, r) < 0) return -1;
-    return load_remove(x, path, o, r);
+    if (load_remove(x, path, o, r) < 0) return -1;
+    return load_batch(x, path, o, r);
 }
 
 void cfgp_free_delivery(struct cfg_route *r)
@@ -163,4 +195,6 @@ void cfgp_free_delivery(struct cfg_route *r)
     cfgp_free_strings(r->set_names.v, r->set_names.n);
     cfgp_free_strings(r->set_values.v, r->set_values.n);
     cfgp_free_strings(r->remove_headers.v, r->remove_headers.n);
+    free(r->batch_url);
+    r->batch_url = NULL;
 }

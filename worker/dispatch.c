@@ -10,9 +10,19 @@
 #include "log.h"
 #include "outbound.h"
 
+/* other_call is a call dispatch_add_call added; few run at once. */
+struct other_call {
+    CURL *easy;
+    void (*done)(void *arg, CURL *e, CURLcode code);
+    void (*drop)(void *arg);
+    void *arg;
+    struct other_call *next;
+};
+
 struct dispatch {
     const struct cfg *cfg;
     CURLM *multi;
+    struct other_call *others;
 };
 
 struct dispatch *dispatch_new(const struct cfg *cfg)
@@ -33,6 +43,7 @@ struct dispatch *dispatch_new(const struct cfg *cfg)
 void dispatch_free(struct dispatch *d)
 {
     if (!d) return;
+    dispatch_drop_calls(d);
     if (d->multi) curl_multi_cleanup(d->multi);
     free(d);
 }
@@ -221,6 +232,45 @@ static void log_call(const struct job *job)
                job->call_seconds);
 }
 
+int dispatch_add_call(struct dispatch *d, CURL *easy,
+                      void (*done)(void *arg, CURL *e, CURLcode code), void (*drop)(void *arg),
+                      void *arg)
+{
+    struct other_call *o = calloc(1, sizeof *o);
+    if (!o) return -1;
+    *o = (struct other_call){
+        .easy = easy, .done = done, .drop = drop, .arg = arg, .next = d->others};
+    if (curl_multi_add_handle(d->multi, easy) != CURLM_OK) {
+        free(o);
+        return -1;
+    }
+    d->others = o;
+    return 0;
+}
+
+/* take_other unlinks the other call of easy, or returns NULL when easy is a job's. */
+static struct other_call *take_other(struct dispatch *d, CURL *easy)
+{
+    for (struct other_call **pp = &d->others; *pp; pp = &(*pp)->next)
+        if ((*pp)->easy == easy) {
+            struct other_call *o = *pp;
+            *pp = o->next;
+            return o;
+        }
+    return NULL;
+}
+
+void dispatch_drop_calls(struct dispatch *d)
+{
+    while (d->others) {
+        struct other_call *o = d->others;
+        d->others = o->next;
+        curl_multi_remove_handle(d->multi, o->easy);
+        o->drop(o->arg);
+        free(o);
+    }
+}
+
 void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), void *arg)
 {
     int still;
@@ -229,6 +279,15 @@ void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), 
     int left;
     while ((msg = curl_multi_info_read(d->multi, &left))) {
         if (msg->msg != CURLMSG_DONE) continue;
+        struct other_call *o = take_other(d, msg->easy_handle);
+        if (o) {
+            CURL *e = msg->easy_handle;
+            CURLcode code = msg->data.result;
+            curl_multi_remove_handle(d->multi, e);
+            o->done(o->arg, e, code);
+            free(o);
+            continue;
+        }
         struct job *job = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
         job->curl_code = msg->data.result;

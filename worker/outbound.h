@@ -18,6 +18,7 @@
 #define SLUICE_OUTBOUND_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +38,8 @@ struct outbound_call {
     const char *msg_id;          /* webhook-id: tracking or delivery ID */
     const void *body;
     size_t body_len;
-    int64_t now_s; /* webhook-timestamp */
+    int64_t now_s;     /* webhook-timestamp */
+    bool no_signature; /* an item inside a batch call: the batch is signed */
 };
 
 /* outbound_headers appends the call's headers ("Name: value") to *list

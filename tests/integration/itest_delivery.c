@@ -201,6 +201,156 @@ START_TEST(test_transparent_form)
 }
 END_TEST
 
+/* ---- batch delivery ---- */
+
+#define BATCH_N 24
+
+/* batch_stack starts a stack whose route "bulk" takes batches of up to 10
+ * from a backend that dumps each batch call's body (and signature) into
+ * <dir>/dump; batch_query is appended to its batch URL. No worker yet. */
+static struct h_stack *batch_stack(struct h_proc **backend, const char *batch_query)
+{
+    struct h_stack *s = h_stack_new();
+    char url[256], dump[512], cmd[600];
+    snprintf(dump, sizeof dump, "%s/dump", h_stack_dir(s));
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dump);
+    ck_assert_int_eq(system(cmd), 0);
+    const char *extra[] = {"--batch-dump", dump, NULL};
+    *backend = h_backend_spawn(s, "bulk", 0, extra, url, sizeof url);
+    h_stack_set(s, "log_level", "\"debug\"");
+    h_stack_set(s, "routes.bulk",
+                "{\"upstreams\":[\"%s\"],\"batch_url\":\"%s/batch%s\",\"batch_max\":10,"
+                "\"max_attempts\":3,\"backoff_ms\":10,\"backoff_max_ms\":50,"
+                "\"signing_secrets\":[\"" SECRET_NEW "\"],\"set_headers\":{\"X-Env\":\"prod\"}}",
+                url, url, batch_query);
+    h_stack_start(s, 0);
+    return s;
+}
+
+static void stop_backend(struct h_proc *p)
+{
+    h_proc_stop(p, 5000);
+    h_proc_free(p);
+}
+
+START_TEST(test_batch_delivery)
+{
+    struct h_proc *backend;
+    struct h_stack *s = batch_stack(&backend, "");
+    char *ids[BATCH_N], env[512];
+    for (int i = 0; i < BATCH_N; i++) {
+        const char *path = i == 3   ? "/missing"
+                           : i == 5 ? "/flaky/1/503"
+                           : i == 7 ? "/status/404"
+                                    : "/ok";
+        snprintf(env, sizeof env,
+                 "{\"route\":\"bulk\",\"path\":\"%s\",\"query\":\"i=%d\",\"body\":{\"i\":%d},"
+                 "\"headers\":{\"X-Item\":\"%d\"}}",
+                 path, i, i, i);
+        ids[i] = h_submit(s, H_TOKEN, env);
+    }
+    h_stack_add_worker(s);
+    for (int i = 0; i < BATCH_N; i++) {
+        struct json_object *st = h_wait_final(s, H_TOKEN, ids[i], 30000);
+        const char *want = i == 3 ? "dead" : i == 7 ? "failed" : "succeeded";
+        ck_assert_msg(!strcmp(h_json_str(st, "status"), want), "request %d is %s, not %s", i,
+                      h_json_str(st, "status"), want);
+        if (i == 3) {
+            /* Missing from every answer: retried alone, up to max_attempts. */
+            ck_assert_int_eq(h_json_int(st, "attempts"), 3);
+        } else if (i == 5) {
+            ck_assert_int_eq(h_json_int(st, "attempts"), 2);
+        } else if (i == 7) {
+            ck_assert_int_eq(h_json_int(st, "result.status"), 404);
+        } else {
+            /* The item as the backend got it: body, headers, trace. */
+            ck_assert_int_eq(h_json_int(st, "attempts"), 1);
+            ck_assert_int_eq(h_json_int(st, "result.body.body.i"), i);
+            ck_assert_str_eq(h_json_str(st, "result.body.method"), "POST");
+            char q[16];
+            snprintf(q, sizeof q, "i=%d", i);
+            ck_assert_str_eq(h_json_str(st, "result.body.query"), q);
+            ck_assert_str_eq(h_json_str(st, "result.body.headers.X-Env"), "prod");
+            ck_assert_str_eq(h_json_str(st, "result.body.headers.Idempotency-Key"), ids[i]);
+            ck_assert_uint_eq(strlen(h_json_str(st, "result.body.headers.traceparent")), 55);
+            ck_assert_ptr_null(h_json_at(st, "result.body.headers.webhook-signature"));
+        }
+        json_object_put(st);
+    }
+
+    /* Fewer calls than requests, none above batch_max, each signed. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/bulk-access.log", h_stack_dir(s));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    int calls = 0, items = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *n = strstr(line, "items=");
+        if (!n) continue;
+        int k = (int)strtol(n + 6, NULL, 10);
+        ck_assert_int_le(k, 10);
+        calls++;
+        items += k;
+    }
+    fclose(f);
+    ck_assert_int_eq(items, BATCH_N + 1 + 2); /* a retry of 5, two of 3 */
+    ck_assert_int_lt(calls, items / 2);
+    snprintf(path, sizeof path, "ls %s/dump/*.json | head -1 > %s/first", h_stack_dir(s),
+             h_stack_dir(s));
+    ck_assert_int_eq(system(path), 0);
+    FILE *first = h_stack_open(s, "first");
+    char body[512], sig[512], ts[64], msg_id[128];
+    ck_assert_ptr_nonnull(fgets(body, sizeof body, first));
+    fclose(first);
+    body[strcspn(body, "\n")] = '\0';
+    const char *slash = strrchr(body, '/');
+    snprintf(msg_id, sizeof msg_id, "%.*s", (int)(strlen(slash + 1) - 5), slash + 1);
+    snprintf(path, sizeof path, "%.*s.sig", (int)(strlen(body) - 5), body);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(ts, sizeof ts, f));
+    ck_assert_ptr_nonnull(fgets(sig, sizeof sig, f));
+    fclose(f);
+    ts[strcspn(ts, "\n")] = '\0';
+    sig[strcspn(sig, "\n")] = '\0';
+    char log[512];
+    snprintf(log, sizeof log, "%s/verify-batch.log", h_stack_dir(s));
+    char *argv[] = {"tests/tools/verify_webhook.py", msg_id, ts, sig, body, SECRET_NEW, NULL};
+    ck_assert_msg(h_run("verify_webhook", log, argv, 30000) == 0,
+                  "the batch call's signature does not verify: see %s", log);
+    for (int i = 0; i < BATCH_N; i++)
+        free(ids[i]);
+    stop_backend(backend);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* A batch call that fails whole: every item is retried on its own. */
+START_TEST(test_batch_call_failed_whole)
+{
+    struct h_proc *backend;
+    struct h_stack *s = batch_stack(&backend, "?fail_first=1");
+    char *ids[5];
+    for (int i = 0; i < 5; i++)
+        ids[i] = h_submit(s, H_TOKEN, "{\"route\":\"bulk\",\"path\":\"/ok\"}");
+    h_stack_add_worker(s);
+    int retried = 0;
+    for (int i = 0; i < 5; i++) {
+        struct json_object *st = h_wait_final(s, H_TOKEN, ids[i], 30000);
+        ck_assert_str_eq(h_json_str(st, "status"), "succeeded");
+        ck_assert_int_le(h_json_int(st, "attempts"), 2);
+        retried += h_json_int(st, "attempts") == 2;
+        json_object_put(st);
+        free(ids[i]);
+    }
+    /* The first call failed whole: its items (at least one) took 2 attempts. */
+    ck_assert_int_ge(retried, 1);
+    stop_backend(backend);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *delivery_suite(void)
 {
     Suite *s = suite_create("delivery");
@@ -209,6 +359,11 @@ static Suite *delivery_suite(void)
     tcase_add_test(tc, test_signed_traced_and_rewritten);
     tcase_add_test(tc, test_trace_started_kept_across_attempts);
     tcase_add_test(tc, test_transparent_form);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("batch");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_batch_delivery);
+    tcase_add_test(tc, test_batch_call_failed_whole);
     suite_add_tcase(s, tc);
     return s;
 }
