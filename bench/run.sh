@@ -15,13 +15,16 @@ smoke=0
 [ "${1:-}" = --smoke ] && smoke=1
 if [ $smoke = 1 ]; then
   N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
-  N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300
+  N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300 N_BC1=100 N_BCN=500
 else
   N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
   LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
   N_BATCH100=${N_BATCH100:-20000} N_FLOOD=${N_FLOOD:-1000000} N_SOAK=${N_SOAK:-1000000}
-  N_SHAPED=${N_SHAPED:-4000}
+  N_SHAPED=${N_SHAPED:-4000} N_BC1=${N_BC1:-1000} N_BCN=${N_BCN:-10000}
 fi
+# Batch delivery (phase 9): a backend that takes BC_CONNS connections at
+# once and spends 20 ms per call, called once per request or once per batch.
+BC_CONNS=4
 # The shaped route of phase 7: a rate and a concurrency limit that a 50 ms
 # backend can reach with three workers, so the limits, not the backend, set
 # the pace (20 calls at once of 50 ms would allow 400/s).
@@ -102,6 +105,8 @@ write_config() {
  "keys":[{"id":"bench","secret_sha256":"$sha","tenant":"bench","routes":["*"]}],
  "routes":{"fast":{"upstreams":["http://127.0.0.1:$FAST_PORT"]},
            "slow":{"upstreams":["http://127.0.0.1:$SLOW_PORT"],"timeout_ms":10000},
+           "slowbatch":{"upstreams":["http://127.0.0.1:$SLOW_PORT"],"timeout_ms":10000,
+                        "batch_url":"http://127.0.0.1:$SLOW_PORT/batch","batch_max":100},
            "exact":{"upstreams":["http://127.0.0.1:$EXACT_PORT"]},
            "shaped":{"upstreams":["http://127.0.0.1:$SHAPED_PORT"],
                      "rate_per_s":$SHAPED_RATE,"max_in_flight":$SHAPED_IN_FLIGHT}}}
@@ -378,6 +383,19 @@ PY
   stop_ingress
 }
 
+# phase_batchcall: one call per request against batch delivery (batch_max
+# 100), one worker (batch_size 100) whose calls to the 20 ms backend share
+# BC_CONNS connections, as a backend that takes few connections would have it.
+phase_batchcall() {
+  say "9/9 batch delivery: one call per request vs batch_max 100, 20 ms backend, $BC_CONNS connections"
+  start_ingress bench_batchcall
+  SLUICE_MAX_HOST_CONNECTIONS=$BC_CONNS start_workers 1 100 200
+  load --route slow --count "$N_BC1" --connections 64 --wait-final 600 >"$results/batchcall1.json"
+  load --route slowbatch --count "$N_BCN" --connections 64 --wait-final 600 >"$results/batchcalln.json"
+  stop_workers
+  stop_ingress
+}
+
 report() {
   python3 - "$results" <<'PY'
 import json, os, sys
@@ -430,6 +448,9 @@ f = lt.get("submit_to_final_ms", {})
 row("at load submit->final p50 / p99", "%s / %s" % (f.get("p50"), f.get("p99")), "ms")
 b1, b100 = r["batch1"].get("completion_rate", 0), r["batch100"].get("completion_rate", 0)
 row("batch_size 1 / 100 (20 ms backend)", "%.0f / %.0f" % (b1, b100), "/s", b100 / b1 if b1 else None, ">= 5", b1 > 0 and b100 >= 5 * b1)
+if "batchcall1" in r:
+    c1, cn = r["batchcall1"].get("completion_rate", 0), r["batchcalln"].get("completion_rate", 0)
+    row("batch delivery: 1 call per request / batch_max 100", "%.0f / %.0f" % (c1, cn), "/s", cn / c1 if c1 else None, ">= 10", c1 > 0 and cn >= 10 * c1)
 m = r["e2e_memory"]
 tot = (m["ingress_kb"] + m["worker_kb"]) / 1024
 row("peak RSS ingress + 1 worker (e2e)", "%.1f" % tot, "MB", None, "<= 40", tot <= 40)
@@ -461,7 +482,7 @@ printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
   "$N_FLOOD" "$N_SOAK" "$N_SHAPED" "$(nproc)" >"$results/params.json"
 # PHASES="accept e2e" runs only those phases (no summary table).
-for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping}; do "phase_$phase"; done
+for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping batchcall}; do "phase_$phase"; done
 [ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"
