@@ -190,6 +190,13 @@ START_TEST(test_refused_settings)
             "written by sluice", NULL);
     refused("{\"upstreams\":[\"http://b\"],\"remove_headers\":[\"webhook-id\"]}",
             "written by sluice", NULL);
+    refused("{\"upstreams\":[\"http://b\"],\"batch_url\":\"ftp://b/batch\"}", "http://", NULL);
+    refused("{\"upstreams\":[\"http://b\"],\"batch_max\":0}", "between 1 and 1000", NULL);
+    refused("{\"upstreams\":[\"http://b\"],\"batch_max\":1001}", "between 1 and 1000", NULL);
+    const struct cfg_route *r = load("{\"upstreams\":[\"http://b\"],\"batch_url\":\"http://b/x\"}");
+    ck_assert_str_eq(r->batch_url, "http://b/x");
+    ck_assert_int_eq(r->batch_max, 100);
+    cfg_free(&cfg);
 }
 END_TEST
 
