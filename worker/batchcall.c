@@ -305,8 +305,21 @@ static void on_done(void *arg, CURL *e, CURLcode code)
     batchcall_apply(bc->jobs, bc->n, code, status, bc->answer.data, bc->answer.len,
                     (size_t)bc->cfg->worker.result_max_bytes);
     for (size_t i = 0; i < bc->n; i++) {
-        bc->jobs[i]->call_seconds = (double)us / 1e6;
-        bc->hooks.job_done(bc->hooks.arg, bc->jobs[i]);
+        struct job *job = bc->jobs[i];
+        job->call_seconds = (double)us / 1e6;
+        bool item_ok = job->curl_code == CURLE_OK && job->http_status / 100 == 2;
+        if (job->curl_code == CURLE_OK)
+            log_at(item_ok ? LOG_DEBUG : LOG_INFO,
+                   "call for request %s (attempt %d, trace %s, span %s) in batch call %s "
+                   "answered %ld",
+                   job->env.id, job->env.attempts + 1, job->trace_id, job->span_id, bc->id,
+                   job->http_status);
+        else
+            log_info("call for request %s (attempt %d, trace %s, span %s) in batch call %s "
+                     "failed: %s",
+                     job->env.id, job->env.attempts + 1, job->trace_id, job->span_id, bc->id,
+                     job->curl_error);
+        bc->hooks.job_done(bc->hooks.arg, job);
     }
     batchcall_free(bc);
 }

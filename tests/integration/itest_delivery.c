@@ -272,7 +272,12 @@ START_TEST(test_batch_delivery)
             ck_assert_str_eq(h_json_str(st, "result.body.query"), q);
             ck_assert_str_eq(h_json_str(st, "result.body.headers.X-Env"), "prod");
             ck_assert_str_eq(h_json_str(st, "result.body.headers.Idempotency-Key"), ids[i]);
-            ck_assert_uint_eq(strlen(h_json_str(st, "result.body.headers.traceparent")), 55);
+            const char *tp = h_json_str(st, "result.body.headers.traceparent");
+            char trace[33];
+            ck_assert_uint_eq(strlen(tp), 55);
+            snprintf(trace, sizeof trace, "%.32s", tp + 3);
+            ck_assert_msg(log_has(s, ids[i], trace), "no log line with %s and trace %s", ids[i],
+                          trace);
             ck_assert_ptr_null(h_json_at(st, "result.body.headers.webhook-signature"));
         }
         json_object_put(st);
