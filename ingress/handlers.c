@@ -252,6 +252,11 @@ static bool submit_envelope(struct request *r, struct answer *a)
         answer_error(a, err.status, err.code, err.message);
         goto out;
     }
+    if (envelope_trace_headers(&env, r->io->header(r, "traceparent"),
+                               r->io->header(r, "tracestate")) < 0) {
+        answer_error(a, 500, "internal", "out of memory");
+        goto out;
+    }
     r->route = auth_route(r->app->auth, &r->who, env.route, strlen(env.route), &why);
     if (!r->route) {
         answer_error(a, why.status, why.code, why.message);
