@@ -658,7 +658,7 @@ static struct h_stack *batch_stack(void)
 {
     struct h_stack *s = h_stack_new();
     h_stack_add_key(s, "limited", LIMITED_TOKEN, "lim", "[\"echo\"]");
-    h_stack_set(s, "keys.2.rate_per_s", "1");
+    h_stack_set(s, "keys.2.rate_per_s", "0.01"); /* no token comes back during the test */
     h_stack_set(s, "keys.2.burst", "3");
     h_stack_add_key(s, "quota", QUOTA_TOKEN, "q", "[\"slow\"]");
     h_stack_set(s, "keys.3.max_queued", "3");
