@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "config.h"
 #include "control.h"
+#include "deadletters.h"
 #include "events.h"
 #include "idempotency.h"
 #include "keylimits.h"
@@ -39,6 +40,7 @@ struct app {
     struct cache *cache;       /* cached reads (cache.h) */
     struct limits *limits;     /* per-key limits (keylimits.h) */
     struct control *control;   /* cancels, erasures, heartbeats (control.h) */
+    struct deadletters *dead;  /* replays and purges of the dead letters (deadletters.h) */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

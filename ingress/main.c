@@ -92,7 +92,8 @@ int main(int argc, char **argv)
                                               app.lanes, instance)
                               : NULL;
     app.control = control_new(&app.cfg, app.metrics, app.index, instance);
-    if (!app.events || !app.publisher || !app.control) {
+    app.dead = deadletters_new(&app.cfg);
+    if (!app.events || !app.publisher || !app.control || !app.dead) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
     }
@@ -111,8 +112,10 @@ int main(int argc, char **argv)
 out:
     /* Cancels and erasures in flight are answered before HTTP stops. */
     if (app.control) control_drain(app.control);
+    deadletters_drain(app.dead);
     http_stop(http);
     control_free(app.control);
+    deadletters_free(app.dead);
     publisher_free(app.publisher);
     events_free(app.events);
     lanes_free(app.lanes);
