@@ -18,6 +18,7 @@
 #include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
+#include "routectl.h"
 #include "status_index.h"
 
 /* The HTTP status codes the ingress answers, each with its own counter. */
@@ -41,6 +42,7 @@ struct app {
     struct limits *limits;     /* per-key limits (keylimits.h) */
     struct control *control;   /* cancels, erasures, heartbeats (control.h) */
     struct deadletters *dead;  /* replays and purges of the dead letters (deadletters.h) */
+    struct routectl *routectl; /* the routes' pauses and overrides (routectl.h) */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

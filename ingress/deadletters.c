@@ -22,6 +22,7 @@
 struct pass {
     enum dl_action action;
     struct dl_select sel;
+    struct buf msg; /* DL_PUBLISH_ADMIN */
     char who[DL_NAME_MAX + 1];
     dl_done_fn done;
     void *arg;
@@ -256,12 +257,43 @@ static int run_pass(struct run *run)
 
 static void pass_free(struct pass *p)
 {
+    buf_free(&p->msg);
     free(p->sel.ids);
     free(p);
 }
 
+/* publish_admin publishes an admin snapshot, confirmed. */
+static void publish_admin(struct deadletters *d, struct pass *p)
+{
+    char err[256], stream[TOPO_NAME_MAX];
+    struct run run = {.cfg = d->cfg, .p = p};
+    uint64_t seq;
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+                                               AMQP_BASIC_DELIVERY_MODE_FLAG,
+                                     .content_type = amqp_cstring_bytes("application/json"),
+                                     .delivery_mode = AMQP_DELIVERY_PERSISTENT};
+    topo_name(d->cfg, TOPO_ADMIN, stream, sizeof stream);
+    int rc = mq_open(&run.mq, d->cfg->amqp_url, "sluice-ingress-admin", DL_CONNECT_TIMEOUT_MS, err,
+                     sizeof err);
+    if (rc == 0 &&
+        (topo_declare(run.mq, d->cfg, err, sizeof err) < 0 || mq_confirm_select(run.mq) < 0 ||
+         mq_publish(run.mq, "", stream, &props, p->msg.data, p->msg.len, &seq) < 0 ||
+         await(&run, seq, seq) < 0))
+        rc = -1;
+    mq_close(run.mq);
+    log_info("admin: key \"%s\" set the routes' state %s: %s", p->who,
+             rc == 0 ? "" : "(FAILED, the broker did not take it)", p->msg.data);
+    p->done(p->arg, rc == 0 ? 200 : 503, 0,
+            rc == 0 ? NULL
+                    : "the broker did not take the change; nothing changed, asking again is safe");
+}
+
 static void execute(struct deadletters *d, struct pass *p)
 {
+    if (p->action == DL_PUBLISH_ADMIN) {
+        publish_admin(d, p);
+        return;
+    }
     struct run run = {.cfg = d->cfg, .p = p};
     const char *verb = p->action == DL_REPLAY ? "replayed" : "purged";
     topo_name(d->cfg, TOPO_DEAD, run.dead, sizeof run.dead);
@@ -343,6 +375,40 @@ void deadletters_free(struct deadletters *d)
     free(d);
 }
 
+static int enqueue(struct deadletters *d, struct pass *p)
+{
+    pthread_mutex_lock(&d->lock);
+    bool refused = d->stopping;
+    if (!refused) {
+        if (d->tail)
+            d->tail->next = p;
+        else
+            d->head = p;
+        d->tail = p;
+        pthread_cond_signal(&d->wake);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (refused) pass_free(p);
+    return refused ? -1 : 0;
+}
+
+int deadletters_publish_admin(struct deadletters *d, struct buf *msg, const char *who,
+                              dl_done_fn done, void *arg)
+{
+    struct pass *p = calloc(1, sizeof *p);
+    if (!p) {
+        buf_free(msg);
+        return -1;
+    }
+    p->action = DL_PUBLISH_ADMIN;
+    p->msg = *msg;
+    buf_init(msg, 1);
+    snprintf(p->who, sizeof p->who, "%s", who);
+    p->done = done;
+    p->arg = arg;
+    return enqueue(d, p);
+}
+
 int deadletters_submit(struct deadletters *d, enum dl_action action, struct dl_select *sel,
                        const char *who, dl_done_fn done, void *arg)
 {
@@ -358,17 +424,5 @@ int deadletters_submit(struct deadletters *d, enum dl_action action, struct dl_s
     snprintf(p->who, sizeof p->who, "%s", who);
     p->done = done;
     p->arg = arg;
-    pthread_mutex_lock(&d->lock);
-    bool refused = d->stopping;
-    if (!refused) {
-        if (d->tail)
-            d->tail->next = p;
-        else
-            d->head = p;
-        d->tail = p;
-        pthread_cond_signal(&d->wake);
-    }
-    pthread_mutex_unlock(&d->lock);
-    if (refused) pass_free(p);
-    return refused ? -1 : 0;
+    return enqueue(d, p);
 }

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "config.h"
 #include "id.h"
 
@@ -27,7 +28,7 @@
 
 struct deadletters;
 
-enum dl_action { DL_REPLAY, DL_PURGE };
+enum dl_action { DL_REPLAY, DL_PURGE, DL_PUBLISH_ADMIN };
 
 /* Which dead letters a pass selects: every one, a route's, or by ID. */
 struct dl_select {
@@ -63,5 +64,12 @@ __attribute__((warn_unused_result)) int deadletters_submit(struct deadletters *d
                                                            enum dl_action action,
                                                            struct dl_select *sel, const char *who,
                                                            dl_done_fn done, void *arg);
+
+/* deadletters_publish_admin publishes msg (taken: a routectl.h snapshot)
+ * on the admin stream on the same thread, answering 200 once the broker
+ * confirmed it, 503 otherwise. 0, or -1 as deadletters_submit. */
+__attribute__((warn_unused_result)) int deadletters_publish_admin(struct deadletters *d,
+                                                                  struct buf *msg, const char *who,
+                                                                  dl_done_fn done, void *arg);
 
 #endif

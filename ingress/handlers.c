@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "adminapi.h"
+#include "routesapi.h"
 #include "auth.h"
 #include "clock.h"
 #include "cors.h"
@@ -310,6 +311,8 @@ static const struct endpoint ENDPOINTS[] = {
     {"/v1/admin/dead", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_dead_list},
     {"/v1/admin/dead:replay", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_replay},
     {"/v1/admin/dead:purge", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_purge},
+    {"/v1/admin/routes", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_routes_list},
+    {"/v1/admin/routes/", true, M_ANY, ADMIN_KEY, false, JSON_BODY, NULL, admin_route_change},
 };
 
 static bool path_starts(const struct request *r, const char *p, size_t n)

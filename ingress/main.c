@@ -93,7 +93,8 @@ int main(int argc, char **argv)
                               : NULL;
     app.control = control_new(&app.cfg, app.metrics, app.index, instance);
     app.dead = deadletters_new(&app.cfg);
-    if (!app.events || !app.publisher || !app.control || !app.dead) {
+    app.routectl = routectl_new(&app.cfg, "sluice-ingress-admin");
+    if (!app.events || !app.publisher || !app.control || !app.dead || !app.routectl) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
     }
@@ -116,6 +117,7 @@ out:
     http_stop(http);
     control_free(app.control);
     deadletters_free(app.dead);
+    routectl_free(app.routectl);
     publisher_free(app.publisher);
     events_free(app.events);
     lanes_free(app.lanes);

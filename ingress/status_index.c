@@ -56,8 +56,9 @@ _Static_assert(sizeof(struct entry) <= 72, "entries are the bulk of the index's 
 
 /* The reasons an event may give, as the status document spells them; an
  * unknown one (a newer worker's) is shown as none. */
-enum { REASON_NONE, REASON_BREAKER_OPEN, N_REASONS };
-static const char *const reasons[N_REASONS] = {[REASON_BREAKER_OPEN] = "breaker_open"};
+enum { REASON_NONE, REASON_BREAKER_OPEN, REASON_PAUSED, N_REASONS };
+static const char *const reasons[N_REASONS] = {
+    [REASON_BREAKER_OPEN] = "breaker_open", [REASON_PAUSED] = "paused"};
 
 /* Interned strings are never freed: tenants and routes come from the
  * configuration, so a table stays small; UINT16_MAX bounds it anyway. */

@@ -30,6 +30,7 @@
 #include "poison.h"
 #include "results.h"
 #include "retry.h"
+#include "routectl.h"
 #include "session.h"
 #include "shaper.h"
 #include "wmetrics.h"
@@ -40,6 +41,9 @@
 
 struct consumer {
     const struct cfg *cfg;
+    struct routectl *routectl; /* the operator's pauses and overrides (routectl.h) */
+    struct route_ctl *ctl;
+    bool ctl_known; /* ctl holds the state as of the reader's readiness */
     struct dispatch *dispatch;
     struct session *session;
     struct intake *intake;
@@ -535,17 +539,47 @@ static void blocked(void *arg, struct job *job)
     c->blocked[c->n_blocked++] = job;
 }
 
+/* tell_waiting publishes why the jobs that newly wait do: one events
+ * message per reason (an open breaker, a paused route). */
+static void tell_waiting(struct consumer *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_blocked; i++) {
+        struct job *job = c->blocked[i];
+        job->state = job->env.attempts ? ST_RETRYING : ST_QUEUED;
+        if (job->reason_sent == JOB_WAIT_PAUSED) continue;
+        c->blocked[i] = c->blocked[n];
+        c->blocked[n++] = job;
+    }
+    if (n) outbox_events(c->outbox, c->blocked, n, -1, "breaker_open", NULL);
+    if (n < c->n_blocked)
+        outbox_events(c->outbox, c->blocked + n, c->n_blocked - n, -1, "paused", NULL);
+}
+
+/* control applies the operator's latest state of the routes to the shaper. */
+static void control(struct consumer *c)
+{
+    /* Read before the state is taken: the reader sets it after storing the
+     * first snapshot, so what is taken then includes it. */
+    bool ready = routectl_ready(c->routectl);
+    routectl_take(c->routectl, c->ctl);
+    if (ready) c->ctl_known = true;
+    int64_t now = clock_mono_us();
+    for (size_t i = 0; i < c->cfg->n_routes; i++)
+        shaper_control(c->shaper, i, &c->ctl[i], now);
+}
+
 /* pump lets waiting jobs go as the shaper allows, and tells the clients of
  * those that newly wait behind open breakers why (one events message). */
 static void pump(struct consumer *c, int64_t now_ms)
 {
     struct admit_hooks h = {.arg = c, .go = admitted, .blocked = blocked};
+    /* No call starts before the operator's state is known: a route may be paused. */
+    if (!c->ctl_known) return;
     int64_t at = admit_pump(c->admit, clock_mono_us(), &h);
     c->admit_at_ms = at == INT64_MAX ? INT64_MAX : (at + 999) / 1000;
     if (c->n_blocked) {
-        for (size_t i = 0; i < c->n_blocked; i++)
-            c->blocked[i]->state = c->blocked[i]->env.attempts ? ST_RETRYING : ST_QUEUED;
-        outbox_events(c->outbox, c->blocked, c->n_blocked, -1, "breaker_open", NULL);
+        tell_waiting(c);
         c->n_blocked = 0;
     }
     if (now_ms >= c->metrics_at) {
@@ -597,8 +631,9 @@ int consumer_run(struct consumer *c, int signal_fd)
             log_warn("shutdown grace over: leaving unfinished requests to other workers");
             break;
         }
-        struct curl_waitfd fds[3] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
-        unsigned n = 1;
+        struct curl_waitfd fds[4] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN},
+                                     {.fd = routectl_fd(c->routectl), .events = CURL_WAIT_POLLIN}};
+        unsigned n = 2;
         int fd = session_fd(c->session), gfd = gate_fd(c->gate);
         if (fd >= 0) fds[n++] = (struct curl_waitfd){.fd = fd, .events = CURL_WAIT_POLLIN};
         if (gfd >= 0) fds[n++] = (struct curl_waitfd){.fd = gfd, .events = CURL_WAIT_POLLIN};
@@ -608,6 +643,7 @@ int consumer_run(struct consumer *c, int signal_fd)
         }
         if ((fds[0].revents & CURL_WAIT_POLLIN) && read_signal(signal_fd) && !c->draining)
             start_drain(c);
+        if (fds[1].revents & CURL_WAIT_POLLIN) control(c);
         dispatch_run(c->dispatch, on_call_done, c);
         session_run(c->session, clock_mono_ms());
         gate_run(c->gate, clock_mono_ms());
@@ -661,10 +697,12 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     c->gate = gate_new(cfg, metrics, on_gate_open, c);
     c->intake = intake_new(cfg);
     c->shaper = shaper_new(cfg);
+    c->ctl = calloc(cfg->n_routes + 1, sizeof *c->ctl);
+    c->routectl = routectl_new(cfg, "sluice-worker-admin");
     c->admit = c->shaper ? admit_new(cfg, c->shaper) : NULL;
     c->session = c->intake ? open_session(c) : NULL;
     c->outbox = c->session ? outbox_new(cfg, c->session, c->intake) : NULL;
-    if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->gate) {
+    if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->gate || !c->ctl || !c->routectl) {
         consumer_free(c);
         return NULL;
     }
@@ -683,6 +721,8 @@ void consumer_free(struct consumer *c)
     outbox_free(c->outbox);
     admit_free(c->admit);
     shaper_free(c->shaper);
+    routectl_free(c->routectl);
+    free(c->ctl);
     intake_free(c->intake);
     free(c->blocked);
     free(c);
