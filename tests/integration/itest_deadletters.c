@@ -219,9 +219,17 @@ START_TEST(test_purge_and_dead_again)
     json_object_put(o);
     wait_queue(s, N_DEAD - 1);
     ck_assert_int_eq(dead_count(s, ""), N_DEAD - 1);
-    o = call_json(s, "POST", "/v1/admin/dead:purge", ADMIN_TOKEN, "{\"all\":true}", 200);
-    ck_assert_int_eq(h_json_int(o, "purged"), N_DEAD - 1);
-    json_object_put(o);
+    /* The rest through the CLI, which wants --yes for a purge (exit 2). */
+    char bin[512], log[512];
+    snprintf(bin, sizeof bin, "%s/sluice", h_bin_dir());
+    snprintf(log, sizeof log, "%s/cli.log", h_stack_dir(s));
+    char *no[] = {bin,     "--url", (char *)h_stack_url(s), "--token", ADMIN, "dead", "purge",
+                  "--all", NULL};
+    ck_assert_int_eq(h_run("sluice", log, no, 30000), 2);
+    char *yes[] = {
+        bin,     "--url", (char *)h_stack_url(s), "--token", ADMIN_TOKEN, "dead", "purge", "--all",
+        "--yes", NULL};
+    ck_assert_int_eq(h_run("sluice", log, yes, 30000), 0);
     wait_queue(s, 0);
     ck_assert_int_eq(dead_count(s, ""), 0);
     /* The status stays what it was: dead. */
