@@ -56,6 +56,9 @@ struct envelope {
     char *tenant;
     int attempts; /* backend calls already made */
     int replays;  /* times replayed from the dead letters (x-sluice-replays) */
+    /* deliveries counts the times a worker took it and lost it (redelivered
+     * by the broker), as workers count them (x-sluice-deliveries). */
+    int deliveries;
     int64_t created_ms;
     /* The ingress's notes for the "queued" event, never sent to a worker:
      * the idempotency fingerprint and the cache key, "" when none. */

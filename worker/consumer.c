@@ -236,6 +236,16 @@ static void on_gate_open(void *arg, struct batch *b)
 
 static void add_to_forming(struct consumer *c, struct job *job)
 {
+    /* A request delivered before without an outcome is called alone. */
+    if (job->env.deliveries > 0) {
+        struct batch *b = calloc(1, sizeof(*b));
+        if (!b || batch_push(b, job) < 0) {
+            free(b);
+            goto oom;
+        }
+        dispatch_batch(c, b);
+        return;
+    }
     if (!c->forming) {
         c->forming = calloc(1, sizeof(*c->forming));
         if (!c->forming) goto oom;
@@ -324,6 +334,27 @@ static bool elsewhere(const struct consumer *c, const struct job *job, enum inta
     return src == INTAKE_OLD || (src != INTAKE_UNKNOWN && lane != route_index(c, job));
 }
 
+/* redelivered counts a redelivered job (poison.h): republished to its lane
+ * with one more delivery counted, or dead at the limit. True when it took
+ * the job. */
+static bool redelivered(struct consumer *c, struct job *job, bool again)
+{
+    enum poison_verdict v = poison_redelivery(again, job->env.deliveries, c->cfg->delivery_limit);
+    if (v == POISON_FRESH) return false;
+    job->env.deliveries++;
+    if (v == POISON_DEAD) {
+        log_warn("request %s was delivered %d times without an outcome: dead", job->env.id,
+                 job->env.deliveries);
+        results_fail(job, "delivery_limit",
+                     "the request was delivered delivery_limit times and no worker recorded an "
+                     "outcome (each holder died or lost its connection)");
+    } else {
+        job->next = NEXT_REROUTE;
+    }
+    settle_alone(c, job);
+    return true;
+}
+
 static void on_delivery(void *arg, struct mq_event *ev)
 {
     struct consumer *c = arg;
@@ -351,6 +382,7 @@ static void on_delivery(void *arg, struct mq_event *ev)
         settle_alone(c, job);
         return;
     }
+    if (job->route && redelivered(c, job, ev->redelivered)) return;
     wmetrics_delivered(c->wm, job, clock_real_ms());
     if (job->route)
         admit_push(c->admit, job, false);

@@ -79,3 +79,9 @@ struct job *poison_job(const amqp_message_t *msg, uint64_t tag, const char *why,
     }
     return job;
 }
+
+enum poison_verdict poison_redelivery(bool redelivered, int deliveries, long limit)
+{
+    if (!redelivered) return POISON_FRESH;
+    return (long)deliveries + 1 >= limit ? POISON_DEAD : POISON_COUNT;
+}

@@ -241,6 +241,60 @@ START_TEST(test_purge_and_dead_again)
 }
 END_TEST
 
+/* wait_processing waits until a worker holds id in a call. */
+static void wait_processing(struct h_stack *s, const char *id)
+{
+    long long end = h_mono_ms() + 20000;
+    for (;;) {
+        struct json_object *o = h_get_status(s, H_TOKEN, id, NULL);
+        bool calling = o && !strcmp(h_json_str(o, "status"), "processing");
+        json_object_put(o);
+        if (calling) return;
+        ck_assert_msg(h_mono_ms() < end, "%s never became processing", id);
+        h_sleep_ms(20);
+    }
+}
+
+/* A request whose holders keep dying (SIGKILLed during its call) is counted
+ * by the workers themselves, classic queues included: with delivery_limit 2
+ * it is dead after its second lost delivery, with the reason
+ * delivery_limit, and listed as a dead letter; a request beside it is not
+ * harmed. */
+START_TEST(test_delivery_limit)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_set(s, "delivery_limit", "2");
+    h_stack_add_key(s, "ops", ADMIN, "ops", "[\"*\"]");
+    h_stack_set(s, "keys.2.admin", "true");
+    h_stack_start(s, 1);
+    char *id = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/delay/20000\"}");
+    wait_processing(s, id);
+    h_stack_kill_worker(s, 0);
+    int w = h_stack_add_worker(s);
+    /* Redelivered: counted (republished with one delivery), then called again. */
+    wait_processing(s, id);
+    h_stack_kill_worker(s, w);
+    h_stack_add_worker(s);
+    struct json_object *o = h_wait_final(s, H_TOKEN, id, 20000);
+    ck_assert_str_eq(h_json_str(o, "status"), "dead");
+    ck_assert_str_eq(h_json_str(o, "error.code"), "delivery_limit");
+    json_object_put(o);
+    wait_queue(s, 1);
+    o = call_json(s, "GET", "/v1/admin/dead", ADMIN, NULL, 200);
+    ck_assert_str_eq(h_json_str(o, "dead.0.id"), id);
+    ck_assert_str_eq(h_json_str(o, "dead.0.reason"), "delivery_limit");
+    json_object_put(o);
+    /* The workers still work. */
+    char *ok = h_submit(s, H_TOKEN, "{\"route\":\"echo\"}");
+    o = h_wait_final(s, H_TOKEN, ok, 20000);
+    ck_assert_str_eq(h_json_str(o, "status"), "succeeded");
+    json_object_put(o);
+    free(ok);
+    free(id);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *deadletters_suite(void)
 {
     Suite *s = suite_create("deadletters");
@@ -248,6 +302,7 @@ static Suite *deadletters_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_list_and_replay);
     tcase_add_test(tc, test_purge_and_dead_again);
+    tcase_add_test(tc, test_delivery_limit);
     suite_add_tcase(s, tc);
     return s;
 }
