@@ -934,6 +934,7 @@ START_TEST(test_request_size)
             e.timeout_ms = 1;
             e.max_attempts = 1;
             e.replays = 1;
+            e.deliveries = 1;
             init_amqp_pool(&pool, 4096);
             ck_assert_int_eq(envelope_to_amqp(&e, &pool, &props), 0);
             int len = amqp_encode_properties(AMQP_BASIC_CLASS, &props,
@@ -1168,12 +1169,14 @@ START_TEST(test_amqp_replays)
     memcpy(e.id, TEST_ID, sizeof e.id);
     e.tenant = strdup("t");
     e.replays = 2;
+    e.deliveries = 3;
     init_amqp_pool(&pool, 4096);
     ck_assert_int_eq(envelope_to_amqp(&e, &pool, &props), 0);
     ck_assert_int_eq(find_entry(&props.headers, "x-sluice-replays")->value.value.i32, 2);
     envelope_init(&back);
     ck_assert_int_eq(envelope_from_amqp(&back, &props, (amqp_bytes_t){0, NULL}, &err), 0);
     ck_assert_int_eq(back.replays, 2);
+    ck_assert_int_eq(back.deliveries, 3);
     envelope_free(&back);
     value_of(&props, "x-sluice-replays")->value.i32 = -1;
     envelope_init(&back);

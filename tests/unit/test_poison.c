@@ -112,6 +112,19 @@ START_TEST(test_unreadable)
 }
 END_TEST
 
+/* Redeliveries are counted by the workers; the limit makes a request dead. */
+START_TEST(test_redelivery)
+{
+    ck_assert_int_eq(poison_redelivery(false, 0, 2), POISON_FRESH);
+    ck_assert_int_eq(poison_redelivery(false, 5, 2), POISON_FRESH);
+    ck_assert_int_eq(poison_redelivery(true, 0, 2), POISON_COUNT);
+    ck_assert_int_eq(poison_redelivery(true, 1, 2), POISON_DEAD);
+    ck_assert_int_eq(poison_redelivery(true, 0, 1), POISON_DEAD);
+    ck_assert_int_eq(poison_redelivery(true, 18, 20), POISON_COUNT);
+    ck_assert_int_eq(poison_redelivery(true, 19, 20), POISON_DEAD);
+}
+END_TEST
+
 static Suite *poison_suite(void)
 {
     Suite *s = suite_create("poison");
@@ -119,6 +132,7 @@ static Suite *poison_suite(void)
     tcase_add_test(tc, test_readable);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_unreadable);
+    tcase_add_test(tc, test_redelivery);
     suite_add_tcase(s, tc);
     return s;
 }
