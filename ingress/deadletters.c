@@ -5,6 +5,7 @@
 #include "deadletters.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct deadletters {
     pthread_cond_t wake;
     struct pass *head, *tail;
     bool stopping;
+    atomic_bool stop_now; /* stopping, read by a running pass between chunks */
     bool started;
 };
 
@@ -70,6 +72,7 @@ struct chunk {
 
 struct run {
     const struct cfg *cfg;
+    const atomic_bool *stop; /* NULL: never */
     struct mq *mq;
     const struct pass *p;
     char dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX];
@@ -240,7 +243,7 @@ static int run_pass(struct run *run)
         rc = -1;
     /* Only what the queue held when the pass began: what it puts back, or
      * what dies meanwhile, waits for the next pass. */
-    for (long left = count; rc == 0 && left > 0;) {
+    for (long left = count; rc == 0 && left > 0 && !(run->stop && atomic_load(run->stop));) {
         long n = run_chunk(run, c, left < DL_CHUNK ? left : DL_CHUNK);
         if (n <= 0) rc = n < 0 ? -1 : 0;
         if (n <= 0) break;
@@ -294,7 +297,7 @@ static void execute(struct deadletters *d, struct pass *p)
         publish_admin(d, p);
         return;
     }
-    struct run run = {.cfg = d->cfg, .p = p};
+    struct run run = {.cfg = d->cfg, .p = p, .stop = &d->stop_now};
     const char *verb = p->action == DL_REPLAY ? "replayed" : "purged";
     topo_name(d->cfg, TOPO_DEAD, run.dead, sizeof run.dead);
     topo_name(d->cfg, TOPO_EVENTS, run.events, sizeof run.events);
@@ -361,6 +364,7 @@ void deadletters_drain(struct deadletters *d)
     pthread_mutex_lock(&d->lock);
     bool join = d->started && !d->stopping;
     d->stopping = true;
+    atomic_store(&d->stop_now, true);
     pthread_cond_signal(&d->wake);
     pthread_mutex_unlock(&d->lock);
     if (join) pthread_join(d->thread, NULL);

@@ -53,7 +53,8 @@ typedef void (*dl_done_fn)(void *arg, int status, long count, const char *messag
 /* deadletters_new starts the thread; cfg must outlive it. NULL on failure. */
 struct deadletters *deadletters_new(const struct cfg *cfg);
 /* deadletters_drain answers 503 to every pass not yet begun, lets the one
- * running finish its chunk and stop, and joins the thread. */
+ * running finish its chunk and stop (it answers 200 with how many it did:
+ * the rest are still dead), and joins the thread. */
 void deadletters_drain(struct deadletters *d);
 void deadletters_free(struct deadletters *d);
 
