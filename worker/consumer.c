@@ -382,7 +382,8 @@ static void on_delivery(void *arg, struct mq_event *ev)
         settle_alone(c, job);
         return;
     }
-    if (job->route && redelivered(c, job, ev->redelivered)) return;
+    if (job->route && redelivered(c, job, poison_again(ev->redelivered, &ev->msg.properties)))
+        return;
     wmetrics_delivered(c->wm, job, clock_real_ms());
     if (job->route)
         admit_push(c->admit, job, false);

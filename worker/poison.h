@@ -32,5 +32,10 @@ struct job *poison_job(const amqp_message_t *msg, uint64_t tag, const char *why,
  * a message that kills workers cannot take other requests down with it. */
 enum poison_verdict { POISON_FRESH, POISON_COUNT, POISON_DEAD };
 enum poison_verdict poison_redelivery(bool redelivered, int deliveries, long limit);
+/* poison_again tells whether a delivery was delivered before: the broker's
+ * redelivered flag, or a quorum queue's x-delivery-count header above 0
+ * (quorum queues do not always set the flag for a message returned by a
+ * consumer that went away). */
+bool poison_again(bool redelivered, const amqp_basic_properties_t *props);
 
 #endif

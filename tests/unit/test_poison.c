@@ -122,6 +122,17 @@ START_TEST(test_redelivery)
     ck_assert_int_eq(poison_redelivery(true, 0, 1), POISON_DEAD);
     ck_assert_int_eq(poison_redelivery(true, 18, 20), POISON_COUNT);
     ck_assert_int_eq(poison_redelivery(true, 19, 20), POISON_DEAD);
+    /* A quorum queue's x-delivery-count says so too. */
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-delivery-count"),
+                            .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 1}};
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_HEADERS_FLAG,
+                                     .headers = {.num_entries = 1, .entries = &e}};
+    ck_assert(poison_again(false, &props));
+    e.value.value.i64 = 0;
+    ck_assert(!poison_again(false, &props));
+    ck_assert(poison_again(true, &props));
+    props._flags = 0;
+    ck_assert(!poison_again(false, &props));
 }
 END_TEST
 
