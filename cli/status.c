@@ -1,7 +1,9 @@
-/* status.c: `sluice status` (see status.h). --watch polls (the API has no
- * long-poll yet) and rides out a short outage of the ingress, since status
- * survives an ingress restart: only the first poll, or an outage longer than
- * WATCH_OUTAGE_MS, ends the watch with "unavailable". */
+/* status.c: `sluice status` (see status.h). --watch of one request polls
+ * every --interval, printing each change of status or attempts on the way
+ * (watch.c long-polls many requests at once, and shows only their ends); it
+ * rides out a short outage of the ingress, since status survives an ingress
+ * restart: only the first poll, or an outage longer than WATCH_OUTAGE_MS,
+ * ends the watch with "unavailable". */
 #include "status.h"
 
 #include <stdint.h>
@@ -12,35 +14,46 @@
 #include "clock.h"
 #include "id.h"
 #include "print.h"
+#include "watch.h"
 
 #define INTERVAL_DEFAULT_MS 500
 #define INTERVAL_MIN_MS 10
 #define INTERVAL_MAX_MS 3600000
 #define TIMEOUT_MAX_S (86400L * 365)
-#define WATCH_OUTAGE_MS 30000
+#define MAX_IDS 1000000
 
 static const char usage[] =
     "usage: sluice status ID [--watch [--interval MS] [--timeout S]]\n"
+    "       sluice status --watch ID... [--ids FILE|-] [--timeout S]\n"
     "\n"
     "Shows a request's status. With --watch, polls until it is succeeded, failed or\n"
     "dead, printing a line at each change and the whole status at the end.\n"
+    "With --watch over several IDs (arguments, or --ids with one per line), waits\n"
+    "for all with long-poll: on a terminal with a progress bar and a summary, else\n"
+    "one JSON line per request (its final status) as each ends.\n"
     "\n"
     "  --watch          poll until the status is final (exit 1 when failed or dead)\n"
-    "  --interval MS    time between polls (default 500)\n"
+    "  --interval MS    time between polls of one request (default 500)\n"
+    "  --ids FILE|-     more IDs to watch, one per line\n"
     "  --timeout S      give up after S seconds with exit 5 (default 0: never)\n" CLI_GLOBAL_HELP;
 
-enum { OPT_WATCH = CLI_OPT_COMMAND, OPT_INTERVAL, OPT_TIMEOUT };
+enum { OPT_WATCH = CLI_OPT_COMMAND, OPT_INTERVAL, OPT_TIMEOUT, OPT_IDS };
 
 static const struct option options[] = {
     {"watch", no_argument, NULL, OPT_WATCH},
     {"interval", required_argument, NULL, OPT_INTERVAL},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"ids", required_argument, NULL, OPT_IDS},
     CLI_GLOBAL_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
 struct status_opts {
     const char *id;
+    char **ids; /* every ID of the command line, then of --ids */
+    size_t n_ids, cap_ids;
+    const char *ids_file;
+    struct buf ids_text; /* --ids' contents, which ids point into */
     bool watch, help;
     long interval_ms, timeout_s;
 };
@@ -62,6 +75,8 @@ static int take(void *opts, int opt, const char *arg)
     struct status_opts *o = opts;
     if (opt == OPT_WATCH) {
         o->watch = true;
+    } else if (opt == OPT_IDS) {
+        o->ids_file = arg;
     } else if (opt == OPT_INTERVAL) {
         if (cli_long(arg, INTERVAL_MIN_MS, INTERVAL_MAX_MS, &o->interval_ms) < 0)
             return cli_usage("status", "--interval wants milliseconds in %d..%d, not \"%s\"",
@@ -83,45 +98,83 @@ static bool takes_value(const char *name)
     return false;
 }
 
-/* pick_id takes the request ID out of argv before getopt sees it. IDs use
- * an alphabet in ASCII order that starts with '-', so today's IDs all start
- * with '-' and getopt would take them for options. The values of options
- * that take one are skipped, and "--" ends the search. Returns NULL when no
- * argument is a well-formed ID. */
-static const char *pick_id(int *argc, char *argv[])
+/* add_id appends id to o's IDs; -1 when out of memory or too many. */
+static int add_id(struct status_opts *o, char *id)
 {
-    for (int i = 1; i < *argc; i++) {
-        const char *a = argv[i];
+    if (o->n_ids == o->cap_ids) {
+        size_t cap = o->cap_ids ? 2 * o->cap_ids : 16;
+        char **more = cap <= MAX_IDS ? realloc(o->ids, cap * sizeof *more) : NULL;
+        if (!more) return -1;
+        o->ids = more;
+        o->cap_ids = cap;
+    }
+    o->ids[o->n_ids++] = id;
+    return 0;
+}
+
+/* pick_ids takes the request IDs out of argv before getopt sees them. IDs
+ * use an alphabet in ASCII order that starts with '-', so today's IDs all
+ * start with '-' and getopt would take them for options. The values of
+ * options that take one are skipped, and "--" ends the search. */
+static int pick_ids(struct status_opts *o, int *argc, char *argv[])
+{
+    for (int i = 1; i < *argc;) {
+        char *a = argv[i];
         if (strcmp(a, "--") == 0) break;
         if (a[0] == '-' && a[1] == '-' && !strchr(a, '=') && takes_value(a + 2)) {
+            i += 2;
+            continue;
+        }
+        if (!id_valid(a, strlen(a))) {
             i++;
             continue;
         }
-        if (id_valid(a, strlen(a))) {
-            /* argv[*argc] is NULL and moves down with the rest. */
-            memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof *argv);
-            (*argc)--;
-            return a;
-        }
+        if (add_id(o, a) < 0) return -1;
+        /* argv[*argc] is NULL and moves down with the rest. */
+        memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof *argv);
+        (*argc)--;
     }
-    return NULL;
+    return 0;
+}
+
+/* read_ids adds the IDs of --ids, one per line (blank lines skipped). */
+static int read_ids(struct status_opts *o)
+{
+    buf_init(&o->ids_text, CLI_MAX_INPUT);
+    if (cli_read_file(o->ids_file, &o->ids_text) < 0 || buf_append(&o->ids_text, "", 1) < 0)
+        return CLI_USAGE;
+    char *p = o->ids_text.data;
+    for (long no = 1; *p; no++) {
+        char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        while (end > p && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        char *next = nl ? nl + 1 : end;
+        *end = '\0';
+        if (*p && !id_valid(p, strlen(p)))
+            return cli_usage("status", "line %ld of %s is not a request ID: \"%.64s\"", no,
+                             o->ids_file, p);
+        if (*p && add_id(o, p) < 0) return cli_oom();
+        p = next;
+    }
+    return CLI_OK;
 }
 
 static int parse(struct cli *c, struct status_opts *o, int argc, char *argv[])
 {
-    o->id = pick_id(&argc, argv);
-    int rc =
-        cli_getopt(c, "status", argc, argv, options, OPT_WATCH, OPT_TIMEOUT, take, o, &o->help);
+    if (pick_ids(o, &argc, argv) < 0) return cli_oom();
+    int rc = cli_getopt(c, "status", argc, argv, options, OPT_WATCH, OPT_IDS, take, o, &o->help);
     if (rc != CLI_OK || o->help) return rc;
-    /* After "--", pick_id did not look. */
-    if (!o->id && optind < argc && id_valid(argv[optind], strlen(argv[optind])))
-        o->id = argv[optind++];
-    if (o->id && optind < argc)
-        return cli_usage("status", "unexpected argument \"%s\"", argv[optind]);
+    /* After "--", pick_ids did not look. */
+    for (; optind < argc && id_valid(argv[optind], strlen(argv[optind])); optind++)
+        if (add_id(o, argv[optind]) < 0) return cli_oom();
     if (optind < argc)
         return cli_usage("status", "\"%s\" is not a request ID (%d characters of -0-9A-Z_a-z)",
                          argv[optind], ID_LEN);
-    if (!o->id) return cli_usage("status", "wants a request ID");
+    if (o->ids_file && (rc = read_ids(o)) != CLI_OK) return rc;
+    if (o->n_ids == 0) return cli_usage("status", "wants a request ID");
+    if ((o->n_ids > 1 || o->ids_file) && !o->watch)
+        return cli_usage("status", "several requests are shown with --watch only");
+    o->id = o->ids[0];
     return CLI_OK;
 }
 
@@ -271,16 +324,21 @@ int status_main(struct cli *c, int argc, char *argv[])
 {
     struct status_opts o = {.interval_ms = INTERVAL_DEFAULT_MS};
     struct buf url;
+    buf_init(&url, 1 << 20);
     int rc = parse(c, &o, argc, argv);
     if (rc == CLI_OK && o.help) fputs(usage, stdout);
-    if (rc != CLI_OK || o.help) return rc;
-    buf_init(&url, 1 << 20);
+    if (rc != CLI_OK || o.help) goto out;
     if (cli_url(c, "/v1/requests/", &url) < 0 || buf_appends(&url, o.id) < 0) {
         rc = cli_oom();
         goto out;
     }
-    rc = o.watch ? watch(c, &o, url.data) : show_once(c, url.data);
+    if (o.n_ids > 1 || o.ids_file)
+        rc = watch_many(c, o.ids, o.n_ids, o.timeout_s);
+    else
+        rc = o.watch ? watch(c, &o, url.data) : show_once(c, url.data);
 out:
     buf_free(&url);
+    buf_free(&o.ids_text);
+    free(o.ids);
     return rc;
 }

@@ -10,15 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "json.h"
 #include "print.h"
 
 static const char usage[] =
     "usage: sluice submit --route R [options]\n"
     "       sluice submit --envelope FILE|- [options]\n"
+    "       sluice submit --batch FILE|-\n"
     "\n"
     "Posts a request envelope to /v1/requests and prints \"queued  <id>\".\n"
+    "With --batch, posts every envelope of FILE (JSON lines, one envelope each) to\n"
+    "/v1/requests:batch, 100 at a time: on a terminal with a progress bar and a\n"
+    "summary, else one JSON line per envelope (\"line\" and the API's answer for it).\n"
     "\n"
+    "  --batch FILE|-         envelopes as JSON lines (no other option applies)\n"
     "  --route R              the route to call (required unless the envelope has one)\n"
     "  --method M             the backend's method (default POST)\n"
     "  --path P               the backend's path, starting with / (default /)\n"
@@ -48,6 +54,7 @@ enum {
     OPT_KEY,
     OPT_TIMEOUT_MS,
     OPT_MAX_ATTEMPTS,
+    OPT_BATCH,
 };
 
 static const struct option options[] = {
@@ -64,6 +71,7 @@ static const struct option options[] = {
     {"idempotency-key", required_argument, NULL, OPT_KEY},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
+    {"batch", required_argument, NULL, OPT_BATCH},
     CLI_GLOBAL_OPTIONS,
     {NULL, 0, NULL, 0},
 };
@@ -77,6 +85,8 @@ struct submit_opts {
     size_t n_headers;
     const char *body, *body_text, *body_file, *envelope, *priority, *key;
     const char *timeout_ms, *max_attempts; /* checked to be integers */
+    const char *batch;                     /* --batch FILE */
+    bool others;                           /* an option other than --batch was given */
     bool help;
 };
 
@@ -85,6 +95,11 @@ static int take(void *opts, int opt, const char *arg)
 {
     struct submit_opts *o = opts;
     long n;
+    if (opt == OPT_BATCH) {
+        o->batch = arg;
+        return CLI_OK;
+    }
+    o->others = true;
     switch (opt) {
     case OPT_HEADER:
         if (o->n_headers == CLI_MAX_HEADERS)
@@ -126,10 +141,11 @@ static int take(void *opts, int opt, const char *arg)
 /* parse fills o from argv; returns CLI_OK or CLI_USAGE (reported). */
 static int parse(struct cli *c, struct submit_opts *o, int argc, char *argv[])
 {
-    int rc = cli_getopt(c, "submit", argc, argv, options, OPT_ROUTE, OPT_MAX_ATTEMPTS, take, o,
-                        &o->help);
+    int rc = cli_getopt(c, "submit", argc, argv, options, OPT_ROUTE, OPT_BATCH, take, o, &o->help);
     if (rc == CLI_OK && optind < argc)
         rc = cli_usage("submit", "unexpected argument \"%s\"", argv[optind]);
+    if (rc == CLI_OK && o->batch && o->others)
+        rc = cli_usage("submit", "--batch takes whole envelopes: give no other option with it");
     return rc;
 }
 
@@ -304,6 +320,7 @@ int submit_main(struct cli *c, int argc, char *argv[])
         if (o.help) fputs(usage, stdout);
         return rc;
     }
+    if (o.batch) return batch_submit(c, o.batch);
     rc = build(&o, &env);
     if (rc != CLI_OK) goto out;
     const char *text = json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN |

@@ -6,6 +6,7 @@
  * are parsed by hand, with small tables of their numeric fields;
  * SLUICE_KEYS and SLUICE_ROUTES replace them whole. */
 #include "config.h"
+#include "nodes.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -60,7 +61,9 @@ static bool origin_ok(const char *s);
 
 static const struct scalar scalars[] = {
     STR("amqp_url", "SLUICE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", amqp_url, amqp_url_ok,
-        "a URL starting with amqp:// or amqps://", true, "RabbitMQ broker URL"),
+        "an AMQP URL (amqp:// or amqps://), or the URLs of one cluster's nodes separated by "
+        "commas",
+        true, "RabbitMQ broker URL, or one URL per cluster node (docs/clustering.md)"),
     STR("namespace", "SLUICE_NAMESPACE", "sluice", namespace, namespace_ok,
         "1..64 characters of [a-z0-9_.-] starting with a letter or digit", false,
         "prefix of every exchange and queue"),
@@ -100,6 +103,8 @@ static const struct scalar scalars[] = {
         "empty, or 16..256 printable ASCII characters without spaces", true,
         "key of the HMAC that makes the tracking ID of a request with an Idempotency-Key; "
         "the same on every replica (empty: derived from the namespace, see docs/api.md)"),
+    LNG("ingress.max_wait_s", "SLUICE_MAX_WAIT_S", 60, 0, 3600, ingress.max_wait_s,
+        "longest long-poll wait of GET /v1/requests/<id>?wait=S; longer waits are cut to it"),
     LNG("ingress.request_timeout_s", "SLUICE_REQUEST_TIMEOUT_S", 10, 1, 3600,
         ingress.request_timeout_s,
         "a request must arrive whole (request line, headers and body) within this from its "
@@ -142,7 +147,7 @@ static const struct scalar scalars[] = {
 
 static bool amqp_url_ok(const char *s)
 {
-    return strncmp(s, "amqp://", 7) == 0 || strncmp(s, "amqps://", 8) == 0;
+    return nodes_valid(s);
 }
 
 static bool namespace_ok(const char *s)

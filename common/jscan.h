@@ -23,6 +23,10 @@ struct jscan {
     const char *p, *end;
     int depth;  /* containers open around the cursor */
     bool fresh; /* just entered a container: no comma before the next item */
+    /* Set when a read fails on something RFC 8259 forbids, to say what
+     * (static text) and where; left alone on success, so reading costs
+     * nothing more. NULL why: only "unexpected" input is known. */
+    const char *why, *why_at;
 };
 
 /* jscan_init checks the bytes of text (UTF-8, no NUL) and puts the cursor at
@@ -51,5 +55,13 @@ bool jscan_value(struct jscan *s, const char **text, size_t *len);
 char jscan_peek(struct jscan *s);
 /* jscan_done tells whether only whitespace remains. */
 bool jscan_done(struct jscan *s);
+
+/* jscan_check walks the whole of text (len bytes) as one JSON document and
+ * tells whether it is strict RFC 8259 with unique member names at every
+ * depth; when it is not, why gets the problem and its byte offset, as in
+ * "duplicate key \"route\" at offset 31". Unlike the rest of jscan it
+ * allocates (the keys of the objects it is in), so it is the gate of
+ * untrusted documents (json_parse), not the events stream's reader. */
+bool jscan_check(const char *text, size_t len, char *why, size_t whylen);
 
 #endif

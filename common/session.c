@@ -11,6 +11,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
+#include "nodes.h"
 #include "topology.h"
 
 #define SESSION_CONNECT_TIMEOUT_MS 5000
@@ -19,13 +20,25 @@
 #define SESSION_RETRY_MIN_MS 100
 #define SESSION_RETRY_BASE_MS 100
 #define SESSION_RETRY_CAP_MS 5000
+/* SESSION_NACKS_MAX nacks in a row, without an ack between them, make the
+ * session reconnect. sluice declares no length limit, so a healthy broker
+ * never nacks, and one kind of nack does not go away on its own: RabbitMQ
+ * 3.10 gives a channel's first publish to a quorum queue to the node the
+ * queue's record names as leader, and a channel opened just after that node
+ * died (a client failing over within the election) gets every publish to
+ * that queue refused for as long as the node stays down (measured: two runs
+ * in three of the cluster suite, until the node returned). A new channel,
+ * opened once the new leader is recorded, is served. */
+#define SESSION_NACKS_MAX 3
 
 struct session {
     struct session_params p;
     char name[128];
+    struct nodes nodes; /* amqp_url's nodes; the current one is connected or tried next */
     struct mq *mq;      /* NULL while down */
     struct confirms cf; /* tracked publishes of this connection */
     int failures;       /* connection attempts and losses since the last good connect */
+    int nacks;          /* nacks received since the last ack */
     int64_t connect_at; /* monotonic time of the next attempt, while down */
     int64_t stats_at;   /* monotonic time of the next statistics poll, while up */
     uint64_t rnd;
@@ -42,8 +55,16 @@ struct session *session_new(const struct session_params *p)
     s->p = *p;
     snprintf(s->name, sizeof(s->name), "%s", p->name ? p->name : "sluice");
     s->p.name = s->name;
+    char err[128];
+    if (nodes_parse(&s->nodes, p->cfg->amqp_url, err, sizeof(err)) < 0) {
+        log_error("%s: amqp_url: %s", s->name, err);
+        free(s);
+        return NULL;
+    }
     s->rnd = (uint64_t)clock_real_us() ^ ((uint64_t)(uintptr_t)s << 16);
     if (!s->rnd) s->rnd = 1;
+    /* A random first node spreads a fleet over the cluster's nodes. */
+    nodes_start(&s->nodes, backoff_rand(&s->rnd));
     s->connect_at = clock_mono_ms();
     topo_name(p->cfg, TOPO_EVENTS, s->events, sizeof(s->events));
     confirms_init(&s->cf);
@@ -56,8 +77,20 @@ static void report(void *arg, void *token, enum confirm_outcome o)
     if (s->p.hooks.on_confirm) s->p.hooks.on_confirm(s->p.hooks.arg, token, o);
 }
 
+/* retry_later moves to the next node and schedules the attempt after the
+ * backoff, which grows with the failures since the last good connection
+ * whichever node they were on. */
+static void retry_later(struct session *s, int64_t now)
+{
+    nodes_next(&s->nodes);
+    long delay =
+        SESSION_RETRY_MIN_MS + backoff_delay_ms(SESSION_RETRY_BASE_MS, SESSION_RETRY_CAP_MS,
+                                                ++s->failures, backoff_rand(&s->rnd));
+    s->connect_at = now + delay;
+}
+
 /* teardown closes the connection, reports its tracked publishes lost, tells
- * the owner and schedules the next attempt. */
+ * the owner and schedules the next attempt, on the next node. */
 static void teardown(struct session *s, int64_t now)
 {
     bool failed = mq_broken(s->mq) || s->broke_why[0];
@@ -68,11 +101,7 @@ static void teardown(struct session *s, int64_t now)
     s->n_retry = 0;
     confirms_lose(&s->cf, report, s);
     if (s->p.hooks.on_down) s->p.hooks.on_down(s->p.hooks.arg);
-    if (!failed) return;
-    long delay =
-        SESSION_RETRY_MIN_MS + backoff_delay_ms(SESSION_RETRY_BASE_MS, SESSION_RETRY_CAP_MS,
-                                                ++s->failures, backoff_rand(&s->rnd));
-    s->connect_at = now + delay;
+    if (failed) retry_later(s, now);
 }
 
 void session_free(struct session *s)
@@ -80,6 +109,7 @@ void session_free(struct session *s)
     if (!s) return;
     if (s->mq) teardown(s, clock_mono_ms());
     confirms_free(&s->cf);
+    nodes_free(&s->nodes);
     free(s->retry_delays);
     free(s);
 }
@@ -87,6 +117,11 @@ void session_free(struct session *s)
 bool session_up(const struct session *s)
 {
     return s->mq != NULL;
+}
+
+const char *session_node(const struct session *s)
+{
+    return nodes_label(&s->nodes);
 }
 
 int session_fd(const struct session *s)
@@ -114,25 +149,27 @@ static void open_connection(struct session *s, int64_t now)
     char err[512] = "";
     struct mq *mq = NULL;
     const struct cfg *cfg = s->p.cfg;
-    if (mq_open(&mq, cfg->amqp_url, s->name, SESSION_CONNECT_TIMEOUT_MS, err, sizeof(err)) < 0 ||
+    const char *node = nodes_label(&s->nodes);
+    if (mq_open(&mq, nodes_url(&s->nodes), s->name, SESSION_CONNECT_TIMEOUT_MS, err, sizeof(err)) <
+            0 ||
         topo_declare(mq, cfg, err, sizeof(err)) < 0 ||
         (s->p.confirms && mq_confirm_select(mq) < 0)) {
-        log_error("%s: %s; retrying", s->name, err[0] ? err : "cannot set up the channel");
+        log_error("%s: %s: %s; retrying%s", s->name, node,
+                  err[0] ? err : "cannot set up the channel",
+                  s->nodes.n > 1 ? " on the next node" : "");
         mq_close(mq);
-        long delay =
-            SESSION_RETRY_MIN_MS + backoff_delay_ms(SESSION_RETRY_BASE_MS, SESSION_RETRY_CAP_MS,
-                                                    ++s->failures, backoff_rand(&s->rnd));
-        s->connect_at = now + delay;
+        retry_later(s, now);
         return;
     }
     s->mq = mq;
     s->stats_at = now;
+    s->nacks = 0;
     if (s->p.hooks.on_up && s->p.hooks.on_up(s->p.hooks.arg, mq) < 0) {
         session_break(s, "setting up the connection failed");
         return;
     }
     s->failures = 0;
-    log_info("%s: connected to the broker", s->name);
+    log_info("%s: connected to the broker at %s", s->name, node);
 }
 
 static void poll_stats(struct session *s, int64_t now)
@@ -154,6 +191,10 @@ static void dispatch(struct session *s, struct mq_event *ev)
     case MQ_ACK:
     case MQ_NACK:
         confirms_ack(&s->cf, ev->tag, ev->multiple, ev->kind == MQ_ACK, report, s);
+        s->nacks = ev->kind == MQ_NACK ? s->nacks + 1 : 0;
+        if (s->nacks == SESSION_NACKS_MAX)
+            session_break(s, "the broker refused every publish lately (a queue whose leader it "
+                             "cannot reach?)");
         break;
     case MQ_RETURN:
         if (!confirms_return(&s->cf, ev->msg.properties.message_id))

@@ -9,11 +9,12 @@
  * timeout): the loop polls session_fd() with session_timeout_ms() and then
  * calls session_run(), which connects when due, polls statistics when due,
  * reads every frame already available and hands them to the hooks, and tears
- * a failed connection down. Callbacks run only inside session_run and
- * session_free, never inside session_publish, so a failed publish never
- * frees anything under its caller's feet: the caller sees SESSION_DOWN, and
- * the teardown (every tracked publish reported CONFIRM_LOST, then on_down)
- * comes at the next session_run. */
+ * a failed connection down. amqp_url may name several nodes of one cluster:
+ * the first attempt goes to one picked at random, and every failed attempt
+ * or lost connection moves on to the next (common/nodes.h). Callbacks run only inside session_run
+ * and session_free, never inside session_publish, so a failed publish never frees anything under
+ * its caller's feet: the caller sees SESSION_DOWN, and the teardown (every tracked publish reported
+ * CONFIRM_LOST, then on_down) comes at the next session_run. */
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H
 
@@ -70,13 +71,18 @@ enum session_pub {
 struct session;
 
 /* session_new makes a session whose first connection is due at once. NULL
- * on ENOMEM. */
+ * on ENOMEM, or when cfg->amqp_url is not a valid list (logged; config.c
+ * refuses such a list first). */
 struct session *session_new(const struct session_params *p);
 /* session_free closes a live connection politely (reporting its tracked
  * publishes lost, then on_down) and frees. NULL is a no-op. */
 void session_free(struct session *s);
 
 bool session_up(const struct session *s);
+/* session_node is "host:port" of the node connected to, or, while down, of
+ * the node the next attempt goes to (amqp_url may list several: see
+ * nodes.h). Valid until the next session_run. */
+const char *session_node(const struct session *s);
 /* session_fd is the socket to poll for input, or -1 while down. */
 int session_fd(const struct session *s);
 /* session_timeout_ms says how long the owner's loop may sleep from now: 0

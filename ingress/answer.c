@@ -9,8 +9,6 @@
 
 #include "json.h"
 
-#define RETRY_AFTER_S "2"
-
 int answer_header(struct answer *a, const char *name, const char *fmt, ...)
 {
     char value[ANSWER_MAX_VALUE + 2];
@@ -43,7 +41,7 @@ void answer_error(struct answer *a, int status, const char *code, const char *me
     a->len = a->body ? strlen(a->body) : 0;
     a->content_type = "application/json";
     a->n_headers = 0;
-    if (status == 503 || status == 429) (void)answer_header(a, "Retry-After", RETRY_AFTER_S);
+    if (status == 503 || status == 429) (void)answer_header(a, "Retry-After", ANSWER_RETRY_AFTER_S);
 }
 
 void answer_text(struct answer *a, int status, const char *type, struct buf *b)
@@ -52,14 +50,14 @@ void answer_text(struct answer *a, int status, const char *type, struct buf *b)
     a->body = buf_take(b, &a->len);
     a->content_type = type;
     a->n_headers = 0;
-    if (!a->body) answer_error(a, 500, "internal", "out of memory");
+    if (!a->body) answer_error(a, 500, "internal_error", "out of memory");
 }
 
 void answer_literal(struct answer *a, int status, const char *json)
 {
     struct buf b;
     buf_init(&b, 4096);
-    if (buf_appends(&b, json) < 0) return answer_error(a, 500, "internal", "out of memory");
+    if (buf_appends(&b, json) < 0) return answer_error(a, 500, "internal_error", "out of memory");
     answer_text(a, status, "application/json", &b);
 }
 

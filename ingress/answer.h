@@ -13,6 +13,8 @@
  * RateLimit-* headers, three CORS headers and Connection: close. */
 #define ANSWER_MAX_HEADERS 12
 #define ANSWER_MAX_VALUE 255
+/* Retry-After of a 503 or 429: seconds, as text. */
+#define ANSWER_RETRY_AFTER_S "2"
 
 struct answer_header {
     const char *name; /* a string literal */

@@ -20,6 +20,7 @@
 #include "publisher.h"
 #include "routectl.h"
 #include "status_index.h"
+#include "waiters.h"
 
 /* The HTTP status codes the ingress answers, each with its own counter. */
 // clang-format off
@@ -36,6 +37,7 @@ struct app {
     struct publisher *publisher;
     struct events *events;
     struct activity *activity; /* what the status page shows */
+    struct waiters *waiters;   /* long-poll clients */
     struct lanes *lanes;       /* each route's lane: name, depth, metrics */
     struct idem *idem;         /* idempotency keys (idempotency.h) */
     struct cache *cache;       /* cached reads (cache.h) */

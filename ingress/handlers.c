@@ -1,8 +1,9 @@
 /* handlers.c: the ingress's endpoints (see handlers.h): one table that says
  * for each path which methods it takes, who may call it and what answers it,
- * then the answers themselves. The two submission forms end alike: one
+ * then the answers themselves. The submission forms end alike: one
  * envelope builder (envelope.h), one route authorization (auth.h), one
- * hand-off to the publisher. */
+ * client contract and hand-off to the publisher (submit.h), which a batch's
+ * items run too (batch.h). */
 #include "handlers.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "adminapi.h"
 #include "routesapi.h"
 #include "auth.h"
+#include "batch.h"
 #include "clock.h"
 #include "cors.h"
 #include "guard.h"
@@ -85,19 +87,16 @@ static bool get_metrics(struct request *r, struct answer *a)
     struct buf b;
     buf_init(&b, 16 << 20);
     if (metrics_render(r->app->metrics, &b) < 0)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "text/plain; version=0.0.4", &b);
     return false;
 }
 
-static bool get_status(struct request *r, struct answer *a)
+/* answer_status answers the status of r's request (its id is r->rest). */
+static void answer_status(struct request *r, struct answer *a)
 {
     char id[ID_LEN + 1];
-    if (!id_valid(r->rest, r->rest_len)) {
-        answer_error(a, 404, "not_found", "no request with this id");
-        return false;
-    }
     memcpy(id, r->rest, ID_LEN);
     id[ID_LEN] = '\0';
     struct buf b;
@@ -110,10 +109,79 @@ static bool get_status(struct request *r, struct answer *a)
     else if (rc == -ENOENT)
         answer_error(a, 404, "not_found", "no request with this id");
     else if (rc < 0)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "application/json", &b);
     buf_free(&b);
+}
+
+/* parse_wait reads the query of a status read, whose one parameter is
+ * wait=<whole seconds>, into *wait_s, cut to max_wait_s; 0 without it.
+ * Returns -1 with a's 400 when the query is anything else. */
+static int parse_wait(const struct request *r, struct answer *a, long *wait_s)
+{
+    const char *q = r->target + r->path_len, *end = q + strlen(q);
+    *wait_s = 0;
+    if (*q != '?' || q + 1 == end) return 0;
+    q++;
+    if (strncmp(q, "wait=", 5) != 0 || strchr(q, '&')) {
+        answer_error(a, 400, "invalid_request",
+                     "the only query parameter of a status read is wait=<seconds>");
+        return -1;
+    }
+    char *stop;
+    errno = 0;
+    long v = q[5] >= '0' && q[5] <= '9' ? strtol(q + 5, &stop, 10) : -1;
+    if (v < 0 || errno || *stop) {
+        answer_error(a, 400, "invalid_request", "wait: must be whole seconds (0 or more)");
+        return -1;
+    }
+    *wait_s = v < r->app->cfg.ingress.max_wait_s ? v : r->app->cfg.ingress.max_wait_s;
+    return 0;
+}
+
+/* on_waited answers a long-poll on the waiters thread: the request became
+ * final, or its time is up, or the ingress is stopping. */
+static void on_waited(void *arg, bool final)
+{
+    (void) final;
+    struct request *r = arg;
+    answer_status(r, &r->answer);
+    r->io->resume(r);
+}
+
+/* wait_final suspends r until its request is final or wait_s have passed.
+ * Returns false, to answer now, when the request is final already or
+ * unknown (404, or 503 before the stream is read). */
+static bool wait_final(struct request *r, long wait_s)
+{
+    char id[ID_LEN + 1];
+    memcpy(id, r->rest, ID_LEN);
+    id[ID_LEN] = '\0';
+    int state = status_index_state(r->app->index, id, r->who.tenant);
+    if (state < 0 || ST_FINAL(state)) return false;
+    r->io->suspend(r);
+    if (waiters_add(r->app->waiters, id, clock_mono_ms() + wait_s * 1000, on_waited, r) < 0) {
+        on_waited(r, false); /* stopping (or out of memory): the status as it is */
+        return true;
+    }
+    /* A final state applied between the first look and waiters_add woke
+     * nobody: look again, now that the waiter is in place. */
+    state = status_index_state(r->app->index, id, r->who.tenant);
+    if (state < 0 || ST_FINAL(state)) waiters_wake(r->app->waiters, id);
+    return true;
+}
+
+static bool get_status(struct request *r, struct answer *a)
+{
+    long wait_s;
+    if (!id_valid(r->rest, r->rest_len)) {
+        answer_error(a, 404, "not_found", "no request with this id");
+        return false;
+    }
+    if (parse_wait(r, a, &wait_s) < 0) return false;
+    if (wait_s > 0 && wait_final(r, wait_s)) return true;
+    answer_status(r, a);
     return false;
 }
 
@@ -125,7 +193,7 @@ static bool get_admin_page(struct request *r, struct answer *a)
     struct buf b;
     buf_init(&b, 1 << 20);
     if (buf_appends(&b, admin_page()) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     answer_text(a, 200, "text/html; charset=utf-8", &b);
@@ -141,7 +209,7 @@ static bool get_admin_summary(struct request *r, struct answer *a)
     struct buf b;
     buf_init(&b, 1 << 20);
     if (admin_summary(r->app, &b, clock_mono_ms()) < 0) {
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     answer_text(a, 200, "application/json", &b);
@@ -157,7 +225,7 @@ static int new_envelope(struct request *r, struct envelope *env, struct answer *
 {
     envelope_init(env);
     if ((env->tenant = strdup(r->who.tenant))) return 0;
-    answer_error(a, 500, "internal", "out of memory");
+    answer_error(a, 500, "internal_error", "out of memory");
     return -1;
 }
 
@@ -172,6 +240,11 @@ static bool submit_envelope(struct request *r, struct answer *a)
     if (envelope_from_json(&env, r->body.data ? r->body.data : "", r->body.len, &err) < 0 ||
         (key && envelope_idempotency_header(&env, key, strlen(key), &err) < 0)) {
         answer_error(a, err.status, err.code, err.message);
+        goto out;
+    }
+    if (envelope_trace_headers(&env, r->io->header(r, "traceparent"),
+                               r->io->header(r, "tracestate")) < 0) {
+        answer_error(a, 500, "internal_error", "out of memory");
         goto out;
     }
     r->route = auth_route(r->app->auth, &r->who, env.route, strlen(env.route), &why);
@@ -262,7 +335,7 @@ static bool preflight(struct request *r, struct answer *a)
 
 static bool run_preflight(struct request *r, struct answer *a)
 {
-    if (!preflight(r, a)) answer_error(a, 500, "internal", "not a preflight");
+    if (!preflight(r, a)) answer_error(a, 500, "internal_error", "not a preflight");
     return false;
 }
 
@@ -305,6 +378,7 @@ static const struct endpoint ENDPOINTS[] = {
     {"/admin/summary", false, M_READ, ADMIN, true, NO_BODY, NULL, get_admin_summary},
     {"/v1/requests", false, M_POST, KEY, false, JSON_BODY, NULL, submit_envelope},
     {"/v1/requests", false, M_GET, KEY, false, NO_BODY, NULL, requests_list},
+    {"/v1/requests:batch", false, M_POST, KEY, false, JSON_BODY, NULL, batch_submit},
     {"/v1/requests/", true, M_GET, KEY, false, NO_BODY, NULL, get_status},
     {"/v1/requests/", true, M_DELETE, KEY, false, NO_BODY, NULL, requests_delete},
     {"/v1/routes/", true, M_ANY, KEY, false, ANY_BODY, begin_transparent, submit_transparent},

@@ -2,18 +2,21 @@
  * libmicrohttpd. Every request goes one way through it: its target is kept
  * as sent (on_uri); once the headers are in, handlers.c classifies and
  * authenticates it (handle_begin); its body is read within max_body_bytes;
- * handlers.c answers it (handle), now or later from a publisher thread
- * through suspend and resume; the answer is sent and counted. Beside it,
+ * handlers.c answers it (handle), now or later from another thread (the
+ * publisher's, long-poll's waiters') through suspend and resume; the answer
+ * is sent and counted. Beside it,
  * deadline.c cuts requests that do not arrive whole in time, and tls.c
  * reads the listener's certificate when it serves HTTPS. */
 #include "http.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "deadline.h"
 #include "handlers.h"
@@ -36,6 +39,8 @@
  * zeroes the whole pool, so this is also what a kept-alive connection
  * costs in memory. */
 #define HTTP_POOL_SPARE ((size_t)16 * 1024)
+/* http_stop waits at most this long for held answers to leave. */
+#define HTTP_STOP_GRACE_MS 5000
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -43,18 +48,34 @@ struct http_server {
     struct deadline *deadline;
     struct tls_files tls;
     MHD_socket quiesced; /* the listening socket after http_quiesce, ours to close */
+    /* Requests that were suspended and are not yet complete: a resumed
+     * answer is sent by a server thread later, so http_stop waits for them
+     * instead of closing their connections with the answer unsent. */
+    pthread_mutex_t lock;
+    pthread_cond_t released;
+    size_t held;
 };
 
 /* exchange is one request with what only this file needs; handlers see the
  * request, which comes first so either converts to the other. */
 struct exchange {
     struct request r;
+    struct http_server *server;
     struct MHD_Connection *conn;
     struct deadline_conn *dc; /* the connection's deadline, or NULL when not watched */
     bool started;             /* handle_begin has run */
     bool pending;             /* suspended until the handler's answer is in r.answer */
+    bool held;                /* counted in server->held */
     size_t discarded;
 };
+
+static void hold(struct http_server *s, int d)
+{
+    pthread_mutex_lock(&s->lock);
+    s->held += (size_t)d;
+    if (s->held == 0) pthread_cond_broadcast(&s->released);
+    pthread_mutex_unlock(&s->lock);
+}
 
 static struct exchange *exchange_of(const struct request *r)
 {
@@ -97,6 +118,8 @@ static void suspend(struct request *r)
 {
     struct exchange *x = exchange_of(r);
     x->pending = true;
+    if (!x->held) hold(x->server, 1);
+    x->held = true;
     MHD_suspend_connection(x->conn);
 }
 
@@ -198,8 +221,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         free(target);
         return NULL;
     }
+    struct http_server *s = cls;
+    x->server = s;
     x->dc = dc;
-    x->r.app = cls;
+    x->r.app = s->app;
     x->r.io = &IO;
     x->r.target = target;
     x->r.path_len = strcspn(target, "?");
@@ -213,6 +238,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     struct exchange *x = *con_cls;
     if (!x) return;
+    if (x->held) hold(x->server, -1);
     deadline_rearm(x->dc);
     buf_free(&x->r.body);
     free(x->r.answer.body);
@@ -280,8 +306,8 @@ static struct MHD_Daemon *start_daemon(struct http_server *s, const struct socka
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)in->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s->app, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         s->tls.cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls.cert,
         MHD_OPTION_HTTPS_MEM_KEY, s->tls.key, MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
         MHD_OPTION_END);
@@ -299,6 +325,12 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
     }
     s->app = app;
     s->quiesced = MHD_INVALID_SOCKET;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->released, &ca);
+    pthread_condattr_destroy(&ca);
     bool tls = in->tls_cert_file[0] != '\0';
     if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
         snprintf(err, errlen, "ingress.tls_cert_file: this libmicrohttpd was built without TLS");
@@ -323,6 +355,8 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
 err:
     deadline_free(s->deadline);
     tls_free(&s->tls);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->released);
     free(s);
     return NULL;
 }
@@ -341,10 +375,20 @@ void http_quiesce(struct http_server *s)
 void http_stop(struct http_server *s)
 {
     if (!s) return;
+    /* Answers resumed just before (the publisher's, long-poll's) are still
+     * to be written by the server threads. */
+    struct timespec until = clock_mono_timespec(clock_mono_ms() + HTTP_STOP_GRACE_MS);
+    pthread_mutex_lock(&s->lock);
+    while (s->held && pthread_cond_timedwait(&s->released, &s->lock, &until) == 0) {
+    }
+    if (s->held) log_warn("http: stopping with %zu answers unsent", s->held);
+    pthread_mutex_unlock(&s->lock);
     MHD_stop_daemon(s->daemon);
     /* libmicrohttpd's threads may use a quiesced socket until they stop. */
     if (s->quiesced != MHD_INVALID_SOCKET) close(s->quiesced);
     deadline_free(s->deadline); /* after the daemon: every connection is closed */
     tls_free(&s->tls);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->released);
     free(s);
 }

@@ -68,11 +68,14 @@ int main(int argc, char **argv)
                                  app.cfg.ingress.status_retention_s * 1000);
     app.idem = idem_new(&app.cfg);
     app.cache = app.index ? cache_new(&app.cfg, app.index) : NULL;
-    if (!app.metrics || !app.index || !app.activity || !app.idem || !app.cache ||
+    app.waiters = app.metrics ? waiters_new(app.metrics) : NULL;
+    if (!app.metrics || !app.index || !app.activity || !app.idem || !app.cache || !app.waiters ||
         app_declare_metrics(&app) < 0 || set_retentions(&app) < 0) {
         log_error("out of memory at start");
         goto out;
     }
+    /* Whoever applies a request's final state wakes its long-poll waiters. */
+    status_index_on_final(app.index, waiters_wake_cb, app.waiters);
     /* A fresh id per process start: the events reader skips what this very
      * process published, but after a restart it must read everything again. */
     char instance[ID_LEN + 1];
@@ -111,6 +114,9 @@ int main(int argc, char **argv)
     publisher_drain(app.publisher);
     rc = 0;
 out:
+    /* Suspended connections never time out: every long-poll waiter is
+     * answered (its current status) before the server stops. */
+    if (app.waiters) waiters_drain(app.waiters);
     /* Cancels and erasures in flight are answered before HTTP stops. */
     if (app.control) control_drain(app.control);
     deadletters_drain(app.dead);
@@ -120,6 +126,7 @@ out:
     routectl_free(app.routectl);
     publisher_free(app.publisher);
     events_free(app.events);
+    waiters_free(app.waiters);
     lanes_free(app.lanes);
     limits_free(app.limits);
     cache_free(app.cache);

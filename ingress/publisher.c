@@ -137,36 +137,132 @@ static void wake(struct publisher *p)
     (void)n; /* a full eventfd counter is already a pending wake-up */
 }
 
-int publisher_submit(struct publisher *p, struct envelope *env, pub_done_fn done, void *arg)
+/* enqueue puts items[0..n-1], already holding their envelopes, on the
+ * handoff and live lists at once, so the publisher thread takes them in one
+ * group. Returns false, touching nothing, while draining. */
+static bool enqueue(struct publisher *p, struct item *const items[], size_t n)
 {
-    if (!atomic_load(&p->ready)) return -1;
+    pthread_mutex_lock(&p->lock);
+    if (p->draining) {
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
+    bool was_empty = p->handoff_head == NULL, first_live = p->live_head == NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (p->handoff_tail)
+            p->handoff_tail->next = items[i];
+        else
+            p->handoff_head = items[i];
+        p->handoff_tail = items[i];
+        live_push(p, items[i]);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (first_live) pthread_cond_signal(&p->reaper_cond);
+    if (was_empty) wake(p);
+    return true;
+}
+
+/* item_new makes an item for done(arg) whose envelope is filled later. */
+static struct item *item_new(struct publisher *p, pub_done_fn done, void *arg)
+{
     struct item *it = calloc(1, sizeof(*it));
-    if (!it) return -1;
-    it->env = *env;
-    envelope_init(env);
+    if (!it) return NULL;
+    envelope_init(&it->env);
     it->state = ITEM_SUBMITTED;
     it->done = done;
     it->arg = arg;
     it->submitted_ms = clock_mono_ms();
     it->deadline_ms = it->submitted_ms + p->cfg->ingress.confirm_timeout_ms;
-    pthread_mutex_lock(&p->lock);
-    if (p->draining) {
-        pthread_mutex_unlock(&p->lock);
-        *env = it->env; /* give it back: the caller still owns it on failure */
-        free(it);       /* never shared: no other thread saw it */
+    return it;
+}
+
+int publisher_submit(struct publisher *p, struct envelope *env, pub_done_fn done, void *arg)
+{
+    if (!atomic_load(&p->ready)) return -1;
+    struct item *it = item_new(p, done, arg);
+    if (!it) return -1;
+    /* The envelope moves before the item is shared: once enqueued, the
+     * publisher thread may finish it and call done before this returns. */
+    it->env = *env;
+    envelope_init(env);
+    if (!enqueue(p, &it, 1)) {
+        *env = it->env; /* never shared: no other thread saw it */
+        free(it);
         return -1;
     }
-    bool was_empty = p->handoff_head == NULL;
-    if (p->handoff_tail)
-        p->handoff_tail->next = it;
-    else
-        p->handoff_head = it;
-    p->handoff_tail = it;
-    bool first_live = p->live_head == NULL;
-    live_push(p, it);
-    pthread_mutex_unlock(&p->lock);
-    if (first_live) pthread_cond_signal(&p->reaper_cond);
-    if (was_empty) wake(p);
+    return 0;
+}
+
+/* A group of submissions answered together: each item's callback records
+ * its verdict in its slot, and the last one to settle answers the group. */
+struct group;
+struct slot {
+    struct group *g;
+    size_t i;
+};
+struct group {
+    pub_group_fn done;
+    void *arg;
+    size_t n;
+    atomic_size_t left;
+    int *statuses;
+    struct slot slots[];
+};
+
+static void group_item_done(void *arg, int status)
+{
+    struct slot *s = arg;
+    struct group *g = s->g;
+    g->statuses[s->i] = status;
+    if (atomic_fetch_sub(&g->left, 1) != 1) return;
+    g->done(g->arg, g->statuses, g->n);
+    free(g->statuses);
+    free(g);
+}
+
+static struct group *group_new(size_t n, pub_group_fn done, void *arg)
+{
+    struct group *g = calloc(1, sizeof *g + n * sizeof g->slots[0]);
+    if (!g || !(g->statuses = calloc(n, sizeof *g->statuses))) {
+        free(g);
+        return NULL;
+    }
+    g->done = done;
+    g->arg = arg;
+    g->n = n;
+    atomic_init(&g->left, n);
+    for (size_t i = 0; i < n; i++)
+        g->slots[i] = (struct slot){g, i};
+    return g;
+}
+
+int publisher_submit_group(struct publisher *p, struct envelope *const envs[], size_t n,
+                           pub_group_fn done, void *arg)
+{
+    if (n == 0 || n > PUB_GROUP_MAX || !atomic_load(&p->ready)) return -1;
+    struct item *items[PUB_GROUP_MAX];
+    struct group *g = group_new(n, done, arg);
+    size_t made = 0;
+    while (g && made < n && (items[made] = item_new(p, group_item_done, &g->slots[made])))
+        made++;
+    bool ok = made == n;
+    /* The envelopes move before the items are shared: once enqueued, the
+     * publisher thread may settle the group and call done, which may free
+     * the caller's envelopes, before this returns. */
+    for (size_t i = 0; ok && i < n; i++) {
+        items[i]->env = *envs[i];
+        envelope_init(envs[i]);
+    }
+    if (ok && !(ok = enqueue(p, items, n)))
+        for (size_t i = 0; i < n; i++)
+            *envs[i] = items[i]->env; /* never shared: the envelopes stay the caller's */
+    for (size_t i = 0; !ok && i < made; i++)
+        free(items[i]);
+    if (!ok) {
+        if (g) free(g->statuses);
+        free(g);
+        return -1;
+    }
     return 0;
 }
 

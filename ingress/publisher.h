@@ -58,4 +58,23 @@ bool publisher_ready(struct publisher *p);
 __attribute__((warn_unused_result)) int publisher_submit(struct publisher *p, struct envelope *env,
                                                          pub_done_fn done, void *arg);
 
+/* pub_group_fn is called exactly once per accepted group, when every item
+ * is settled, from a publisher-owned thread: statuses[i] is item i's verdict
+ * as pub_done_fn's status (202, 503 or 500). statuses belongs to the
+ * publisher and is valid during the call only. */
+typedef void (*pub_group_fn)(void *arg, const int *statuses, size_t n);
+
+/* publisher_submit_group hands over envs[0..n-1] (1 <= n <= PUB_GROUP_MAX)
+ * at once, so they are published in one group and share its confirm round
+ * trip, and calls done once when all are settled. Each item succeeds or
+ * fails on its own (a lost connection fails those not yet confirmed). It
+ * takes ownership of every *envs[i] (left empty). Returns 0, or -1 when the
+ * broker is not connected or the publisher drains: then done is never
+ * called and the envelopes are untouched. */
+#define PUB_GROUP_MAX 1000
+__attribute__((warn_unused_result)) int publisher_submit_group(struct publisher *p,
+                                                               struct envelope *const envs[],
+                                                               size_t n, pub_group_fn done,
+                                                               void *arg);
+
 #endif

@@ -24,7 +24,7 @@ bool requests_list(struct request *r, struct answer *a)
     if (rc == -EINVAL)
         answer_error(a, 400, "invalid_request", err.message);
     else if (rc < 0)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "application/json", &b);
     buf_free(&b);
@@ -37,7 +37,7 @@ static void answer_status(struct request *r, struct answer *a, const char *id)
     struct buf b;
     buf_init(&b, 64 << 20);
     if (status_index_render(r->app->index, id, r->who.tenant, &b) < 0)
-        answer_error(a, 500, "internal", "the status vanished (out of memory?)");
+        answer_error(a, 500, "internal_error", "the status vanished (out of memory?)");
     else
         answer_text(a, 200, "application/json", &b);
     buf_free(&b);

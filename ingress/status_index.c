@@ -88,6 +88,8 @@ struct status_index {
     size_t text_bytes;         /* result and error copies */
     int64_t retention_ms;
     int64_t horizon_ms; /* updates of requests created before are ignored */
+    status_final_fn on_final;
+    void *on_final_arg;
 };
 
 static uint64_t hash_id(const char *id)
@@ -485,20 +487,33 @@ int status_index_apply(struct status_index *idx, const struct status_update *u)
     int rc = copy_text(u->result_json, u->result_len, &result);
     if (!rc) rc = copy_text(u->error_json, u->error_len, &error);
     if (rc) goto out;
+    bool became_final = false;
     pthread_rwlock_wrlock(&idx->lock);
     if (u->created_ms >= horizon(idx, u->tenant)) {
         bool found;
         size_t i = probe(idx, u->id, &found);
-        if (found)
-            merge(idx, &idx->ring[idx->table[i]], u, &result, &error);
-        else if (!u->erase && !u->purge) /* nothing to erase or purge */
+        if (found) {
+            struct entry *e = &idx->ring[idx->table[i]];
+            became_final = !ST_FINAL(e->state);
+            merge(idx, e, u, &result, &error);
+            became_final = became_final && ST_FINAL(e->state);
+        } else if (!u->erase && !u->purge) { /* nothing to erase or purge */
             rc = insert(idx, u, &result, &error);
+            became_final = rc == 0 && ST_FINAL(u->state);
+        }
     }
     pthread_rwlock_unlock(&idx->lock);
+    if (became_final && idx->on_final) idx->on_final(idx->on_final_arg, u->id);
 out:
     free(result);
     free(error);
     return rc;
+}
+
+void status_index_on_final(struct status_index *idx, status_final_fn fn, void *arg)
+{
+    idx->on_final = fn;
+    idx->on_final_arg = arg;
 }
 
 /* find returns the entry of id if it belongs to tenant; call with the lock held. */

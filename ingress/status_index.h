@@ -40,6 +40,15 @@ void status_index_free(struct status_index *idx);
 __attribute__((warn_unused_result)) int status_index_apply(struct status_index *idx,
                                                            const struct status_update *u);
 
+/* status_final_fn is told the ID of a request whose first final state was
+ * just applied, after the index's lock is released. */
+typedef void (*status_final_fn)(void *arg, const char *id);
+/* status_index_on_final sets the hook every apply calls when it makes a
+ * request final, whoever applies it (the events reader, or this replica
+ * itself): long-poll waiters are woken through it. Set it before any thread
+ * applies updates. */
+void status_index_on_final(struct status_index *idx, status_final_fn fn, void *arg);
+
 /* status_index_render appends the status document of id (see docs/api.md) to out
  * if it exists and belongs to tenant. Returns 0, -ENOENT (unknown, or another
  * tenant's: the caller answers 404 either way), or a buf error. */

@@ -10,6 +10,11 @@
 #   broker.sh resume DIR     start the application again on the same port
 #   broker.sh url DIR        print the AMQP URL of the node under DIR
 #   broker.sh ctl DIR ARGS   run rabbitmqctl ARGS against the node
+#
+# scripts/cluster.sh makes three such nodes into one cluster: for a new DIR,
+# BROKER_NODENAME, BROKER_EPMD_PORT and BROKER_COOKIE (when set) replace the
+# node name, the epmd port and the Erlang cookie that would be made up, and
+# BROKER_KEEP_EPMD=1 makes stop leave the (shared) epmd running.
 set -euo pipefail
 
 RMQ_BIN=/usr/lib/rabbitmq/bin
@@ -25,6 +30,8 @@ node_env() {
     RABBITMQ_CONFIG_FILE RABBITMQ_ENABLED_PLUGINS_FILE RABBITMQ_PID_FILE \
     RABBITMQ_ADVANCED_CONFIG_FILE RABBITMQ_CONF_ENV_FILE RABBITMQ_LOGS
   export ERL_EPMD_ADDRESS=127.0.0.1
+  # A VM that fails to boot dumps its state here, not into the caller's directory.
+  export ERL_CRASH_DUMP="$dir/erl_crash.dump"
 }
 
 ctl() { "$RMQ_BIN/rabbitmqctl" -q "$@"; }
@@ -34,13 +41,13 @@ cmd_start() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if [ ! -f "$dir/env" ]; then
-    local name="sluice$$"
+    local name=${BROKER_NODENAME:-sluice$$}
     cat >"$dir/env" <<ENV
 RABBITMQ_NODENAME=$name@localhost
 RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 RABBITMQ_NODE_PORT=$(free_port)
 RABBITMQ_DIST_PORT=$(free_port)
-ERL_EPMD_PORT=$(free_port)
+ERL_EPMD_PORT=${BROKER_EPMD_PORT:-$(free_port)}
 RABBITMQ_MNESIA_BASE=$dir/mnesia
 RABBITMQ_LOG_BASE=$dir/log
 RABBITMQ_LOGS=$dir/log/rabbit.log
@@ -61,13 +68,19 @@ CONF
     echo '[].' >"$dir/enabled_plugins"
     echo '[].' >"$dir/advanced.config"
     : >"$dir/rabbitmq-env.conf"
-    head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/.erlang.cookie"
+    if [ -n "${BROKER_COOKIE:-}" ]; then
+      printf '%s' "$BROKER_COOKIE" >"$dir/.erlang.cookie"
+    else
+      head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/.erlang.cookie"
+    fi
     chmod 400 "$dir/.erlang.cookie"
   fi
   node_env "$dir"
   mkdir -p "$RABBITMQ_LOG_BASE" "$RABBITMQ_MNESIA_BASE"
   epmd -port "$ERL_EPMD_PORT" -address 127.0.0.1 -daemon
-  "$RMQ_BIN/rabbitmq-server" >"$dir/log/stdout.log" 2>&1 &
+  # A session of its own: a node restarted from a test outlives the test's
+  # process group, which Check kills when the test ends.
+  setsid "$RMQ_BIN/rabbitmq-server" >"$dir/log/stdout.log" 2>&1 &
   echo $! >"$dir/server.pid"
   if ! timeout 120 "$RMQ_BIN/rabbitmqctl" -q wait --pid "$!" --timeout 120 >/dev/null 2>&1; then
     echo "broker.sh: RabbitMQ did not start; see $dir/log" >&2
@@ -93,7 +106,7 @@ cmd_stop() {
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
   fi
-  epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
+  [ -n "${BROKER_KEEP_EPMD:-}" ] || epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
 }
 
 cmd_pause() { node_env "$1"; ctl stop_app >/dev/null; }

@@ -5,6 +5,7 @@
 
 #include "json.h"
 #include "mq.h"
+#include "nodes.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -743,8 +744,7 @@ static void default_config(struct h_stack *s)
 
 struct h_stack *h_stack_new(void)
 {
-    h_amqp_url();
-    h_broker_dir();
+    h_amqp_url(); /* a single broker (SLUICE_TEST_BROKER_DIR) or a cluster's nodes */
     struct h_stack *s = calloc(1, sizeof *s);
     ck_assert_ptr_nonnull(s);
     make_dir(s);
@@ -800,6 +800,12 @@ static void write_config(const struct h_stack *s)
 {
     ck_assert_msg(json_object_to_file_ext(s->config_path, s->config, JSON_C_TO_STRING_PRETTY) == 0,
                   "write %s: %s", s->config_path, json_util_get_last_err());
+}
+
+const char *h_stack_write_config(struct h_stack *s)
+{
+    write_config(s);
+    return s->config_path;
 }
 
 void h_stack_start_ingress(struct h_stack *s)
@@ -1168,14 +1174,27 @@ FILE *h_stack_open(struct h_stack *s, const char *name)
     return f;
 }
 
+/* open_any connects to the first node of SLUICE_TEST_AMQP_URL that answers
+ * (a cluster suite may have one down). */
+static struct mq *open_any(void)
+{
+    struct nodes ns;
+    char err[512] = "";
+    struct mq *mq = NULL;
+    ck_assert_msg(nodes_parse(&ns, h_amqp_url(), err, sizeof err) == 0, "%s", err);
+    for (size_t i = 0; i < ns.n && !mq; i++, nodes_next(&ns))
+        if (mq_open(&mq, nodes_url(&ns), "sluice-itest", 5000, err, sizeof err) < 0) mq = NULL;
+    nodes_free(&ns);
+    ck_assert_msg(mq != NULL, "cannot reach the broker: %s", err);
+    return mq;
+}
+
 long h_queue_messages(struct h_stack *s, const char *suffix)
 {
-    char queue[256], err[512];
-    struct mq *mq = NULL;
+    char queue[256];
+    struct mq *mq = open_any();
     uint32_t messages = 0, consumers = 0;
     snprintf(queue, sizeof queue, "%s.%s", s->ns, suffix);
-    ck_assert_msg(mq_open(&mq, h_amqp_url(), "sluice-itest", 5000, err, sizeof err) == 0,
-                  "cannot reach the broker: %s", err);
     long n = mq_queue_stats(mq, queue, &messages, &consumers) == 0 ? (long)messages : -1;
     mq_close(mq);
     return n;
@@ -1299,9 +1318,9 @@ bool h_closed_within(int fd, int ms)
     return false;
 }
 
-/* beam_pid finds the Erlang VM of the test broker: the child of the
+/* h_broker_beam_pid finds the Erlang VM of the test broker: the child of the
  * rabbitmq-server script whose pid broker.sh keeps in server.pid. */
-static pid_t beam_pid(void)
+pid_t h_broker_beam_pid(void)
 {
     char path[4096], comm[64];
     snprintf(path, sizeof path, "%s/server.pid", h_broker_dir());
@@ -1328,7 +1347,7 @@ static pid_t frozen_beam;
 
 pid_t h_broker_freeze(long guard_ms)
 {
-    frozen_beam = beam_pid();
+    frozen_beam = h_broker_beam_pid();
     fflush(NULL);
     pid_t g = fork();
     ck_assert_int_ge(g, 0);

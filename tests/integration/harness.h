@@ -25,7 +25,9 @@
 
 /* Environment. h_amqp_url and h_broker_dir fail the test when run-tests.sh
  * did not set SLUICE_TEST_AMQP_URL / SLUICE_TEST_BROKER_DIR; h_bin_dir is
- * SLUICE_TEST_BIN or "build/san". */
+ * SLUICE_TEST_BIN or "build/san". Against a cluster (run-tests.sh cluster,
+ * see cluster.h) SLUICE_TEST_AMQP_URL lists the nodes' URLs, comma-separated,
+ * and there is no SLUICE_TEST_BROKER_DIR. */
 const char *h_amqp_url(void);
 const char *h_broker_dir(void);
 const char *h_bin_dir(void);
@@ -131,6 +133,9 @@ __attribute__((format(printf, 3, 4))) void h_stack_set(struct h_stack *s, const 
 /* h_stack_add_key appends a key; routes_json is a JSON array of route names. */
 void h_stack_add_key(struct h_stack *s, const char *id, const char *token, const char *tenant,
                      const char *routes_json);
+/* h_stack_write_config writes the config file now and returns its path,
+ * for a test that starts processes of its own (itest_soak). */
+const char *h_stack_write_config(struct h_stack *s);
 /* h_stack_start starts the ingress and n workers and waits until the
  * ingress's /readyz and every worker's /healthz answer 200. */
 void h_stack_start(struct h_stack *s, int n_workers);
@@ -227,6 +232,8 @@ bool h_closed_within(int fd, int ms);
 bool h_quorum_mode(void);
 
 /* Broker control through scripts/broker.sh pause|resume SLUICE_TEST_BROKER_DIR. */
+/* h_broker_beam_pid returns the pid of the test broker's Erlang VM. */
+pid_t h_broker_beam_pid(void);
 void h_broker_pause(void);
 void h_broker_resume(void);
 /* h_broker_freeze stops the broker's Erlang VM (SIGSTOP): connections stay

@@ -72,15 +72,13 @@ static void child_env(char *env[MAX_ENV], char *const extra[])
     env[n] = NULL;
 }
 
-/* cli_start starts the client with args (NULL-terminated, without the
+/* program_start starts path with args (NULL-terminated, without the
  * program), feeding it in on stdin (NULL: /dev/null). */
-static struct child cli_start(const char *in, char *const extra_env[], char *const args[])
+static struct child program_start(const char *path, const char *in, char *const extra_env[],
+                                  char *const args[])
 {
-    char path[512];
     char *argv[MAX_ARGS + 2], *env[MAX_ENV];
-    snprintf(path, sizeof path, "%s/sluice", h_bin_dir());
-    ck_assert_msg(access(path, X_OK) == 0, "%s is missing: run make san first", path);
-    argv[0] = path;
+    argv[0] = (char *)path;
     size_t n = 0;
     while (args[n]) {
         ck_assert_uint_lt(n, MAX_ARGS);
@@ -111,6 +109,16 @@ static struct child cli_start(const char *in, char *const extra_env[], char *con
     if (in) ck_assert_int_eq(write(inp[1], in, strlen(in)), (ssize_t)strlen(in));
     close(inp[1]);
     return (struct child){.pid = pid, .out = out[0], .err = err[0], .start = h_mono_ms()};
+}
+
+/* cli_start starts the client with args (NULL-terminated, without the
+ * program), feeding it in on stdin (NULL: /dev/null). */
+static struct child cli_start(const char *in, char *const extra_env[], char *const args[])
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/sluice", h_bin_dir());
+    ck_assert_msg(access(path, X_OK) == 0, "%s is missing: run make san first", path);
+    return program_start(path, in, extra_env, args);
 }
 
 /* drain appends what fd has to *s (len bytes so far); false at EOF. */
@@ -713,6 +721,356 @@ START_TEST(test_outages)
 }
 END_TEST
 
+/* ---- bulk: submit --batch and status --watch over many IDs ---- */
+
+/* lines_of splits out into its lines (caller frees the array and lines). */
+static char **lines_of(const char *out, size_t *n)
+{
+    char **lines = NULL;
+    *n = 0;
+    for (const char *p = out; *p;) {
+        const char *end = strchr(p, '\n');
+        ck_assert_msg(end, "the output does not end with a newline: %s", out);
+        lines = realloc(lines, (*n + 1) * sizeof *lines);
+        ck_assert_ptr_nonnull(lines);
+        lines[(*n)++] = strndup(p, (size_t)(end - p));
+        p = end + 1;
+    }
+    return lines;
+}
+
+static void lines_free(char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+/* refusal is the answer expected for one line of a --batch input. */
+struct refusal {
+    long line;
+    const char *code;
+    long status;
+};
+
+/* batch_lines checks a piped submit --batch output: want_lines JSON lines
+ * in input order, the lines of bad refused as said, every other one queued.
+ * Returns the IDs in order (ids_free), *n_ids their count. */
+static char **batch_lines(const char *out, size_t want_lines, const struct refusal *bad,
+                          size_t n_bad, size_t *n_ids)
+{
+    size_t n;
+    char **lines = lines_of(out, &n);
+    ck_assert_uint_eq(n, want_lines);
+    char **ids = calloc(n, sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    *n_ids = 0;
+    long prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *o = parse_json(lines[i], "a --batch line");
+        long no = (long)h_json_int(o, "line");
+        ck_assert_msg(no > prev, "lines out of order: %ld after %ld", no, prev);
+        prev = no;
+        const struct refusal *r = NULL;
+        for (size_t k = 0; k < n_bad; k++)
+            if (bad[k].line == no) r = &bad[k];
+        if (r) {
+            ck_assert_msg(!strcmp(h_json_str(o, "error.code"), r->code) &&
+                              h_json_int(o, "status") == r->status,
+                          "line %ld: want %s (%ld): %s", no, r->code, r->status, lines[i]);
+        } else {
+            ck_assert_msg(!strcmp(h_json_str(o, "status"), "queued"), "line %ld: %s", no, lines[i]);
+            ids[(*n_ids)++] = strdup(h_json_str(o, "id"));
+        }
+        json_object_put(o);
+    }
+    lines_free(lines, n);
+    return ids;
+}
+
+/* watch_lines checks a piped status --watch output: exactly one JSON line
+ * for each of ids, the status of each in want (NULL: any). Returns how many
+ * say "failed". */
+static long watch_lines(const char *out, char *const ids[], size_t n_ids, const char *want)
+{
+    size_t n;
+    char **lines = lines_of(out, &n);
+    ck_assert_uint_eq(n, n_ids);
+    bool *seen = calloc(n_ids, sizeof *seen);
+    ck_assert_ptr_nonnull(seen);
+    long failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *o = parse_json(lines[i], "a --watch line");
+        const char *id = h_json_str(o, "id"), *st = h_json_str(o, "status");
+        size_t k = 0;
+        while (k < n_ids && strcmp(ids[k], id) != 0)
+            k++;
+        ck_assert_msg(k < n_ids && !seen[k], "a line for no watched id, or twice: %s", lines[i]);
+        seen[k] = true;
+        failed += strcmp(st, "failed") == 0;
+        ck_assert_msg(!want || !strcmp(st, want), "want %s: %s", want, lines[i]);
+        json_object_put(o);
+    }
+    free(seen);
+    lines_free(lines, n);
+    return failed;
+}
+
+static void ids_free(char **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+/* write_file writes text to dir/name and puts its path in path. */
+static void write_file(const char *dir, const char *name, const char *text, char path[512])
+{
+    snprintf(path, 512, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Piped, submit --batch prints one JSON line per envelope (its line number
+ * and the API's answer for it), from stdin or a file, and status --watch over
+ * many IDs one line per request (its final status), nothing else; exit codes
+ * say the worst. 149 accepted out of one input proves the batches were cut:
+ * the API takes at most 100 per call. */
+START_TEST(test_bulk_piped)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    /* 155 lines: two blank, four bad ones (unknown route, duplicate key, not
+     * an object, not UTF-8), and one that fails at the backend (line 7). */
+    size_t cap = 64 * 1024, len = 0;
+    char *in = malloc(cap);
+    ck_assert_ptr_nonnull(in);
+    in[0] = '\0';
+    for (int i = 1; i <= 155; i++) {
+        const char *line = i == 3     ? "{\"route\":\"nope\"}"
+                           : i == 4   ? ""
+                           : i == 5   ? "{\"route\":\"echo\",\"route\":\"echo\"}"
+                           : i == 6   ? "[1,2]"
+                           : i == 8   ? "{\"route\":\"echo\",\"path\":\"/\xff\"}"
+                           : i == 120 ? "   "
+                                      : NULL;
+        if (line)
+            len += (size_t)snprintf(in + len, cap - len, "%s\n", line);
+        else
+            len +=
+                (size_t)snprintf(in + len, cap - len, "{\"route\":\"echo\",\"path\":\"/%s%d\"}\n",
+                                 i == 7 ? "status/404?" : "n", i);
+    }
+    struct run *r = run_with(in, NULL, "--url", h_stack_url(s), "--token", H_TOKEN, "submit",
+                             "--batch", "-", NULL);
+    expect(r, 3, "submit --batch from stdin with refused envelopes");
+    ck_assert_msg(r->err[0] == '\0', "submit --batch piped wrote on stderr: %s", r->err);
+    const struct refusal bad[] = {{3, "unknown_route", 404},
+                                  {5, "invalid_json", 400},
+                                  {6, "invalid_json", 400},
+                                  {8, "invalid_json", 400}};
+    size_t n_ids;
+    char **ids = batch_lines(r->out, 153, bad, 4, &n_ids);
+    ck_assert_uint_eq(n_ids, 149);
+    run_free(r);
+
+    /* The same from a file, all good this time: exit 0. */
+    len = 0;
+    for (int i = 1; i <= 120; i++)
+        len += (size_t)snprintf(in + len, cap - len, "{\"route\":\"echo\",\"path\":\"/f%d\"}\n", i);
+    char path[512];
+    write_file(h_stack_dir(s), "in.jsonl", in, path);
+    r = run_on(s, "submit", "--batch", path, NULL);
+    expect(r, 0, "submit --batch from a file");
+    ck_assert_msg(r->err[0] == '\0', "submit --batch piped wrote on stderr: %s", r->err);
+    size_t n_file;
+    char **file_ids = batch_lines(r->out, 120, NULL, 0, &n_file);
+    ck_assert_uint_eq(n_file, 120);
+    run_free(r);
+
+    /* Watch the stdin ones (the first, /status/404?7, fails): IDs in
+     * arguments and in a file, one status line each, exit 1. */
+    len = 0;
+    for (size_t i = 2; i < n_ids; i++)
+        len += (size_t)snprintf(in + len, cap - len, "%s\n\n", ids[i]);
+    write_file(h_stack_dir(s), "ids.txt", in, path);
+    r = run_on(s, "status", "--watch", ids[0], ids[1], "--ids", path, "--timeout", "50", NULL);
+    expect(r, 1, "status --watch over 149 requests, one failed");
+    ck_assert_msg(r->err[0] == '\0', "status --watch piped wrote on stderr: %s", r->err);
+    ck_assert_int_eq(watch_lines(r->out, ids, n_ids, NULL), 1);
+    run_free(r);
+
+    /* The file's ones, IDs on stdin: all succeeded, exit 0. */
+    len = 0;
+    for (size_t i = 0; i < n_file; i++)
+        len += (size_t)snprintf(in + len, cap - len, "%s\n", file_ids[i]);
+    r = run_with(in, NULL, "--url", h_stack_url(s), "--token", H_TOKEN, "status", "--watch",
+                 "--ids", "-", NULL);
+    expect(r, 0, "status --watch --ids - over 120 requests");
+    ck_assert_msg(r->err[0] == '\0', "status --watch piped wrote on stderr: %s", r->err);
+    watch_lines(r->out, file_ids, n_file, "succeeded");
+    run_free(r);
+    free(in);
+
+    /* One still running at --timeout: its line has its last status, exit 5. */
+    char *slow[2] = {h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/delay/6000\"}"),
+                     file_ids[0]};
+    r = run_on(s, "status", "--watch", slow[0], slow[1], "--timeout", "2", NULL);
+    expect(r, 5, "status --watch reaching --timeout");
+    ck_assert_int_eq(watch_lines(r->out, slow, 2, NULL), 0);
+    ck_assert_msg(strstr(r->out, "\"status\":\"queued\"") ||
+                      strstr(r->out, "\"status\":\"processing\""),
+                  "no line for the request still running: %s", r->out);
+    expect_in(r->err, "1 of 2 requests still not final after 2 s", "the timeout");
+    run_free(r);
+    free(slow[0]);
+
+    /* An unknown ID among them: its line says 404, the exit code 3. */
+    r = run_on(s, "status", "--watch", ids[1], "-P77-JEamh1cGyWBMKDa1FT6xIQqtSvk", NULL);
+    expect(r, 3, "status --watch with an unknown id");
+    expect_in(r->out, "\"status\":404", "the unknown id's line");
+    run_free(r);
+    ids_free(ids, n_ids);
+    ids_free(file_ids, n_file);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* Over HTTPS the bulk forms verify the ingress with --cacert, as the
+ * single ones do; without it they get no answer (exit 4). */
+START_TEST(test_bulk_tls)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_use_tls(s);
+    h_stack_start(s, 1);
+    const char *ca = h_stack_cert(s);
+    const char in[] =
+        "{\"route\":\"echo\",\"path\":\"/t1\"}\n{\"route\":\"echo\",\"path\":\"/t2\"}\n";
+    struct run *r = run_with(in, NULL, "--url", h_stack_url(s), "--cacert", ca, "--token", H_TOKEN,
+                             "submit", "--batch", "-", NULL);
+    expect(r, 0, "submit --batch over TLS");
+    size_t n_ids;
+    char **ids = batch_lines(r->out, 2, NULL, 0, &n_ids);
+    run_free(r);
+    r = run_on(s, "--cacert", ca, "status", "--watch", ids[0], ids[1], "--timeout", "50", NULL);
+    expect(r, 0, "status --watch over TLS");
+    watch_lines(r->out, ids, n_ids, "succeeded");
+    run_free(r);
+    r = run_with(in, NULL, "--url", h_stack_url(s), "--token", H_TOKEN, "submit", "--batch", "-",
+                 NULL);
+    expect(r, 4, "submit --batch over TLS without --cacert");
+    run_free(r);
+    r = run_on(s, "status", "--watch", ids[0], ids[1], NULL);
+    expect(r, 4, "status --watch over TLS without --cacert");
+    run_free(r);
+    ids_free(ids, n_ids);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* pty_run runs "sluice ARGS" on a terminal (script(1) gives it a pty),
+ * against stack s; stdout is what the terminal showed. */
+static struct run *pty_run(struct h_stack *s, const char *args)
+{
+    char cmd[2048], url[600], token[300];
+    snprintf(cmd, sizeof cmd, "%s/sluice %s", h_bin_dir(), args);
+    snprintf(url, sizeof url, "SLUICE_URL=%s", h_stack_url(s));
+    snprintf(token, sizeof token, "SLUICE_TOKEN=%s", H_TOKEN);
+    char *env[] = {url, token, NULL};
+    char *argv[] = {"-qec", cmd, "/dev/null", NULL};
+    ck_assert_msg(access("/usr/bin/script", X_OK) == 0, "script(1) is missing (bsdutils)");
+    return cli_finish(program_start("/usr/bin/script", NULL, env, argv));
+}
+
+/* On a terminal: a progress bar redrawn in place and a summary. */
+START_TEST(test_bulk_terminal)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_start(s, 1);
+    char path[512], args[1024];
+    snprintf(path, sizeof path, "%s/in.jsonl", h_stack_dir(s));
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 30; i++)
+        fprintf(f, "{\"route\":\"%s\"}\n", i == 4 ? "nope" : "echo");
+    fclose(f);
+    snprintf(args, sizeof args, "submit --batch %s", path);
+    struct run *r = pty_run(s, args);
+    expect(r, 3, "submit --batch on a terminal");
+    expect_in(r->out, "\r[", "the progress bar");
+    expect_in(r->out, "]  100%  30/30 done  accepted 29  failed 1", "the last bar");
+    expect_in(r->out, "line 5: 404 no route named", "the refusal");
+    expect_in(r->out, "30 envelopes: 29 accepted, 1 refused, 0 not queued", "the summary");
+    ck_assert_msg(!strstr(r->out, "\"id\""), "JSON lines on a terminal: %s", r->out);
+    run_free(r);
+
+    /* Watch the 29 accepted ones on a terminal: IDs from a piped run. */
+    r = run_with(NULL, NULL, "--url", h_stack_url(s), "--token", H_TOKEN, "submit", "--batch", path,
+                 NULL);
+    snprintf(path, sizeof path, "%s/ids.txt", h_stack_dir(s));
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    size_t n;
+    char **lines = lines_of(r->out, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strstr(lines[i], "\"id\":\"")) fprintf(f, "%.32s\n", strstr(lines[i], "\"id\":\"") + 6);
+    fclose(f);
+    lines_free(lines, n);
+    run_free(r);
+    snprintf(args, sizeof args, "status --watch --ids %s --timeout 50", path);
+    r = pty_run(s, args);
+    expect(r, 0, "status --watch on a terminal");
+    expect_in(r->out, "]  100%  29/29 final  succeeded 29  failed 0", "the last bar");
+    expect_in(r->out, "29 requests: 29 succeeded, 0 failed, 0 dead, 0 not found, 0 not final",
+              "the summary");
+    run_free(r);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* What the bulk forms refuse before sending, and a server that is not there. */
+START_TEST(test_bulk_refusals)
+{
+    expect_usage(run_plain("submit", "--batch", "-", "--route", "echo", NULL),
+                 "--batch takes whole envelopes", "--batch with --route");
+    expect_usage(run_plain("status", "-P77-JEamh1cGyWBMKDa1FT6xIQqtSvk",
+                           "-P77-JEamh1cGyWBMKDa1FT6xIQqtSvl", NULL),
+                 "several requests are shown with --watch only", "two ids without --watch");
+    char path[] = "/tmp/sluice-itest-ids-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char text[] = "-P77-JEamh1cGyWBMKDa1FT6xIQqtSvk\nnot-an-id\n";
+    ck_assert_int_eq(write(fd, text, sizeof text - 1), (ssize_t)sizeof text - 1);
+    close(fd);
+    expect_usage(run_plain("status", "--watch", "--ids", path, NULL), "line 2 of",
+                 "a bad line in --ids");
+    unlink(path);
+    expect_usage(run_plain("submit", "--batch", "/nonexistent/x.jsonl", NULL), "cannot open",
+                 "a missing --batch file");
+
+    /* Nobody listening: the first batch has no answer, the rest is not sent. */
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", h_free_port());
+    size_t cap = 32 * 1024, len = 0;
+    char *in = malloc(cap);
+    for (int i = 0; i < 150; i++)
+        len += (size_t)snprintf(in + len, cap - len, "{\"route\":\"echo\"}\n");
+    struct run *r = run_with(in, NULL, "--url", url, "submit", "--batch", "-", NULL);
+    free(in);
+    expect(r, 4, "submit --batch with no server");
+    expect_in(r->err, "stopped sending: no answer from", "submit --batch with no server");
+    size_t n;
+    char **lines = lines_of(r->out, &n);
+    ck_assert_uint_eq(n, 150);
+    for (size_t i = 0; i < n; i++)
+        expect_in(lines[i], i < 100 ? "\"no_answer\"" : "\"not_sent\"", "a batch's lines");
+    lines_free(lines, n);
+    run_free(r);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -725,6 +1083,10 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_failed_dead_timeout);
     tcase_add_test(tc, test_api_errors);
     tcase_add_test(tc, test_outages);
+    tcase_add_test(tc, test_bulk_piped);
+    tcase_add_test(tc, test_bulk_terminal);
+    tcase_add_test(tc, test_bulk_refusals);
+    tcase_add_test(tc, test_bulk_tls);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -55,17 +55,19 @@ START_TEST(test_delay_range_and_spread)
     uint64_t state = 42;
     for (int r = 1; r <= 10; r++) {
         long ceiling = backoff_ceiling_ms(100, 10000, r);
-        int low = 0, high = 0, top = 0;
+        int low = 0, high = 0, top = 0, outside = 0;
         for (int i = 0; i < 10000; i++) {
             long d = backoff_delay_ms(100, 10000, r, backoff_rand(&state));
-            ck_assert_int_ge(d, 0);
-            ck_assert_int_le(d, ceiling);
+            /* Counted, not asserted per draw: 100,000 Check assertions
+             * under the sanitizers outlast the test timeout on a busy machine. */
+            outside += d < 0 || d > ceiling;
             if (d <= ceiling / 2)
                 low++;
             else
                 high++;
             if (d == ceiling) top++;
         }
+        ck_assert_int_eq(outside, 0);
         /* Uniform over [0, ceiling]: each half gets about 5000 of 10000 draws. */
         ck_assert_int_gt(low, 4000);
         ck_assert_int_gt(high, 4000);

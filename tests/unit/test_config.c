@@ -31,6 +31,7 @@ static const char *const env_vars[] = {
     "SLUICE_CONFIRM_TIMEOUT_MS",
     "SLUICE_MAX_CONNECTIONS",
     "SLUICE_CONNECTION_TIMEOUT_S",
+    "SLUICE_MAX_WAIT_S",
     "SLUICE_MAX_CONNECTIONS_PER_IP",
     "SLUICE_REQUEST_TIMEOUT_S",
     "SLUICE_MAX_HEADER_BYTES",
@@ -400,6 +401,7 @@ struct env_case {
     }
 static const struct env_case env_cases[] = {
     ENV_STR("SLUICE_AMQP_URL", "amqps://u:p@mq:5671/", amqp_url),
+    ENV_STR("SLUICE_AMQP_URL", "amqp://u:p@mq-1:5672/, amqp://u:p@mq-2:5672/", amqp_url),
     ENV_STR("SLUICE_NAMESPACE", "staging", namespace),
     ENV_STR("SLUICE_LOG_LEVEL", "error", log_level),
     ENV_STR("SLUICE_QUEUE_TYPE", "quorum", queue_type),
@@ -412,6 +414,7 @@ static const struct env_case env_cases[] = {
     ENV_LONG("SLUICE_CONFIRM_TIMEOUT_MS", "60000", ingress.confirm_timeout_ms),
     ENV_LONG("SLUICE_MAX_CONNECTIONS", "16", ingress.max_connections),
     ENV_LONG("SLUICE_CONNECTION_TIMEOUT_S", "3600", ingress.connection_timeout_s),
+    ENV_LONG("SLUICE_MAX_WAIT_S", "0", ingress.max_wait_s),
     ENV_LONG("SLUICE_BATCH_SIZE", "150", worker.batch_size),
     ENV_LONG("SLUICE_BATCH_LINGER_MS", "0", worker.batch_linger_ms),
     ENV_LONG("SLUICE_PREFETCH", "65535", worker.prefetch),
@@ -493,7 +496,10 @@ static const struct bad_env bad_envs[] = {
     {"SLUICE_LISTEN", "8080", "SLUICE_LISTEN: must be host:port"},
     {"SLUICE_METRICS_LISTEN", "h:65536", "SLUICE_METRICS_LISTEN: must be host:port"},
     {"SLUICE_AMQP_URL", "http://u:" SECRET "@mq/",
-     "SLUICE_AMQP_URL: must be a URL starting with amqp"},
+     "SLUICE_AMQP_URL: must be an AMQP URL (amqp:// or amqps://), or the URLs of one cluster's "
+     "nodes separated by commas"},
+    {"SLUICE_AMQP_URL", "amqp://u:" SECRET "@mq-1/,http://u:" SECRET "@mq-2/",
+     "SLUICE_AMQP_URL: must be an AMQP URL"},
     {"SLUICE_PREFETCH", "50", "worker.prefetch: must be >= worker.batch_size (100) (got 50)"},
     {"SLUICE_KEYS", "not json", "environment SLUICE_KEYS: line 1, column 2: invalid JSON"},
     {"SLUICE_KEYS", "", "environment SLUICE_KEYS: line 1"},
@@ -620,7 +626,11 @@ static const struct bad_case bad_docs[] = {
     {"{\"worker\":{\"queue_type\":\"quorum\"}}", "unknown key worker.queue_type"},
     {"{\"worker\":[]}", "worker: must be an object"},
     /* string scalars */
-    {"{\"amqp_url\":\"http://u:" SECRET "@h\"}", "amqp_url: must be a URL starting with amqp://"},
+    {"{\"amqp_url\":\"http://u:" SECRET "@h\"}", "amqp_url: must be an AMQP URL (amqp://"},
+    {"{\"amqp_url\":\"amqp://u:" SECRET "@h1/,,amqp://u:" SECRET "@h2/\"}",
+     "amqp_url: must be an AMQP URL"},
+    {"{\"amqp_url\":\"amqp://u:" SECRET "@h1/,\"}", "amqp_url: must be an AMQP URL"},
+    {"{\"amqp_url\":\"amqp://u:" SECRET "@h1:99999/\"}", "amqp_url: must be an AMQP URL"},
     {"{\"amqp_url\":5}", "amqp_url: must be a string"},
     {"{\"namespace\":\"\"}", "namespace: must be 1..64 characters"},
     {"{\"namespace\":\"Sluice\"}", "namespace: must be 1..64 characters"},
@@ -754,7 +764,7 @@ static const struct bad_case bad_docs[] = {
      "routes.r.cache_vary_headers: must be a non-empty array of strings"},
     {R(",\"cache_vary_headers\":[\"Accept\",\"bad name\"]"),
      "routes.r.cache_vary_headers[1]: must be an HTTP header name (got \"bad name\")"},
-    {R(",\"batch_url\":\"http://h\""), "unknown key routes.r.batch_url"},
+    {R(",\"batch_url\":\"ftp://h\""), "routes.r.batch_url: must start with http:// or https://"},
 };
 #define N_BAD_DOCS (sizeof bad_docs / sizeof bad_docs[0])
 
@@ -796,6 +806,7 @@ static const struct range_case ranges[] = {
     RANGE(ingress, confirm_timeout_ms, "SLUICE_CONFIRM_TIMEOUT_MS", 100, 60000, ""),
     RANGE(ingress, max_connections, "SLUICE_MAX_CONNECTIONS", 16, 1000000, ""),
     RANGE(ingress, connection_timeout_s, "SLUICE_CONNECTION_TIMEOUT_S", 1, 3600, ""),
+    RANGE(ingress, max_wait_s, "SLUICE_MAX_WAIT_S", 0, 3600, ""),
     RANGE(worker, batch_size, "SLUICE_BATCH_SIZE", 1, 1000, "\"prefetch\":65535,"),
     RANGE(worker, batch_linger_ms, "SLUICE_BATCH_LINGER_MS", 0, 10000, ""),
     RANGE(worker, prefetch, "SLUICE_PREFETCH", 1, 65535, "\"batch_size\":1,"),
@@ -994,7 +1005,7 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 31);
+    ck_assert_uint_eq(rows, 32);
     assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
 }

@@ -38,38 +38,33 @@ static bool json_c_accepts(const char *s, size_t n)
     return o || strcmp(why, "null document") == 0;
 }
 
-/* json_c_lenient tells whether s holds something json_parse lets through
- * though RFC 8259 does not (json-c's strict mode still takes single quotes,
- * raw control characters in strings, "1.", "-.5" and "-00"), or a lone surrogate escape,
- * which json-c replaces and jscan refuses. */
-static bool json_c_lenient(const char *s, size_t n)
+/* jscan_check_accepts is jscan_check's verdict, with its reason in why. */
+static bool jscan_check_accepts(const char *s, size_t n, char *why, size_t whylen)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char prev = i ? s[i - 1] : ' ', before = i > 1 ? s[i - 2] : ' ';
-        bool in_number = (prev >= '0' && prev <= '9') || strchr(".eE+", prev) ||
-                         (prev == '-' && (before == 'e' || before == 'E'));
-        if (c == '0' && !in_number && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')
-            return true; /* "-00" */
-        if (c == '\'' || (c < 0x20 && !strchr(" \t\n\r", c))) return true;
-        if (c == '.' &&
-            (i + 1 == n || s[i + 1] < '0' || s[i + 1] > '9' || prev < '0' || prev > '9'))
-            return true; /* "1." and "-.5" */
-        if (c == '\\' && i + 3 < n && s[i + 1] == 'u' && (s[i + 2] == 'd' || s[i + 2] == 'D') &&
-            strchr("89abcdefABCDEF", s[i + 3]))
-            return true;
-    }
-    return false;
+    char *p = exact(s, n);
+    bool ok = jscan_check(p, n, why, whylen);
+    free(p);
+    return ok;
 }
 
-/* check_same: jscan never accepts what json_parse refuses, and refuses only
- * what RFC 8259 does. */
+/* check_same: json_parse refuses exactly what jscan_check refuses (it gates
+ * json-c's verdict with it, so jscan_check must never accept what json-c
+ * refuses), and the plain walk the events stream uses refuses the same
+ * documents but for duplicate keys, which only jscan_check looks for. */
 static void check_same(const char *s, size_t n)
 {
-    bool want = json_c_accepts(s, n), got = jscan_accepts(s, n);
-    if (want && !got && json_c_lenient(s, n)) return;
-    ck_assert_msg(want == got, "json_parse %s, jscan %s: [%.*s]", want ? "accepts" : "refuses",
-                  got ? "accepts" : "refuses", (int)n, s);
+    char why[160] = "";
+    bool want = json_c_accepts(s, n), strict = jscan_check_accepts(s, n, why, sizeof why);
+    bool walk = jscan_accepts(s, n);
+    ck_assert_msg(want == strict, "json_parse %s, jscan_check %s: [%.*s]",
+                  want ? "accepts" : "refuses", strict ? "accepts" : "refuses", (int)n, s);
+    ck_assert_msg(strict || why[0], "jscan_check refused [%.*s] without a reason", (int)n, s);
+    if (walk && !strict)
+        ck_assert_msg(strncmp(why, "duplicate key", 13) == 0,
+                      "the walk accepts [%.*s], jscan_check refuses it: %s", (int)n, s, why);
+    else
+        ck_assert_msg(walk == strict, "the walk %s, jscan_check %s: [%.*s]",
+                      walk ? "accepts" : "refuses", strict ? "accepts" : "refuses", (int)n, s);
 }
 
 static const char *const documents[] = {
@@ -369,10 +364,105 @@ START_TEST(test_ints)
 }
 END_TEST
 
+/* jscan_check names each problem json-c lets through, and where it is. */
+START_TEST(test_check_reasons)
+{
+    static const struct {
+        const char *doc, *why;
+    } cases[] = {
+        {"{\"a\":\"x\x01y\"}", "raw control character in a string (escape it) at offset 7"},
+        {"[\"\t\"]", "raw control character in a string (escape it) at offset 2"},
+        {"[1.]", "a number needs a digit after its point at offset 1"},
+        {"1.", "a number needs a digit after its point at offset 0"},
+        {"[-.5]", "a number needs a digit before its point at offset 1"},
+        {"-00", "leading zero in a number at offset 0"},
+        {"{\"a\":[01]}", "leading zero in a number at offset 6"},
+        {"[1e]", "a number needs a digit in its exponent at offset 1"},
+        {"{\"route\":\"a\",\"route\":\"b\"}", "duplicate key \"route\" at offset 13"},
+        {"{\"a\":{\"b\":1,\"c\":{\"d\":[{\"x\":1,\"y\":2,\"x\":3}]}}}",
+         "duplicate key \"x\" at offset 35"},
+        {"{\"a\":1,\"\\u0061\":2}", "duplicate key \"a\" at offset 7"},
+        {"\"\\ud800\"",
+         "lone surrogate escape (a high surrogate with no low one after it) at offset 1"},
+        {"\"\\udc00\"",
+         "lone surrogate escape (a low surrogate with no high one before it) at offset 1"},
+        {"\"\\ud800\\u0041\"",
+         "lone surrogate escape (a high surrogate with no low one after it) at offset 1"},
+        {"\"\\ud800x\"",
+         "lone surrogate escape (a high surrogate with no low one after it) at offset 1"},
+        {"{'a':1}", "expected a member name in double quotes at offset 1"},
+        {"['a']", "strings take double quotes at offset 1"},
+        {"\"\\x\"", "invalid escape in a string at offset 1"},
+        {"\"\\u12G4\"", "\\u needs 4 hex digits at offset 1"},
+        {"[1,]", "expected a value at offset 3"},
+        {"[1 2]", "expected ',' or ']' at offset 3"},
+        {"{\"a\" 1}", "expected ':' after a member name at offset 5"},
+        {"[1", "unexpected end of input"},
+        {"", "unexpected end of input"},
+        {"\"abc", "unexpected end of input"},
+        {"{} x", "trailing characters after the JSON value at offset 3"},
+        {"[\"\xc3\"]", "invalid UTF-8"},
+        {"1e400", "number out of range at offset 0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char why[160] = "";
+        bool ok = jscan_check_accepts(cases[i].doc, strlen(cases[i].doc), why, sizeof why);
+        ck_assert_msg(!ok, "accepted %s", cases[i].doc);
+        ck_assert_msg(strcmp(why, cases[i].why) == 0, "%s: \"%s\", want \"%s\"", cases[i].doc, why,
+                      cases[i].why);
+    }
+    const char nested[] = "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]";
+    char why[160] = "";
+    ck_assert(!jscan_check_accepts(nested, strlen(nested), why, sizeof why));
+    ck_assert_str_eq(why, "nesting deeper than 32 at offset 32");
+}
+END_TEST
+
+/* Keys repeat only within one object; equal keys of sibling or nested
+ * objects are fine, and so are many distinct keys. */
+START_TEST(test_check_keys)
+{
+    const char *ok[] = {
+        "{\"a\":{\"a\":{\"a\":1}},\"b\":[{\"a\":1},{\"a\":2}]}",
+        "{\"ab\":1,\"a\":2,\"b\":3,\"\":4,\"ba\":5}",
+        "{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x81\":2}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char why[160] = "";
+        ck_assert_msg(jscan_check_accepts(ok[i], strlen(ok[i]), why, sizeof why), "%s: %s", ok[i],
+                      why);
+    }
+    /* 5000 distinct keys, then the same with the first one repeated last. */
+    size_t cap = 5000 * 16 + 64, n = 0;
+    char *doc = malloc(cap);
+    ck_assert_ptr_nonnull(doc);
+    doc[n++] = '{';
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s\"k%d\":%d", i ? "," : "", i, i);
+    doc[n] = '}';
+    char why[160] = "";
+    ck_assert_msg(jscan_check_accepts(doc, n + 1, why, sizeof why), "%s", why);
+    n += (size_t)snprintf(doc + n, cap - n, ",\"k0\":1}");
+    ck_assert(!jscan_check_accepts(doc, n, why, sizeof why));
+    const char *prefix = "duplicate key \"k0\" at offset ";
+    ck_assert_msg(strncmp(why, prefix, strlen(prefix)) == 0, "%s", why);
+    /* A long repeated key is named, cut to 64 bytes. */
+    char lng[400];
+    memset(lng, 'x', sizeof lng);
+    n = (size_t)snprintf(doc, cap, "{\"%.300s\":1,\"%.300s\":2}", lng, lng);
+    ck_assert(!jscan_check_accepts(doc, n, why, sizeof why));
+    ck_assert_uint_eq(strspn(why + 15, "x"), 64);
+    free(doc);
+}
+END_TEST
+
 static Suite *jscan_suite(void)
 {
     Suite *s = suite_create("jscan");
     TCase *tc = tcase_create("core");
+    /* 20,000 random documents through three readers under the sanitizers,
+     * on a shared machine: Check's default of 4 s is too tight. */
+    tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_documents, 0, sizeof documents / sizeof documents[0]);
     tcase_add_test(tc, test_depth);
     tcase_add_test(tc, test_stricter_than_json_c);
@@ -380,6 +470,8 @@ static Suite *jscan_suite(void)
     tcase_add_test(tc, test_walk_object);
     tcase_add_test(tc, test_strings_refused);
     tcase_add_test(tc, test_ints);
+    tcase_add_test(tc, test_check_reasons);
+    tcase_add_test(tc, test_check_keys);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -158,6 +158,26 @@ START_TEST(test_syntax_errors)
 }
 END_TEST
 
+/* What json-c alone lets through is refused, with the strict reader's reason. */
+START_TEST(test_strict)
+{
+    REFUSED("{\"a\":1,\"a\":2}", "duplicate key \"a\" at offset 7");
+    REFUSED("[{\"b\":[{\"k\":1,\"j\":2,\"k\":3}]}]", "duplicate key \"k\" at offset 20");
+    REFUSED("\"\\ud800\"",
+            "lone surrogate escape (a high surrogate with no low one after it) at offset 1");
+    REFUSED("\"\\udc00\"",
+            "lone surrogate escape (a low surrogate with no high one before it) at offset 1");
+    REFUSED("[\"a\x01\"]", "raw control character in a string (escape it) at offset 3");
+    REFUSED("1.", "a number needs a digit after its point at offset 0");
+    REFUSED("-.5", "a number needs a digit before its point at offset 0");
+    REFUSED("-00", "leading zero in a number at offset 0");
+    REFUSED("{'a':1}", "expected a member name in double quotes at offset 1");
+    struct json_object *o = parse("{\"a\":{\"a\":1},\"b\":{\"a\":2}}", 25, NULL, 0);
+    ck_assert_ptr_nonnull(o);
+    json_object_put(o);
+}
+END_TEST
+
 START_TEST(test_nonfinite)
 {
     REFUSED("NaN", "NaN and Infinity are not JSON");
@@ -323,6 +343,7 @@ static Suite *json_suite(void)
     tcase_add_test(tc, test_invalid_utf8_in_document);
     tcase_add_test(tc, test_syntax_errors);
     tcase_add_test(tc, test_nonfinite);
+    tcase_add_test(tc, test_strict);
     tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_why_optional_and_truncated);
     tcase_add_test(tc, test_large_string);

@@ -427,6 +427,108 @@ START_TEST(test_outcomes)
 }
 END_TEST
 
+/* ---- groups (batch submissions) ---- */
+
+static int group_statuses[8];
+static size_t group_n;
+static int group_answers;
+
+static void on_group(void *arg, const int *statuses, size_t n)
+{
+    struct world *w = arg;
+    pthread_mutex_lock(&w->mu);
+    group_answers++;
+    group_n = n;
+    memcpy(group_statuses, statuses, n * sizeof *statuses);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static struct envelope *group_env(struct envelope *env, const char *content_type)
+{
+    envelope_init(env);
+    env->route = strdup("echo");
+    env->method = strdup("POST");
+    env->path = strdup("/x");
+    env->tenant = strdup("acme");
+    env->created_ms = clock_real_ms();
+    if (content_type) env->content_type = strdup(content_type);
+    ck_assert_int_eq(id_new(env->id, env->created_ms), 0);
+    return env;
+}
+
+/* Six envelopes handed over at once leave as one group (one events message)
+ * and are answered with one call once the last is settled, each with its
+ * own verdict: acked, nacked, refused by AMQP's limits, lost. */
+START_TEST(test_group)
+{
+    char ctype[301];
+    memset(ctype, 'a', 300);
+    ctype[300] = '\0';
+    struct world *w = world_new(5000, 1);
+    struct envelope envs[6], *ptrs[6];
+    char ids[6][ID_LEN + 1];
+    for (size_t i = 0; i < 6; i++) {
+        ptrs[i] = group_env(&envs[i], i == 3 ? ctype : NULL);
+        memcpy(ids[i], envs[i].id, sizeof ids[i]);
+    }
+    ck_assert_int_eq(publisher_submit_group(w->pub, ptrs, 6, on_group, w), 0);
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_ptr_null(envs[i].route); /* taken */
+    wait_published(5);
+    usleep(20 * 1000);
+    ck_assert_uint_eq(counter(&the_fake->n_events), 1);
+    act(ACT_ACK, seq_of(ids[1]), true); /* 0 and 1 */
+    act(ACT_NACK, seq_of(ids[2]), false);
+    act(ACT_ACK, seq_of(ids[4]), false);
+    usleep(50 * 1000);
+    pthread_mutex_lock(&w->mu);
+    ck_assert_int_eq(group_answers, 0); /* 5 still waits */
+    pthread_mutex_unlock(&w->mu);
+    act(ACT_LOSE, 0, false);
+    long long until = clock_mono_ms() + WAIT_MS;
+    for (int done = 0; !done && clock_mono_ms() < until; usleep(1000)) {
+        pthread_mutex_lock(&w->mu);
+        done = group_answers;
+        pthread_mutex_unlock(&w->mu);
+    }
+    usleep(20 * 1000);
+    pthread_mutex_lock(&w->mu);
+    ck_assert_int_eq(group_answers, 1);
+    ck_assert_uint_eq(group_n, 6);
+    static const int want[6] = {202, 202, 503, 500, 202, 503};
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_msg(group_statuses[i] == want[i], "item %zu: %d, want %d", i, group_statuses[i],
+                      want[i]);
+    pthread_mutex_unlock(&w->mu);
+    ck_assert_int_eq(status_index_state(w->index, ids[4], "acme"), ST_QUEUED);
+    world_free(w);
+}
+END_TEST
+
+/* Refused as a whole (not connected): the envelopes stay the caller's and
+ * the callback is never called. */
+START_TEST(test_group_refused)
+{
+    struct world *w = world_new(5000, 1);
+    act(ACT_LOSE, 0, false);
+    pthread_mutex_lock(&the_fake->mu);
+    the_fake->want_up = false;
+    pthread_mutex_unlock(&the_fake->mu);
+    long long until = clock_mono_ms() + WAIT_MS;
+    while (publisher_ready(w->pub) && clock_mono_ms() < until)
+        usleep(1000);
+    struct envelope envs[2], *ptrs[2] = {group_env(&envs[0], NULL), group_env(&envs[1], NULL)};
+    ck_assert_int_eq(publisher_submit_group(w->pub, ptrs, 2, on_group, w), -1);
+    ck_assert_str_eq(envs[0].route, "echo");
+    ck_assert_str_eq(envs[1].path, "/x");
+    envelope_free(&envs[0]);
+    envelope_free(&envs[1]);
+    ck_assert_int_eq(publisher_submit_group(w->pub, ptrs, 0, on_group, w), -1);
+    world_free(w);
+    ck_assert_int_eq(group_answers, 0);
+}
+END_TEST
+
 /* A request the publisher thread never got to (stuck) is answered 503 at
  * its deadline and then dropped unpublished. */
 START_TEST(test_reaped_before_publishing)
@@ -542,6 +644,8 @@ static Suite *publisher_suite(void)
     tcase_add_test(tc, test_reaped_before_publishing);
     tcase_add_test(tc, test_refused_alone);
     tcase_add_test(tc, test_free_answers_pending);
+    tcase_add_test(tc, test_group);
+    tcase_add_test(tc, test_group_refused);
     tcase_add_test(tc, test_deadline_race);
     suite_add_tcase(s, tc);
     return s;

@@ -513,6 +513,38 @@ static void *reader(void *arg)
     return NULL;
 }
 
+/* The final hook: told once per request, when its first final state applies,
+ * whether the entry existed or the final state created it. */
+static char finals[8][ID_LEN + 1];
+static int n_finals;
+static void on_final(void *arg, const char *id)
+{
+    ck_assert_ptr_eq(arg, finals);
+    ck_assert_int_lt(n_finals, 8);
+    memcpy(finals[n_finals++], id, ID_LEN + 1);
+}
+
+START_TEST(test_final_hook)
+{
+    struct status_index *idx = status_index_new(100, 3600000);
+    char a[ID_LEN + 1], b[ID_LEN + 1];
+    make_id(1, a);
+    make_id(2, b);
+    status_index_on_final(idx, on_final, finals);
+    apply_ok(idx, upd(a, ST_QUEUED, T0, T0, 0));
+    apply_ok(idx, upd(a, ST_PROCESSING, T0, T0 + 1, 0));
+    ck_assert_int_eq(n_finals, 0);
+    apply_ok(idx, upd(a, ST_SUCCEEDED, T0, T0 + 2, 1));
+    ck_assert_int_eq(n_finals, 1);
+    ck_assert_str_eq(finals[0], a);
+    apply_ok(idx, upd(a, ST_FAILED, T0, T0 + 3, 2)); /* a redelivery: kept as it was */
+    apply_ok(idx, upd(b, ST_DEAD, T0, T0 + 2, 3));   /* final before anything else */
+    ck_assert_int_eq(n_finals, 2);
+    ck_assert_str_eq(finals[1], b);
+    status_index_free(idx);
+}
+END_TEST
+
 START_TEST(test_concurrent)
 {
     struct conc w = {status_index_new(CONC_IDS, 3600000), 0};
@@ -745,6 +777,7 @@ static Suite *status_index_suite(void)
     tcase_add_test(tc, test_open_counts);
     tcase_add_test(tc, test_tenant_retention);
     tcase_add_test(tc, test_scan_and_brief);
+    tcase_add_test(tc, test_final_hook);
     suite_add_tcase(s, tc);
     return s;
 }
