@@ -35,7 +35,7 @@ bool admin_dead_list(struct request *r, struct answer *a)
     if (rc == -EINVAL)
         answer_error(a, 400, "invalid_request", message);
     else if (rc < 0)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "application/json", &b);
     buf_free(&b);
@@ -106,7 +106,7 @@ static void on_pass(void *arg, int status, long count, const char *message)
         struct buf b;
         buf_init(&b, 256);
         if (buf_appendf(&b, "{\"%s\":%ld}", what, count) < 0)
-            answer_error(&r->answer, 500, "internal", "out of memory");
+            answer_error(&r->answer, 500, "internal_error", "out of memory");
         else
             answer_text(&r->answer, 200, "application/json", &b);
         buf_free(&b);

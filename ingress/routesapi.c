@@ -64,7 +64,7 @@ bool admin_routes_list(struct request *r, struct answer *a)
     }
     if (!rc) rc = buf_appends(&b, "]}");
     if (rc)
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "application/json", &b);
     buf_free(&b);
@@ -148,7 +148,7 @@ static bool change(struct request *r, struct answer *a, struct route_ctl *ctl, s
         if (ch) buf_free(&ch->doc);
         free(ch);
         buf_free(&msg);
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     ch->r = r;
@@ -190,7 +190,7 @@ bool admin_route_change(struct request *r, struct answer *a)
     }
     struct route_ctl *ctl = snapshot(r->app);
     if (!ctl) {
-        answer_error(a, 500, "internal", "out of memory");
+        answer_error(a, 500, "internal_error", "out of memory");
         return false;
     }
     const char *why = NULL;
