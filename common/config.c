@@ -73,8 +73,10 @@ static const struct scalar scalars[] = {
         "classic or quorum", false,
         "type of the lanes, dead and delay queues; quorum replicates them (docs/clustering.md)"),
     LNG("delivery_limit", "SLUICE_DELIVERY_LIMIT", 20, 1, 1000, delivery_limit,
-        "quorum only: returns of one unacked request to the queue (a worker died, a requeue) "
-        "before the broker dead-letters it"),
+        "deliveries of one request lost without an outcome (its worker died, lost its "
+        "connection or requeued it) before it is dead with the error delivery_limit; workers "
+        "count them in either queue type (docs/operations.md), and a quorum queue's broker "
+        "dead-letters on its own count too"),
     STR("admin_token", "SLUICE_ADMIN_TOKEN", "", admin_token, admin_token_ok,
         "empty, or 16..256 printable ASCII characters without spaces", true,
         "bearer token of the status page at / (empty: no page, 404)"),

@@ -49,6 +49,7 @@ struct cfg_key {
     char **routes;           /* route names allowed ("*": every route); a JWT with a routes
                               * claim may use those of its claim that are also here */
     size_t n_routes;
+    bool admin; /* API keys: may use the admin API (/v1/admin/...) */
 };
 
 struct cfg_route {

@@ -81,6 +81,7 @@ static int submit(struct control *c, enum op_kind kind, const struct status_brie
                                    .route = op->route,
                                    .created_ms = b->created_ms,
                                    .attempts = b->attempts,
+                                   .replays = b->replays,
                                    .erase = kind == OP_ERASE};
     op->deadline_ms = clock_mono_ms() + c->cfg->ingress.confirm_timeout_ms;
     op->done = done;

@@ -95,7 +95,9 @@ int main(int argc, char **argv)
                                               app.lanes, instance)
                               : NULL;
     app.control = control_new(&app.cfg, app.metrics, app.index, instance);
-    if (!app.events || !app.publisher || !app.control) {
+    app.dead = deadletters_new(&app.cfg);
+    app.routectl = routectl_new(&app.cfg, "sluice-ingress-admin");
+    if (!app.events || !app.publisher || !app.control || !app.dead || !app.routectl) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
     }
@@ -117,8 +119,11 @@ out:
     if (app.waiters) waiters_drain(app.waiters);
     /* Cancels and erasures in flight are answered before HTTP stops. */
     if (app.control) control_drain(app.control);
+    deadletters_drain(app.dead);
     http_stop(http);
     control_free(app.control);
+    deadletters_free(app.dead);
+    routectl_free(app.routectl);
     publisher_free(app.publisher);
     events_free(app.events);
     waiters_free(app.waiters);

@@ -25,12 +25,17 @@
 #define MAX_ENTRIES ((size_t)1 << 30)
 #define TIME_LEN 64
 #define MAX_ATTEMPTS_SHOWN 127 /* a route's max_attempts is at most 100 */
+#define CREATED_MAX ((INT64_C(1) << 48) - 1)
 
 struct entry {
     char id[ID_LEN];
-    int64_t created_ms;
-    int64_t updated_ms; /* also the completion time once the state is final */
-    char *result;       /* NULL or a NUL-terminated JSON object */
+    /* Milliseconds since the epoch fit 48 bits (up to the year 10889); the
+     * bits left hold what an operator did to it, without growing the entry. */
+    uint64_t created_ms : 48;
+    uint64_t replays : 15; /* its generation: replays from the dead letters */
+    uint64_t purged : 1;   /* dead, and its dead letter purged: not listed */
+    int64_t updated_ms;    /* also the completion time once the state is final */
+    char *result;          /* NULL or a NUL-terminated JSON object */
     char *error;
     uint16_t tenant;
     uint16_t route;
@@ -51,8 +56,9 @@ _Static_assert(sizeof(struct entry) <= 72, "entries are the bulk of the index's 
 
 /* The reasons an event may give, as the status document spells them; an
  * unknown one (a newer worker's) is shown as none. */
-enum { REASON_NONE, REASON_BREAKER_OPEN, N_REASONS };
-static const char *const reasons[N_REASONS] = {[REASON_BREAKER_OPEN] = "breaker_open"};
+enum { REASON_NONE, REASON_BREAKER_OPEN, REASON_PAUSED, N_REASONS };
+static const char *const reasons[N_REASONS] = {
+    [REASON_BREAKER_OPEN] = "breaker_open", [REASON_PAUSED] = "paused"};
 
 /* Interned strings are never freed: tenants and routes come from the
  * configuration, so a table stays small; UINT16_MAX bounds it anyway. */
@@ -336,6 +342,17 @@ static unsigned reason_of(const char *name)
     return REASON_NONE;
 }
 
+/* created_of is an entry's creation time as the updates give it. */
+static int64_t created_of(const struct entry *e)
+{
+    return (int64_t)e->created_ms;
+}
+
+static uint64_t created_bits(int64_t ms)
+{
+    return (uint64_t)(ms < 0 ? 0 : ms > CREATED_MAX ? CREATED_MAX : ms);
+}
+
 static int insert(struct status_index *idx, const struct status_update *u, char **result,
                   char **error)
 {
@@ -351,7 +368,8 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
     if (rc) return rc;
     size_t pos = (idx->head + idx->count) % idx->cap;
     struct entry *e = &idx->ring[pos];
-    *e = (struct entry){.created_ms = u->created_ms,
+    *e = (struct entry){.created_ms = created_bits(u->created_ms),
+                        .replays = (unsigned)u->replays,
                         .updated_ms = u->ts_ms,
                         .tenant = tenant,
                         .route = route,
@@ -368,6 +386,24 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
     idx->table[probe(idx, e->id, &found)] = (uint32_t)pos;
     idx->count++;
     return 0;
+}
+
+/* regenerate starts e anew for u's newer generation (a replay from the
+ * dead letters): its earlier outcome no longer says anything. */
+static void regenerate(struct status_index *idx, struct entry *e, const struct status_update *u)
+{
+    if (ST_FINAL(e->state)) idx->tinfo[e->tenant].open++;
+    e->replays = (unsigned)u->replays;
+    e->purged = 0;
+    e->erased = 0;
+    e->attempts = 0;
+    e->reason = REASON_NONE;
+    e->state = ST_QUEUED;
+    e->updated_ms = u->ts_ms;
+    text_free(idx, &e->result);
+    text_free(idx, &e->error);
+    /* Sent back to its lane: it queues there again. */
+    if (!e->ticket && u->state == ST_QUEUED) e->ticket = drain_arrive(&idx->drains[e->route]);
 }
 
 /* merge applies the rules of status_index.h. A final state is kept as it
@@ -387,6 +423,14 @@ static void merge(struct status_index *idx, struct entry *e, const struct status
         e->erased = 1;
         return;
     }
+    if (u->purge) {
+        if (e->state == ST_DEAD && (unsigned)u->replays == e->replays) e->purged = 1;
+        return;
+    }
+    /* Generations: an event of an earlier one is stale, a later one
+     * replaces whatever the entry said, a final state included. */
+    if ((unsigned)u->replays < e->replays) return;
+    if ((unsigned)u->replays > e->replays) regenerate(idx, e, u);
     if (ST_FINAL(e->state) || (u->state == ST_QUEUED && !u->reason)) return;
     unsigned attempts = clamp_attempts(u->attempts);
     if (attempts > e->attempts) e->attempts = attempts;
@@ -418,7 +462,8 @@ static int copy_text(const char *s, size_t len, char **out)
 static bool update_valid(const struct status_update *u)
 {
     return u->id && id_valid(u->id, strnlen(u->id, ID_LEN + 1)) && u->tenant && u->route &&
-           (int)u->state >= ST_QUEUED && (int)u->state <= ST_CANCELLED;
+           (int)u->state >= ST_QUEUED && (int)u->state <= ST_CANCELLED && u->replays >= 0 &&
+           u->replays <= EVENT_MAX_REPLAYS;
 }
 
 /* horizon is the creation time before which tenant's updates are ignored:
@@ -452,7 +497,7 @@ int status_index_apply(struct status_index *idx, const struct status_update *u)
             became_final = !ST_FINAL(e->state);
             merge(idx, e, u, &result, &error);
             became_final = became_final && ST_FINAL(e->state);
-        } else if (!u->erase) { /* nothing to erase */
+        } else if (!u->erase && !u->purge) { /* nothing to erase or purge */
             rc = insert(idx, u, &result, &error);
             became_final = rc == 0 && ST_FINAL(u->state);
         }
@@ -534,7 +579,7 @@ static int render_entry(const struct status_index *idx, const struct entry *e, b
 {
     char created[TIME_LEN], updated[TIME_LEN];
     const char *route = idx->routes.s[e->route];
-    format_time(e->created_ms, created);
+    format_time(created_of(e), created);
     format_time(e->updated_ms, updated);
     int rc = buf_appendf(out, "{\"id\":\"%.*s\",\"route\":", ID_LEN, e->id);
     if (!rc) rc = buf_append_json_string(out, route, strlen(route));
@@ -551,6 +596,7 @@ static int render_entry(const struct status_index *idx, const struct entry *e, b
     if (!rc && with_result) rc = append_text(out, ",\"result\":", e->result);
     if (!rc) rc = append_text(out, ",\"error\":", e->error);
     if (!rc && e->erased) rc = buf_appends(out, ",\"erased\":true");
+    if (!rc && e->replays) rc = buf_appendf(out, ",\"replays\":%u", (unsigned)e->replays);
     return rc ? rc : buf_append(out, "}", 1);
 }
 
@@ -596,9 +642,14 @@ static void brief_of(const struct status_index *idx, const struct entry *e, stru
     b->id[ID_LEN] = '\0';
     b->state = (enum req_state)e->state;
     b->attempts = e->attempts;
-    b->created_ms = e->created_ms;
+    b->created_ms = created_of(e);
     b->updated_ms = e->updated_ms;
     b->route = idx->routes.s[e->route];
+    b->tenant = idx->tenants.s[e->tenant];
+    b->replays = (int)e->replays;
+    b->purged = e->purged;
+    b->result = e->result;
+    b->error = e->error;
 }
 
 int status_index_brief(struct status_index *idx, const char *id, const char *tenant,
@@ -622,6 +673,27 @@ void status_index_scan(struct status_index *idx, const char *tenant, status_visi
         struct status_brief b;
         brief_of(idx, e, &b);
         visit(arg, &b);
+    }
+    pthread_rwlock_unlock(&idx->lock);
+}
+
+void status_index_scan_all(struct status_index *idx, const char *after, status_scan_fn visit,
+                           void *arg)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    size_t n = 0;
+    bool found = false;
+    if (after && strnlen(after, ID_LEN + 1) == ID_LEN) {
+        size_t i = probe(idx, after, &found);
+        /* Ring slots count from the head, wrapping: its successor is next. */
+        if (found) n = (idx->table[i] + idx->cap - idx->head) % idx->cap + 1;
+    }
+    for (; n < idx->count; n++) {
+        const struct entry *e = &idx->ring[(idx->head + n) % idx->cap];
+        if (e->state == ST_GONE) continue;
+        struct status_brief b;
+        brief_of(idx, e, &b);
+        if (!visit(arg, &b)) break;
     }
     pthread_rwlock_unlock(&idx->lock);
 }
@@ -668,7 +740,7 @@ static void sweep(struct status_index *idx, int64_t now_ms)
         size_t pos = (idx->head + n) % idx->cap;
         const struct entry *e = &idx->ring[pos];
         int64_t r = e->state == ST_GONE ? 0 : idx->tinfo[e->tenant].retention_ms;
-        if (r && e->created_ms < now_ms - r) drop(idx, pos);
+        if (r && created_of(e) < now_ms - r) drop(idx, pos);
     }
 }
 
@@ -677,7 +749,7 @@ void status_index_expire(struct status_index *idx, int64_t now_ms)
     pthread_rwlock_wrlock(&idx->lock);
     idx->horizon_ms =
         now_ms < INT64_MIN + idx->retention_ms ? INT64_MIN : now_ms - idx->retention_ms;
-    while (idx->count > 0 && idx->ring[idx->head].created_ms < idx->horizon_ms)
+    while (idx->count > 0 && created_of(&idx->ring[idx->head]) < idx->horizon_ms)
         evict_head(idx);
     if (idx->short_retention) sweep(idx, now_ms);
     while (idx->count > 0 && idx->ring[idx->head].state == ST_GONE)

@@ -26,7 +26,10 @@ void status_index_free(struct status_index *idx);
  * publishers); "queued" without a reason (the ingress's) never overwrites an
  * existing entry; the first final
  * state is kept and every later event of that ID ignored (a redelivery must
- * not flip a result already served); otherwise a final state always applies
+ * not flip a result already served) -- within a generation: an event of a
+ * later generation (u->replays, a replay from the dead letters) starts the
+ * entry anew, and one of an earlier generation is ignored; a purge marks a
+ * dead entry of its generation purged; otherwise a final state always applies
  * and a non-final one only if not older than the entry; attempts and updated
  * time only grow. An applied state brings its result and error (or none).
  * An erasure (u->erase) of a final entry of the same tenant drops its result
@@ -77,6 +80,12 @@ struct status_brief {
     int attempts;
     int64_t created_ms, updated_ms; /* updated_ms is the completion time once final */
     const char *route;
+    const char *tenant; /* interned like route */
+    int replays;        /* its generation (replays from the dead letters) */
+    bool purged;        /* dead, and its dead letter purged */
+    /* The result and error texts (NULL: none), valid only during a visit
+     * (status_index_scan_all): they belong to the entry. */
+    const char *result, *error;
 };
 /* status_index_brief fills out for id if it belongs to tenant; 0 or -ENOENT. */
 int status_index_brief(struct status_index *idx, const char *id, const char *tenant,
@@ -86,6 +95,13 @@ int status_index_brief(struct status_index *idx, const char *id, const char *ten
 typedef void (*status_visit_fn)(void *arg, const struct status_brief *b);
 void status_index_scan(struct status_index *idx, const char *tenant, status_visit_fn visit,
                        void *arg);
+/* status_index_scan_all calls visit for the entries of every tenant,
+ * oldest first, from the one after the entry of ID after (NULL, or an ID
+ * no longer known: from the oldest), until visit returns false. Under the
+ * read lock: visit must not call into the index. */
+typedef bool (*status_scan_fn)(void *arg, const struct status_brief *b);
+void status_index_scan_all(struct status_index *idx, const char *after, status_scan_fn visit,
+                           void *arg);
 /* status_index_open returns how many of tenant's requests are not final. */
 size_t status_index_open(struct status_index *idx, const char *tenant);
 /* status_index_set_retention gives tenant a retention shorter than the
