@@ -17,6 +17,7 @@
 #include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
+#include "readback.h"
 #include "status_index.h"
 #include "waiters.h"
 
@@ -41,6 +42,7 @@ struct app {
     struct cache *cache;       /* cached reads (cache.h) */
     struct limits *limits;     /* per-key limits (keylimits.h) */
     struct control *control;   /* cancels, erasures, heartbeats (control.h) */
+    struct readback *readback; /* results let go by the index, read back (readback.h) */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

@@ -39,6 +39,7 @@ struct events {
     char instance[ID_LEN + 1];
     int64_t next_offset; /* first stream offset not yet applied; -1: from the start */
     uint64_t last_tag;   /* newest delivery of this turn, acked at its end; 0: none */
+    int64_t cur_offset;  /* stream offset of the message being applied; -1: unknown */
     struct metric *m_events, *m_malformed, *m_entries;
 };
 
@@ -52,7 +53,8 @@ static void on_update(void *arg, const struct status_update *u)
         int before = status_index_state(e->index, u->id, u->tenant);
         first_final = before < 0 || !ST_FINAL(before);
     }
-    if (status_index_apply(e->index, u) < 0) log_warn("status index: out of memory");
+    if (status_index_apply_at(e->index, u, e->cur_offset) < 0)
+        log_warn("status index: out of memory");
     if (first_final) activity_note(e->activity, u);
     if (e->obs && e->obs->on_update) e->obs->on_update(e->obs_arg, u);
     metric_add(e->m_events, 1);
@@ -84,12 +86,15 @@ static bool from_this_process(const struct events *e, const amqp_message_t *msg)
 static void apply_delivery(struct events *e, const amqp_message_t *msg)
 {
     const struct event_sink sink = {e, on_update, on_marker, on_heartbeat};
-    if (!from_this_process(e, msg) && event_parse_all(msg->body.bytes, msg->body.len, &sink) < 0)
-        metric_add(e->m_malformed, 1);
     const amqp_field_value_t *off = NULL;
     if (msg->properties._flags & AMQP_BASIC_HEADERS_FLAG)
         off = mq_header(&msg->properties.headers, "x-stream-offset");
-    if (off && off->kind == AMQP_FIELD_KIND_I64) e->next_offset = off->value.i64 + 1;
+    /* The index remembers where each final event sits, to read back a
+     * result it let go of (ingress/readback.h). */
+    e->cur_offset = off && off->kind == AMQP_FIELD_KIND_I64 ? off->value.i64 : -1;
+    if (!from_this_process(e, msg) && event_parse_all(msg->body.bytes, msg->body.len, &sink) < 0)
+        metric_add(e->m_malformed, 1);
+    if (e->cur_offset >= 0) e->next_offset = e->cur_offset + 1;
 }
 
 static int publish_marker(struct events *e, struct mq *mq)
