@@ -40,7 +40,7 @@ struct events {
     int64_t next_offset; /* first stream offset not yet applied; -1: from the start */
     uint64_t last_tag;   /* newest delivery of this turn, acked at its end; 0: none */
     int64_t cur_offset;  /* stream offset of the message being applied; -1: unknown */
-    struct metric *m_events, *m_malformed, *m_entries;
+    struct metric *m_events, *m_malformed, *m_entries, *m_text_bytes, *m_let_go;
 };
 
 static void on_update(void *arg, const struct status_update *u)
@@ -159,6 +159,10 @@ static bool turn(struct events *e, int64_t *next_expire)
         session_break(e->session, "acking the stream failed");
     e->last_tag = 0;
     metric_set(e->m_entries, (int64_t)status_index_count(e->index));
+    struct status_text_stats st;
+    status_index_text_stats(e->index, &st);
+    metric_set(e->m_text_bytes, (int64_t)st.text_bytes);
+    metric_set(e->m_let_go, (int64_t)st.spilled);
     if (clock_mono_ms() >= *next_expire) {
         status_index_expire(e->index, clock_real_ms());
         if (e->obs && e->obs->on_expire) e->obs->on_expire(e->obs_arg, clock_real_ms());
@@ -196,6 +200,12 @@ struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
                                      "Events stream messages that could not be parsed.", NULL);
     e->m_entries = metrics_gauge(metrics, "sluice_ingress_status_entries",
                                  "Requests whose status this replica holds.", NULL);
+    e->m_text_bytes = metrics_gauge(metrics, "sluice_ingress_status_text_bytes",
+                                    "Bytes of results and errors the status index holds.", NULL);
+    e->m_let_go = metrics_gauge(metrics, "sluice_ingress_status_results_let_go",
+                                "Results the status index let go of past max_status_bytes "
+                                "(read back from the events stream when asked for).",
+                                NULL);
     struct session_params sp = {
         .cfg = cfg,
         .name = "sluice-ingress events",
@@ -204,7 +214,7 @@ struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
     e->session = session_new(&sp);
     e->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (e->stop_fd < 0 || !e->session || !e->m_events || !e->m_malformed || !e->m_entries ||
-        pthread_create(&e->thread, NULL, events_main, e) != 0) {
+        !e->m_text_bytes || !e->m_let_go || pthread_create(&e->thread, NULL, events_main, e) != 0) {
         if (e->stop_fd >= 0) close(e->stop_fd);
         session_free(e->session);
         free(e);
