@@ -16,12 +16,16 @@ smoke=0
 if [ $smoke = 1 ]; then
   N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
   N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300 N_WAITERS=200
+  N_STATUSMEM=20000 STATUSMEM_CAP=16777216
 else
   N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
   LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
   N_BATCH100=${N_BATCH100:-20000} N_FLOOD=${N_FLOOD:-1000000} N_SOAK=${N_SOAK:-1000000}
   N_SHAPED=${N_SHAPED:-4000}
   N_WAITERS=${N_WAITERS:-10000}
+  # 1,000,000 results of 4 KiB are 4 GB written to the stream and read by
+  # the ingress: N_STATUSMEM=200000 for a shorter run on a loaded machine.
+  N_STATUSMEM=${N_STATUSMEM:-1000000} STATUSMEM_CAP=${STATUSMEM_CAP:-268435456}
 fi
 # The shaped route of phase 7: a rate and a concurrency limit that a 50 ms
 # backend can reach with three workers, so the limits, not the backend, set
@@ -337,6 +341,47 @@ phase_memory() {
   stop_ingress
 }
 
+# phase_statusmem: N_STATUSMEM final statuses with 4 KiB results flooded into
+# the stream of an ingress whose max_status_bytes is STATUSMEM_CAP: its peak
+# RSS against the cap plus the entries' own cost, then the time of a status
+# GET for a result still in memory (the newest) and for one read back from
+# the stream (the oldest), 200 of each over one connection.
+phase_statusmem() {
+  say "10/10 status memory: $N_STATUSMEM results of 4 KiB, max_status_bytes $STATUSMEM_CAP"
+  local before count0 count1 i ids="$work/statusmem-ids.txt"
+  SLUICE_MAX_STATUS_BYTES=$STATUSMEM_CAP start_ingress bench_statusmem
+  count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
+  before=$(rss_kb "$INGRESS_PID")
+  "$BIN/bench/flood" --amqp "$AMQP_URL" --namespace "$NS" --count "$N_STATUSMEM" \
+    --result-bytes 4096 --per-message 100 --ids "$ids" >"$results/statusmem_flood.json"
+  for ((i = 0; i < 3000; i++)); do
+    count1=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
+    [ "$count1" -ge $((count0 + N_STATUSMEM)) ] && break
+    sleep 0.2
+  done
+  sleep 1.5 # the index's gauges are set once a second
+  local m text let_go
+  m=$(curl -s "$URL/metrics")
+  text=$(awk '/^sluice_ingress_status_text_bytes/ {print $2}' <<<"$m")
+  let_go=$(awk '/^sluice_ingress_status_results_let_go/ {print $2}' <<<"$m")
+  # status_get_ms FILE: p50/p99 (ms) of GETs of the IDs in FILE, one connection.
+  status_get_ms() {
+    sed "s|^|$URL/v1/requests/|" "$1" | xargs curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" \
+      -w '%{http_code} %{time_total}\n' | awk '$1 != 200 { bad++ } { print $2 * 1000 } END { if (bad) print "non-200: " bad > "/dev/stderr" }' |
+      sort -n | awk '{ v[NR] = $1 } END { printf "{\"n\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f}", NR, v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)] }'
+  }
+  local n=$(( $(wc -l <"$ids") < 400 ? $(wc -l <"$ids") / 2 : 200 ))
+  head -n "$n" "$ids" >"$work/statusmem-old.txt"
+  tail -n "$n" "$ids" >"$work/statusmem-new.txt"
+  local mem back reads
+  mem=$(status_get_ms "$work/statusmem-new.txt")
+  back=$(status_get_ms "$work/statusmem-old.txt")
+  reads=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_result_readbacks_total/ {print $2}')
+  echo "{\"entries\":$((count1 - count0)),\"cap_bytes\":$STATUSMEM_CAP,\"text_bytes\":$text,\"results_let_go\":$let_go,\"rss_before_kb\":$before,\"rss_after_kb\":$(rss_kb "$INGRESS_PID"),\"hwm_kb\":$(hwm_kb "$INGRESS_PID"),\"get_in_memory\":$mem,\"get_read_back\":$back,\"readbacks\":${reads:-0}}" \
+    >"$results/statusmem.json"
+  stop_ingress
+}
+
 # phase_shaping: three workers share a route limited to SHAPED_RATE calls a
 # second and SHAPED_IN_FLIGHT at once (a lane with a single active consumer);
 # the shaped backend's access log gives the rate achieved, its /_stats the
@@ -460,6 +505,14 @@ wt = r["waiters"]
 row("ingress bytes per long-poll waiter (%d waiting)" % wt["waiters"], wt["bytes_per_waiter"], "B")
 f = wt["final_to_answer_ms"]
 row("final event -> long-poll answer p50 / p99", "%.1f / %.1f" % (f["p50"], f["p99"]), "ms")
+sm = r["statusmem"]
+# The bound: the cap, plus what the entries cost (the memory phase's bytes
+# per retained status), over the RSS before the flood.
+limit_kb = sm["rss_before_kb"] + (sm["cap_bytes"] + sm["entries"] * s["bytes_per_entry"]) / 1024
+row("ingress peak RSS, %d 4 KiB results, cap %d MiB" % (sm["entries"], sm["cap_bytes"] >> 20), "%d" % (sm["hwm_kb"] / 1024), "MB", None, "<= %d" % (limit_kb / 1024), sm["hwm_kb"] <= limit_kb)
+gm, gb = sm["get_in_memory"], sm["get_read_back"]
+row("status GET in memory p50 / p99", "%s / %s" % (gm.get("p50_ms"), gm.get("p99_ms")), "ms")
+row("status GET read back p50 / p99", "%s / %s" % (gb.get("p50_ms"), gb.get("p99_ms")), "ms")
 w = r["soak_memory"]["worker_rss_kb"]
 warm = w[min(2, len(w) - 1)]
 row("worker RSS over %d requests (first/last/max)" % r["soak"]["submitted"], "%d / %d / %d" % (w[0] / 1024, w[-1] / 1024, max(w) / 1024), "MB", None, "flat", w[-1] <= warm * 1.2 + 1024)
@@ -482,7 +535,7 @@ printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
   "$N_FLOOD" "$N_SOAK" "$N_SHAPED" "$N_WAITERS" "$(nproc)" >"$results/params.json"
 # PHASES="accept e2e" runs only those phases (no summary table).
-for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping waiters}; do "phase_$phase"; done
+for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping waiters statusmem}; do "phase_$phase"; done
 [ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"
