@@ -16,7 +16,7 @@ smoke=0
 if [ $smoke = 1 ]; then
   N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
   N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300 N_WAITERS=200
-  N_STATUSMEM=20000 STATUSMEM_CAP=16777216
+  N_STATUSMEM=20000 STATUSMEM_CAP=67108864
 else
   N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
   LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
@@ -366,9 +366,12 @@ phase_statusmem() {
   let_go=$(awk '/^sluice_ingress_status_results_let_go/ {print $2}' <<<"$m")
   # status_get_ms FILE: p50/p99 (ms) of GETs of the IDs in FILE, one connection.
   status_get_ms() {
-    sed "s|^|$URL/v1/requests/|" "$1" | xargs curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" \
-      -w '%{http_code} %{time_total}\n' | awk '$1 != 200 { bad++ } { print $2 * 1000 } END { if (bad) print "non-200: " bad > "/dev/stderr" }' |
-      sort -n | awk '{ v[NR] = $1 } END { printf "{\"n\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f}", NR, v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)] }'
+    local t="$results/$(basename "$1" .txt).times"
+    # One curl, one connection: a url and an output per ID (-o applies to one URL only).
+    awk -v u="$URL/v1/requests/" '{ printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", u, $1 }' "$1" |
+      curl -s -K - -H "Authorization: Bearer $TOKEN" -w '%{http_code} %{time_total}\n' >"$t"
+    sort -k2 -n "$t" | awk '{ v[NR] = $2 * 1000; if ($1 != 200) bad++ }
+      END { printf "{\"n\":%d,\"non_200\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f}", NR, bad, v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)] }'
   }
   local n=$(( $(wc -l <"$ids") < 400 ? $(wc -l <"$ids") / 2 : 200 ))
   head -n "$n" "$ids" >"$work/statusmem-old.txt"

@@ -159,7 +159,16 @@ int readback_fetch(struct readback *rb, int64_t offset, const char *id, char **r
     *result = NULL;
     snprintf(at, sizeof at, "%" PRId64, offset);
     pthread_mutex_lock(&rb->lock);
-    int rc = connect_mq(rb) < 0 || mq_consume(rb->mq, rb->queue, at) < 0 ? -EIO : 0;
+    /* An idle connection may have been closed by the broker (nothing here
+     * services its heartbeats between reads): one fresh try then. */
+    int rc = -EIO;
+    for (int try = 0; try < 2 && rc; try++) {
+        rc = connect_mq(rb) < 0 || mq_consume(rb->mq, rb->queue, at) < 0 ? -EIO : 0;
+        if (rc && rb->mq) {
+            mq_close(rb->mq);
+            rb->mq = NULL;
+        }
+    }
     if (!rc) rc = first_at(rb, offset, &f);
     /* A consumer left running would keep a delivery waiting; a connection
      * that cannot cancel is closed and opened afresh next time. */
