@@ -15,18 +15,21 @@ smoke=0
 [ "${1:-}" = --smoke ] && smoke=1
 if [ $smoke = 1 ]; then
   N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
-  N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300 N_WAITERS=200
+  N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300 N_WAITERS=200 N_BC1=100 N_BCN=500
   N_STATUSMEM=20000 STATUSMEM_CAP=16777216
 else
   N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
   LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
   N_BATCH100=${N_BATCH100:-20000} N_FLOOD=${N_FLOOD:-1000000} N_SOAK=${N_SOAK:-1000000}
-  N_SHAPED=${N_SHAPED:-4000}
+  N_SHAPED=${N_SHAPED:-4000} N_BC1=${N_BC1:-1000} N_BCN=${N_BCN:-10000}
   N_WAITERS=${N_WAITERS:-10000}
   # 1,000,000 results of 4 KiB are 4 GB written to the stream and read by
   # the ingress: N_STATUSMEM=200000 for a shorter run on a loaded machine.
   N_STATUSMEM=${N_STATUSMEM:-1000000} STATUSMEM_CAP=${STATUSMEM_CAP:-268435456}
 fi
+# Batch delivery (phase 9): a backend that takes BC_CONNS connections at
+# once and spends 20 ms per call, called once per request or once per batch.
+BC_CONNS=4
 # The shaped route of phase 7: a rate and a concurrency limit that a 50 ms
 # backend can reach with three workers, so the limits, not the backend, set
 # the pace (20 calls at once of 50 ms would allow 400/s).
@@ -107,6 +110,8 @@ write_config() {
  "keys":[{"id":"bench","secret_sha256":"$sha","tenant":"bench","routes":["*"]}],
  "routes":{"fast":{"upstreams":["http://127.0.0.1:$FAST_PORT"]},
            "slow":{"upstreams":["http://127.0.0.1:$SLOW_PORT"],"timeout_ms":10000},
+           "slowbatch":{"upstreams":["http://127.0.0.1:$SLOW_PORT"],"timeout_ms":10000,
+                        "batch_url":"http://127.0.0.1:$SLOW_PORT/batch","batch_max":100},
            "exact":{"upstreams":["http://127.0.0.1:$EXACT_PORT"]},
            "shaped":{"upstreams":["http://127.0.0.1:$SHAPED_PORT"],
                      "rate_per_s":$SHAPED_RATE,"max_in_flight":$SHAPED_IN_FLIGHT}}}
@@ -197,7 +202,7 @@ latency_from_logs() {
 load() { "$BIN/bench/load" --url "$URL" --token "$TOKEN" "$@"; }
 
 phase_ceiling() {
-  say "1/9 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
+  say "1/11 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
   local c=("$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING")
   # A durable queue with the broker's defaults, as the benchmark's brief
   # defines the ceiling; then the fastest classic format this broker has
@@ -223,7 +228,7 @@ phase_ceiling() {
 # phase_accept also records where the CPU went: on a 2-core machine the load
 # generator, the ingress and the broker share it (docs/performance.md).
 phase_accept() {
-  say "2/9 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  say "2/11 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
   start_ingress bench_accept
   local i0 b0 t0 i1 b1 t1
   i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") t0=$(date +%s%N)
@@ -247,7 +252,7 @@ phase_accept() {
 # listener): wrk keeps its 64 connections open, so the difference is the
 # cost of encrypting each request and answer, not of handshakes.
 phase_accept_tls() {
-  say "3/9 accept rate over TLS (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  say "3/11 accept rate over TLS (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>/dev/null
@@ -267,7 +272,7 @@ phase_accept_tls() {
 }
 
 phase_e2e() {
-  say "4/9 end to end ($N_E2E requests, 2 workers, fast backend)"
+  say "4/11 end to end ($N_E2E requests, 2 workers, fast backend)"
   start_ingress bench_e2e
   start_workers 2 100 200
   local i0 b0 w0 r0 t0 i1 b1 w1 r1 t1 p
@@ -293,7 +298,7 @@ phase_e2e() {
 }
 
 phase_latency() {
-  say "5/9 latency at $LAT_RATE req/s for ${LAT_S}s"
+  say "5/11 latency at $LAT_RATE req/s for ${LAT_S}s"
   load --route exact --rate "$LAT_RATE" --duration "$LAT_S" --connections 64 --wait-final 60 \
     --submit-log "$work/lat.submit" >"$results/latency.json"
   latency_from_logs "$work/lat.submit" "$work/exact.log" 1 4 >"$results/latency_backend.json"
@@ -302,7 +307,7 @@ phase_latency() {
 }
 
 phase_batching() {
-  say "6/9 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
+  say "6/11 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
   start_ingress bench_batch
   start_workers 1 1 2
   load --route slow --count "$N_BATCH1" --connections 64 --wait-final 600 >"$results/batch1.json"
@@ -314,7 +319,7 @@ phase_batching() {
 }
 
 phase_memory() {
-  say "7/9 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
+  say "7/11 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
   local before after count0 count1
   start_ingress bench_memory
   count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
@@ -347,7 +352,7 @@ phase_memory() {
 # GET for a result still in memory (the newest) and for one read back from
 # the stream (the oldest), 200 of each over one connection.
 phase_statusmem() {
-  say "10/10 status memory: $N_STATUSMEM results of 4 KiB, max_status_bytes $STATUSMEM_CAP"
+  say "11/11 status memory: $N_STATUSMEM results of 4 KiB, max_status_bytes $STATUSMEM_CAP"
   local before count0 count1 i ids="$work/statusmem-ids.txt"
   SLUICE_MAX_STATUS_BYTES=$STATUSMEM_CAP start_ingress bench_statusmem
   count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
@@ -396,7 +401,7 @@ phase_statusmem() {
 # the shaped backend's access log gives the rate achieved, its /_stats the
 # most calls it saw at once.
 phase_shaping() {
-  say "8/9 shaping: $N_SHAPED requests, 3 workers, a route limited to $SHAPED_RATE/s and $SHAPED_IN_FLIGHT at once"
+  say "8/11 shaping: $N_SHAPED requests, 3 workers, a route limited to $SHAPED_RATE/s and $SHAPED_IN_FLIGHT at once"
   start_ingress bench_shaping
   start_workers 3 100 200
   load --route shaped --count "$N_SHAPED" --connections 64 --wait-final 300 >"$results/shaping_load.json"
@@ -442,10 +447,23 @@ phase_waiters() {
   ulimit -n "$(ulimit -Hn)"
   local room=$(($(ulimit -n) - 256))
   [ "$N_WAITERS" -le "$room" ] || N_WAITERS=$room
-  say "9/9 long-poll: $N_WAITERS clients waiting at once, then their requests made final"
+  say "10/11 long-poll: $N_WAITERS clients waiting at once, then their requests made final"
   SLUICE_MAX_CONNECTIONS=$((N_WAITERS + 256)) start_ingress bench_waiters
   "$BIN/bench/waiters" --amqp "$AMQP_URL" --namespace "$NS" --port "$INGRESS_PORT" \
     --token "$TOKEN" --pid "$INGRESS_PID" --waiters "$N_WAITERS" >"$results/waiters.json"
+  stop_ingress
+}
+
+# phase_batchcall: one call per request against batch delivery (batch_max
+# 100), one worker (batch_size 100) whose calls to the 20 ms backend share
+# BC_CONNS connections, as a backend that takes few connections would have it.
+phase_batchcall() {
+  say "9/11 batch delivery: one call per request vs batch_max 100, 20 ms backend, $BC_CONNS connections"
+  start_ingress bench_batchcall
+  SLUICE_MAX_HOST_CONNECTIONS=$BC_CONNS start_workers 1 100 200
+  load --route slow --count "$N_BC1" --connections 64 --wait-final 600 >"$results/batchcall1.json"
+  load --route slowbatch --count "$N_BCN" --connections 64 --wait-final 600 >"$results/batchcalln.json"
+  stop_workers
   stop_ingress
 }
 
@@ -501,6 +519,9 @@ f = lt.get("submit_to_final_ms", {})
 row("at load submit->final p50 / p99", "%s / %s" % (f.get("p50"), f.get("p99")), "ms")
 b1, b100 = r["batch1"].get("completion_rate", 0), r["batch100"].get("completion_rate", 0)
 row("batch_size 1 / 100 (20 ms backend)", "%.0f / %.0f" % (b1, b100), "/s", b100 / b1 if b1 else None, ">= 5", b1 > 0 and b100 >= 5 * b1)
+if "batchcall1" in r:
+    c1, cn = r["batchcall1"].get("completion_rate", 0), r["batchcalln"].get("completion_rate", 0)
+    row("batch delivery: 1 call per request / batch_max 100", "%.0f / %.0f" % (c1, cn), "/s", cn / c1 if c1 else None, ">= 10", c1 > 0 and cn >= 10 * c1)
 m = r["e2e_memory"]
 tot = (m["ingress_kb"] + m["worker_kb"]) / 1024
 row("peak RSS ingress + 1 worker (e2e)", "%.1f" % tot, "MB", None, "<= 40", tot <= 40)
@@ -545,7 +566,7 @@ printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
   "$N_FLOOD" "$N_SOAK" "$N_SHAPED" "$N_WAITERS" "$(nproc)" >"$results/params.json"
 # PHASES="accept e2e" runs only those phases (no summary table).
-for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping waiters statusmem}; do "phase_$phase"; done
+for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping batchcall waiters statusmem}; do "phase_$phase"; done
 [ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"

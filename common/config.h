@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "breaker.h"
+#include "sign.h"
 
 #define CFG_SHA256_LEN 32
 
@@ -75,6 +76,19 @@ struct cfg_route {
     long cache_ttl_s;         /* GET/HEAD answers reused this long; 0 = no cache */
     char **cache_vary;        /* header names that are part of the cache key */
     size_t n_cache_vary;
+    /* What every call the route makes carries (config_delivery.c,
+     * worker/outbound.h): Standard Webhooks signatures with each key (the
+     * first is the current one; more during a rotation), and header changes
+     * applied to the client's headers. */
+    struct sign_key *signing_keys;
+    size_t n_signing_keys;
+    struct cfg_strings set_names;  /* set_headers: names, in the file's order */
+    struct cfg_strings set_values; /* and their values, same index */
+    struct cfg_strings remove_headers;
+    /* Batch delivery (worker/batchcall.h): NULL, or the URL that takes up
+     * to batch_max of the route's requests in one POST. */
+    char *batch_url;
+    long batch_max;
 };
 
 struct cfg_ingress {
@@ -149,6 +163,11 @@ void cfg_free(struct cfg *c);
 
 /* cfg_route_find returns the route named name (len bytes), or NULL. */
 const struct cfg_route *cfg_route_find(const struct cfg *c, const char *name, size_t len);
+/* cfg_header_reserved tells whether a header (name, n bytes) is one sluice
+ * writes itself on every call (Idempotency-Key, traceparent, tracestate,
+ * webhook-*) or HTTP's framing, which set_headers and remove_headers may
+ * not name. */
+bool cfg_header_reserved(const char *name, size_t n);
 /* cfg_path_under tells whether path (len bytes) is prefix or below it: prefix
  * followed by '/' (a whole segment: "/api" takes "/api/x", not "/apix");
  * the prefix "/" takes every path. */

@@ -70,6 +70,12 @@ void cfgp_free_strings(char **v, size_t n);
  * was loaded stays in c for cfg_free. */
 int cfgp_load_routes(const struct cfgp_src *x, struct cfg *c, struct json_object *o);
 int cfgp_load_keys(const struct cfgp_src *x, struct cfg *c, struct json_object *a);
+/* cfgp_load_delivery reads route r's signing_secrets, set_headers and
+ * remove_headers (config_delivery.c); cfgp_free_delivery frees them,
+ * zeroing the keys. */
+int cfgp_load_delivery(const struct cfgp_src *x, const char *path, struct json_object *o,
+                       struct cfg_route *r);
+void cfgp_free_delivery(struct cfg_route *r);
 /* cfgp_free_routes and cfgp_free_keys free what the loaders made. */
 void cfgp_free_routes(struct cfg *c);
 void cfgp_free_keys(struct cfg *c);

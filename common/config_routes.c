@@ -298,8 +298,10 @@ static int load_breaker(const struct cfgp_src *x, const char *path, struct json_
 static int load_route(const struct cfgp_src *x, struct cfg_route *r, const char *name,
                       struct json_object *o)
 {
-    static const char *const names[] = {
-        "upstreams", "hosts", "paths", "strip_path", "breaker", "cache_vary_headers", NULL};
+    static const char *const names[] = {"upstreams",       "hosts",       "paths",
+                                        "strip_path",      "breaker",     "cache_vary_headers",
+                                        "signing_secrets", "set_headers", "remove_headers",
+                                        "batch_url",       "batch_max",   NULL};
     char path[CFG_PATH_MAX], p[CFG_PATH_MAX];
 
     cfgp_join(path, "routes", name);
@@ -313,6 +315,7 @@ static int load_route(const struct cfgp_src *x, struct cfg_route *r, const char 
     if (load_upstreams(x, path, o, r) < 0) return -1;
     if (load_hosts(x, path, o, r) < 0 || load_paths(x, path, o, r) < 0) return -1;
     if (load_vary(x, path, o, r) < 0) return -1;
+    if (cfgp_load_delivery(x, path, o, r) < 0) return -1;
     if (cfgp_load_fields(x, path, o, route_fields, N_FIELDS(route_fields), r) < 0) return -1;
     if (r->backoff_max_ms < r->backoff_ms) {
         cfgp_join(p, path, "backoff_max_ms");
@@ -361,6 +364,7 @@ void cfgp_free_routes(struct cfg *c)
         cfgp_free_strings(c->routes[i].hosts.v, c->routes[i].hosts.n);
         cfgp_free_strings(c->routes[i].paths.v, c->routes[i].paths.n);
         cfgp_free_strings(c->routes[i].cache_vary, c->routes[i].n_cache_vary);
+        cfgp_free_delivery(&c->routes[i]);
     }
     free(c->routes);
     c->routes = NULL;

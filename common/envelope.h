@@ -135,6 +135,13 @@ __attribute__((warn_unused_result)) int envelope_from_json(struct envelope *e, c
  * or one that differs from the document's). */
 __attribute__((warn_unused_result)) int
 envelope_idempotency_header(struct envelope *e, const char *s, size_t n, struct env_error *err);
+/* envelope_trace_headers adds the W3C trace context an envelope-form
+ * submission carried as HTTP headers (traceparent, tracestate; NULL: none)
+ * to e's headers, unless the document's headers name one already; an
+ * invalid or oversized one is left out (trace context is advice). Returns 0,
+ * or -ENOMEM. */
+__attribute__((warn_unused_result)) int
+envelope_trace_headers(struct envelope *e, const char *traceparent, const char *tracestate);
 /* envelope_parse_priority maps "0".."9", "high", "normal", "low" (s is len
  * bytes) to 0..9; returns -1 if invalid. */
 int envelope_parse_priority(const char *s, size_t len);

@@ -4,11 +4,13 @@
  * names (envelope_json.c). Every field goes through the setters the AMQP
  * decoder uses (envelope.c), so the ingress refuses exactly what a worker
  * could not decode, instead of accepting a request no worker can deliver. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "envelope_parse.h"
+#include "trace.h"
 
 /* How each form names the fields whose name differs; the others ("route",
  * "method", "path", "query", "headers") are named the same in both. */
@@ -112,4 +114,45 @@ int envelope_idempotency_header(struct envelope *e, const char *s, size_t n, str
     if (!e->idempotency_key) return env_set_idem(&c, "Idempotency-Key", s, n);
     if (strlen(e->idempotency_key) == n && !memcmp(e->idempotency_key, s, n)) return 0;
     return env_fail(&c, "Idempotency-Key: differs from the envelope's idempotency_key");
+}
+
+/* has_header tells whether e carries a header called name (any case). */
+static bool has_header(const struct envelope *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_headers; i++)
+        if (strcasecmp(e->headers[i].name, name) == 0) return true;
+    return false;
+}
+
+static int push_header(struct envelope *e, const char *name, const char *value)
+{
+    struct env_header *h = realloc(e->headers, (e->n_headers + 1) * sizeof *h);
+    if (!h) return -1;
+    e->headers = h;
+    h[e->n_headers].name = strdup(name);
+    h[e->n_headers].value = strdup(value);
+    if (!h[e->n_headers].name || !h[e->n_headers].value) {
+        free(h[e->n_headers].name);
+        free(h[e->n_headers].value);
+        return -1;
+    }
+    e->n_headers++;
+    return 0;
+}
+
+int envelope_trace_headers(struct envelope *e, const char *traceparent, const char *tracestate)
+{
+    struct trace t;
+    if (!traceparent || has_header(e, "traceparent") ||
+        trace_parse(&t, traceparent, strlen(traceparent)) < 0)
+        return 0;
+    bool state = tracestate && trace_state_valid(tracestate, strlen(tracestate)) &&
+                 !has_header(e, "tracestate");
+    /* Trace context is advice (W3C): one that does not fit is dropped. */
+    if (e->n_headers + 2 > ENV_MAX_HEADERS ||
+        envelope_amqp_size(e) + TRACEPARENT_LEN + TRACESTATE_MAX + 64 > ENV_MAX_PROPERTIES)
+        return 0;
+    if (push_header(e, "traceparent", traceparent) < 0) return -ENOMEM;
+    if (state && push_header(e, "tracestate", tracestate) < 0) return -ENOMEM;
+    return 0;
 }

@@ -23,8 +23,10 @@ struct bulk *bulk_new(void)
 void bulk_free(struct bulk *b)
 {
     if (!b) return;
-    for (size_t i = 0; i < BULK_MAX; i++)
+    for (size_t i = 0; i < BULK_MAX; i++) {
         envelope_free(&b->items[i].env);
+        free(b->items[i].doc);
+    }
     free(b);
 }
 
@@ -79,36 +81,61 @@ int bulk_split(struct bulk *b, const char *body, size_t len, struct env_error *e
     return seen ? 0 : split_fail(err, "invalid_request", "%s", "requests: is required");
 }
 
+/* decided records doc (malloc'd, or NULL when out of memory) as it's result. */
+static void decided(struct bulk_item *it, int status, char *doc)
+{
+    free(it->doc);
+    it->status = doc ? status : 500;
+    it->doc = doc ? doc
+                  : strdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"out of "
+                           "memory\"},\"status\":500}");
+}
+
 void bulk_item_fail(struct bulk_item *it, int status, const char *code, const char *message)
 {
-    it->status = status;
-    it->code = code;
-    snprintf(it->message, sizeof it->message, "%s", message);
+    struct buf out;
+    buf_init(&out, 4096);
+    int rc = buf_appends(&out, "{\"error\":{\"code\":");
+    if (!rc) rc = buf_append_json_string(&out, code, strlen(code));
+    if (!rc) rc = buf_appends(&out, ",\"message\":");
+    if (!rc) rc = buf_append_json_string(&out, message, strlen(message));
+    if (!rc) rc = buf_appendf(&out, "},\"status\":%d}", status);
+    decided(it, status, rc ? NULL : buf_take(&out, NULL));
+    buf_free(&out);
+    it->retry_after_s = status == 503 || status == 429 ? strtol(ANSWER_RETRY_AFTER_S, NULL, 10) : 0;
 }
 
-static int render_item(const struct bulk_item *it, struct buf *out)
+void bulk_item_answer(struct bulk_item *it, struct answer *a, bool replayed)
 {
-    if (it->status == 202)
-        return buf_appendf(out,
-                           "{\"id\":\"%s\",\"status\":\"queued\",\"status_url\":"
-                           "\"/v1/requests/%s\"}",
-                           it->id, it->id);
-    int rc = buf_appends(out, "{\"error\":{\"code\":");
-    if (!rc) rc = buf_append_json_string(out, it->code, strlen(it->code));
-    if (!rc) rc = buf_appends(out, ",\"message\":");
-    if (!rc) rc = buf_append_json_string(out, it->message, strlen(it->message));
-    return rc ? rc : buf_appendf(out, "},\"status\":%d}", it->status);
+    const char *ra = answer_find(a, "Retry-After");
+    struct buf out;
+    buf_init(&out, 1 << 16);
+    /* Both kinds of body are one JSON object: the item's extra member goes
+     * before its closing brace. */
+    int rc = !a->body || a->len < 2 || a->body[a->len - 1] != '}' ? -1 : 0;
+    if (!rc) rc = buf_append(&out, a->body, a->len - 1);
+    if (!rc && a->status / 100 != 2)
+        rc = buf_appendf(&out, ",\"status\":%d}", a->status);
+    else if (!rc)
+        rc = buf_appends(&out, replayed ? ",\"replayed\":true}" : "}");
+    decided(it, a->status, rc ? NULL : buf_take(&out, NULL));
+    buf_free(&out);
+    it->retry_after_s = ra ? strtol(ra, NULL, 10) : 0;
+    free(a->body);
+    a->body = NULL;
 }
 
-int bulk_render(const struct bulk *b, struct buf *out, int *status)
+int bulk_render(const struct bulk *b, struct buf *out, int *status, long *retry_after_s)
 {
     int rc = buf_appends(out, "{\"results\":[");
     *status = 0;
+    *retry_after_s = 0;
     for (size_t i = 0; i < b->n && !rc; i++) {
         const struct bulk_item *it = &b->items[i];
         if (i) rc = buf_append(out, ",", 1);
-        if (!rc) rc = render_item(it, out);
+        if (!rc) rc = buf_appends(out, it->doc);
         if (it->status == 202 || !*status) *status = it->status;
+        if (it->retry_after_s > *retry_after_s) *retry_after_s = it->retry_after_s;
     }
     return rc ? rc : buf_appends(out, "]}");
 }

@@ -1,8 +1,9 @@
 /* handlers.c: the ingress's endpoints (see handlers.h): one table that says
  * for each path which methods it takes, who may call it and what answers it,
- * then the answers themselves. The two submission forms end alike: one
+ * then the answers themselves. The submission forms end alike: one
  * envelope builder (envelope.h), one route authorization (auth.h), one
- * hand-off to the publisher. */
+ * client contract and hand-off to the publisher (submit.h), which a batch's
+ * items run too (batch.h). */
 #include "handlers.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 
 #include "admin.h"
 #include "auth.h"
-#include "bulk.h"
+#include "batch.h"
 #include "clock.h"
 #include "cors.h"
 #include "guard.h"
@@ -222,19 +223,6 @@ static bool get_admin_summary(struct request *r, struct answer *a)
 
 /* ---- submitting: both forms, then one hand-off ---- */
 
-#define NOT_CONFIRMED                                                                              \
-    "the broker did not confirm the request (down, refused or too slow); retry later"
-#define BROKER_DOWN "the message broker is unavailable; nothing was queued, retry later"
-
-/* stamp gives env its creation time, its priority within the key's and its
- * tracking ID; -1 when the OS random source fails. */
-static int stamp(const struct request *r, struct envelope *env)
-{
-    env->created_ms = clock_real_ms();
-    if (env->priority > r->who.key->max_priority) env->priority = r->who.key->max_priority;
-    return id_new(env->id, env->created_ms);
-}
-
 /* new_envelope starts the envelope of r with its tenant, which counts
  * towards the message's size the builder checks. */
 static int new_envelope(struct request *r, struct envelope *env, struct answer *a)
@@ -258,6 +246,11 @@ static bool submit_envelope(struct request *r, struct answer *a)
         answer_error(a, err.status, err.code, err.message);
         goto out;
     }
+    if (envelope_trace_headers(&env, r->io->header(r, "traceparent"),
+                               r->io->header(r, "tracestate")) < 0) {
+        answer_error(a, 500, "internal_error", "out of memory");
+        goto out;
+    }
     r->route = auth_route(r->app->auth, &r->who, env.route, strlen(env.route), &why);
     if (!r->route) {
         answer_error(a, why.status, why.code, why.message);
@@ -267,99 +260,6 @@ static bool submit_envelope(struct request *r, struct answer *a)
 out:
     envelope_free(&env);
     return pending;
-}
-
-/* ---- a batch: many envelopes, one group, one answer ---- */
-
-/* answer_batch renders b's results into a and frees b. */
-static void answer_batch(struct bulk *b, struct answer *a)
-{
-    struct buf out;
-    int status;
-    buf_init(&out, 16 << 20);
-    if (bulk_render(b, &out, &status) < 0) {
-        answer_error(a, 500, "internal_error", "out of memory");
-    } else {
-        answer_text(a, status, "application/json", &out);
-        if (status == 503) (void)answer_header(a, "Retry-After", "%s", ANSWER_RETRY_AFTER_S);
-    }
-    buf_free(&out);
-    bulk_free(b);
-}
-
-/* on_batch_published runs on a publisher thread once the group is settled. */
-static void on_batch_published(void *arg, const int *statuses, size_t n)
-{
-    struct bulk *b = arg;
-    struct request *r = b->owner;
-    for (size_t k = 0; k < n; k++) {
-        struct bulk_item *it = &b->items[b->sent[k]];
-        if (statuses[k] == 202)
-            it->status = 202;
-        else
-            bulk_item_fail(it, 503, "broker_unavailable", NOT_CONFIRMED);
-    }
-    answer_batch(b, &r->answer);
-    r->io->resume(r);
-}
-
-/* build_item makes item it's envelope, or records why it cannot be made. */
-static void build_item(struct request *r, struct bulk_item *it)
-{
-    struct env_error err;
-    struct auth_refusal why;
-    it->env.tenant = strdup(r->who.tenant);
-    if (!it->env.tenant) return bulk_item_fail(it, 500, "internal_error", "out of memory");
-    if (envelope_from_json(&it->env, it->text, it->len, &err) < 0)
-        return bulk_item_fail(it, err.status, err.code, err.message);
-    if (!auth_route(r->app->auth, &r->who, it->env.route, strlen(it->env.route), &why))
-        return bulk_item_fail(it, why.status, why.code, why.message);
-    if (stamp(r, &it->env) < 0)
-        return bulk_item_fail(it, 500, "internal_error", "cannot make a tracking id");
-    memcpy(it->id, it->env.id, sizeof it->id);
-}
-
-/* submit_batch builds every envelope of the batch and hands the valid ones
- * to the publisher as one group; invalid ones are answered as they are. */
-static bool submit_batch(struct request *r, struct answer *a)
-{
-    struct env_error err;
-    struct envelope *group[BULK_MAX];
-    struct bulk *b = bulk_new();
-    if (!b) {
-        answer_error(a, 500, "internal_error", "out of memory");
-        return false;
-    }
-    if (bulk_split(b, r->body.data ? r->body.data : "", r->body.len, &err) < 0) {
-        answer_error(a, err.status, err.code, err.message);
-        bulk_free(b);
-        return false;
-    }
-    bool ready = publisher_ready(r->app->publisher);
-    for (size_t i = 0; i < b->n; i++) {
-        struct bulk_item *it = &b->items[i];
-        build_item(r, it);
-        if (it->status) continue;
-        if (!ready) {
-            bulk_item_fail(it, 503, "broker_unavailable", BROKER_DOWN);
-            continue;
-        }
-        group[b->n_sent] = &it->env;
-        b->sent[b->n_sent++] = i;
-    }
-    if (b->n_sent == 0) {
-        answer_batch(b, a);
-        return false;
-    }
-    b->owner = r;
-    r->io->suspend(r);
-    if (publisher_submit_group(r->app->publisher, group, b->n_sent, on_batch_published, b) < 0) {
-        int lost[BULK_MAX];
-        for (size_t k = 0; k < b->n_sent; k++)
-            lost[k] = 503;
-        on_batch_published(b, lost, b->n_sent);
-    }
-    return true;
 }
 
 static struct env_text header_text(const struct request *r, const char *name)
@@ -480,7 +380,7 @@ static const struct endpoint ENDPOINTS[] = {
     {"/admin/summary", false, M_READ, ADMIN, true, NO_BODY, NULL, get_admin_summary},
     {"/v1/requests", false, M_POST, KEY, false, JSON_BODY, NULL, submit_envelope},
     {"/v1/requests", false, M_GET, KEY, false, NO_BODY, NULL, requests_list},
-    {"/v1/requests:batch", false, M_POST, KEY, false, JSON_BODY, NULL, submit_batch},
+    {"/v1/requests:batch", false, M_POST, KEY, false, JSON_BODY, NULL, batch_submit},
     {"/v1/requests/", true, M_GET, KEY, false, NO_BODY, NULL, get_status},
     {"/v1/requests/", true, M_DELETE, KEY, false, NO_BODY, NULL, requests_delete},
     {"/v1/routes/", true, M_ANY, KEY, false, ANY_BODY, begin_transparent, submit_transparent},

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 packages=(pkg-config librabbitmq-dev libmicrohttpd-dev libjson-c-dev libcurl4-openssl-dev
-  libssl-dev check rabbitmq-server curl gcc make python3 python3-yaml python3-jwt python3-cryptography
+  libssl-dev check rabbitmq-server curl gcc make python3 python3-yaml python3-jsonschema python3-jwt python3-cryptography
   openssl clang libclang-rt-dev docker-compose wrk nginx-light chromium)
 [ $# -gt 0 ] && packages=("$@")
 policy=/usr/sbin/policy-rc.d

@@ -12,6 +12,13 @@
 # The last line of output is "<N> passed, <M> failed" (CI reads it). A binary
 # that crashes, times out, exits non-zero or prints no Check summary counts as
 # one more failure. SLUICE_TEST_TIMEOUT (seconds, default 900) bounds each binary.
+#
+# SLUICE_TEST_JOBS=N (integration mode, default 1) splits the binaries into N
+# groups, each run by its own run-tests.sh against its own private broker (a
+# suite may stop or pause its broker, so groups never share one), prints
+# each group's output once it is done, and sums them. The suites mostly wait
+# on timers and the broker, so two groups take about half the time on two
+# cores.
 set -euo pipefail
 
 usage() {
@@ -33,6 +40,32 @@ for b in "$@"; do
   esac
 done
 cd "$root"
+
+jobs=${SLUICE_TEST_JOBS:-1}
+if [ "$mode" = integration ] && [ "$jobs" -gt 1 ] && [ "${#bins[@]}" -gt 1 ]; then
+  [ "$jobs" -le "${#bins[@]}" ] || jobs=${#bins[@]}
+  split=$(mktemp -d "${TMPDIR:-/tmp}/sluice-jobs.XXXXXX")
+  trap 'rm -rf "$split"' EXIT
+  pids=()
+  for ((j = 0; j < jobs; j++)); do
+    group=()
+    for ((i = j; i < ${#bins[@]}; i += jobs)); do group+=("${bins[$i]}"); done
+    SLUICE_TEST_JOBS=1 "$0" integration "${group[@]}" >"$split/$j.out" 2>&1 &
+    pids+=($!)
+  done
+  passed=0 failed=0
+  for ((j = 0; j < jobs; j++)); do
+    wait "${pids[$j]}" || true
+    echo "run-tests.sh: group $((j + 1)) of $jobs"
+    cat "$split/$j.out"
+    read -r p f < <(tail -n 1 "$split/$j.out" | awk '/ passed, / {print $1, $3; ok = 1} END {if (!ok) print 0, 1}')
+    passed=$((passed + p))
+    failed=$((failed + f))
+  done
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit
+fi
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1"

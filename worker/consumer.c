@@ -21,6 +21,7 @@
 #include "acks.h"
 #include "admit.h"
 #include "backoff.h"
+#include "batchcall.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "gate.h"
@@ -180,6 +181,83 @@ static void on_call_done(void *arg, struct job *job)
     }
 }
 
+/* on_batch_call_over reports a batch call to the shaper as the one call
+ * of its first job, whose admission it kept (call_batched). */
+static void on_batch_call_over(void *arg, struct job *first, bool transport_error, long status,
+                               long retry_after_ms)
+{
+    struct consumer *c = arg;
+    if (!first->admitted) return;
+    first->admitted = false;
+    struct shaper_outcome o = shaper_outcome_of(transport_error, status, retry_after_ms);
+    shaper_done(c->shaper, route_index(c, first), &first->call, &o, clock_mono_us());
+}
+
+static void on_batch_item_done(void *arg, struct job *job)
+{
+    job->in_batch_call = false;
+    on_call_done(arg, job);
+}
+
+static bool batched(const struct job *job)
+{
+    return job->next != NEXT_REROUTE && job->route && job->route->batch_url;
+}
+
+/* start_batch_call sends jobs[0..n) of one batch route as one batch call:
+ * it counts as one call in flight (its first job's admission; the others'
+ * are given back, their tokens spent) and each job's call ends on its own
+ * (on_batch_item_done). Returns how many jobs are now calling. */
+static size_t start_batch_call(struct consumer *c, struct job **jobs, size_t n)
+{
+    struct batchcall_hooks h = {
+        .arg = c, .call_over = on_batch_call_over, .job_done = on_batch_item_done};
+    if (batchcall_start(c->dispatch, c->cfg, jobs, n, &h) < 0) {
+        for (size_t i = 0; i < n; i++) {
+            call_ended(c, jobs[i], true);
+            results_fail(jobs[i], "call_failed", "the batch call could not start");
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->in_batch_call = true;
+        if (i) call_ended(c, jobs[i], true);
+    }
+    return n;
+}
+
+/* call_batched starts the batch calls of b's jobs whose routes take batches,
+ * route by route, batch_max jobs per call. Returns how many jobs are calling. */
+static size_t call_batched(struct consumer *c, struct batch *b)
+{
+    size_t calling = 0, n;
+    struct job **group = malloc(b->n * sizeof *group);
+    for (size_t i = 0; i < b->n; i++) {
+        const struct cfg_route *r = b->jobs[i]->route;
+        bool first = batched(b->jobs[i]);
+        for (size_t k = 0; first && k < i; k++)
+            first = !(batched(b->jobs[k]) && b->jobs[k]->route == r);
+        if (!first) continue;
+        n = 0;
+        for (size_t k = i; k < b->n; k++) {
+            if (!batched(b->jobs[k]) || b->jobs[k]->route != r) continue;
+            if (!group) {
+                call_ended(c, b->jobs[k], true);
+                results_fail(b->jobs[k], "call_failed", "out of memory");
+                continue;
+            }
+            group[n++] = b->jobs[k];
+            if (n == (size_t)r->batch_max) {
+                calling += start_batch_call(c, group, n);
+                n = 0;
+            }
+        }
+        if (n) calling += start_batch_call(c, group, n);
+    }
+    free(group);
+    return calling;
+}
+
 /* call_batch calls every job of b, an in-flight batch the gate let through. */
 static void call_batch(struct consumer *c, struct batch *b)
 {
@@ -187,7 +265,7 @@ static void call_batch(struct consumer *c, struct batch *b)
     outbox_events(c->outbox, b->jobs, b->n, ST_PROCESSING, NULL, NULL);
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
-        if (job->next == NEXT_REROUTE) {
+        if (job->next == NEXT_REROUTE || batched(job)) {
             continue;
         } else if (!job->route) {
             results_fail(job, "unknown_route", "the route is no longer configured on the worker");
@@ -198,6 +276,7 @@ static void call_batch(struct consumer *c, struct batch *b)
             b->calling++;
         }
     }
+    b->calling += call_batched(c, b);
     wmetrics_in_flight(c->wm, (int64_t)b->calling);
     if (b->calling)
         c->calling++;
@@ -399,10 +478,11 @@ static void on_stats(void *arg, size_t i, uint32_t messages, uint32_t consumers)
  * redelivers all of them, since none was acked. */
 static void drop_all(struct consumer *c)
 {
+    if (c->dispatch) dispatch_drop_calls(c->dispatch);
     for (struct batch *b = c->inflight, *next; b; b = next) {
         next = b->next;
         for (size_t i = 0; i < b->n; i++)
-            if (b->jobs[i]->easy) {
+            if (b->jobs[i]->easy || b->jobs[i]->in_batch_call) {
                 dispatch_abort(c->dispatch, b->jobs[i]);
                 wmetrics_in_flight(c->wm, -1);
             }

@@ -8,10 +8,21 @@
 #include "backoff.h"
 #include "json.h"
 #include "log.h"
+#include "outbound.h"
+
+/* other_call is a call dispatch_add_call added; few run at once. */
+struct other_call {
+    CURL *easy;
+    void (*done)(void *arg, CURL *e, CURLcode code);
+    void (*drop)(void *arg);
+    void *arg;
+    struct other_call *next;
+};
 
 struct dispatch {
     const struct cfg *cfg;
     CURLM *multi;
+    struct other_call *others;
 };
 
 struct dispatch *dispatch_new(const struct cfg *cfg)
@@ -32,6 +43,7 @@ struct dispatch *dispatch_new(const struct cfg *cfg)
 void dispatch_free(struct dispatch *d)
 {
     if (!d) return;
+    dispatch_drop_calls(d);
     if (d->multi) curl_multi_cleanup(d->multi);
     free(d);
 }
@@ -81,26 +93,32 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static int add_header(struct job *job, const char *name, const char *value)
+/* build_headers writes the call's headers (outbound.h) and notes its trace. */
+static int build_headers(struct job *job)
 {
-    char line[ENV_MAX_HEADER_NAME + ENV_MAX_HEADER_VALUE + 4];
-    snprintf(line, sizeof(line), "%s: %s", name, value);
-    struct curl_slist *l = curl_slist_append(job->req_headers, line);
+    struct trace t;
+    const char *tracestate;
+    outbound_trace(&job->env, &t, &tracestate);
+    memcpy(job->trace_id, t.trace_id, sizeof job->trace_id);
+    struct outbound_call call = {
+        .route = job->route,
+        .headers = job->env.headers,
+        .n_headers = job->env.n_headers,
+        .content_type = job->env.content_type,
+        .idempotency_key = job->env.id,
+        .trace = &t,
+        .tracestate = tracestate,
+        .msg_id = job->env.id,
+        .body = job->env.body,
+        .body_len = job->env.body_len,
+        .now_s = (int64_t)time(NULL),
+    };
+    if (outbound_headers(&call, &job->req_headers, job->span_id) < 0) return -1;
+    /* No "Expect: 100-continue" round trip, and no Accept header curl invents. */
+    struct curl_slist *l = curl_slist_append(job->req_headers, "Expect:");
     if (!l) return -1;
     job->req_headers = l;
     return 0;
-}
-
-static int build_headers(struct job *job)
-{
-    int rc = add_header(job, "Idempotency-Key", job->env.id);
-    for (size_t i = 0; rc == 0 && i < job->env.n_headers; i++)
-        rc = add_header(job, job->env.headers[i].name, job->env.headers[i].value);
-    if (rc == 0 && job->env.content_type)
-        rc = add_header(job, "Content-Type", job->env.content_type);
-    /* No "Expect: 100-continue" round trip, and no Accept header curl invents. */
-    if (rc == 0) rc = add_header(job, "Expect", "");
-    return rc;
 }
 
 static int build_url(struct job *job, char **url)
@@ -196,6 +214,63 @@ int dispatch_wait(struct dispatch *d, struct curl_waitfd *extra, unsigned n, int
     return curl_multi_poll(d->multi, extra, n, timeout_ms, &ready) == CURLM_OK ? ready : -1;
 }
 
+/* log_call writes the line about a finished call, with its request's
+ * tracking ID and trace, so that an operator can find the call in the
+ * backend's traces: at debug level when it succeeded, else at info. */
+static void log_call(const struct job *job)
+{
+    bool ok = job->curl_code == CURLE_OK && job->http_status >= 200 && job->http_status < 300;
+    if (job->curl_code != CURLE_OK)
+        log_at(ok ? LOG_DEBUG : LOG_INFO,
+               "call for request %s (attempt %d, trace %s, span %s) failed: %s", job->env.id,
+               job->env.attempts + 1, job->trace_id, job->span_id,
+               job->curl_error[0] ? job->curl_error : curl_easy_strerror(job->curl_code));
+    else
+        log_at(ok ? LOG_DEBUG : LOG_INFO,
+               "call for request %s (attempt %d, trace %s, span %s) answered %ld in %.3f s",
+               job->env.id, job->env.attempts + 1, job->trace_id, job->span_id, job->http_status,
+               job->call_seconds);
+}
+
+int dispatch_add_call(struct dispatch *d, CURL *easy,
+                      void (*done)(void *arg, CURL *e, CURLcode code), void (*drop)(void *arg),
+                      void *arg)
+{
+    struct other_call *o = calloc(1, sizeof *o);
+    if (!o) return -1;
+    *o = (struct other_call){
+        .easy = easy, .done = done, .drop = drop, .arg = arg, .next = d->others};
+    if (curl_multi_add_handle(d->multi, easy) != CURLM_OK) {
+        free(o);
+        return -1;
+    }
+    d->others = o;
+    return 0;
+}
+
+/* take_other unlinks the other call of easy, or returns NULL when easy is a job's. */
+static struct other_call *take_other(struct dispatch *d, CURL *easy)
+{
+    for (struct other_call **pp = &d->others; *pp; pp = &(*pp)->next)
+        if ((*pp)->easy == easy) {
+            struct other_call *o = *pp;
+            *pp = o->next;
+            return o;
+        }
+    return NULL;
+}
+
+void dispatch_drop_calls(struct dispatch *d)
+{
+    while (d->others) {
+        struct other_call *o = d->others;
+        d->others = o->next;
+        curl_multi_remove_handle(d->multi, o->easy);
+        o->drop(o->arg);
+        free(o);
+    }
+}
+
 void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), void *arg)
 {
     int still;
@@ -204,6 +279,15 @@ void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), 
     int left;
     while ((msg = curl_multi_info_read(d->multi, &left))) {
         if (msg->msg != CURLMSG_DONE) continue;
+        struct other_call *o = take_other(d, msg->easy_handle);
+        if (o) {
+            CURL *e = msg->easy_handle;
+            CURLcode code = msg->data.result;
+            curl_multi_remove_handle(d->multi, e);
+            o->done(o->arg, e, code);
+            free(o);
+            continue;
+        }
         struct job *job = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
         job->curl_code = msg->data.result;
@@ -213,6 +297,7 @@ void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), 
         job->call_seconds = (double)us / 1e6;
         curl_multi_remove_handle(d->multi, msg->easy_handle);
         release(job);
+        log_call(job);
         done(arg, job);
     }
 }

@@ -27,4 +27,16 @@ int dispatch_wait(struct dispatch *d, struct curl_waitfd *extra, unsigned n, int
  * released before done runs. */
 void dispatch_run(struct dispatch *d, void (*done)(void *arg, struct job *job), void *arg);
 
+/* Calls other than a job's own (batch calls, worker/batchcall.h) ride the
+ * same multi handle: dispatch_add_call adds easy, whose done(arg, easy,
+ * code) runs from dispatch_run when it finishes (easy then removed from the
+ * multi handle, still the caller's), or drop(arg) when it is stopped
+ * unfinished (dispatch_drop_calls, dispatch_free). Returns 0 or -1 (then
+ * neither is called). */
+__attribute__((warn_unused_result)) int
+dispatch_add_call(struct dispatch *d, CURL *easy, void (*done)(void *arg, CURL *e, CURLcode code),
+                  void (*drop)(void *arg), void *arg);
+/* dispatch_drop_calls stops every such call (drop runs for each). */
+void dispatch_drop_calls(struct dispatch *d);
+
 #endif

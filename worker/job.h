@@ -14,6 +14,7 @@
 #include "envelope.h"
 #include "event.h"
 #include "shaper.h"
+#include "trace.h"
 
 struct batch;
 
@@ -50,6 +51,10 @@ struct job {
     CURLcode curl_code;
     char curl_error[CURL_ERROR_SIZE];
     double call_seconds; /* how long the finished call took, from curl */
+    bool in_batch_call;  /* its call is an item of a batch call (batchcall.h) */
+    /* The call's trace (outbound.h), for the log lines about it. */
+    char trace_id[TRACE_ID_HEX + 1];
+    char span_id[TRACE_SPAN_HEX + 1];
 
     /* The outcome (results.c). */
     enum req_state state;

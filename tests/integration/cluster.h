@@ -37,6 +37,9 @@ long long hc_kill(int n);
 void hc_restart(int n);
 struct h_proc *hc_restart_begin(int n, const char *log);
 bool hc_running(int n);
+/* hc_heal restarts every node that does not run, so that a suite starts on
+ * a whole cluster even when the one before it failed with a node down. */
+void hc_heal(void);
 
 /* hc_queue is one queue as `rabbitmqctl list_queues` describes it; nodes are
  * bit sets, node n being bit 1 << n. */
@@ -53,9 +56,8 @@ int hc_queues(int via, const char *prefix, struct hc_queue *out, int max);
 /* hc_leader is the node leading queue, 0 when the broker names none. */
 int hc_leader(int via, const char *queue);
 
-/* hc_proc_node is the node that process pid holds a connection to: the
- * node of its only one when name is NULL, else of the one the client named
- * name (the connection_name the management UI shows, e.g. "sluice-ingress
+/* hc_proc_node is the node of process pid's connection that the client
+ * named name (the connection_name the management UI shows, e.g. "sluice-ingress
  * publisher"); 0 when it has no such connection right now. */
 int hc_proc_node(int via, pid_t pid, const char *name);
 /* hc_place moves that connection of pid to node: it closes the connection

@@ -1318,9 +1318,9 @@ bool h_closed_within(int fd, int ms)
     return false;
 }
 
-/* beam_pid finds the Erlang VM of the test broker: the child of the
+/* h_broker_beam_pid finds the Erlang VM of the test broker: the child of the
  * rabbitmq-server script whose pid broker.sh keeps in server.pid. */
-static pid_t beam_pid(void)
+pid_t h_broker_beam_pid(void)
 {
     char path[4096], comm[64];
     snprintf(path, sizeof path, "%s/server.pid", h_broker_dir());
@@ -1347,7 +1347,7 @@ static pid_t frozen_beam;
 
 pid_t h_broker_freeze(long guard_ms)
 {
-    frozen_beam = beam_pid();
+    frozen_beam = h_broker_beam_pid();
     fflush(NULL);
     pid_t g = fork();
     ck_assert_int_ge(g, 0);

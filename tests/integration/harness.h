@@ -232,6 +232,8 @@ bool h_closed_within(int fd, int ms);
 bool h_quorum_mode(void);
 
 /* Broker control through scripts/broker.sh pause|resume SLUICE_TEST_BROKER_DIR. */
+/* h_broker_beam_pid returns the pid of the test broker's Erlang VM. */
+pid_t h_broker_beam_pid(void);
 void h_broker_pause(void);
 void h_broker_resume(void);
 /* h_broker_freeze stops the broker's Erlang VM (SIGSTOP): connections stay

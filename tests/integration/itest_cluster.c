@@ -208,6 +208,7 @@ static void figures(struct ledger *l, const struct ledger_totals *t, const struc
 START_TEST(test_leader_killed_under_load)
 {
     ck_assert_msg(h_quorum_mode(), "the cluster suite runs in quorum mode (run-tests.sh cluster)");
+    hc_heal();
     struct h_stack *s = h_stack_new();
     h_stack_start(s, 2);
     char queue[160], path[4096];
@@ -237,7 +238,8 @@ START_TEST(test_leader_killed_under_load)
            leader, known);
     int pub = wait_connected(other, ingress, "sluice-ingress publisher", leader);
     int ev = wait_connected(other, ingress, "sluice-ingress events", leader);
-    int n0 = wait_connected(other, w0, NULL, leader);
+    int n0 = wait_connected(other, w0, "sluice-worker", leader);
+    wait_connected(other, w0, "sluice-worker claims", leader);
     h_wait_http(ready, 200, 60000, h_stack_ingress(s));
     at.reconnected = ledger_now_ms();
     wait_accepted(l, ledger_now_ms(), WARMUP, 60000);

@@ -610,6 +610,174 @@ START_TEST(test_cached_reads)
 }
 END_TEST
 
+/* ---- a batch's items get the contract ---- */
+
+/* batch_item returns results[i] of a batch answer (borrowed). */
+static struct json_object *batch_item(struct json_object *o, size_t i)
+{
+    char path[32];
+    snprintf(path, sizeof path, "results.%zu", i);
+    struct json_object *it = h_json_at(o, path);
+    ck_assert_msg(it, "no results[%zu]", i);
+    return it;
+}
+
+static void expect_item_code(struct json_object *o, size_t i, long status, const char *code)
+{
+    struct json_object *it = batch_item(o, i);
+    ck_assert_msg(h_json_int(it, "status") == status && !strcmp(h_json_str(it, "error.code"), code),
+                  "results[%zu] is %s, want %ld %s", i, json_object_to_json_string(it), status,
+                  code);
+}
+
+static bool item_flag(struct json_object *o, size_t i, const char *name)
+{
+    return json_object_get_boolean(h_json_at(batch_item(o, i), name));
+}
+
+static const char *item_id(struct json_object *o, size_t i)
+{
+    struct json_object *it = batch_item(o, i);
+    ck_assert_msg(h_json_at(it, "id") && !h_json_at(it, "error"), "results[%zu] is %s", i,
+                  json_object_to_json_string(it));
+    return h_json_str(it, "id");
+}
+
+#define BATCH_PATH "/v1/requests:batch"
+#define KEYED(key, n)                                                                              \
+    "{\"route\":\"echo\",\"path\":\"/b\",\"body\":{\"n\":" #n "},\"idempotency_key\":\"" key "\"}"
+#define GET_ITEM "{\"route\":\"cached\",\"method\":\"GET\",\"path\":\"/items/7\"}"
+#define SLOW_ITEM "{\"route\":\"slow\",\"path\":\"/delay/1500\"}"
+
+/* Each item of a batch runs a single submit's contract, in order, answered
+ * in place: a key replayed from a single submit, a key reused for another
+ * request (422), two items of one key (the second replays the first, or
+ * 422), a key's rate (429 rate_limited in place, the RateLimit headers on
+ * the answer), the queue quota (429 quota_exceeded) and a cached read. */
+static struct h_stack *batch_stack(void)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_add_key(s, "limited", LIMITED_TOKEN, "lim", "[\"echo\"]");
+    h_stack_set(s, "keys.2.rate_per_s", "0.01"); /* no token comes back during the test */
+    h_stack_set(s, "keys.2.burst", "3");
+    h_stack_add_key(s, "quota", QUOTA_TOKEN, "q", "[\"slow\"]");
+    h_stack_set(s, "keys.3.max_queued", "3");
+    h_stack_set(s, "routes.slow", "{\"upstreams\":[\"%s\"]}", h_stack_backend_url(s));
+    h_stack_set(s, "routes.cached", "{\"upstreams\":[\"%s\"],\"cache_ttl_s\":60}",
+                h_stack_backend_url(s));
+    h_stack_start(s, 0); /* no workers: everything stays queued */
+    return s;
+}
+
+START_TEST(test_batch_keys)
+{
+    struct h_stack *s = batch_stack();
+    const char *a = h_stack_url(s);
+    char *first = accepted(post(a, H_TOKEN, KEYED("b-1", 1)), "a single submit");
+    struct json_object *o =
+        json_of(call(a, "POST", BATCH_PATH, H_TOKEN, NULL,
+                     "{\"requests\":[" KEYED("b-1", 1) "," KEYED("b-1", 2) "," KEYED(
+                         "b-2", 1) "," KEYED("b-2", 1) "," KEYED("b-2", 3) "]}"),
+                202, "a batch of keyed items");
+    ck_assert_str_eq(item_id(o, 0), first);
+    ck_assert_msg(item_flag(o, 0, "replayed"), "the repeat of a single submit is replayed");
+    expect_item_code(o, 1, 422, "idempotency_key_reused");
+    char *second = strdup(item_id(o, 2));
+    ck_assert_msg(!item_flag(o, 2, "replayed"), "the key's first item is new");
+    ck_assert_msg(h_json_at(batch_item(o, 2), "queue_position"), "an accepted item's position");
+    ck_assert_str_eq(item_id(o, 3), second);
+    ck_assert(item_flag(o, 3, "replayed"));
+    expect_item_code(o, 4, 422, "idempotency_key_reused");
+    json_object_put(o);
+    /* Nothing was published twice; a later single submit replays the item. */
+    struct h_resp *r = post(a, H_TOKEN, KEYED("b-2", 1));
+    ck_assert_str_eq(h_resp_header(r, "Idempotent-Replayed"), "true");
+    free(accepted(r, "a single submit after the batch"));
+    size_t listed = 0;
+    for (long long until = h_mono_ms() + 5000; listed < 2 && h_mono_ms() < until;) {
+        o = json_of(call(a, "GET", "/v1/requests?limit=100", H_TOKEN, NULL, NULL), 200, "list");
+        listed = json_object_array_length(h_json_at(o, "requests"));
+        json_object_put(o);
+        h_sleep_ms(50);
+    }
+    h_sleep_ms(300);
+    o = json_of(call(a, "GET", "/v1/requests?limit=100", H_TOKEN, NULL, NULL), 200, "listing");
+    ck_assert_uint_eq(json_object_array_length(h_json_at(o, "requests")), 2);
+    json_object_put(o);
+    free(second);
+    free(first);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* A rate-limited key: each item takes a token. */
+START_TEST(test_batch_rate)
+{
+    struct h_stack *s = batch_stack();
+    const char *a = h_stack_url(s);
+    struct h_resp *r =
+        call(a, "POST", BATCH_PATH, LIMITED_TOKEN, NULL,
+             "{\"requests\":[{\"route\":\"echo\"},{\"route\":\"echo\"},{\"route\":\"echo\"},{"
+             "\"route\":\"echo\"},{\"route\":\"echo\"}]}");
+    ck_assert_str_eq(h_resp_header(r, "RateLimit-Limit"), "3");
+    ck_assert_ptr_nonnull(h_resp_header(r, "RateLimit-Remaining"));
+    struct json_object *o = json_of(r, 202, "a batch past the burst");
+    for (size_t i = 0; i < 3; i++)
+        (void)item_id(o, i);
+    expect_item_code(o, 3, 429, "rate_limited");
+    expect_item_code(o, 4, 429, "rate_limited");
+    json_object_put(o);
+    r = call(a, "POST", BATCH_PATH, LIMITED_TOKEN, NULL, "{\"requests\":[{\"route\":\"echo\"}]}");
+    ck_assert_msg(r->status == 429, "a batch without tokens: %ld %s", r->status, r->body);
+    ck_assert_msg(h_resp_header(r, "Retry-After") &&
+                      strtol(h_resp_header(r, "Retry-After"), NULL, 10) >= 1,
+                  "429 without Retry-After");
+    ck_assert_ptr_nonnull(h_resp_header(r, "RateLimit-Reset"));
+    h_resp_free(r);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* The queue quota counts the batch's own items. */
+START_TEST(test_batch_quota)
+{
+    struct h_stack *s = batch_stack();
+    const char *a = h_stack_url(s);
+    struct json_object *o =
+        json_of(call(a, "POST", BATCH_PATH, QUOTA_TOKEN, NULL,
+                     "{\"requests\":[" SLOW_ITEM "," SLOW_ITEM "," SLOW_ITEM "," SLOW_ITEM "]}"),
+                202, "a batch past the quota");
+    for (size_t i = 0; i < 3; i++)
+        (void)item_id(o, i);
+    expect_item_code(o, 3, 429, "quota_exceeded");
+    json_object_put(o);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* A cached read: the second batch's GET is the first's request. */
+START_TEST(test_batch_cached)
+{
+    struct h_stack *s = batch_stack();
+    const char *a = h_stack_url(s);
+    struct json_object *o = json_of(
+        call(a, "POST", BATCH_PATH, H_TOKEN, NULL, "{\"requests\":[" GET_ITEM "]}"), 202, "a read");
+    char *read = strdup(item_id(o, 0));
+    ck_assert(!item_flag(o, 0, "cached"));
+    json_object_put(o);
+    o = json_of(call(a, "POST", BATCH_PATH, H_TOKEN, NULL,
+                     "{\"requests\":[" GET_ITEM ",{\"route\":\"echo\"}]}"),
+                202, "the read again");
+    ck_assert_str_eq(item_id(o, 0), read);
+    ck_assert(item_flag(o, 0, "cached"));
+    ck_assert_str_ne(item_id(o, 1), read);
+    json_object_put(o);
+
+    free(read);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *contract_suite(void)
 {
     Suite *s = suite_create("contract");
@@ -622,6 +790,13 @@ static Suite *contract_suite(void)
     tcase_add_test(tc, test_rate_shared_by_replicas);
     tcase_add_test(tc, test_queue_quota);
     tcase_add_test(tc, test_cached_reads);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("batch");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_batch_keys);
+    tcase_add_test(tc, test_batch_rate);
+    tcase_add_test(tc, test_batch_quota);
+    tcase_add_test(tc, test_batch_cached);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1029,31 +1029,6 @@ START_TEST(test_broker_down_and_back)
 }
 END_TEST
 
-/* broker_beam_pid finds the Erlang VM of the test broker: the child of the
- * rabbitmq-server script whose pid broker.sh keeps in server.pid. */
-static pid_t broker_beam_pid(void)
-{
-    char path[4096], comm[64];
-    snprintf(path, sizeof path, "%s/server.pid", h_broker_dir());
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "no %s", path);
-    int server = 0, beam = 0;
-    ck_assert_int_eq(fscanf(f, "%d", &server), 1);
-    fclose(f);
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", server, server);
-    f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "no %s", path);
-    ck_assert_int_eq(fscanf(f, "%d", &beam), 1);
-    fclose(f);
-    snprintf(path, sizeof path, "/proc/%d/comm", beam);
-    f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_ptr_nonnull(fgets(comm, sizeof comm, f));
-    fclose(f);
-    ck_assert_msg(!strncmp(comm, "beam", 4), "child %d of the broker is %s", beam, comm);
-    return beam;
-}
-
 /* thaw_guard forks a process that sends SIGCONT to pid after ms, so that a
  * failing test never leaves the broker frozen for the tests after it. */
 static pid_t thaw_guard(pid_t pid, long ms)
@@ -1085,7 +1060,7 @@ START_TEST(test_broker_frozen)
 
     /* A frozen broker keeps its connections open but confirms nothing: only
      * the confirm timeout can answer the clients. */
-    pid_t beam = broker_beam_pid();
+    pid_t beam = h_broker_beam_pid();
     pid_t guard = thaw_guard(beam, 30000);
     ck_assert_int_eq(kill(beam, SIGSTOP), 0);
     struct xfer *xs = calloc(FROZEN_N, sizeof *xs);

@@ -291,6 +291,7 @@ START_TEST(test_soak)
         .rnd = (uint64_t)env_long("SOAK_SEED", (long)(time(NULL) & 0xffffff), 1, LONG_MAX)};
     printf("soak: %ld s at %ld requests/s, seed %llu (SOAK_SEED replays the moments)\n", seconds,
            rate, (unsigned long long)k.rnd);
+    hc_heal();
     k.s = h_stack_new();
     h_stack_set(k.s, "ingress.confirm_timeout_ms", "5000");
     k.config = h_stack_write_config(k.s);

@@ -51,6 +51,7 @@ struct counts {
 
 struct backend {
     struct counts counts;
+    const char *batch_dump; /* directory for the bodies of batch calls, or NULL */
     pthread_mutex_t log_lock;
     FILE *log;    /* access log, or NULL */
     int log_unit; /* 1000 for milliseconds, 1000000 for microseconds */
@@ -76,6 +77,7 @@ struct reply {
 };
 
 struct opts {
+    const char *batch_dump;
     const char *listen;
     const char *log;
     int log_unit;
@@ -361,6 +363,93 @@ static bool route_misbehaving(struct reply *r, const char *path, long calls, lon
     return false;
 }
 
+/* ---- batch delivery (docs/backends.md): POST /batch ---- */
+
+/* batch_item answers one item of a batch call as a single call to its path
+ * would be answered: /status/<code>, /flaky/<n>/<code> (counted per item
+ * id), /missing (left out of the answer), else an echo of the item. */
+static struct json_object *batch_item(struct backend *b, struct json_object *item)
+{
+    struct json_object *v, *out = json_object_new_object();
+    const char *id = json_object_object_get_ex(item, "id", &v) ? json_object_get_string(v) : "";
+    const char *path =
+        json_object_object_get_ex(item, "path", &v) ? json_object_get_string(v) : "/";
+    const char *p, *rest;
+    long calls = counts_bump(&b->counts, id), a, code = 200;
+    if (!strcmp(path, "/missing")) {
+        json_object_put(out);
+        return NULL;
+    }
+    if ((p = after_prefix(path, "/status/")) && !number_segment(p, 200, 599, &a, &rest)) code = a;
+    if ((p = after_prefix(path, "/flaky/")) && !number_segment(p, 0, LONG_MAX, &a, &rest) &&
+        *rest == '/' && calls <= a && !number_segment(rest + 1, 200, 599, &code, &rest)) {
+    }
+    json_object_object_add(out, "id", json_object_new_string(id));
+    json_object_object_add(out, "status", json_object_new_int((int)code));
+    struct json_object *h = json_object_new_object();
+    json_object_object_add(h, "Content-Type", json_object_new_string("application/json"));
+    json_object_object_add(out, "headers", h);
+    struct json_object *echo = json_object_get(item);
+    json_object_object_add(echo, "calls", json_object_new_int64(calls));
+    json_object_object_add(out, "body", echo);
+    return out;
+}
+
+static void batch_dump(struct backend *b, struct MHD_Connection *conn, const struct req *q)
+{
+    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-id");
+    char path[PATH_MAX];
+    if (!b->batch_dump || !id || strchr(id, '/')) return;
+    snprintf(path, sizeof path, "%s/%s.json", b->batch_dump, id);
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(q->body.data ? q->body.data : "", 1, q->body.len, f);
+    fclose(f);
+    /* and "<webhook-timestamp> <webhook-signature>" beside it */
+    const char *ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-timestamp");
+    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-signature");
+    snprintf(path, sizeof path, "%s/%s.sig", b->batch_dump, id);
+    if (!ts || !sig || !(f = fopen(path, "w"))) return;
+    fprintf(f, "%s\n%s\n", ts, sig);
+    fclose(f);
+}
+
+/* reply_batch answers {"requests":[...]} with {"results":[...]}; with
+ * ?fail_first=N the first N batch calls answer 503 whole. */
+static void reply_batch(struct backend *b, struct MHD_Connection *conn, const struct req *q,
+                        struct reply *r)
+{
+    struct json_object *doc = json_tokener_parse(q->body.data ? q->body.data : ""), *reqs;
+    const char *fail = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "fail_first");
+    long n_fail = 0, calls = counts_bump(&b->counts, "batch-calls");
+    const char *rest;
+    char size[32];
+    if (fail && number_segment(fail, 0, 1000000, &n_fail, &rest)) n_fail = 0;
+    batch_dump(b, conn, q);
+    if (!doc || !json_object_object_get_ex(doc, "requests", &reqs) ||
+        !json_object_is_type(reqs, json_type_array)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "not a batch");
+    } else if (calls <= n_fail) {
+        reply_number(r, MHD_HTTP_SERVICE_UNAVAILABLE, "status", 503);
+    } else {
+        struct json_object *out = json_object_new_object(), *results = json_object_new_array();
+        size_t n = json_object_array_length(reqs);
+        for (size_t i = 0; i < n; i++) {
+            struct json_object *item = batch_item(b, json_object_array_get_idx(reqs, i));
+            if (item) json_object_array_add(results, item);
+        }
+        json_object_object_add(out, "results", results);
+        reply_json(r, MHD_HTTP_OK, out);
+    }
+    snprintf(size, sizeof size, "items=%zu",
+             doc && json_object_object_get_ex(doc, "requests", &reqs)
+                 ? json_object_array_length(reqs)
+                 : 0);
+    access_log(b, "POST", "/batch", size);
+    json_object_put(doc);
+    sleep_ms(b->delay_ms);
+}
+
 static void route(struct backend *b, struct MHD_Connection *conn, const char *method,
                   const struct req *q, long calls, struct reply *r)
 {
@@ -376,6 +465,9 @@ static void route(struct backend *b, struct MHD_Connection *conn, const char *me
             reply_number(r, MHD_HTTP_OK, "calls", counts_get(&b->counts, key));
         else
             reply_error(r, MHD_HTTP_BAD_REQUEST, "missing ?key=");
+    } else if (!strcmp(q->path, "/batch") && !strcmp(method, "POST")) {
+        reply_batch(b, conn, q, r);
+        return;
     } else if (!strcmp(q->path, "/text")) {
         reply_bytes(r, "text/plain", "plain text", 10);
     } else if (!strcmp(q->path, "/binary")) {
@@ -488,21 +580,27 @@ static void usage(FILE *f)
             "  --listen    address to serve (default 127.0.0.1:18080; port 0 picks one)\n"
             "  --log       access log: \"<unix_ms> <METHOD> <path> <idempotency-key|->\"\n"
             "  --log-us    the same with microseconds (for latency benchmarks)\n"
-            "  --delay-ms  added to every answer (0..%ld)\n",
+            "  --delay-ms  added to every answer (0..%ld)\n"
+            "  --batch-dump DIR  writes the body of each POST /batch to DIR/<webhook-id>.json\n",
             DELAY_MAX_MS);
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"log", required_argument, NULL, 'o'},
-        {"log-us", required_argument, NULL, 'u'}, {"delay-ms", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+                                             {"log", required_argument, NULL, 'o'},
+                                             {"log-us", required_argument, NULL, 'u'},
+                                             {"delay-ms", required_argument, NULL, 'd'},
+                                             {"batch-dump", required_argument, NULL, 'b'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     const char *rest;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'l') {
             o->listen = optarg;
+        } else if (c == 'b') {
+            o->batch_dump = optarg;
         } else if (c == 'o' || c == 'u') {
             o->log = optarg;
             o->log_unit = c == 'u' ? 1000000 : 1000;
@@ -589,7 +687,7 @@ int main(int argc, char **argv)
     if (rc) return rc == 1 ? 0 : 2;
 
     rc = 1;
-    struct backend b = {.delay_ms = o.delay_ms, .log_unit = o.log_unit};
+    struct backend b = {.delay_ms = o.delay_ms, .log_unit = o.log_unit, .batch_dump = o.batch_dump};
     struct MHD_Daemon *d = NULL;
     char host[256];
     struct addrinfo *ai = resolve(o.listen, host, sizeof host);

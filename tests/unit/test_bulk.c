@@ -100,13 +100,26 @@ static struct json_object *render(const int *statuses, int *status)
     for (; statuses[b->n]; b->n++) {
         struct bulk_item *it = &b->items[b->n];
         if (statuses[b->n] == 202) {
-            it->status = 202;
-            snprintf(it->id, sizeof it->id, "-P77-JEamh1cGyWBMKDa1FT6xIQqt%03zu", b->n);
+            char doc[160];
+            struct answer a = {0};
+            snprintf(doc, sizeof doc,
+                     "{\"id\":\"-P77-JEamh1cGyWBMKDa1FT6xIQqt%03zu\",\"status\":\"queued\","
+                     "\"status_url\":\"/v1/requests/-P77-JEamh1cGyWBMKDa1FT6xIQqt%03zu\"}",
+                     b->n, b->n);
+            answer_literal(&a, 202, doc);
+            bulk_item_answer(it, &a, b->n == 3);
+        } else if (statuses[b->n] == 429) {
+            struct answer a = {0};
+            answer_error(&a, 429, "rate_limited", "slow down");
+            (void)answer_header(&a, "Retry-After", "7");
+            bulk_item_answer(it, &a, false);
         } else {
             bulk_item_fail(it, statuses[b->n], "some_code", "a \"quoted\" message");
         }
     }
-    ck_assert_int_eq(bulk_render(b, &out, status), 0);
+    long retry_after_s;
+    ck_assert_int_eq(bulk_render(b, &out, status, &retry_after_s), 0);
+    if (*status == 429) ck_assert_int_eq(retry_after_s, 7);
     struct json_object *o = json_parse(out.data, out.len, NULL, 0);
     ck_assert_msg(o != NULL, "not JSON: %s", out.data);
     buf_free(&out);
@@ -133,6 +146,17 @@ START_TEST(test_render)
     ck_assert_str_eq(json_object_get_string(json_object_object_get(second, "status")), "queued");
     ck_assert_str_eq(json_object_get_string(json_object_object_get(second, "status_url")),
                      "/v1/requests/-P77-JEamh1cGyWBMKDa1FT6xIQqt001");
+    ck_assert_ptr_null(json_object_object_get(second, "replayed"));
+    struct json_object *fourth = json_object_array_get_idx(results, 3);
+    ck_assert(json_object_get_boolean(json_object_object_get(fourth, "replayed")));
+    json_object_put(o);
+    /* An error answer of the contract keeps its document, with its status. */
+    o = render((const int[]){429, 400, 0}, &status);
+    ck_assert_int_eq(status, 429);
+    first = json_object_array_get_idx(json_object_object_get(o, "results"), 0);
+    ck_assert_int_eq(json_object_get_int(json_object_object_get(first, "status")), 429);
+    error = json_object_object_get(first, "error");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(error, "code")), "rate_limited");
     json_object_put(o);
     /* Nothing accepted: the first error's status is the answer's. */
     o = render((const int[]){403, 400, 503, 0}, &status);

@@ -763,7 +763,7 @@ static const struct bad_case bad_docs[] = {
      "routes.r.cache_vary_headers: must be a non-empty array of strings"},
     {R(",\"cache_vary_headers\":[\"Accept\",\"bad name\"]"),
      "routes.r.cache_vary_headers[1]: must be an HTTP header name (got \"bad name\")"},
-    {R(",\"batch_url\":\"http://h\""), "unknown key routes.r.batch_url"},
+    {R(",\"batch_url\":\"ftp://h\""), "routes.r.batch_url: must start with http:// or https://"},
 };
 #define N_BAD_DOCS (sizeof bad_docs / sizeof bad_docs[0])
 

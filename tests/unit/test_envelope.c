@@ -1397,6 +1397,34 @@ START_TEST(test_idempotency_header)
 }
 END_TEST
 
+/* An envelope-form submission's traceparent header joins its headers,
+ * unless the document names one; an invalid one is left out. */
+START_TEST(test_trace_headers)
+{
+    static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    struct envelope e;
+    struct env_error err;
+    envelope_init(&e);
+    const char *doc = "{\"route\":\"r\",\"headers\":{\"X-A\":\"1\"}}";
+    ck_assert_int_eq(envelope_from_json(&e, doc, strlen(doc), &err), 0);
+    ck_assert_int_eq(envelope_trace_headers(&e, "00-bad", "a=b"), 0);
+    ck_assert_uint_eq(e.n_headers, 1);
+    ck_assert_int_eq(envelope_trace_headers(&e, tp, "a=b"), 0);
+    ck_assert_uint_eq(e.n_headers, 3);
+    ck_assert_str_eq(e.headers[1].name, "traceparent");
+    ck_assert_str_eq(e.headers[1].value, tp);
+    ck_assert_str_eq(e.headers[2].value, "a=b");
+    envelope_free(&e);
+
+    envelope_init(&e);
+    doc = "{\"route\":\"r\",\"headers\":{\"Traceparent\":\"00-x\"}}";
+    ck_assert_int_eq(envelope_from_json(&e, doc, strlen(doc), &err), 0);
+    ck_assert_int_eq(envelope_trace_headers(&e, tp, NULL), 0);
+    ck_assert_uint_eq(e.n_headers, 1); /* the document's own wins */
+    envelope_free(&e);
+}
+END_TEST
+
 static Suite *envelope_suite(void)
 {
     Suite *s = suite_create("envelope");
@@ -1431,6 +1459,7 @@ static Suite *envelope_suite(void)
     tcase_add_test(amqp, test_amqp_lenient);
     tcase_add_test(amqp, test_amqp_bad_values);
     tcase_add_test(amqp, test_amqp_replaces);
+    tcase_add_test(amqp, test_trace_headers);
     suite_add_tcase(s, amqp);
     return s;
 }
