@@ -3,9 +3,12 @@
  * broker round trip on a connection of its own: a consumer on
  * "<namespace>.events" starting at the offset the index remembered, the
  * first message at that offset decoded (common/event.h) for the request's
- * final event, the consumer cancelled. Reads are serialised on that
- * connection (rabbitmq-c is not thread-safe); it is opened on first use and
- * again after a failure, trying the next node of amqp_url.
+ * final event, the consumer cancelled. There is one such connection per
+ * HTTP thread (ingress.threads, at most 8), since a read holds the thread
+ * that serves it: reads run that many at once, each on a free connection
+ * (rabbitmq-c is not thread-safe, so one read per connection at a time);
+ * each is opened on first use and again after a failure, trying the next
+ * node of amqp_url.
  * Thread-safe; never called with the index's lock held. */
 #ifndef SLUICE_READBACK_H
 #define SLUICE_READBACK_H
