@@ -350,7 +350,8 @@ phase_memory() {
 # the stream of an ingress whose max_status_bytes is STATUSMEM_CAP: its peak
 # RSS against the cap plus the entries' own cost, then the time of a status
 # GET for a result still in memory (the newest) and for one read back from
-# the stream (the oldest), 200 of each over one connection.
+# the stream (the oldest), 200 of each over one connection; then the rate of
+# read-backs from one client and from two at once.
 phase_statusmem() {
   say "11/11 status memory: $N_STATUSMEM results of 4 KiB, max_status_bytes $STATUSMEM_CAP"
   local before count0 count1 i ids="$work/statusmem-ids.txt"
@@ -378,6 +379,25 @@ phase_statusmem() {
     sort -k2 -n "$t" | awk '{ v[NR] = $2 * 1000; if ($1 != 200) bad++ }
       END { printf "{\"n\":%d,\"non_200\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f}", NR, bad, v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)] }'
   }
+  # status_get_rate FILE K: {"clients":K,"per_s":R,"non_200":B}: the IDs of
+  # FILE split over K curls at once (one connection each), how many GETs a
+  # second they got through together.
+  status_get_rate() {
+    local k=$2 t0 t1 p pids=() n bad
+    rm -f "$work"/statusmem-part.*
+    split -n "r/$k" "$1" "$work/statusmem-part."
+    t0=$(date +%s%N)
+    for p in "$work"/statusmem-part.*; do
+      awk -v u="$URL/v1/requests/" '{ printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", u, $1 }' "$p" |
+        curl -s -K - -H "Authorization: Bearer $TOKEN" -w '%{http_code}\n' >"$p.codes" &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    t1=$(date +%s%N)
+    n=$(cat "$work"/statusmem-part.*.codes | wc -l)
+    bad=$(cat "$work"/statusmem-part.*.codes | grep -vc '^200$' || true)
+    awk -v k="$k" -v n="$n" -v b="$bad" -v ns=$((t1 - t0)) 'BEGIN { printf "{\"clients\":%d,\"per_s\":%.1f,\"non_200\":%d}", k, n * 1e9 / ns, b }'
+  }
   # Samples of n messages (100 results each) from each end: the newest n
   # must fit in half the cap to be in memory, the oldest are let go.
   local lines n
@@ -387,11 +407,15 @@ phase_statusmem() {
   [ "$n" -gt $((lines / 2)) ] && n=$((lines / 2))
   head -n "$n" "$ids" >"$work/statusmem-old.txt"
   tail -n "$n" "$ids" >"$work/statusmem-new.txt"
-  local mem back reads
+  local mem back reads rate1 rate2
   mem=$(status_get_ms "$work/statusmem-new.txt")
   back=$(status_get_ms "$work/statusmem-old.txt")
+  # Read-backs run on one connection per HTTP thread (2 by default): the
+  # rate of one client against two at once.
+  rate1=$(status_get_rate "$work/statusmem-old.txt" 1)
+  rate2=$(status_get_rate "$work/statusmem-old.txt" 2)
   reads=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_result_readbacks_total/ {print $2}')
-  echo "{\"entries\":$((count1 - count0)),\"cap_bytes\":$STATUSMEM_CAP,\"text_bytes\":$text,\"results_let_go\":$let_go,\"rss_before_kb\":$before,\"rss_after_kb\":$(rss_kb "$INGRESS_PID"),\"hwm_kb\":$(hwm_kb "$INGRESS_PID"),\"get_in_memory\":$mem,\"get_read_back\":$back,\"readbacks\":${reads:-0}}" \
+  echo "{\"entries\":$((count1 - count0)),\"cap_bytes\":$STATUSMEM_CAP,\"text_bytes\":$text,\"results_let_go\":$let_go,\"rss_before_kb\":$before,\"rss_after_kb\":$(rss_kb "$INGRESS_PID"),\"hwm_kb\":$(hwm_kb "$INGRESS_PID"),\"get_in_memory\":$mem,\"get_read_back\":$back,\"read_back_rate\":[$rate1,$rate2],\"readbacks\":${reads:-0}}" \
     >"$results/statusmem.json"
   stop_ingress
 }
@@ -544,6 +568,9 @@ row("ingress peak RSS, %d 4 KiB results, cap %d MiB" % (sm["entries"], sm["cap_b
 gm, gb = sm["get_in_memory"], sm["get_read_back"]
 row("status GET in memory p50 / p99", "%s / %s" % (gm.get("p50_ms"), gm.get("p99_ms")), "ms")
 row("status GET read back p50 / p99", "%s / %s" % (gb.get("p50_ms"), gb.get("p99_ms")), "ms")
+if "read_back_rate" in sm:
+    ra, rb = sm["read_back_rate"]
+    row("read-backs/s, 1 client / 2 at once", "%.0f / %.0f" % (ra["per_s"], rb["per_s"]), "/s", rb["per_s"] / ra["per_s"] if ra["per_s"] else None, "0 non-200", ra["non_200"] + rb["non_200"] == 0)
 w = r["soak_memory"]["worker_rss_kb"]
 warm = w[min(2, len(w) - 1)]
 row("worker RSS over %d requests (first/last/max)" % r["soak"]["submitted"], "%d / %d / %d" % (w[0] / 1024, w[-1] / 1024, max(w) / 1024), "MB", None, "flat", w[-1] <= warm * 1.2 + 1024)
