@@ -101,14 +101,20 @@ static void answer_status(struct request *r, struct answer *a)
     id[ID_LEN] = '\0';
     struct buf b;
     buf_init(&b, 64 << 20);
-    int rc = status_index_render(r->app->index, id, r->who.tenant, &b);
+    int rc = readback_render(r->app->readback, r->app->index, id, r->who.tenant, &b);
     /* Until the stream is read up to now, "unknown" may only mean "not read yet". */
     if (rc == -ENOENT && !events_caught_up(r->app->events))
         answer_error(a, 503, "not_ready",
                      "still reading the events stream; this status may exist, retry");
     else if (rc == -ENOENT)
         answer_error(a, 404, "not_found", "no request with this id");
-    else if (rc < 0)
+    else if (rc == -EAGAIN) {
+        /* Its result left memory and reading it back failed: never the
+         * document without it. */
+        answer_error(a, 503, "not_ready",
+                     "the result could not be read from the events stream; retry");
+        (void)answer_header(a, "Retry-After", "%d", 1);
+    } else if (rc < 0)
         answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "application/json", &b);

@@ -69,6 +69,7 @@ int main(int argc, char **argv)
     app.idem = idem_new(&app.cfg);
     app.cache = app.index ? cache_new(&app.cfg, app.index) : NULL;
     app.waiters = app.metrics ? waiters_new(app.metrics) : NULL;
+    if (app.index) status_index_set_max_bytes(app.index, (size_t)app.cfg.ingress.max_status_bytes);
     if (!app.metrics || !app.index || !app.activity || !app.idem || !app.cache || !app.waiters ||
         app_declare_metrics(&app) < 0 || set_retentions(&app) < 0) {
         log_error("out of memory at start");
@@ -97,7 +98,9 @@ int main(int argc, char **argv)
     app.control = control_new(&app.cfg, app.metrics, app.index, instance);
     app.dead = deadletters_new(&app.cfg);
     app.routectl = routectl_new(&app.cfg, "sluice-ingress-admin");
-    if (!app.events || !app.publisher || !app.control || !app.dead || !app.routectl) {
+    app.readback = readback_new(&app.cfg, app.metrics);
+    if (!app.events || !app.publisher || !app.control || !app.dead || !app.routectl ||
+        !app.readback) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
     }
@@ -121,6 +124,7 @@ out:
     if (app.control) control_drain(app.control);
     deadletters_drain(app.dead);
     http_stop(http);
+    readback_free(app.readback);
     control_free(app.control);
     deadletters_free(app.dead);
     routectl_free(app.routectl);

@@ -1005,7 +1005,7 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 32);
+    ck_assert_uint_eq(rows, 33);
     assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
 }
