@@ -930,6 +930,45 @@ START_TEST(test_max_bytes_late_result_is_oldest)
 }
 END_TEST
 
+START_TEST(test_max_bytes_replay_forgets_offset)
+{
+    enum { SIZE = 300 };
+    char a[ID_LEN + 1], c[ID_LEN + 1], body[SIZE + 1];
+    make_id(501, a);
+    make_id(502, c);
+    struct status_index *idx = status_index_new(100, 3600000);
+    status_index_set_max_bytes(idx, SIZE);
+    struct status_update u = result_upd(a, body, SIZE);
+    u.state = ST_DEAD;
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 50), 0);
+    u = result_upd(c, body, SIZE);
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 51), 0);
+    struct buf b;
+    buf_init(&b, OUT_MAX);
+    int64_t offset;
+    ck_assert_int_eq(render_rc(idx, a, &offset, &b), -EAGAIN);
+    ck_assert_int_eq(offset, 50);
+    /* Replayed: the dead outcome on the stream is no longer its status. */
+    struct status_update r = upd(a, ST_QUEUED, T0, T5 + 1, 0);
+    r.replays = 1;
+    ck_assert_int_eq(status_index_apply_at(idx, &r, 52), 0);
+    ck_assert_int_eq(render_rc(idx, a, &offset, &b), 0);
+    ck_assert_ptr_null(strstr(b.data, "\"result\""));
+    ck_assert_ptr_nonnull(strstr(b.data, "\"status\":\"queued\""));
+    ck_assert_ptr_nonnull(strstr(b.data, "\"replays\":1"));
+    /* Its new outcome is the one read back once it leaves memory. */
+    u = result_upd(a, body, SIZE);
+    u.ts_ms = T5 + 2;
+    u.replays = 1;
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 60), 0);
+    status_index_set_max_bytes(idx, 1);
+    ck_assert_int_eq(render_rc(idx, a, &offset, &b), -EAGAIN);
+    ck_assert_int_eq(offset, 60);
+    buf_free(&b);
+    status_index_free(idx);
+}
+END_TEST
+
 static Suite *status_index_suite(void)
 {
     Suite *s = suite_create("status_index");
@@ -958,6 +997,7 @@ static Suite *status_index_suite(void)
     tcase_add_test(tc, test_final_hook);
     tcase_add_test(tc, test_max_bytes_oldest_first);
     tcase_add_test(tc, test_max_bytes_accounting);
+    tcase_add_test(tc, test_max_bytes_replay_forgets_offset);
     tcase_add_test(tc, test_max_bytes_erased_wins);
     tcase_add_test(tc, test_max_bytes_late_result_is_oldest);
     suite_add_tcase(s, tc);
