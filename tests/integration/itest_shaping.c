@@ -203,8 +203,12 @@ START_TEST(test_limits_lanes_handover)
             "before the kill, %d overall\n",
             n, span, n * 1000.0 / (double)span, early_n, early, all);
     ck_assert_msg(early <= 40, "%d calls in one second (rate 20 + burst 20)", early);
-    ck_assert_msg(early_n >= 100 && early_n <= 120, "%d calls in 5 s at 20/s with a burst of 20",
-                  early_n);
+    /* 20/s with a burst of 20 gives at most 120 in 5 s; a handover in that
+     * window (in quorum mode the first consume of a new lane may fail and
+     * the worker reconnect, so the lane moves) adds one burst, as
+     * architecture.md documents. */
+    ck_assert_msg(early_n >= 100 && early_n <= 140,
+                  "%d calls in 5 s at 20/s with a burst of 20 (and at most one handover)", early_n);
     ck_assert_msg(all <= 60, "%d calls in one second with a handover (rate + 2 bursts)", all);
     ck_assert_msg(span >= 13000 && span <= 22000, "300 calls at 20/s took %lld ms", span);
 
