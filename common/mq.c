@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
+#include "nodes.h"
 
 #define MQ_CHANNEL 1
 #define MQ_PROBE_CHANNEL 2 /* opened and closed by mq_queue_probe */
@@ -181,6 +183,24 @@ static void settle_wait(const struct mq *mq)
     struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+int mq_open_any(struct mq **out, const char *amqp_url, const char *name, int timeout_ms, char *err,
+                size_t errlen)
+{
+    struct nodes ns;
+    char why[256] = "";
+    if (nodes_parse(&ns, amqp_url, err, errlen) < 0) return -1;
+    /* A random first node spreads these connections as the sessions' are. */
+    nodes_start(&ns, ((uint64_t)clock_real_ms() ^ (uint64_t)getpid() << 32) *
+                         UINT64_C(0x9E3779B97F4A7C15));
+    int rc = -1;
+    for (size_t i = 0; i < ns.n && rc < 0; i++, nodes_next(&ns)) {
+        rc = mq_open(out, nodes_url(&ns), name, timeout_ms, why, sizeof why);
+        if (rc < 0) snprintf(err, errlen, "%s: %s", nodes_label(&ns), why);
+    }
+    nodes_free(&ns);
+    return rc;
 }
 
 void mq_close(struct mq *mq)

@@ -41,6 +41,13 @@ struct mq_event {
  * management UI. Returns 0 and *out (free with mq_close), or -1 with err. */
 __attribute__((warn_unused_result)) int mq_open(struct mq **out, const char *url, const char *name,
                                                 int timeout_ms, char *err, size_t errlen);
+/* mq_open_any does mq_open on the nodes amqp_url lists (one URL, or a
+ * cluster's separated by commas: nodes.h), from one picked at random, until
+ * one answers; err names the last node tried (without credentials). For the
+ * short-lived and helper connections: long-lived ones use session.h. */
+__attribute__((warn_unused_result)) int mq_open_any(struct mq **out, const char *amqp_url,
+                                                    const char *name, int timeout_ms, char *err,
+                                                    size_t errlen);
 /* mq_close closes politely if the connection is still up, then frees. A
  * polite close first waits until 250 ms after the last mq_ack or mq_nack, so
  * that a quorum queue receives them all (see MQ_SETTLE_MS in mq.c). */

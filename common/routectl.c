@@ -1,6 +1,7 @@
 /* routectl.c: the routes' runtime state and its reader (see routectl.h). */
 #include "routectl.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -110,8 +112,9 @@ struct routectl {
     char stream[TOPO_NAME_MAX];
     pthread_t thread;
     pthread_mutex_t lock;
-    struct route_ctl *ctl; /* under lock */
-    uint64_t snapshots;    /* under lock */
+    pthread_cond_t stopped; /* signalled with stop set, for the retry wait */
+    struct route_ctl *ctl;  /* under lock */
+    uint64_t snapshots;     /* under lock */
     atomic_bool ready, stop;
     int fd;
 };
@@ -166,13 +169,32 @@ static void follow(struct routectl *r, struct mq *mq)
     }
 }
 
+/* retry_wait waits RETRY_MS before the next attempt (the broker is away),
+ * or until routectl_free sets stop. */
+static void retry_wait(struct routectl *r)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += RETRY_MS / 1000;
+    until.tv_nsec += (long)(RETRY_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (!atomic_load(&r->stop) &&
+           pthread_cond_timedwait(&r->stopped, &r->lock, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void *thread_main(void *arg)
 {
     struct routectl *r = arg;
     while (!atomic_load(&r->stop)) {
         char err[256];
         struct mq *mq = NULL;
-        if (mq_open(&mq, r->cfg->amqp_url, r->name, CONNECT_TIMEOUT_MS, err, sizeof err) < 0 ||
+        if (mq_open_any(&mq, r->cfg->amqp_url, r->name, CONNECT_TIMEOUT_MS, err, sizeof err) < 0 ||
             topo_declare(mq, r->cfg, err, sizeof err) < 0 || mq_qos(mq, PREFETCH) < 0 ||
             mq_consume(mq, r->stream, "last") < 0) {
             log_warn("admin stream: %s", mq ? "cannot subscribe" : err);
@@ -180,9 +202,7 @@ static void *thread_main(void *arg)
             follow(r, mq);
         }
         mq_close(mq);
-        /* The broker is away: try again shortly, waking for stop. */
-        for (int i = 0; i < RETRY_MS / READ_MS && !atomic_load(&r->stop); i++)
-            usleep(READ_MS * 1000);
+        retry_wait(r);
     }
     return NULL;
 }
@@ -196,6 +216,11 @@ struct routectl *routectl_new(const struct cfg *cfg, const char *name)
     snprintf(r->name, sizeof r->name, "%s", name);
     topo_name(cfg, TOPO_ADMIN, r->stream, sizeof r->stream);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->stopped, &attr);
+    pthread_condattr_destroy(&attr);
     r->ctl = calloc(cfg->n_routes + 1, sizeof *r->ctl);
     r->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!r->ctl || r->fd < 0) goto err;
@@ -205,6 +230,7 @@ struct routectl *routectl_new(const struct cfg *cfg, const char *name)
 err:
     free(r->ctl);
     if (r->fd >= 0) close(r->fd);
+    pthread_cond_destroy(&r->stopped);
     pthread_mutex_destroy(&r->lock);
     free(r);
     return NULL;
@@ -213,8 +239,12 @@ err:
 void routectl_free(struct routectl *r)
 {
     if (!r) return;
+    pthread_mutex_lock(&r->lock);
     atomic_store(&r->stop, true);
+    pthread_cond_signal(&r->stopped);
+    pthread_mutex_unlock(&r->lock);
     pthread_join(r->thread, NULL);
+    pthread_cond_destroy(&r->stopped);
     pthread_mutex_destroy(&r->lock);
     close(r->fd);
     free(r->ctl);

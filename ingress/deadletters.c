@@ -232,8 +232,8 @@ static int run_pass(struct run *run)
     struct chunk *c = calloc(1, sizeof *c);
     int rc = c ? 0 : -1;
     if (c) buf_init(&c->events, 64 << 20);
-    if (rc == 0 && mq_open(&run->mq, run->cfg->amqp_url, "sluice-ingress-deadletters",
-                           DL_CONNECT_TIMEOUT_MS, err, sizeof err) < 0) {
+    if (rc == 0 && mq_open_any(&run->mq, run->cfg->amqp_url, "sluice-ingress-deadletters",
+                               DL_CONNECT_TIMEOUT_MS, err, sizeof err) < 0) {
         log_error("dead letters: %s", err);
         rc = -1;
     }
@@ -276,8 +276,8 @@ static void publish_admin(struct deadletters *d, struct pass *p)
                                      .content_type = amqp_cstring_bytes("application/json"),
                                      .delivery_mode = AMQP_DELIVERY_PERSISTENT};
     topo_name(d->cfg, TOPO_ADMIN, stream, sizeof stream);
-    int rc = mq_open(&run.mq, d->cfg->amqp_url, "sluice-ingress-admin", DL_CONNECT_TIMEOUT_MS, err,
-                     sizeof err);
+    int rc = mq_open_any(&run.mq, d->cfg->amqp_url, "sluice-ingress-admin", DL_CONNECT_TIMEOUT_MS,
+                         err, sizeof err);
     if (rc == 0 &&
         (topo_declare(run.mq, d->cfg, err, sizeof err) < 0 || mq_confirm_select(run.mq) < 0 ||
          mq_publish(run.mq, "", stream, &props, p->msg.data, p->msg.len, &seq) < 0 ||
