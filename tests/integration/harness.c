@@ -796,10 +796,16 @@ void h_stack_add_key(struct h_stack *s, const char *id, const char *token, const
     json_object_array_add(keys, k);
 }
 
+/* write_config replaces the config file whole (a new file renamed over it):
+ * a process started just before may still be reading the previous one, and
+ * rewriting in place let it read an empty file. */
 static void write_config(const struct h_stack *s)
 {
-    ck_assert_msg(json_object_to_file_ext(s->config_path, s->config, JSON_C_TO_STRING_PRETTY) == 0,
-                  "write %s: %s", s->config_path, json_util_get_last_err());
+    char tmp[PATH_MAX];
+    pathf(tmp, sizeof tmp, "%s.new", s->config_path);
+    ck_assert_msg(json_object_to_file_ext(tmp, s->config, JSON_C_TO_STRING_PRETTY) == 0,
+                  "write %s: %s", tmp, json_util_get_last_err());
+    ck_assert_msg(rename(tmp, s->config_path) == 0, "rename %s: %s", tmp, strerror(errno));
 }
 
 const char *h_stack_write_config(struct h_stack *s)
