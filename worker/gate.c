@@ -13,6 +13,11 @@
 #include "log.h"
 #include "session.h"
 
+/* A claim not read back by then is published again: a stream may drop a
+ * publish while its leader fails over (claims are not confirmed), and
+ * nothing else would release the batch on a connection that stays up. */
+#define CLAIM_AGAIN_MS 3000
+
 struct held {
     struct batch *b;
     uint64_t serial;
@@ -165,17 +170,36 @@ int gate_fd(const struct gate *g)
     return session_fd(g->session);
 }
 
+/* claim_due tells whether h's claim is to be published (again). */
+static bool claim_due(const struct held *h, int64_t now_us)
+{
+    return !h->serial || now_us - h->published_us >= (int64_t)CLAIM_AGAIN_MS * 1000;
+}
+
 int gate_timeout_ms(const struct gate *g, int64_t now_ms, int max_ms)
 {
-    return claims_timeout_ms(g->claims, now_ms, session_timeout_ms(g->session, now_ms, max_ms));
+    int ms = claims_timeout_ms(g->claims, now_ms, session_timeout_ms(g->session, now_ms, max_ms));
+    int64_t now_us = clock_mono_us();
+    for (const struct held *h = g->held; h && session_up(g->session); h = h->next) {
+        if (!h->serial) continue; /* published at the next run */
+        int64_t left = h->published_us / 1000 + CLAIM_AGAIN_MS - now_us / 1000;
+        if (left < ms) ms = left < 0 ? 0 : (int)left;
+    }
+    return ms;
 }
 
 void gate_run(struct gate *g, int64_t now_ms)
 {
     session_run(g->session, now_ms);
     claims_turn(g->claims, g->session, now_ms);
-    for (struct held *h = g->held; h && session_up(g->session); h = h->next)
-        if (!h->serial && !publish_claim(g, h)) break;
+    int64_t now_us = clock_mono_us();
+    for (struct held *h = g->held; h && session_up(g->session); h = h->next) {
+        if (!claim_due(h, now_us)) continue;
+        if (h->serial)
+            log_warn("a batch's claim was not read back within %d ms: publishing it again",
+                     CLAIM_AGAIN_MS);
+        if (!publish_claim(g, h)) break;
+    }
 }
 
 struct gate *gate_new(const struct cfg *cfg, struct metrics *metrics, gate_open_fn open, void *arg)
