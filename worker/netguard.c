@@ -71,3 +71,20 @@ curl_socket_t netguard_opensocket(void *clientp, curlsocktype purpose,
     }
     return socket(address->family, address->socktype, address->protocol);
 }
+
+int netguard_easy(CURL *e, bool allow_private)
+{
+    /* CURLOPT_PROXY "" overrides http_proxy/https_proxy/all_proxy; NOPROXY
+     * "*" also covers a curl built to read the environment differently. */
+    if (curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK)
+        return -1;
+    if (allow_private) return 0;
+    if (curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, netguard_opensocket) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, NULL) != CURLE_OK)
+        return -1;
+    return 0;
+}

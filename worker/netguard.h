@@ -29,4 +29,12 @@ bool netguard_internal(const struct sockaddr *sa, socklen_t len);
 curl_socket_t netguard_opensocket(void *clientp, curlsocktype purpose,
                                   struct curl_sockaddr *address);
 
+/* netguard_easy sets the outbound-safety options of a call to an
+ * allowlisted host on e: redirects never followed, http and https only
+ * (redirects included), no proxy (an environment's http_proxy would connect
+ * to the proxy, not to the checked host), and netguard_opensocket unless
+ * allow_private (a route's allow_private_callbacks). Returns 0, or -1 when
+ * curl refused an option (then the call must not be made). */
+__attribute__((warn_unused_result)) int netguard_easy(CURL *e, bool allow_private);
+
 #endif
