@@ -58,9 +58,10 @@ ITEST_BINS := $(ITEST_SRC:tests/integration/%.c=build/san/%)
 CLUSTER_BINS := $(CLUSTER_SRC:tests/integration/%.c=build/san/%)
 # The quorum-mode run takes the suites whose outcome depends on the queues'
 # type (declarations, delivery, redelivery, dead-lettering, priorities,
-# single active consumers, the claims stream); the others (the edge, the
+# single active consumers, the claims stream, the dead queue's passes and
+# the redelivery count of poison messages); the others (the edge, the
 # CLI, the status page, metrics) touch no queue differently and run once.
-QUORUM_ITESTS := $(filter $(addprefix build/san/itest_,smoke api resilience retries shaping contract),$(ITEST_BINS))
+QUORUM_ITESTS := $(filter $(addprefix build/san/itest_,smoke api resilience retries shaping contract deadletters),$(ITEST_BINS))
 build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 # The CLI's progress line is tested alone, without the CLI's main.

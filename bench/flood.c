@@ -6,6 +6,9 @@
  * --result-bytes B final "succeeded" ones carrying a result whose body_text
  * has B bytes, the shape of a status that keeps a backend's answer.
  *
+ * With --ids FILE, the first ID of every message is written to FILE, one a
+ * line, oldest first: status reads to time (bench/run.sh's statusmem phase).
+ *
  * The stream must exist (an ingress declares it at start): a publish to a
  * missing queue comes back as a return and fails the run. stdout gets one
  * JSON object {"events","messages","seconds","events_per_s"}, stderr progress.
@@ -34,7 +37,7 @@
 #define MAX_RESULT_BYTES (16L << 20)
 
 struct opts {
-    const char *amqp, *ns;
+    const char *amqp, *ns, *ids;
     long count, per_message, result_bytes;
 };
 
@@ -46,6 +49,7 @@ struct flood {
     char queue[160];
     struct buf msg;
     struct buf result; /* the result object of --result-bytes, built once */
+    FILE *ids;         /* --ids, or NULL */
     long events_sent;
     uint64_t low, next;
     bool acked[FLOOD_WINDOW];
@@ -55,7 +59,7 @@ struct flood {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: flood --amqp URL --namespace NS --count N [--per-message 1000]\n"
-               "             [--result-bytes 0]\n");
+               "             [--result-bytes 0] [--ids FILE]\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -66,6 +70,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"count", required_argument, NULL, 'n'},
         {"per-message", required_argument, NULL, 'p'},
         {"result-bytes", required_argument, NULL, 'b'},
+        {"ids", required_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -88,6 +93,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'b':
             rc = bench_parse_long(PROG, "--result-bytes", optarg, 0, MAX_RESULT_BYTES,
                                   &o->result_bytes);
+            break;
+        case 'i':
+            o->ids = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -135,6 +143,7 @@ static int build_message(struct flood *f, long n)
                                   .result_json = final ? f->result.data : NULL,
                                   .result_len = final ? f->result.len : 0};
         if (!rc) rc = event_append(&f->msg, &u);
+        if (!rc && i == 0 && f->ids) fprintf(f->ids, "%s\n", id);
     }
     return rc ? rc : event_end(&f->msg);
 }
@@ -252,6 +261,10 @@ static int run(struct flood *f)
         fprintf(stderr, "%s: out of memory\n", PROG);
         return -1;
     }
+    if (f->o.ids && !(f->ids = fopen(f->o.ids, "w"))) {
+        fprintf(stderr, "%s: cannot write %s\n", PROG, f->o.ids);
+        return -1;
+    }
     f->low = f->next = 1;
     int64_t t0 = clock_mono_us();
     if (pump(f) < 0) return -1;
@@ -273,6 +286,7 @@ int main(int argc, char **argv)
     buf_init(&f.result, SIZE_MAX / 2);
     int rc = run(&f) < 0 ? 1 : 0;
     mq_close(f.mq);
+    if (f.ids && fclose(f.ids) != 0) rc = 1;
     buf_free(&f.msg);
     buf_free(&f.result);
     return rc;

@@ -16,12 +16,16 @@ smoke=0
 if [ $smoke = 1 ]; then
   N_CEILING=2000 ACCEPT_S=2 N_E2E=500 LAT_RATE=100 LAT_S=2 N_BATCH1=40 N_BATCH100=400
   N_FLOOD=20000 N_SOAK=2000 N_SHAPED=300 N_WAITERS=200 N_BC1=100 N_BCN=500
+  N_STATUSMEM=20000 STATUSMEM_CAP=16777216
 else
   N_CEILING=${N_CEILING:-100000} ACCEPT_S=${ACCEPT_S:-10} N_E2E=${N_E2E:-20000}
   LAT_RATE=${LAT_RATE:-500} LAT_S=${LAT_S:-10} N_BATCH1=${N_BATCH1:-1000}
   N_BATCH100=${N_BATCH100:-20000} N_FLOOD=${N_FLOOD:-1000000} N_SOAK=${N_SOAK:-1000000}
   N_SHAPED=${N_SHAPED:-4000} N_BC1=${N_BC1:-1000} N_BCN=${N_BCN:-10000}
   N_WAITERS=${N_WAITERS:-10000}
+  # 1,000,000 results of 4 KiB are 4 GB written to the stream and read by
+  # the ingress: N_STATUSMEM=200000 for a shorter run on a loaded machine.
+  N_STATUSMEM=${N_STATUSMEM:-1000000} STATUSMEM_CAP=${STATUSMEM_CAP:-268435456}
 fi
 # Batch delivery (phase 9): a backend that takes BC_CONNS connections at
 # once and spends 20 ms per call, called once per request or once per batch.
@@ -198,7 +202,7 @@ latency_from_logs() {
 load() { "$BIN/bench/load" --url "$URL" --token "$TOKEN" "$@"; }
 
 phase_ceiling() {
-  say "1/10 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
+  say "1/11 broker ceiling ($N_CEILING messages, four queue shapes, then publish and consume at once)"
   local c=("$BIN/bench/ceiling" --url "$AMQP_URL" --count "$N_CEILING")
   # A durable queue with the broker's defaults, as the benchmark's brief
   # defines the ceiling; then the fastest classic format this broker has
@@ -224,7 +228,7 @@ phase_ceiling() {
 # phase_accept also records where the CPU went: on a 2-core machine the load
 # generator, the ingress and the broker share it (docs/performance.md).
 phase_accept() {
-  say "2/10 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  say "2/11 accept rate (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
   start_ingress bench_accept
   local i0 b0 t0 i1 b1 t1
   i0=$(cpu_ticks "$INGRESS_PID") b0=$(cpu_ticks "$BROKER_PID") t0=$(date +%s%N)
@@ -248,7 +252,7 @@ phase_accept() {
 # listener): wrk keeps its 64 connections open, so the difference is the
 # cost of encrypting each request and answer, not of handshakes.
 phase_accept_tls() {
-  say "3/10 accept rate over TLS (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
+  say "3/11 accept rate over TLS (wrk, 64 connections, ${ACCEPT_S}s, workers stopped)"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>/dev/null
@@ -268,7 +272,7 @@ phase_accept_tls() {
 }
 
 phase_e2e() {
-  say "4/10 end to end ($N_E2E requests, 2 workers, fast backend)"
+  say "4/11 end to end ($N_E2E requests, 2 workers, fast backend)"
   start_ingress bench_e2e
   start_workers 2 100 200
   local i0 b0 w0 r0 t0 i1 b1 w1 r1 t1 p
@@ -294,7 +298,7 @@ phase_e2e() {
 }
 
 phase_latency() {
-  say "5/10 latency at $LAT_RATE req/s for ${LAT_S}s"
+  say "5/11 latency at $LAT_RATE req/s for ${LAT_S}s"
   load --route exact --rate "$LAT_RATE" --duration "$LAT_S" --connections 64 --wait-final 60 \
     --submit-log "$work/lat.submit" >"$results/latency.json"
   latency_from_logs "$work/lat.submit" "$work/exact.log" 1 4 >"$results/latency_backend.json"
@@ -303,7 +307,7 @@ phase_latency() {
 }
 
 phase_batching() {
-  say "6/10 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
+  say "6/11 batching: batch_size 1 vs 100 (prefetch 2 x batch) against a 20 ms backend"
   start_ingress bench_batch
   start_workers 1 1 2
   load --route slow --count "$N_BATCH1" --connections 64 --wait-final 600 >"$results/batch1.json"
@@ -315,7 +319,7 @@ phase_batching() {
 }
 
 phase_memory() {
-  say "7/10 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
+  say "7/11 memory: $N_FLOOD retained statuses, then $N_SOAK requests through one worker"
   local before after count0 count1
   start_ingress bench_memory
   count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
@@ -342,12 +346,86 @@ phase_memory() {
   stop_ingress
 }
 
+# phase_statusmem: N_STATUSMEM final statuses with 4 KiB results flooded into
+# the stream of an ingress whose max_status_bytes is STATUSMEM_CAP: its peak
+# RSS against the cap plus the entries' own cost, then the time of a status
+# GET for a result still in memory (the newest) and for one read back from
+# the stream (the oldest), 200 of each over one connection; then the rate of
+# read-backs from one client and from two at once.
+phase_statusmem() {
+  say "11/11 status memory: $N_STATUSMEM results of 4 KiB, max_status_bytes $STATUSMEM_CAP"
+  local before count0 count1 i ids="$work/statusmem-ids.txt"
+  SLUICE_MAX_STATUS_BYTES=$STATUSMEM_CAP start_ingress bench_statusmem
+  count0=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
+  before=$(rss_kb "$INGRESS_PID")
+  "$BIN/bench/flood" --amqp "$AMQP_URL" --namespace "$NS" --count "$N_STATUSMEM" \
+    --result-bytes 4096 --per-message 100 --ids "$ids" >"$results/statusmem_flood.json"
+  for ((i = 0; i < 3000; i++)); do
+    count1=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_status_entries/ {print $2}')
+    [ "$count1" -ge $((count0 + N_STATUSMEM)) ] && break
+    sleep 0.2
+  done
+  sleep 1.5 # the index's gauges are set once a second
+  local m text let_go
+  m=$(curl -s "$URL/metrics")
+  text=$(awk '/^sluice_ingress_status_text_bytes/ {print $2}' <<<"$m")
+  let_go=$(awk '/^sluice_ingress_status_results_let_go/ {print $2}' <<<"$m")
+  # status_get_ms FILE: p50/p99 (ms) of GETs of the IDs in FILE, one connection.
+  status_get_ms() {
+    local t="$results/$(basename "$1" .txt).times"
+    # One curl, one connection: a url and an output per ID (-o applies to one URL only).
+    awk -v u="$URL/v1/requests/" '{ printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", u, $1 }' "$1" |
+      curl -s -K - -H "Authorization: Bearer $TOKEN" -w '%{http_code} %{time_total}\n' >"$t"
+    sort -k2 -n "$t" | awk '{ v[NR] = $2 * 1000; if ($1 != 200) bad++ }
+      END { printf "{\"n\":%d,\"non_200\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f}", NR, bad, v[int(NR * 0.5 + 0.5)], v[int(NR * 0.99 + 0.5)] }'
+  }
+  # status_get_rate FILE K: {"clients":K,"per_s":R,"non_200":B}: the IDs of
+  # FILE split over K curls at once (one connection each), how many GETs a
+  # second they got through together.
+  status_get_rate() {
+    local k=$2 t0 t1 p pids=() n bad
+    rm -f "$work"/statusmem-part.*
+    split -n "r/$k" "$1" "$work/statusmem-part."
+    t0=$(date +%s%N)
+    for p in "$work"/statusmem-part.*; do
+      awk -v u="$URL/v1/requests/" '{ printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", u, $1 }' "$p" |
+        curl -s -K - -H "Authorization: Bearer $TOKEN" -w '%{http_code}\n' >"$p.codes" &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    t1=$(date +%s%N)
+    n=$(cat "$work"/statusmem-part.*.codes | wc -l)
+    bad=$(cat "$work"/statusmem-part.*.codes | grep -vc '^200$' || true)
+    awk -v k="$k" -v n="$n" -v b="$bad" -v ns=$((t1 - t0)) 'BEGIN { printf "{\"clients\":%d,\"per_s\":%.1f,\"non_200\":%d}", k, n * 1e9 / ns, b }'
+  }
+  # Samples of n messages (100 results each) from each end: the newest n
+  # must fit in half the cap to be in memory, the oldest are let go.
+  local lines n
+  lines=$(wc -l <"$ids")
+  n=$((STATUSMEM_CAP / (2 * 100 * 4200)))
+  [ "$n" -gt 200 ] && n=200
+  [ "$n" -gt $((lines / 2)) ] && n=$((lines / 2))
+  head -n "$n" "$ids" >"$work/statusmem-old.txt"
+  tail -n "$n" "$ids" >"$work/statusmem-new.txt"
+  local mem back reads rate1 rate2
+  mem=$(status_get_ms "$work/statusmem-new.txt")
+  back=$(status_get_ms "$work/statusmem-old.txt")
+  # Read-backs run on one connection per HTTP thread (2 by default): the
+  # rate of one client against two at once.
+  rate1=$(status_get_rate "$work/statusmem-old.txt" 1)
+  rate2=$(status_get_rate "$work/statusmem-old.txt" 2)
+  reads=$(curl -s "$URL/metrics" | awk '/^sluice_ingress_result_readbacks_total/ {print $2}')
+  echo "{\"entries\":$((count1 - count0)),\"cap_bytes\":$STATUSMEM_CAP,\"text_bytes\":$text,\"results_let_go\":$let_go,\"rss_before_kb\":$before,\"rss_after_kb\":$(rss_kb "$INGRESS_PID"),\"hwm_kb\":$(hwm_kb "$INGRESS_PID"),\"get_in_memory\":$mem,\"get_read_back\":$back,\"read_back_rate\":[$rate1,$rate2],\"readbacks\":${reads:-0}}" \
+    >"$results/statusmem.json"
+  stop_ingress
+}
+
 # phase_shaping: three workers share a route limited to SHAPED_RATE calls a
 # second and SHAPED_IN_FLIGHT at once (a lane with a single active consumer);
 # the shaped backend's access log gives the rate achieved, its /_stats the
 # most calls it saw at once.
 phase_shaping() {
-  say "8/10 shaping: $N_SHAPED requests, 3 workers, a route limited to $SHAPED_RATE/s and $SHAPED_IN_FLIGHT at once"
+  say "8/11 shaping: $N_SHAPED requests, 3 workers, a route limited to $SHAPED_RATE/s and $SHAPED_IN_FLIGHT at once"
   start_ingress bench_shaping
   start_workers 3 100 200
   load --route shaped --count "$N_SHAPED" --connections 64 --wait-final 300 >"$results/shaping_load.json"
@@ -393,7 +471,7 @@ phase_waiters() {
   ulimit -n "$(ulimit -Hn)"
   local room=$(($(ulimit -n) - 256))
   [ "$N_WAITERS" -le "$room" ] || N_WAITERS=$room
-  say "10/10 long-poll: $N_WAITERS clients waiting at once, then their requests made final"
+  say "10/11 long-poll: $N_WAITERS clients waiting at once, then their requests made final"
   SLUICE_MAX_CONNECTIONS=$((N_WAITERS + 256)) start_ingress bench_waiters
   "$BIN/bench/waiters" --amqp "$AMQP_URL" --namespace "$NS" --port "$INGRESS_PORT" \
     --token "$TOKEN" --pid "$INGRESS_PID" --waiters "$N_WAITERS" >"$results/waiters.json"
@@ -404,7 +482,7 @@ phase_waiters() {
 # 100), one worker (batch_size 100) whose calls to the 20 ms backend share
 # BC_CONNS connections, as a backend that takes few connections would have it.
 phase_batchcall() {
-  say "9/10 batch delivery: one call per request vs batch_max 100, 20 ms backend, $BC_CONNS connections"
+  say "9/11 batch delivery: one call per request vs batch_max 100, 20 ms backend, $BC_CONNS connections"
   start_ingress bench_batchcall
   SLUICE_MAX_HOST_CONNECTIONS=$BC_CONNS start_workers 1 100 200
   load --route slow --count "$N_BC1" --connections 64 --wait-final 600 >"$results/batchcall1.json"
@@ -481,6 +559,18 @@ wt = r["waiters"]
 row("ingress bytes per long-poll waiter (%d waiting)" % wt["waiters"], wt["bytes_per_waiter"], "B")
 f = wt["final_to_answer_ms"]
 row("final event -> long-poll answer p50 / p99", "%.1f / %.1f" % (f["p50"], f["p99"]), "ms")
+sm = r["statusmem"]
+# The bound: the cap, plus what the entries cost (the memory phase's bytes
+# per retained status), over the RSS before the flood, plus 16 MiB of working
+# memory (allocator caches, the decode buffers of 400 KB stream messages).
+limit_kb = sm["rss_before_kb"] + (sm["cap_bytes"] + sm["entries"] * s["bytes_per_entry"]) / 1024 + 16384
+row("ingress peak RSS, %d 4 KiB results, cap %d MiB" % (sm["entries"], sm["cap_bytes"] >> 20), "%d" % (sm["hwm_kb"] / 1024), "MB", None, "<= %d" % (limit_kb / 1024), sm["hwm_kb"] <= limit_kb)
+gm, gb = sm["get_in_memory"], sm["get_read_back"]
+row("status GET in memory p50 / p99", "%s / %s" % (gm.get("p50_ms"), gm.get("p99_ms")), "ms")
+row("status GET read back p50 / p99", "%s / %s" % (gb.get("p50_ms"), gb.get("p99_ms")), "ms")
+if "read_back_rate" in sm:
+    ra, rb = sm["read_back_rate"]
+    row("read-backs/s, 1 client / 2 at once", "%.0f / %.0f" % (ra["per_s"], rb["per_s"]), "/s", rb["per_s"] / ra["per_s"] if ra["per_s"] else None, "0 non-200", ra["non_200"] + rb["non_200"] == 0)
 w = r["soak_memory"]["worker_rss_kb"]
 warm = w[min(2, len(w) - 1)]
 row("worker RSS over %d requests (first/last/max)" % r["soak"]["submitted"], "%d / %d / %d" % (w[0] / 1024, w[-1] / 1024, max(w) / 1024), "MB", None, "flat", w[-1] <= warm * 1.2 + 1024)
@@ -503,7 +593,7 @@ printf '{"smoke":%d,"ceiling_messages":%d,"accept_seconds":%d,"e2e_requests":%d,
   "$smoke" "$N_CEILING" "$ACCEPT_S" "$N_E2E" "$LAT_RATE" "$LAT_S" "$N_BATCH1" "$N_BATCH100" \
   "$N_FLOOD" "$N_SOAK" "$N_SHAPED" "$N_WAITERS" "$(nproc)" >"$results/params.json"
 # PHASES="accept e2e" runs only those phases (no summary table).
-for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping batchcall waiters}; do "phase_$phase"; done
+for phase in ${PHASES:-ceiling accept accept_tls e2e latency batching memory shaping batchcall waiters statusmem}; do "phase_$phase"; done
 [ -n "${PHASES:-}" ] || report
 ln -sfn "$stamp" bench/results/latest
 say "results in bench/results/$stamp"

@@ -1,10 +1,11 @@
 /* main.c: sluice, the command-line client of the sluice gateway. It reads
  * the global options, picks the command and returns its exit code; the
- * commands live in submit.c, send.c, status.c and metrics.c. */
+ * commands live in submit.c, send.c, status.c, metrics.c and admin.c. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "admin.h"
 #include "cli.h"
 #include "metrics.h"
 #include "send.h"
@@ -19,6 +20,8 @@ static const char usage[] =
     "  send       queue one raw HTTP call (the transparent form, /v1/routes/...)\n"
     "  status     show a request's status, or --watch it until it is final\n"
     "  metrics    print the ingress's or a worker's Prometheus metrics\n"
+    "  dead       list, replay or purge the dead requests (admin key)\n"
+    "  routes     list, pause, resume or limit routes at runtime (admin key)\n"
     "  help       this text; 'sluice help COMMAND' or 'sluice COMMAND --help' for "
     "one\n" CLI_GLOBAL_HELP "\n"
     "Exit codes: 0 success, 1 the request ended failed or dead (status --watch),\n"
@@ -31,10 +34,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"submit", submit_main},
-    {"send", send_main},
-    {"status", status_main},
-    {"metrics", metrics_main},
+    {"submit", submit_main},   {"send", send_main}, {"status", status_main},
+    {"metrics", metrics_main}, {"dead", dead_main}, {"routes", routes_main},
 };
 
 static const struct command *find(const char *name)

@@ -73,8 +73,10 @@ static const struct scalar scalars[] = {
         "classic or quorum", false,
         "type of the lanes, dead and delay queues; quorum replicates them (docs/clustering.md)"),
     LNG("delivery_limit", "SLUICE_DELIVERY_LIMIT", 20, 1, 1000, delivery_limit,
-        "quorum only: returns of one unacked request to the queue (a worker died, a requeue) "
-        "before the broker dead-letters it"),
+        "deliveries of one request lost without an outcome (its worker died, lost its "
+        "connection or requeued it) before it is dead with the error delivery_limit; workers "
+        "count them in either queue type (docs/operations.md), and a quorum queue's broker "
+        "dead-letters on its own count too"),
     STR("admin_token", "SLUICE_ADMIN_TOKEN", "", admin_token, admin_token_ok,
         "empty, or 16..256 printable ASCII characters without spaces", true,
         "bearer token of the status page at / (empty: no page, 404)"),
@@ -87,6 +89,9 @@ static const struct scalar scalars[] = {
         ingress.status_retention_s, "how long request status is kept"),
     LNG("ingress.max_status_entries", "SLUICE_MAX_STATUS_ENTRIES", 1000000, 1000, 100000000,
         ingress.max_status_entries, "status entries kept in memory"),
+    LNG("ingress.max_status_bytes", "SLUICE_MAX_STATUS_BYTES", 268435456, 0, 1099511627776,
+        ingress.max_status_bytes,
+        "result bytes kept in memory; older ones are read back from the stream (0: no bound)"),
     LNG("ingress.confirm_timeout_ms", "SLUICE_CONFIRM_TIMEOUT_MS", 5000, 100, 60000,
         ingress.confirm_timeout_ms, "a publish unconfirmed this long answers 503"),
     LNG("ingress.max_connections", "SLUICE_MAX_CONNECTIONS", 10000, 16, 1000000,

@@ -49,6 +49,7 @@ struct cfg_key {
     char **routes;           /* route names allowed ("*": every route); a JWT with a routes
                               * claim may use those of its claim that are also here */
     size_t n_routes;
+    bool admin; /* API keys: may use the admin API (/v1/admin/...) */
 };
 
 struct cfg_route {
@@ -97,6 +98,7 @@ struct cfg_ingress {
     long max_body_bytes;
     long status_retention_s;
     long max_status_entries;
+    long max_status_bytes;   /* results beyond it are read back from the events stream */
     long confirm_timeout_ms; /* a publish unconfirmed this long answers 503 */
     long max_connections;
     long max_connections_per_ip;

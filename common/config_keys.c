@@ -199,11 +199,27 @@ static int key_type(const struct cfgp_src *x, const char *path, struct json_obje
     return 0;
 }
 
+/* load_admin reads an API key's optional "admin" flag: such a key may use
+ * the admin API (dead letters, routes). JWT keys never may: their tokens
+ * are minted elsewhere, and an operator's power should be a key's own. */
+static int load_admin(const struct cfgp_src *x, const char *path, struct json_object *o,
+                      struct cfg_key *k)
+{
+    struct json_object *v;
+    char p[CFG_PATH_MAX];
+    if (!json_object_object_get_ex(o, "admin", &v)) return 0;
+    cfgp_join(p, path, "admin");
+    if (!json_object_is_type(v, json_type_boolean))
+        return cfgp_fail(x, p, "must be true or false (got %.80s)", cfgp_show(v));
+    k->admin = json_object_get_boolean(v);
+    return 0;
+}
+
 static int load_key(const struct cfgp_src *x, const struct cfg *c, struct cfg_key *k, size_t i,
                     struct json_object *o)
 {
-    static const char *const api_names[] = {"id",     "type",   "secret_sha256",
-                                            "tenant", "routes", NULL};
+    static const char *const api_names[] = {"id",    "type", "secret_sha256", "tenant", "routes",
+                                            "admin", NULL};
     static const char *const jwt_names[] = {
         "id",       "type",   "alg",          "secret",       "issuer",       "public_key_file",
         "audience", "routes", "tenant_claim", "routes_claim", "clock_skew_s", NULL};
@@ -222,6 +238,7 @@ static int load_key(const struct cfgp_src *x, const struct cfg *c, struct cfg_ke
     } else {
         if (load_secret(x, path, o, k) < 0) return -1;
         if (cfgp_member_string(x, path, o, "tenant", CFG_NAME_MAX, &k->tenant) < 0) return -1;
+        if (load_admin(x, path, o, k) < 0) return -1;
     }
     if (cfgp_load_fields(x, path, o, key_fields, N_FIELDS(key_fields), k) < 0) return -1;
     if (k->is_jwt && k->status_retention_s) {

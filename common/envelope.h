@@ -30,6 +30,7 @@
  * room for the frame's own bytes and the x-death headers the broker adds
  * when a message comes back from a retry queue. */
 #define ENV_MAX_PROPERTIES (MQ_FRAME_MAX - 4096)
+#define ENV_MAX_REPLAYS 32767  /* EVENT_MAX_REPLAYS */
 #define ENV_PRIORITY_DEFAULT 5 /* "normal"; "high" is 9, "low" is 1 */
 
 struct env_header {
@@ -54,6 +55,10 @@ struct envelope {
     int max_attempts;      /* 0 = the route's */
     char *tenant;
     int attempts; /* backend calls already made */
+    int replays;  /* times replayed from the dead letters (x-sluice-replays) */
+    /* deliveries counts the times a worker took it and lost it (redelivered
+     * by the broker), as workers count them (x-sluice-deliveries). */
+    int deliveries;
     int64_t created_ms;
     /* The ingress's notes for the "queued" event, never sent to a worker:
      * the idempotency fingerprint and the cache key, "" when none. */

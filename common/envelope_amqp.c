@@ -23,12 +23,15 @@ enum {
     H_TIMEOUT,
     H_MAX_ATTEMPTS,
     H_HEADERS,
+    H_REPLAYS,
+    H_DELIVERIES,
     H_COUNT
 };
 static const char *const HNAMES[H_COUNT] = {
     "x-sluice-route",      "x-sluice-method",          "x-sluice-path",     "x-sluice-query",
     "x-sluice-tenant",     "x-sluice-idempotency-key", "x-sluice-attempts", "x-sluice-created",
-    "x-sluice-timeout-ms", "x-sluice-max-attempts",    "x-sluice-headers",
+    "x-sluice-timeout-ms", "x-sluice-max-attempts",    "x-sluice-headers",  "x-sluice-replays",
+    "x-sluice-deliveries",
 };
 
 static amqp_table_entry_t *put(amqp_table_t *t, int h, uint8_t kind)
@@ -76,6 +79,8 @@ int envelope_to_amqp(const struct envelope *e, amqp_pool_t *pool, amqp_basic_pro
     if (e->timeout_ms) put(t, H_TIMEOUT, AMQP_FIELD_KIND_I64)->value.value.i64 = e->timeout_ms;
     if (e->max_attempts)
         put(t, H_MAX_ATTEMPTS, AMQP_FIELD_KIND_I32)->value.value.i32 = e->max_attempts;
+    if (e->replays) put(t, H_REPLAYS, AMQP_FIELD_KIND_I32)->value.value.i32 = e->replays;
+    if (e->deliveries) put(t, H_DELIVERIES, AMQP_FIELD_KIND_I32)->value.value.i32 = e->deliveries;
     if (e->n_headers > 0 && put_headers(t, e, pool) < 0) return -ENOMEM;
     props->_flags = AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_PRIORITY_FLAG |
                     AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -116,6 +121,7 @@ size_t envelope_amqp_size(const struct envelope *e)
     if (e->idempotency_key) n += ENTRY(H_IDEM, LONGSTR(strlen(e->idempotency_key)));
     n +=
         ENTRY(H_ATTEMPTS, 4) + ENTRY(H_CREATED, 8) + ENTRY(H_TIMEOUT, 8) + ENTRY(H_MAX_ATTEMPTS, 4);
+    n += ENTRY(H_REPLAYS, 4) + ENTRY(H_DELIVERIES, 4);
     if (e->n_headers > 0) n += ENTRY(H_HEADERS, 4);
     for (size_t i = 0; i < e->n_headers; i++)
         n += SHORTSTR(strlen(e->headers[i].name)) + 1 + LONGSTR(strlen(e->headers[i].value));
@@ -192,9 +198,11 @@ static int amqp_strings(struct pctx *c, const amqp_field_value_t *const *f)
 static int amqp_numbers(struct pctx *c, const amqp_field_value_t *const *f, int64_t created)
 {
     struct envelope *e = c->e;
-    int64_t attempts = 0, timeout = 0, max = 0;
+    int64_t attempts = 0, timeout = 0, max = 0, replays = 0, deliveries = 0;
 
     if (field_int(c, f[H_ATTEMPTS], H_ATTEMPTS, 0, INT_MAX, &attempts) < 0 ||
+        field_int(c, f[H_REPLAYS], H_REPLAYS, 0, ENV_MAX_REPLAYS, &replays) < 0 ||
+        field_int(c, f[H_DELIVERIES], H_DELIVERIES, 0, INT_MAX, &deliveries) < 0 ||
         field_int(c, f[H_CREATED], H_CREATED, INT64_MIN, INT64_MAX, &created) < 0 ||
         field_int(c, f[H_TIMEOUT], H_TIMEOUT, 0, TIMEOUT_MS_MAX, &timeout) < 0 ||
         field_int(c, f[H_MAX_ATTEMPTS], H_MAX_ATTEMPTS, 0, MAX_ATTEMPTS_MAX, &max) < 0)
@@ -203,6 +211,8 @@ static int amqp_numbers(struct pctx *c, const amqp_field_value_t *const *f, int6
     e->created_ms = created;
     e->timeout_ms = (long)timeout;
     e->max_attempts = (int)max;
+    e->replays = (int)replays;
+    e->deliveries = (int)deliveries;
     return 0;
 }
 

@@ -73,6 +73,8 @@ int event_append(struct buf *b, const struct status_update *u)
     if (!rc && u->fp) rc = append_member(b, "fp", u->fp);
     if (!rc && u->ck) rc = append_member(b, "ck", u->ck);
     if (!rc && u->erase) rc = buf_appends(b, ",\"erase\":true");
+    if (!rc && u->replays > 0) rc = buf_appendf(b, ",\"replays\":%d", u->replays);
+    if (!rc && u->purge) rc = buf_appends(b, ",\"purge\":true");
     return rc ? rc : buf_append(b, "}", 1);
 }
 
@@ -139,7 +141,7 @@ static bool decode_event(struct jscan *s, struct status_update *u, struct event_
 {
     char key[16], state[16] = "";
     size_t id_len = 0, n;
-    int64_t created = -1, ts = -1, attempts = -1;
+    int64_t created = -1, ts = -1, attempts = -1, replays = 0;
     bool ok = jscan_enter(s, '{');
     int r = -1;
     *u = (struct status_update){0};
@@ -170,6 +172,10 @@ static bool decode_event(struct jscan *s, struct status_update *u, struct event_
             ok = jscan_string(s, t->ck, sizeof t->ck, &n) && (u->ck = t->ck);
         else if (strcmp(key, "erase") == 0)
             ok = read_bool(s, &u->erase);
+        else if (strcmp(key, "purge") == 0)
+            ok = read_bool(s, &u->purge);
+        else if (strcmp(key, "replays") == 0)
+            ok = jscan_int(s, 0, EVENT_MAX_REPLAYS, &replays);
         else
             ok = jscan_value(s, NULL, NULL);
     }
@@ -181,6 +187,7 @@ static bool decode_event(struct jscan *s, struct status_update *u, struct event_
     u->created_ms = created;
     u->ts_ms = ts;
     u->attempts = (int)attempts;
+    u->replays = (int)replays;
     return true;
 }
 

@@ -15,7 +15,9 @@
  * (ingress/idempotency.h, ingress/cache.h). An event with "erase":true is a
  * privacy erasure of a final request's result and error. A heartbeat
  * {"v":1,"heartbeat":"<instance>","ts":<ms>} says an ingress replica is
- * alive (ingress/limits.h shares a key's rate among the live ones). */
+ * alive (ingress/limits.h shares a key's rate among the live ones).
+ * "replays":N names the generation of a request an operator replayed from
+ * the dead letters, and "purge":true says its dead letter is gone. */
 #ifndef SLUICE_EVENT_H
 #define SLUICE_EVENT_H
 
@@ -53,11 +55,19 @@ struct status_update {
     const char *fp;     /* NULL or the idempotency fingerprint (queued events) */
     const char *ck;     /* NULL or the cache key (queued events) */
     bool erase;         /* erase the result and error of this final request */
+    /* replays is the request's generation: how many times an operator sent
+     * it back from the dead letters ("replays":N, absent when 0). An event
+     * of a newer generation replaces a final state; an older one is stale
+     * (ingress/status_index.h). */
+    int replays;
+    bool purge; /* its dead letter was purged: no longer listed as dead */
 };
 
 /* EVENT_TAG_MAX bounds fp and ck: short printable tokens. */
 #define EVENT_TAG_MAX 64
 #define EVENT_REASON_MAX 32
+/* EVENT_MAX_REPLAYS bounds a request's generation (the status index keeps 15 bits). */
+#define EVENT_MAX_REPLAYS 32767
 
 const char *event_state_name(enum req_state s);
 /* event_state_parse returns the state named name, or -1. */

@@ -572,6 +572,28 @@ static int on_method(struct mq *mq, const amqp_frame_t *f, struct mq_event *ev)
     }
 }
 
+int mq_get(struct mq *mq, const char *queue, struct mq_event *ev)
+{
+    *ev = (struct mq_event){.kind = MQ_NONE};
+    if (mq->broken) return AMQP_STATUS_CONNECTION_CLOSED;
+    amqp_maybe_release_buffers(mq->conn);
+    amqp_rpc_reply_t r = amqp_basic_get(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        char err[256];
+        reply_text(r, "basic.get", err, sizeof(err));
+        log_error("%s", err);
+        mq->broken = true;
+        return r.library_error ? r.library_error : AMQP_STATUS_CONNECTION_CLOSED;
+    }
+    if (r.reply.id != AMQP_BASIC_GET_OK_METHOD) return 0; /* get-empty */
+    const amqp_basic_get_ok_t *ok = r.reply.decoded;
+    *ev = (struct mq_event){
+        .kind = MQ_DELIVERY, .tag = ok->delivery_tag, .redelivered = ok->redelivered};
+    int rc = read_content(mq, ev);
+    if (rc <= 0) ev->kind = MQ_NONE;
+    return rc;
+}
+
 int mq_next(struct mq *mq, struct mq_event *ev, int timeout_ms)
 {
     *ev = (struct mq_event){.kind = MQ_NONE};

@@ -137,6 +137,13 @@ __attribute__((warn_unused_result)) int mq_nack(struct mq *mq, uint64_t tag, boo
  * few seconds. */
 __attribute__((warn_unused_result)) int mq_next(struct mq *mq, struct mq_event *ev, int timeout_ms);
 void mq_event_release(struct mq_event *ev);
+/* mq_get takes one message of queue (basic.get, manual ack), for passes
+ * over a queue nobody consumes (the dead letters). Returns 1 with an
+ * MQ_DELIVERY event (release it), 0 when the queue is empty, or a negative
+ * status (the connection is then broken). Blocks for the round trip: call
+ * it from a thread of its own, with no confirm outstanding. */
+__attribute__((warn_unused_result)) int mq_get(struct mq *mq, const char *queue,
+                                               struct mq_event *ev);
 
 /* mq_strerror describes a negative status returned above. */
 const char *mq_strerror(int status);

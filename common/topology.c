@@ -16,10 +16,16 @@
 #define EVENTS_SEGMENT_BYTES (50 * 1000 * 1000)
 /* The claims stream carries about 35 bytes per request. */
 #define CLAIMS_SEGMENT_BYTES (10 * 1000 * 1000)
+/* The admin stream holds whole snapshots of the routes' runtime state
+ * (common/routectl.h): readers start at its last chunk, which retention
+ * never deletes, so it needs no age limit; a small size limit keeps the
+ * history short. */
+#define ADMIN_SEGMENT_BYTES (1000 * 1000)
+#define ADMIN_MAX_BYTES (10 * 1000 * 1000)
 
 static const char *const suffixes[] = {
     [TOPO_OLD_REQUESTS] = "requests", [TOPO_DEAD] = "dead",     [TOPO_EVENTS] = "events",
-    [TOPO_DELAY] = "delay",           [TOPO_CLAIMS] = "claims",
+    [TOPO_DELAY] = "delay",           [TOPO_CLAIMS] = "claims", [TOPO_ADMIN] = "admin",
 };
 
 /* A queue_args is the argument table of a queue being declared. */
@@ -212,13 +218,18 @@ int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
 {
     char dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX], delay[TOPO_NAME_MAX], claims[TOPO_NAME_MAX],
         max_age[32];
-    struct queue_args dl = {.n = 0}, ev = {.n = 0}, cl = {.n = 0};
+    struct queue_args dl = {.n = 0}, ev = {.n = 0}, cl = {.n = 0}, ad = {.n = 0};
+    char admin[TOPO_NAME_MAX];
     bool quorum;
     if (is_quorum(cfg, &quorum, err, errlen) < 0) return -1;
     topo_name(cfg, TOPO_DEAD, dead, sizeof(dead));
     topo_name(cfg, TOPO_EVENTS, events, sizeof(events));
     topo_name(cfg, TOPO_DELAY, delay, sizeof(delay));
     topo_name(cfg, TOPO_CLAIMS, claims, sizeof(claims));
+    topo_name(cfg, TOPO_ADMIN, admin, sizeof(admin));
+    arg_str(&ad, "x-queue-type", "stream");
+    arg_i64(&ad, "x-max-length-bytes", ADMIN_MAX_BYTES);
+    arg_i64(&ad, "x-stream-max-segment-size-bytes", ADMIN_SEGMENT_BYTES);
     snprintf(max_age, sizeof(max_age), "%lds", cfg->ingress.status_retention_s);
     dead_args(quorum, &dl);
     stream_args(max_age, EVENTS_SEGMENT_BYTES, &ev);
@@ -227,7 +238,8 @@ int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
         mq_declare_exchange(mq, delay, "headers", err, errlen) < 0 ||
         declare_lanes(mq, cfg, quorum, dead, err, errlen) < 0 ||
         mq_declare_queue(mq, events, table(&ev), err, errlen) < 0 ||
-        mq_declare_queue(mq, claims, table(&cl), err, errlen) < 0)
+        mq_declare_queue(mq, claims, table(&cl), err, errlen) < 0 ||
+        mq_declare_queue(mq, admin, table(&ad), err, errlen) < 0)
         return -1;
     return 0;
 }

@@ -15,7 +15,7 @@
 /* Names of the fixed exchanges and queues. TOPO_OLD_REQUESTS is the
  * requests queue (and direct exchange) of releases before lanes: never
  * declared now, only drained where it still exists (docs/operations.md). */
-enum topo_queue { TOPO_OLD_REQUESTS, TOPO_DEAD, TOPO_EVENTS, TOPO_DELAY, TOPO_CLAIMS };
+enum topo_queue { TOPO_OLD_REQUESTS, TOPO_DEAD, TOPO_EVENTS, TOPO_DELAY, TOPO_CLAIMS, TOPO_ADMIN };
 
 /* TOPO_NAME_MAX bounds a name: the namespace (at most 64 bytes, see
  * config.c), a kind and a route name (at most 64 bytes). */

@@ -11,12 +11,15 @@
 #include "cache.h"
 #include "config.h"
 #include "control.h"
+#include "deadletters.h"
 #include "events.h"
 #include "idempotency.h"
 #include "keylimits.h"
 #include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
+#include "readback.h"
+#include "routectl.h"
 #include "status_index.h"
 #include "waiters.h"
 
@@ -41,6 +44,9 @@ struct app {
     struct cache *cache;       /* cached reads (cache.h) */
     struct limits *limits;     /* per-key limits (keylimits.h) */
     struct control *control;   /* cancels, erasures, heartbeats (control.h) */
+    struct readback *readback; /* results let go by the index, read back (readback.h) */
+    struct deadletters *dead;  /* replays and purges of the dead letters (deadletters.h) */
+    struct routectl *routectl; /* the routes' pauses and overrides (routectl.h) */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

@@ -34,6 +34,7 @@ struct op {
     char tenant[129], route[129];
     uint64_t serial; /* a cancel's correlation_id */
     int64_t deadline_ms;
+    bool sent;            /* published; until then it waits for the session, up to its deadline */
     control_done_fn done; /* NULL once answered (an erasure past its deadline) */
     void *arg;
     struct op *next;
@@ -80,6 +81,7 @@ static int submit(struct control *c, enum op_kind kind, const struct status_brie
                                    .route = op->route,
                                    .created_ms = b->created_ms,
                                    .attempts = b->attempts,
+                                   .replays = b->replays,
                                    .erase = kind == OP_ERASE};
     op->deadline_ms = clock_mono_ms() + c->cfg->ingress.confirm_timeout_ms;
     op->done = done;
@@ -162,13 +164,21 @@ static struct op *take_submitted(struct control *c)
     return op;
 }
 
-/* start publishes the operations submitted since the last turn. */
+/* start publishes the operations submitted since the last turn, and those
+ * that waited for the session: a connection being set up (or set up again)
+ * delays an operation instead of failing it. */
 static void start(struct control *c)
 {
     for (struct op *op = take_submitted(c), *next; op; op = next) {
         next = op->next;
         op->next = c->inflight;
         c->inflight = op;
+    }
+    if (!session_up(c->session)) return;
+    for (struct op *op = c->inflight, *next; op; op = next) {
+        next = op->next;
+        if (op->sent) continue;
+        op->sent = true;
         int rc = op->kind == OP_CANCEL ? publish_cancel(c, op) : publish_event(c, &op->u, op);
         if (rc != SESSION_OK) finish(c, op, 503);
     }
@@ -256,14 +266,14 @@ static void heartbeat(struct control *c, int64_t now)
     buf_free(&b);
 }
 
-/* reap answers 503 to operations past their deadline. An erasure stays
- * until the session reports its publish (it belongs to the session). */
+/* reap answers 503 to operations past their deadline. A published erasure
+ * stays until the session reports its publish (it belongs to the session). */
 static void reap(struct control *c, int64_t now)
 {
     for (struct op *op = c->inflight, *next; op; op = next) {
         next = op->next;
         if (now < op->deadline_ms || !op->done) continue;
-        if (op->kind == OP_CANCEL)
+        if (op->kind == OP_CANCEL || !op->sent)
             finish(c, op, 503);
         else
             answer(op, 503);

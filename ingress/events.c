@@ -39,7 +39,8 @@ struct events {
     char instance[ID_LEN + 1];
     int64_t next_offset; /* first stream offset not yet applied; -1: from the start */
     uint64_t last_tag;   /* newest delivery of this turn, acked at its end; 0: none */
-    struct metric *m_events, *m_malformed, *m_entries;
+    int64_t cur_offset;  /* stream offset of the message being applied; -1: unknown */
+    struct metric *m_events, *m_malformed, *m_entries, *m_text_bytes, *m_let_go;
 };
 
 static void on_update(void *arg, const struct status_update *u)
@@ -52,7 +53,8 @@ static void on_update(void *arg, const struct status_update *u)
         int before = status_index_state(e->index, u->id, u->tenant);
         first_final = before < 0 || !ST_FINAL(before);
     }
-    if (status_index_apply(e->index, u) < 0) log_warn("status index: out of memory");
+    if (status_index_apply_at(e->index, u, e->cur_offset) < 0)
+        log_warn("status index: out of memory");
     if (first_final) activity_note(e->activity, u);
     if (e->obs && e->obs->on_update) e->obs->on_update(e->obs_arg, u);
     metric_add(e->m_events, 1);
@@ -84,12 +86,15 @@ static bool from_this_process(const struct events *e, const amqp_message_t *msg)
 static void apply_delivery(struct events *e, const amqp_message_t *msg)
 {
     const struct event_sink sink = {e, on_update, on_marker, on_heartbeat};
-    if (!from_this_process(e, msg) && event_parse_all(msg->body.bytes, msg->body.len, &sink) < 0)
-        metric_add(e->m_malformed, 1);
     const amqp_field_value_t *off = NULL;
     if (msg->properties._flags & AMQP_BASIC_HEADERS_FLAG)
         off = mq_header(&msg->properties.headers, "x-stream-offset");
-    if (off && off->kind == AMQP_FIELD_KIND_I64) e->next_offset = off->value.i64 + 1;
+    /* The index remembers where each final event sits, to read back a
+     * result it let go of (ingress/readback.h). */
+    e->cur_offset = off && off->kind == AMQP_FIELD_KIND_I64 ? off->value.i64 : -1;
+    if (!from_this_process(e, msg) && event_parse_all(msg->body.bytes, msg->body.len, &sink) < 0)
+        metric_add(e->m_malformed, 1);
+    if (e->cur_offset >= 0) e->next_offset = e->cur_offset + 1;
 }
 
 static int publish_marker(struct events *e, struct mq *mq)
@@ -154,6 +159,10 @@ static bool turn(struct events *e, int64_t *next_expire)
         session_break(e->session, "acking the stream failed");
     e->last_tag = 0;
     metric_set(e->m_entries, (int64_t)status_index_count(e->index));
+    struct status_text_stats st;
+    status_index_text_stats(e->index, &st);
+    metric_set(e->m_text_bytes, (int64_t)st.text_bytes);
+    metric_set(e->m_let_go, (int64_t)st.spilled);
     if (clock_mono_ms() >= *next_expire) {
         status_index_expire(e->index, clock_real_ms());
         if (e->obs && e->obs->on_expire) e->obs->on_expire(e->obs_arg, clock_real_ms());
@@ -191,6 +200,12 @@ struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
                                      "Events stream messages that could not be parsed.", NULL);
     e->m_entries = metrics_gauge(metrics, "sluice_ingress_status_entries",
                                  "Requests whose status this replica holds.", NULL);
+    e->m_text_bytes = metrics_gauge(metrics, "sluice_ingress_status_text_bytes",
+                                    "Bytes of results and errors the status index holds.", NULL);
+    e->m_let_go = metrics_gauge(metrics, "sluice_ingress_status_results_let_go",
+                                "Results the status index let go of past max_status_bytes "
+                                "(read back from the events stream when asked for).",
+                                NULL);
     struct session_params sp = {
         .cfg = cfg,
         .name = "sluice-ingress events",
@@ -199,7 +214,7 @@ struct events *events_new(const struct cfg *cfg, struct metrics *metrics,
     e->session = session_new(&sp);
     e->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (e->stop_fd < 0 || !e->session || !e->m_events || !e->m_malformed || !e->m_entries ||
-        pthread_create(&e->thread, NULL, events_main, e) != 0) {
+        !e->m_text_bytes || !e->m_let_go || pthread_create(&e->thread, NULL, events_main, e) != 0) {
         if (e->stop_fd >= 0) close(e->stop_fd);
         session_free(e->session);
         free(e);

@@ -13,6 +13,8 @@
 #include <strings.h>
 
 #include "admin.h"
+#include "adminapi.h"
+#include "routesapi.h"
 #include "auth.h"
 #include "batch.h"
 #include "clock.h"
@@ -99,14 +101,20 @@ static void answer_status(struct request *r, struct answer *a)
     id[ID_LEN] = '\0';
     struct buf b;
     buf_init(&b, 64 << 20);
-    int rc = status_index_render(r->app->index, id, r->who.tenant, &b);
+    int rc = readback_render(r->app->readback, r->app->index, id, r->who.tenant, &b);
     /* Until the stream is read up to now, "unknown" may only mean "not read yet". */
     if (rc == -ENOENT && !events_caught_up(r->app->events))
         answer_error(a, 503, "not_ready",
                      "still reading the events stream; this status may exist, retry");
     else if (rc == -ENOENT)
         answer_error(a, 404, "not_found", "no request with this id");
-    else if (rc < 0)
+    else if (rc == -EAGAIN) {
+        /* Its result left memory and reading it back failed: never the
+         * document without it. */
+        answer_error(a, 503, "not_ready",
+                     "the result could not be read from the events stream; retry");
+        (void)answer_header(a, "Retry-After", "%d", 1);
+    } else if (rc < 0)
         answer_error(a, 500, "internal_error", "out of memory");
     else
         answer_text(a, 200, "application/json", &b);
@@ -340,7 +348,9 @@ static bool run_preflight(struct request *r, struct answer *a)
 /* ---- the endpoints ---- */
 
 enum methods { M_READ /* GET and HEAD */, M_GET, M_POST, M_DELETE, M_ANY };
-enum who { ANYONE, KEY, ADMIN };
+/* ADMIN: the status page's admin token; ADMIN_KEY: an API key with
+ * "admin": true, or that token (the page calls the admin API with it). */
+enum who { ANYONE, KEY, ADMIN, ADMIN_KEY };
 enum takes { NO_BODY, JSON_BODY, ANY_BODY };
 
 struct endpoint {
@@ -378,6 +388,11 @@ static const struct endpoint ENDPOINTS[] = {
     {"/v1/requests/", true, M_GET, KEY, false, NO_BODY, NULL, get_status},
     {"/v1/requests/", true, M_DELETE, KEY, false, NO_BODY, NULL, requests_delete},
     {"/v1/routes/", true, M_ANY, KEY, false, ANY_BODY, begin_transparent, submit_transparent},
+    {"/v1/admin/dead", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_dead_list},
+    {"/v1/admin/dead:replay", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_replay},
+    {"/v1/admin/dead:purge", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_purge},
+    {"/v1/admin/routes", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_routes_list},
+    {"/v1/admin/routes/", true, M_ANY, ADMIN_KEY, false, JSON_BODY, NULL, admin_route_change},
 };
 
 static bool path_starts(const struct request *r, const char *p, size_t n)
@@ -482,8 +497,10 @@ int handle_begin(struct request *r, struct answer *a)
         return 0;
     }
     /* Inside /v1 the key comes first: without one, nothing about paths or
-     * routes is told. */
-    if (v1 && authenticate(r, a) < 0) return -1;
+     * routes is told. The admin API also takes the status page's token. */
+    bool admin_token =
+        path_starts(r, "/v1/admin/", 10) && auth_admin(cfg, r->io->header(r, "Authorization"));
+    if (v1 && !admin_token && authenticate(r, a) < 0) return -1;
     r->ep = find(r);
     if (!r->ep && !v1) r->ep = find_edge(r);
     /* Outside /v1 and the routes' paths everything is read-only. */
@@ -499,6 +516,10 @@ int handle_begin(struct request *r, struct answer *a)
         auth_admin_refusal(r->io->header(r, "Authorization"), &why);
         return refuse_why(a, &why);
     }
+    if (r->ep->who == ADMIN_KEY && !admin_token && !(r->who.key && r->who.key->admin))
+        return refuse(a, 403, "admin_forbidden", "this key may not use the admin API");
+    if (r->ep->who != ADMIN_KEY && admin_token && !r->who.key)
+        return refuse(a, 404, "not_found", "no such endpoint");
     if (r->ep->begin && r->ep->begin(r, a) < 0) return -1;
     return body_checks(r, a);
 }

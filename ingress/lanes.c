@@ -123,6 +123,11 @@ void lanes_set_depth(struct lanes *l, size_t i, uint32_t messages, int64_t now_m
     metric_set_float(ln->m_backlog_s, backlog_s(messages, drain));
 }
 
+int64_t lanes_depth(struct lanes *l, size_t i)
+{
+    return atomic_load(&l->lanes[i].depth);
+}
+
 uint64_t lanes_total(struct lanes *l)
 {
     uint64_t n = 0;

@@ -31,6 +31,8 @@ int lanes_of(const struct lanes *l, const char *route);
 /* lanes_set_depth records the ready messages of lane i at real time now_ms
  * and refreshes its metrics. */
 void lanes_set_depth(struct lanes *l, size_t i, uint32_t messages, int64_t now_ms);
+/* lanes_depth is lane i's last polled depth, or -1 before any poll. */
+int64_t lanes_depth(struct lanes *l, size_t i);
 /* lanes_total is the sum of the last depths polled (0 before any poll). */
 uint64_t lanes_total(struct lanes *l);
 

@@ -69,6 +69,7 @@ int main(int argc, char **argv)
     app.idem = idem_new(&app.cfg);
     app.cache = app.index ? cache_new(&app.cfg, app.index) : NULL;
     app.waiters = app.metrics ? waiters_new(app.metrics) : NULL;
+    if (app.index) status_index_set_max_bytes(app.index, (size_t)app.cfg.ingress.max_status_bytes);
     if (!app.metrics || !app.index || !app.activity || !app.idem || !app.cache || !app.waiters ||
         app_declare_metrics(&app) < 0 || set_retentions(&app) < 0) {
         log_error("out of memory at start");
@@ -95,7 +96,11 @@ int main(int argc, char **argv)
                                               app.lanes, instance)
                               : NULL;
     app.control = control_new(&app.cfg, app.metrics, app.index, instance);
-    if (!app.events || !app.publisher || !app.control) {
+    app.dead = deadletters_new(&app.cfg);
+    app.routectl = routectl_new(&app.cfg, "sluice-ingress-admin");
+    app.readback = readback_new(&app.cfg, app.metrics);
+    if (!app.events || !app.publisher || !app.control || !app.dead || !app.routectl ||
+        !app.readback) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
     }
@@ -117,8 +122,12 @@ out:
     if (app.waiters) waiters_drain(app.waiters);
     /* Cancels and erasures in flight are answered before HTTP stops. */
     if (app.control) control_drain(app.control);
+    deadletters_drain(app.dead);
     http_stop(http);
+    readback_free(app.readback);
     control_free(app.control);
+    deadletters_free(app.dead);
+    routectl_free(app.routectl);
     publisher_free(app.publisher);
     events_free(app.events);
     waiters_free(app.waiters);

@@ -36,7 +36,12 @@ static void answer_status(struct request *r, struct answer *a, const char *id)
 {
     struct buf b;
     buf_init(&b, 64 << 20);
-    if (status_index_render(r->app->index, id, r->who.tenant, &b) < 0)
+    int rc = readback_render(r->app->readback, r->app->index, id, r->who.tenant, &b);
+    if (rc == -EAGAIN) {
+        answer_error(a, 503, "not_ready",
+                     "the result could not be read from the events stream; retry");
+        (void)answer_header(a, "Retry-After", "%d", 1);
+    } else if (rc < 0)
         answer_error(a, 500, "internal_error", "the status vanished (out of memory?)");
     else
         answer_text(a, 200, "application/json", &b);

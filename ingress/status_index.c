@@ -1,8 +1,12 @@
 /* status_index.c: the id -> status index every ingress replica builds from
  * the events stream. Memory is what bounds it, so an entry is a fixed 72-byte
  * record: the ID inline, tenant and route as indexes into small interned
- * string tables, times, and pointers to the result and error texts (the only
- * variable-size parts). Entries live in a ring in insertion order, which makes
+ * string tables, times, one pointer to the result and error texts (the only
+ * variable-size parts) and the stream offset of the final event that carried
+ * them. Past max_bytes of results, results leave memory oldest entry first
+ * (ring order) and only that offset stays: the caller reads such a result
+ * back from the stream (ingress/readback.h). Errors stay: listings show them
+ * and they are short (a code and a message). Entries live in a ring in insertion order, which makes
  * eviction of the oldest and expiry by creation time a pop from the head; an
  * open-addressing table of uint32 ring slots (linear probing, backward-shift
  * deletion, load <= 0.5) finds them by ID. */
@@ -25,13 +29,21 @@
 #define MAX_ENTRIES ((size_t)1 << 30)
 #define TIME_LEN 64
 #define MAX_ATTEMPTS_SHOWN 127 /* a route's max_attempts is at most 100 */
+#define CREATED_MAX ((INT64_C(1) << 48) - 1)
 
 struct entry {
     char id[ID_LEN];
-    int64_t created_ms;
-    int64_t updated_ms; /* also the completion time once the state is final */
-    char *result;       /* NULL or a NUL-terminated JSON object */
-    char *error;
+    /* Milliseconds since the epoch fit 48 bits (up to the year 10889); the
+     * bits left hold what an operator did to it, without growing the entry. */
+    uint64_t created_ms : 48;
+    uint64_t replays : 15; /* its generation: replays from the dead letters */
+    uint64_t purged : 1;   /* dead, and its dead letter purged: not listed */
+    int64_t updated_ms;    /* also the completion time once the state is final */
+    /* NULL, or the result then the error, each NUL-terminated and empty when
+     * absent (a JSON object never is): one pointer instead of two leaves room
+     * for at within 72 bytes. */
+    char *texts;
+    int64_t at; /* 1 + the stream offset of the final event with a result; 0: none known */
     uint16_t tenant;
     uint16_t route;
     /* Packed into the four bytes left, so that an entry stays 72 bytes. */
@@ -51,8 +63,9 @@ _Static_assert(sizeof(struct entry) <= 72, "entries are the bulk of the index's 
 
 /* The reasons an event may give, as the status document spells them; an
  * unknown one (a newer worker's) is shown as none. */
-enum { REASON_NONE, REASON_BREAKER_OPEN, N_REASONS };
-static const char *const reasons[N_REASONS] = {[REASON_BREAKER_OPEN] = "breaker_open"};
+enum { REASON_NONE, REASON_BREAKER_OPEN, REASON_PAUSED, N_REASONS };
+static const char *const reasons[N_REASONS] = {
+    [REASON_BREAKER_OPEN] = "breaker_open", [REASON_PAUSED] = "paused"};
 
 /* Interned strings are never freed: tenants and routes come from the
  * configuration, so a table stays small; UINT16_MAX bounds it anyway. */
@@ -80,6 +93,10 @@ struct status_index {
     struct tenant_info *tinfo; /* tenants.cap of them */
     bool short_retention;      /* some tenant's retention is shorter: expire sweeps */
     size_t text_bytes;         /* result and error copies */
+    size_t held;               /* bytes of results that may leave memory (at != 0) */
+    size_t max_bytes;          /* bound of held; 0: none */
+    size_t spill;              /* entries from the head whose results were let go */
+    uint64_t spilled;          /* results let go so far */
     int64_t retention_ms;
     int64_t horizon_ms; /* updates of requests created before are ignored */
     status_final_fn on_final;
@@ -143,20 +160,93 @@ static void table_rebuild(struct status_index *idx)
     }
 }
 
-static void text_free(struct status_index *idx, char **text)
+/* TEXT_OVERHEAD is what malloc adds to each block, counted so that the
+ * bound is about memory rather than JSON bytes. */
+#define TEXT_OVERHEAD 16
+
+static const char *result_of(const struct entry *e)
 {
-    if (*text) idx->text_bytes -= strlen(*text) + 1;
-    free(*text);
-    *text = NULL;
+    return e->texts && e->texts[0] ? e->texts : NULL;
 }
 
-/* text_take moves a copied text into an entry field, freeing what it held. */
-static void text_take(struct status_index *idx, char **field, char **text)
+static const char *error_of(const struct entry *e)
 {
-    text_free(idx, field);
-    if (*text) idx->text_bytes += strlen(*text) + 1;
-    *field = *text;
-    *text = NULL;
+    if (!e->texts) return NULL;
+    const char *err = e->texts + strlen(e->texts) + 1;
+    return *err ? err : NULL;
+}
+
+static size_t texts_size(const char *texts)
+{
+    if (!texts) return 0;
+    size_t r = strlen(texts) + 1;
+    return r + strlen(texts + r) + 1 + TEXT_OVERHEAD;
+}
+
+/* result_cost is what letting go of e's result would give back. */
+static size_t result_cost(const struct entry *e)
+{
+    return e->at && result_of(e) ? strlen(e->texts) : 0;
+}
+
+static void texts_free(struct status_index *idx, struct entry *e)
+{
+    idx->text_bytes -= texts_size(e->texts);
+    idx->held -= result_cost(e);
+    free(e->texts);
+    e->texts = NULL;
+}
+
+/* texts_take moves a block made by texts_make into e (freeing what it held)
+ * with the offset of the event it came from (0: unknown). */
+static void texts_take(struct status_index *idx, struct entry *e, char **texts, int64_t at)
+{
+    texts_free(idx, e);
+    e->texts = *texts;
+    e->at = *texts && (*texts)[0] ? at : 0;
+    *texts = NULL;
+    idx->text_bytes += texts_size(e->texts);
+    idx->held += result_cost(e);
+}
+
+/* let_go frees e's result, keeping its error (in a block of its own) and
+ * at; it fails only on ENOMEM, leaving e as it was. */
+static int let_go(struct status_index *idx, struct entry *e)
+{
+    const char *err = error_of(e);
+    char *rest = NULL;
+    if (err) {
+        size_t n = strlen(err) + 1;
+        rest = malloc(n + 1);
+        if (!rest) return -ENOMEM;
+        rest[0] = '\0';
+        memcpy(rest + 1, err, n);
+    }
+    int64_t at = e->at;
+    texts_free(idx, e);
+    e->texts = rest;
+    e->at = at;
+    idx->text_bytes += texts_size(rest);
+    idx->spilled++;
+    return 0;
+}
+
+/* spill lets results go, oldest entry first, until held is within
+ * max_bytes. The cursor walks the ring from the head; a result that came
+ * later to an entry behind it is taken on a second pass from the head. */
+static void spill(struct status_index *idx)
+{
+    bool wrapped = false;
+    while (idx->max_bytes && idx->held > idx->max_bytes) {
+        if (idx->spill >= idx->count) {
+            if (wrapped) return; /* cannot happen: held counts results in the ring */
+            idx->spill = 0;
+            wrapped = true;
+        }
+        struct entry *e = &idx->ring[(idx->head + idx->spill) % idx->cap];
+        if (result_cost(e) && let_go(idx, e) < 0) return;
+        idx->spill++;
+    }
 }
 
 /* drop takes the entry at ring slot pos out of the table and frees its
@@ -170,8 +260,8 @@ static void drop(struct status_index *idx, size_t pos)
     size_t i = probe(idx, e->id, &found);
     if (found && idx->table[i] == pos) table_delete(idx, i);
     if (!ST_FINAL(e->state)) idx->tinfo[e->tenant].open--;
-    text_free(idx, &e->result);
-    text_free(idx, &e->error);
+    texts_free(idx, e);
+    e->at = 0;
     e->state = ST_GONE;
 }
 
@@ -180,6 +270,7 @@ static void evict_head(struct status_index *idx)
     drop(idx, idx->head);
     idx->head = (idx->head + 1) % idx->cap;
     idx->count--;
+    if (idx->spill > 0) idx->spill--;
 }
 
 /* grow doubles the ring (up to max) and rebuilds the table for the new size,
@@ -308,11 +399,8 @@ out:
 void status_index_free(struct status_index *idx)
 {
     if (!idx) return;
-    for (size_t n = 0; n < idx->count; n++) {
-        struct entry *e = &idx->ring[(idx->head + n) % idx->cap];
-        free(e->result);
-        free(e->error);
-    }
+    for (size_t n = 0; n < idx->count; n++)
+        free(idx->ring[(idx->head + n) % idx->cap].texts);
     strtab_free(&idx->tenants);
     strtab_free(&idx->routes);
     free(idx->drains);
@@ -336,8 +424,18 @@ static unsigned reason_of(const char *name)
     return REASON_NONE;
 }
 
-static int insert(struct status_index *idx, const struct status_update *u, char **result,
-                  char **error)
+/* created_of is an entry's creation time as the updates give it. */
+static int64_t created_of(const struct entry *e)
+{
+    return (int64_t)e->created_ms;
+}
+
+static uint64_t created_bits(int64_t ms)
+{
+    return (uint64_t)(ms < 0 ? 0 : ms > CREATED_MAX ? CREATED_MAX : ms);
+}
+
+static int insert(struct status_index *idx, const struct status_update *u, char **texts, int64_t at)
 {
     uint16_t tenant, route;
     int rc = intern(&idx->tenants, u->tenant, &tenant, &idx->tinfo);
@@ -351,7 +449,8 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
     if (rc) return rc;
     size_t pos = (idx->head + idx->count) % idx->cap;
     struct entry *e = &idx->ring[pos];
-    *e = (struct entry){.created_ms = u->created_ms,
+    *e = (struct entry){.created_ms = created_bits(u->created_ms),
+                        .replays = (unsigned)u->replays,
                         .updated_ms = u->ts_ms,
                         .tenant = tenant,
                         .route = route,
@@ -361,13 +460,30 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
     /* A request first seen queued has entered its lane. */
     if (u->state == ST_QUEUED) e->ticket = drain_arrive(&idx->drains[route]);
     memcpy(e->id, u->id, ID_LEN);
-    text_take(idx, &e->result, result);
-    text_take(idx, &e->error, error);
+    texts_take(idx, e, texts, ST_FINAL(e->state) ? at : 0);
     if (!ST_FINAL(e->state)) idx->tinfo[tenant].open++;
     bool found;
     idx->table[probe(idx, e->id, &found)] = (uint32_t)pos;
     idx->count++;
     return 0;
+}
+
+/* regenerate starts e anew for u's newer generation (a replay from the
+ * dead letters): its earlier outcome no longer says anything. */
+static void regenerate(struct status_index *idx, struct entry *e, const struct status_update *u)
+{
+    if (ST_FINAL(e->state)) idx->tinfo[e->tenant].open++;
+    e->replays = (unsigned)u->replays;
+    e->purged = 0;
+    e->erased = 0;
+    e->attempts = 0;
+    e->reason = REASON_NONE;
+    e->state = ST_QUEUED;
+    e->updated_ms = u->ts_ms;
+    texts_free(idx, e);
+    e->at = 0; /* the earlier outcome on the stream is no longer this request's */
+    /* Sent back to its lane: it queues there again. */
+    if (!e->ticket && u->state == ST_QUEUED) e->ticket = drain_arrive(&idx->drains[e->route]);
 }
 
 /* merge applies the rules of status_index.h. A final state is kept as it
@@ -377,16 +493,24 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
  * own "queued" (without a reason) may come after a worker's events; a
  * worker's "queued" with a reason is news. */
 static void merge(struct status_index *idx, struct entry *e, const struct status_update *u,
-                  char **result, char **error)
+                  char **texts, int64_t at)
 {
     if (u->erase) {
         /* An erasure follows the final state it erases on the stream. */
         if (!ST_FINAL(e->state) || strcmp(idx->tenants.s[e->tenant], u->tenant) != 0) return;
-        text_free(idx, &e->result);
-        text_free(idx, &e->error);
+        texts_free(idx, e);
+        e->at = 0; /* what the stream still holds must never come back */
         e->erased = 1;
         return;
     }
+    if (u->purge) {
+        if (e->state == ST_DEAD && (unsigned)u->replays == e->replays) e->purged = 1;
+        return;
+    }
+    /* Generations: an event of an earlier one is stale, a later one
+     * replaces whatever the entry said, a final state included. */
+    if ((unsigned)u->replays < e->replays) return;
+    if ((unsigned)u->replays > e->replays) regenerate(idx, e, u);
     if (ST_FINAL(e->state) || (u->state == ST_QUEUED && !u->reason)) return;
     unsigned attempts = clamp_attempts(u->attempts);
     if (attempts > e->attempts) e->attempts = attempts;
@@ -400,25 +524,31 @@ static void merge(struct status_index *idx, struct entry *e, const struct status
     e->state = (unsigned)u->state;
     e->reason = reason_of(u->reason);
     if (u->ts_ms > e->updated_ms) e->updated_ms = u->ts_ms;
-    text_take(idx, &e->result, result);
-    text_take(idx, &e->error, error);
+    texts_take(idx, e, texts, ST_FINAL(e->state) ? at : 0);
 }
 
-static int copy_text(const char *s, size_t len, char **out)
+/* texts_make copies an update's result and error into one block (see
+ * struct entry); NULL when it has neither. */
+static int texts_make(const struct status_update *u, char **out)
 {
+    size_t r = u->result_json ? u->result_len : 0, e = u->error_json ? u->error_len : 0;
     *out = NULL;
-    if (!s) return 0;
-    *out = malloc(len + 1);
-    if (!*out) return -ENOMEM;
-    memcpy(*out, s, len);
-    (*out)[len] = '\0';
+    if (!r && !e) return 0;
+    char *t = malloc(r + e + 2);
+    if (!t) return -ENOMEM;
+    if (r) memcpy(t, u->result_json, r);
+    t[r] = '\0';
+    if (e) memcpy(t + r + 1, u->error_json, e);
+    t[r + 1 + e] = '\0';
+    *out = t;
     return 0;
 }
 
 static bool update_valid(const struct status_update *u)
 {
     return u->id && id_valid(u->id, strnlen(u->id, ID_LEN + 1)) && u->tenant && u->route &&
-           (int)u->state >= ST_QUEUED && (int)u->state <= ST_CANCELLED;
+           (int)u->state >= ST_QUEUED && (int)u->state <= ST_CANCELLED && u->replays >= 0 &&
+           u->replays <= EVENT_MAX_REPLAYS;
 }
 
 /* horizon is the creation time before which tenant's updates are ignored:
@@ -436,11 +566,16 @@ static int64_t horizon(const struct status_index *idx, const char *tenant)
 
 int status_index_apply(struct status_index *idx, const struct status_update *u)
 {
-    char *result = NULL, *error = NULL;
+    return status_index_apply_at(idx, u, -1);
+}
+
+int status_index_apply_at(struct status_index *idx, const struct status_update *u, int64_t offset)
+{
+    char *texts = NULL;
+    int64_t at = offset >= 0 && offset < INT64_MAX ? offset + 1 : 0;
     if (!update_valid(u)) return -EINVAL;
     /* Copies are made before taking the lock, so readers never wait on malloc. */
-    int rc = copy_text(u->result_json, u->result_len, &result);
-    if (!rc) rc = copy_text(u->error_json, u->error_len, &error);
+    int rc = texts_make(u, &texts);
     if (rc) goto out;
     bool became_final = false;
     pthread_rwlock_wrlock(&idx->lock);
@@ -450,18 +585,18 @@ int status_index_apply(struct status_index *idx, const struct status_update *u)
         if (found) {
             struct entry *e = &idx->ring[idx->table[i]];
             became_final = !ST_FINAL(e->state);
-            merge(idx, e, u, &result, &error);
+            merge(idx, e, u, &texts, at);
             became_final = became_final && ST_FINAL(e->state);
-        } else if (!u->erase) { /* nothing to erase */
-            rc = insert(idx, u, &result, &error);
+        } else if (!u->erase && !u->purge) { /* nothing to erase or purge */
+            rc = insert(idx, u, &texts, at);
             became_final = rc == 0 && ST_FINAL(u->state);
         }
+        spill(idx);
     }
     pthread_rwlock_unlock(&idx->lock);
     if (became_final && idx->on_final) idx->on_final(idx->on_final_arg, u->id);
 out:
-    free(result);
-    free(error);
+    free(texts);
     return rc;
 }
 
@@ -529,12 +664,13 @@ static int append_queue(const struct status_index *idx, const struct entry *e, s
     return buf_appendf(out, ",\"queue_position\":%u,\"estimated_wait_s\":%.1f", position, wait);
 }
 
+/* render_entry renders e; result, when not NULL, stands for the one that left memory. */
 static int render_entry(const struct status_index *idx, const struct entry *e, bool with_result,
-                        struct buf *out)
+                        const char *result, struct buf *out)
 {
     char created[TIME_LEN], updated[TIME_LEN];
     const char *route = idx->routes.s[e->route];
-    format_time(e->created_ms, created);
+    format_time(created_of(e), created);
     format_time(e->updated_ms, updated);
     int rc = buf_appendf(out, "{\"id\":\"%.*s\",\"route\":", ID_LEN, e->id);
     if (!rc) rc = buf_append_json_string(out, route, strlen(route));
@@ -548,9 +684,10 @@ static int render_entry(const struct status_index *idx, const struct entry *e, b
     if (!rc && e->state == ST_QUEUED) rc = append_queue(idx, e, out);
     if (!rc && e->reason && !ST_FINAL(e->state))
         rc = buf_appendf(out, ",\"reason\":\"%s\"", reasons[e->reason]);
-    if (!rc && with_result) rc = append_text(out, ",\"result\":", e->result);
-    if (!rc) rc = append_text(out, ",\"error\":", e->error);
+    if (!rc && with_result) rc = append_text(out, ",\"result\":", result ? result : result_of(e));
+    if (!rc) rc = append_text(out, ",\"error\":", error_of(e));
     if (!rc && e->erased) rc = buf_appends(out, ",\"erased\":true");
+    if (!rc && e->replays) rc = buf_appendf(out, ",\"replays\":%u", (unsigned)e->replays);
     return rc ? rc : buf_append(out, "}", 1);
 }
 
@@ -559,7 +696,43 @@ int status_index_render_ex(struct status_index *idx, const char *id, const char 
 {
     pthread_rwlock_rdlock(&idx->lock);
     const struct entry *e = find(idx, id, tenant);
-    int rc = e ? render_entry(idx, e, with_result, out) : -ENOENT;
+    int rc = e ? render_entry(idx, e, with_result, NULL, out) : -ENOENT;
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
+}
+
+/* gone tells whether e's result left memory (and was not erased since). */
+static bool gone(const struct entry *e)
+{
+    return e->at && !e->erased && !result_of(e);
+}
+
+int status_index_render_at(struct status_index *idx, const char *id, const char *tenant,
+                           struct buf *out, int64_t *offset)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    const struct entry *e = find(idx, id, tenant);
+    int rc = -ENOENT;
+    if (e && gone(e)) {
+        *offset = e->at - 1;
+        rc = -EAGAIN;
+    } else if (e) {
+        rc = render_entry(idx, e, true, NULL, out);
+    }
+    pthread_rwlock_unlock(&idx->lock);
+    return rc;
+}
+
+int status_index_render_with(struct status_index *idx, const char *id, const char *tenant,
+                             int64_t offset, const char *result, struct buf *out)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    const struct entry *e = find(idx, id, tenant);
+    int rc = -ENOENT;
+    if (e && gone(e) && e->at - 1 != offset)
+        rc = -EAGAIN; /* not the event read: never serve another one's text */
+    else if (e)
+        rc = render_entry(idx, e, true, gone(e) ? result : NULL, out);
     pthread_rwlock_unlock(&idx->lock);
     return rc;
 }
@@ -567,7 +740,24 @@ int status_index_render_ex(struct status_index *idx, const char *id, const char 
 int status_index_render(struct status_index *idx, const char *id, const char *tenant,
                         struct buf *out)
 {
-    return status_index_render_ex(idx, id, tenant, true, out);
+    int64_t offset;
+    return status_index_render_at(idx, id, tenant, out, &offset);
+}
+
+void status_index_set_max_bytes(struct status_index *idx, size_t max_bytes)
+{
+    pthread_rwlock_wrlock(&idx->lock);
+    idx->max_bytes = max_bytes;
+    spill(idx);
+    pthread_rwlock_unlock(&idx->lock);
+}
+
+void status_index_text_stats(struct status_index *idx, struct status_text_stats *out)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    *out = (struct status_text_stats){
+        .text_bytes = idx->text_bytes, .held = idx->held, .spilled = idx->spilled};
+    pthread_rwlock_unlock(&idx->lock);
 }
 
 int status_index_state(struct status_index *idx, const char *id, const char *tenant)
@@ -596,9 +786,14 @@ static void brief_of(const struct status_index *idx, const struct entry *e, stru
     b->id[ID_LEN] = '\0';
     b->state = (enum req_state)e->state;
     b->attempts = e->attempts;
-    b->created_ms = e->created_ms;
+    b->created_ms = created_of(e);
     b->updated_ms = e->updated_ms;
     b->route = idx->routes.s[e->route];
+    b->tenant = idx->tenants.s[e->tenant];
+    b->replays = (int)e->replays;
+    b->purged = e->purged;
+    b->result = result_of(e); /* NULL too when it left memory */
+    b->error = error_of(e);
 }
 
 int status_index_brief(struct status_index *idx, const char *id, const char *tenant,
@@ -622,6 +817,27 @@ void status_index_scan(struct status_index *idx, const char *tenant, status_visi
         struct status_brief b;
         brief_of(idx, e, &b);
         visit(arg, &b);
+    }
+    pthread_rwlock_unlock(&idx->lock);
+}
+
+void status_index_scan_all(struct status_index *idx, const char *after, status_scan_fn visit,
+                           void *arg)
+{
+    pthread_rwlock_rdlock(&idx->lock);
+    size_t n = 0;
+    bool found = false;
+    if (after && strnlen(after, ID_LEN + 1) == ID_LEN) {
+        size_t i = probe(idx, after, &found);
+        /* Ring slots count from the head, wrapping: its successor is next. */
+        if (found) n = (idx->table[i] + idx->cap - idx->head) % idx->cap + 1;
+    }
+    for (; n < idx->count; n++) {
+        const struct entry *e = &idx->ring[(idx->head + n) % idx->cap];
+        if (e->state == ST_GONE) continue;
+        struct status_brief b;
+        brief_of(idx, e, &b);
+        if (!visit(arg, &b)) break;
     }
     pthread_rwlock_unlock(&idx->lock);
 }
@@ -668,7 +884,7 @@ static void sweep(struct status_index *idx, int64_t now_ms)
         size_t pos = (idx->head + n) % idx->cap;
         const struct entry *e = &idx->ring[pos];
         int64_t r = e->state == ST_GONE ? 0 : idx->tinfo[e->tenant].retention_ms;
-        if (r && e->created_ms < now_ms - r) drop(idx, pos);
+        if (r && created_of(e) < now_ms - r) drop(idx, pos);
     }
 }
 
@@ -677,7 +893,7 @@ void status_index_expire(struct status_index *idx, int64_t now_ms)
     pthread_rwlock_wrlock(&idx->lock);
     idx->horizon_ms =
         now_ms < INT64_MIN + idx->retention_ms ? INT64_MIN : now_ms - idx->retention_ms;
-    while (idx->count > 0 && idx->ring[idx->head].created_ms < idx->horizon_ms)
+    while (idx->count > 0 && created_of(&idx->ring[idx->head]) < idx->horizon_ms)
         evict_head(idx);
     if (idx->short_retention) sweep(idx, now_ms);
     while (idx->count > 0 && idx->ring[idx->head].state == ST_GONE)

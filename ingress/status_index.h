@@ -1,7 +1,8 @@
 /* status_index.h: the in-memory index id -> status that lets any ingress
  * replica answer for any request. It is fed by the events stream (and by the
  * local publisher the moment a 202 is sent), bounded by max_entries (oldest
- * evicted first) and by retention (entries created earlier are dropped).
+ * evicted first) and by retention (entries created earlier are dropped);
+ * the results it holds are bounded in bytes (status_index_set_max_bytes).
  * Thread-safe: one writer at a time, many readers (internal rwlock). */
 #ifndef SLUICE_STATUS_INDEX_H
 #define SLUICE_STATUS_INDEX_H
@@ -26,7 +27,10 @@ void status_index_free(struct status_index *idx);
  * publishers); "queued" without a reason (the ingress's) never overwrites an
  * existing entry; the first final
  * state is kept and every later event of that ID ignored (a redelivery must
- * not flip a result already served); otherwise a final state always applies
+ * not flip a result already served) -- within a generation: an event of a
+ * later generation (u->replays, a replay from the dead letters) starts the
+ * entry anew, and one of an earlier generation is ignored; a purge marks a
+ * dead entry of its generation purged; otherwise a final state always applies
  * and a non-final one only if not older than the entry; attempts and updated
  * time only grow. An applied state brings its result and error (or none).
  * An erasure (u->erase) of a final entry of the same tenant drops its result
@@ -36,6 +40,27 @@ void status_index_free(struct status_index *idx);
  * -EINVAL when id is not a valid ID, tenant or route is NULL or the state unknown. */
 __attribute__((warn_unused_result)) int status_index_apply(struct status_index *idx,
                                                            const struct status_update *u);
+
+/* status_index_apply_at is status_index_apply for an update read from the
+ * events stream at offset (negative: unknown). A final state's result is
+ * then allowed to leave memory past the byte bound, since it can be read
+ * back from there; one without a known offset always stays. */
+__attribute__((warn_unused_result)) int
+status_index_apply_at(struct status_index *idx, const struct status_update *u, int64_t offset);
+
+/* status_index_set_max_bytes bounds the bytes of results the index holds
+ * (0: no bound, the default). Past it, results leave memory oldest entry
+ * first (in arrival order) and only the offset of the stream message that
+ * carried each stays; errors, states and entries stay. */
+void status_index_set_max_bytes(struct status_index *idx, size_t max_bytes);
+
+/* What the byte bound has done, for metrics and benchmarks. */
+struct status_text_stats {
+    size_t text_bytes; /* results and errors in memory, with malloc's overhead */
+    size_t held;       /* bytes of results counted against the bound */
+    uint64_t spilled;  /* results that left memory so far */
+};
+void status_index_text_stats(struct status_index *idx, struct status_text_stats *out);
 
 /* status_final_fn is told the ID of a request whose first final state was
  * just applied, after the index's lock is released. */
@@ -48,9 +73,28 @@ void status_index_on_final(struct status_index *idx, status_final_fn fn, void *a
 
 /* status_index_render appends the status document of id (see docs/api.md) to out
  * if it exists and belongs to tenant. Returns 0, -ENOENT (unknown, or another
- * tenant's: the caller answers 404 either way), or a buf error. */
+ * tenant's: the caller answers 404 either way), -EAGAIN (its result left
+ * memory: see status_index_render_at), or a buf error. */
 __attribute__((warn_unused_result)) int
 status_index_render(struct status_index *idx, const char *id, const char *tenant, struct buf *out);
+/* status_index_render_at is status_index_render that, when id's result has
+ * left memory, appends nothing and returns -EAGAIN with *offset, the stream
+ * offset of the message whose final event carries it. The caller reads it
+ * back (without holding anything of the index) and renders with
+ * status_index_render_with. status_index_render answers -EAGAIN likewise. */
+__attribute__((warn_unused_result)) int status_index_render_at(struct status_index *idx,
+                                                               const char *id, const char *tenant,
+                                                               struct buf *out, int64_t *offset);
+/* status_index_render_with renders id with result (NUL-terminated JSON, or
+ * NULL when the event read had none), the text read back from offset. The
+ * entry is looked up again: an erasure applied meanwhile wins (rendered
+ * erased, without it), a result back in memory is used instead, and an
+ * entry whose result is now at another offset gives -EAGAIN. 0, -ENOENT,
+ * -EAGAIN or a buf error. */
+__attribute__((warn_unused_result)) int status_index_render_with(struct status_index *idx,
+                                                                 const char *id, const char *tenant,
+                                                                 int64_t offset, const char *result,
+                                                                 struct buf *out);
 /* status_index_position gives, for a request of tenant still queued in its
  * lane, how many requests are ahead of it and its estimated wait in seconds
  * at real time now_ms (negative: no drain rate known), as its status
@@ -77,6 +121,13 @@ struct status_brief {
     int attempts;
     int64_t created_ms, updated_ms; /* updated_ms is the completion time once final */
     const char *route;
+    const char *tenant; /* interned like route */
+    int replays;        /* its generation (replays from the dead letters) */
+    bool purged;        /* dead, and its dead letter purged */
+    /* The result and error texts (NULL: none, or a result that left memory
+     * under max_status_bytes), valid only during a visit (status_index_scan_all):
+     * they belong to the entry. */
+    const char *result, *error;
 };
 /* status_index_brief fills out for id if it belongs to tenant; 0 or -ENOENT. */
 int status_index_brief(struct status_index *idx, const char *id, const char *tenant,
@@ -86,6 +137,13 @@ int status_index_brief(struct status_index *idx, const char *id, const char *ten
 typedef void (*status_visit_fn)(void *arg, const struct status_brief *b);
 void status_index_scan(struct status_index *idx, const char *tenant, status_visit_fn visit,
                        void *arg);
+/* status_index_scan_all calls visit for the entries of every tenant,
+ * oldest first, from the one after the entry of ID after (NULL, or an ID
+ * no longer known: from the oldest), until visit returns false. Under the
+ * read lock: visit must not call into the index. */
+typedef bool (*status_scan_fn)(void *arg, const struct status_brief *b);
+void status_index_scan_all(struct status_index *idx, const char *after, status_scan_fn visit,
+                           void *arg);
 /* status_index_open returns how many of tenant's requests are not final. */
 size_t status_index_open(struct status_index *idx, const char *tenant);
 /* status_index_set_retention gives tenant a retention shorter than the

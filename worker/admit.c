@@ -78,10 +78,11 @@ static int64_t pump_line(struct admit *a, size_t i, int64_t now_us, const struct
         struct shaper_call call;
         int64_t until;
         enum shaper_verdict v = shaper_admit(a->shaper, i, now_us, &call, &until);
-        if (v == SHAPER_BLOCKED) {
+        if (v == SHAPER_BLOCKED || v == SHAPER_PAUSED) {
+            uint8_t why = v == SHAPER_PAUSED ? JOB_WAIT_PAUSED : JOB_WAIT_BREAKER;
             for (struct job *job = a->heads[i]; job; job = job->wait_next)
-                if (!job->reason_sent) {
-                    job->reason_sent = true;
+                if (job->reason_sent != why) {
+                    job->reason_sent = why;
                     h->blocked(h->arg, job);
                 }
         }
@@ -89,7 +90,7 @@ static int64_t pump_line(struct admit *a, size_t i, int64_t now_us, const struct
         struct job *job = pop(a, i);
         job->call = call;
         job->admitted = true;
-        job->reason_sent = false;
+        job->reason_sent = JOB_WAIT_NONE;
         h->go(h->arg, job);
     }
     return INT64_MAX;

@@ -31,7 +31,8 @@ struct admit_hooks {
     void *arg;
     /* go takes a job whose call may start now (job->call says where). */
     void (*go)(void *arg, struct job *job);
-    /* blocked tells once per wait that job waits because every upstream of
+    /* blocked tells once per wait and reason (job->reason_sent: the route
+     * is paused, or) that job waits because every upstream of
      * its route has an open breaker. */
     void (*blocked)(void *arg, struct job *job);
 };

@@ -31,6 +31,7 @@
 #include "poison.h"
 #include "results.h"
 #include "retry.h"
+#include "routectl.h"
 #include "session.h"
 #include "shaper.h"
 #include "wmetrics.h"
@@ -41,6 +42,9 @@
 
 struct consumer {
     const struct cfg *cfg;
+    struct routectl *routectl; /* the operator's pauses and overrides (routectl.h) */
+    struct route_ctl *ctl;
+    bool ctl_known; /* ctl holds the state as of the reader's readiness */
     struct dispatch *dispatch;
     struct session *session;
     struct intake *intake;
@@ -311,6 +315,16 @@ static void on_gate_open(void *arg, struct batch *b)
 
 static void add_to_forming(struct consumer *c, struct job *job)
 {
+    /* A request delivered before without an outcome is called alone. */
+    if (job->env.deliveries > 0) {
+        struct batch *b = calloc(1, sizeof(*b));
+        if (!b || batch_push(b, job) < 0) {
+            free(b);
+            goto oom;
+        }
+        dispatch_batch(c, b);
+        return;
+    }
     if (!c->forming) {
         c->forming = calloc(1, sizeof(*c->forming));
         if (!c->forming) goto oom;
@@ -399,6 +413,27 @@ static bool elsewhere(const struct consumer *c, const struct job *job, enum inta
     return src == INTAKE_OLD || (src != INTAKE_UNKNOWN && lane != route_index(c, job));
 }
 
+/* redelivered counts a redelivered job (poison.h): republished to its lane
+ * with one more delivery counted, or dead at the limit. True when it took
+ * the job. */
+static bool redelivered(struct consumer *c, struct job *job, bool again)
+{
+    enum poison_verdict v = poison_redelivery(again, job->env.deliveries, c->cfg->delivery_limit);
+    if (v == POISON_FRESH) return false;
+    job->env.deliveries++;
+    if (v == POISON_DEAD) {
+        log_warn("request %s was delivered %d times without an outcome: dead", job->env.id,
+                 job->env.deliveries);
+        results_fail(job, "delivery_limit",
+                     "the request was delivered delivery_limit times and no worker recorded an "
+                     "outcome (each holder died or lost its connection)");
+    } else {
+        job->next = NEXT_REROUTE;
+    }
+    settle_alone(c, job);
+    return true;
+}
+
 static void on_delivery(void *arg, struct mq_event *ev)
 {
     struct consumer *c = arg;
@@ -426,6 +461,8 @@ static void on_delivery(void *arg, struct mq_event *ev)
         settle_alone(c, job);
         return;
     }
+    if (job->route && redelivered(c, job, poison_again(ev->redelivered, &ev->msg.properties)))
+        return;
     wmetrics_delivered(c->wm, job, clock_real_ms());
     if (job->route)
         admit_push(c->admit, job, false);
@@ -615,17 +652,47 @@ static void blocked(void *arg, struct job *job)
     c->blocked[c->n_blocked++] = job;
 }
 
+/* tell_waiting publishes why the jobs that newly wait do: one events
+ * message per reason (an open breaker, a paused route). */
+static void tell_waiting(struct consumer *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_blocked; i++) {
+        struct job *job = c->blocked[i];
+        job->state = job->env.attempts ? ST_RETRYING : ST_QUEUED;
+        if (job->reason_sent == JOB_WAIT_PAUSED) continue;
+        c->blocked[i] = c->blocked[n];
+        c->blocked[n++] = job;
+    }
+    if (n) outbox_events(c->outbox, c->blocked, n, -1, "breaker_open", NULL);
+    if (n < c->n_blocked)
+        outbox_events(c->outbox, c->blocked + n, c->n_blocked - n, -1, "paused", NULL);
+}
+
+/* control applies the operator's latest state of the routes to the shaper. */
+static void control(struct consumer *c)
+{
+    /* Read before the state is taken: the reader sets it after storing the
+     * first snapshot, so what is taken then includes it. */
+    bool ready = routectl_ready(c->routectl);
+    routectl_take(c->routectl, c->ctl);
+    if (ready) c->ctl_known = true;
+    int64_t now = clock_mono_us();
+    for (size_t i = 0; i < c->cfg->n_routes; i++)
+        shaper_control(c->shaper, i, &c->ctl[i], now);
+}
+
 /* pump lets waiting jobs go as the shaper allows, and tells the clients of
  * those that newly wait behind open breakers why (one events message). */
 static void pump(struct consumer *c, int64_t now_ms)
 {
     struct admit_hooks h = {.arg = c, .go = admitted, .blocked = blocked};
+    /* No call starts before the operator's state is known: a route may be paused. */
+    if (!c->ctl_known) return;
     int64_t at = admit_pump(c->admit, clock_mono_us(), &h);
     c->admit_at_ms = at == INT64_MAX ? INT64_MAX : (at + 999) / 1000;
     if (c->n_blocked) {
-        for (size_t i = 0; i < c->n_blocked; i++)
-            c->blocked[i]->state = c->blocked[i]->env.attempts ? ST_RETRYING : ST_QUEUED;
-        outbox_events(c->outbox, c->blocked, c->n_blocked, -1, "breaker_open", NULL);
+        tell_waiting(c);
         c->n_blocked = 0;
     }
     if (now_ms >= c->metrics_at) {
@@ -677,8 +744,9 @@ int consumer_run(struct consumer *c, int signal_fd)
             log_warn("shutdown grace over: leaving unfinished requests to other workers");
             break;
         }
-        struct curl_waitfd fds[3] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN}};
-        unsigned n = 1;
+        struct curl_waitfd fds[4] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN},
+                                     {.fd = routectl_fd(c->routectl), .events = CURL_WAIT_POLLIN}};
+        unsigned n = 2;
         int fd = session_fd(c->session), gfd = gate_fd(c->gate);
         if (fd >= 0) fds[n++] = (struct curl_waitfd){.fd = fd, .events = CURL_WAIT_POLLIN};
         if (gfd >= 0) fds[n++] = (struct curl_waitfd){.fd = gfd, .events = CURL_WAIT_POLLIN};
@@ -688,6 +756,7 @@ int consumer_run(struct consumer *c, int signal_fd)
         }
         if ((fds[0].revents & CURL_WAIT_POLLIN) && read_signal(signal_fd) && !c->draining)
             start_drain(c);
+        if (fds[1].revents & CURL_WAIT_POLLIN) control(c);
         dispatch_run(c->dispatch, on_call_done, c);
         session_run(c->session, clock_mono_ms());
         gate_run(c->gate, clock_mono_ms());
@@ -741,10 +810,12 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     c->gate = gate_new(cfg, metrics, on_gate_open, c);
     c->intake = intake_new(cfg);
     c->shaper = shaper_new(cfg);
+    c->ctl = calloc(cfg->n_routes + 1, sizeof *c->ctl);
+    c->routectl = routectl_new(cfg, "sluice-worker-admin");
     c->admit = c->shaper ? admit_new(cfg, c->shaper) : NULL;
     c->session = c->intake ? open_session(c) : NULL;
     c->outbox = c->session ? outbox_new(cfg, c->session, c->intake) : NULL;
-    if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->gate) {
+    if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->gate || !c->ctl || !c->routectl) {
         consumer_free(c);
         return NULL;
     }
@@ -763,6 +834,8 @@ void consumer_free(struct consumer *c)
     outbox_free(c->outbox);
     admit_free(c->admit);
     shaper_free(c->shaper);
+    routectl_free(c->routectl);
+    free(c->ctl);
     intake_free(c->intake);
     free(c->blocked);
     free(c);

@@ -18,6 +18,9 @@
 
 struct batch;
 
+/* Why a job waits for its call, as its status says (job->reason_sent). */
+enum { JOB_WAIT_NONE, JOB_WAIT_BREAKER, JOB_WAIT_PAUSED };
+
 /* What the worker does with a request once its call is over. */
 enum job_next {
     NEXT_FINAL,       /* succeeded, failed or dead: publish the result, then ack */
@@ -36,8 +39,8 @@ struct job {
      * shaper counts until it ends. */
     struct job *wait_next;
     struct shaper_call call;
-    bool admitted;    /* call is counted by the shaper: report its end */
-    bool reason_sent; /* its status says why it waits (breaker_open) */
+    bool admitted;       /* call is counted by the shaper: report its end */
+    uint8_t reason_sent; /* JOB_WAIT_*: why its status says it waits */
 
     /* The backend call (dispatch.c). */
     CURL *easy;

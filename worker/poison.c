@@ -79,3 +79,37 @@ struct job *poison_job(const amqp_message_t *msg, uint64_t tag, const char *why,
     }
     return job;
 }
+
+enum poison_verdict poison_redelivery(bool redelivered, int deliveries, long limit)
+{
+    if (!redelivered) return POISON_FRESH;
+    return (long)deliveries + 1 >= limit ? POISON_DEAD : POISON_COUNT;
+}
+
+bool poison_again(bool redelivered, const amqp_basic_properties_t *props)
+{
+    if (redelivered) return true;
+    if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG)) return false;
+    const amqp_field_value_t *v = mq_header(&props->headers, "x-delivery-count");
+    if (!v) return false;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        return v->value.i8 > 0;
+    case AMQP_FIELD_KIND_U8:
+        return v->value.u8 > 0;
+    case AMQP_FIELD_KIND_I16:
+        return v->value.i16 > 0;
+    case AMQP_FIELD_KIND_U16:
+        return v->value.u16 > 0;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32 > 0;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32 > 0;
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64 > 0;
+    case AMQP_FIELD_KIND_U64:
+        return v->value.u64 > 0;
+    default:
+        return false;
+    }
+}

@@ -26,6 +26,10 @@ struct route_state {
      * starting point on a route that has no rate yet. */
     int64_t obs_second;
     uint32_t obs_cur, obs_prev;
+    /* An operator's (common/routectl.h): paused, and overrides (-1: none). */
+    bool paused;
+    double rate_override;
+    long max_in_flight_override;
 };
 
 struct shaper {
@@ -33,24 +37,38 @@ struct shaper {
     struct route_state *routes;
 };
 
-/* configured_burst is the bucket of the configured rate: burst, or by
- * default max(1, rate_per_s). */
-static double configured_burst(const struct cfg_route *r)
+/* rate_of is the route's rate: an operator's override, else the configured one. */
+static double rate_of(const struct route_state *rs)
 {
-    if (r->burst > 0) return (double)r->burst;
-    return r->rate_per_s > 1 ? r->rate_per_s : 1;
+    return rs->rate_override >= 0 ? rs->rate_override : rs->cfg->rate_per_s;
+}
+
+static long max_in_flight_of(const struct route_state *rs)
+{
+    return rs->max_in_flight_override >= 0 ? rs->max_in_flight_override : rs->cfg->max_in_flight;
+}
+
+/* configured_burst is the bucket of the route's rate: burst, or by
+ * default max(1, rate). */
+static double configured_burst(const struct route_state *rs)
+{
+    if (rs->cfg->burst > 0) return (double)rs->cfg->burst;
+    double rate = rate_of(rs);
+    return rate > 1 ? rate : 1;
 }
 
 static int route_init(struct route_state *rs, const struct cfg_route *r, int64_t now_us)
 {
     rs->cfg = r;
+    rs->rate_override = -1;
+    rs->max_in_flight_override = -1;
     rs->ups = calloc(r->n_upstreams, sizeof(*rs->ups));
     if (!rs->ups) return -1;
     for (size_t u = 0; u < r->n_upstreams; u++)
         if (breaker_init(&rs->ups[u].breaker, &r->breaker) < 0) return -1;
     aimd_init(&rs->aimd, r->rate_per_s);
     rs->bucket_rate = r->rate_per_s;
-    rs->bucket_burst = configured_burst(r);
+    rs->bucket_burst = configured_burst(rs);
     tbucket_init(&rs->bucket, rs->bucket_rate, rs->bucket_burst, now_us);
     return 0;
 }
@@ -104,7 +122,7 @@ static double observed(struct route_state *rs, int64_t now_us)
 static void tune(struct route_state *rs, int64_t now_us)
 {
     double rate = aimd_rate(&rs->aimd, now_us);
-    double burst = configured_burst(rs->cfg);
+    double burst = configured_burst(rs);
     if (aimd_cut(&rs->aimd) && burst > rate) burst = rate > 1 ? rate : 1;
     if (rate == rs->bucket_rate && burst == rs->bucket_burst) return;
     tbucket_set(&rs->bucket, rate, burst, now_us);
@@ -153,13 +171,15 @@ enum shaper_verdict shaper_admit(struct shaper *s, size_t route, int64_t now_us,
     struct route_state *rs = &s->routes[route];
     const struct cfg_route *r = rs->cfg;
     *until_us = 0;
+    if (rs->paused) return SHAPER_PAUSED;
     enum shaper_verdict v = pick(rs, now_us / US_PER_MS, call, until_us);
     if (v != SHAPER_GO) return v;
     if (now_us < rs->hold_until_us) {
         *until_us = rs->hold_until_us;
         return SHAPER_WAIT;
     }
-    if (r->max_in_flight > 0 && rs->in_flight >= r->max_in_flight) return SHAPER_WAIT;
+    long max = max_in_flight_of(rs);
+    if (max > 0 && rs->in_flight >= max) return SHAPER_WAIT;
     tune(rs, now_us);
     int64_t wait = tbucket_wait_us(&rs->bucket, 1, now_us);
     if (wait > 0) {
@@ -209,6 +229,22 @@ void shaper_done(struct shaper *s, size_t route, const struct shaper_call *call,
     } else {
         aimd_decrease(&rs->aimd, observed(rs, now_us), now_us);
     }
+}
+
+void shaper_control(struct shaper *s, size_t route, const struct route_ctl *ctl, int64_t now_us)
+{
+    struct route_state *rs = &s->routes[route];
+    rs->paused = ctl->paused;
+    rs->max_in_flight_override = ctl->max_in_flight;
+    if (ctl->rate_per_s == rs->rate_override) return;
+    rs->rate_override = ctl->rate_per_s;
+    aimd_set_configured(&rs->aimd, rate_of(rs), now_us);
+    tune(rs, now_us);
+}
+
+bool shaper_paused(const struct shaper *s, size_t route)
+{
+    return s->routes[route].paused;
 }
 
 void shaper_reset(struct shaper *s)

@@ -19,6 +19,7 @@
 
 #include "breaker.h"
 #include "config.h"
+#include "routectl.h"
 
 struct shaper;
 
@@ -32,6 +33,7 @@ enum shaper_verdict {
     SHAPER_WAIT,    /* a limit: ask again at *until_us, or when a call of the route ends (0) */
     SHAPER_BLOCKED, /* every upstream's breaker is open: ask again at *until_us, or when a
                        probe ends (0) */
+    SHAPER_PAUSED,  /* an operator paused the route: ask again after shaper_control */
 };
 
 /* A started call, as shaper_admit hands it out and shaper_done takes it back. */
@@ -63,6 +65,12 @@ struct shaper_outcome shaper_outcome_of(bool transport_error, long status, long 
  * climbs back step by step (common/ratelimit.h). */
 void shaper_done(struct shaper *s, size_t route, const struct shaper_call *call,
                  const struct shaper_outcome *o, int64_t now_us);
+
+/* shaper_control applies an operator's state of route (routectl.h): paused
+ * (no call starts; those in flight finish), and overrides of rate_per_s and
+ * max_in_flight (-1: the configured ones). */
+void shaper_control(struct shaper *s, size_t route, const struct route_ctl *ctl, int64_t now_us);
+bool shaper_paused(const struct shaper *s, size_t route);
 
 /* shaper_reset forgets every call in flight (the connection was lost and
  * the worker dropped them); breakers and rates stay. */

@@ -21,6 +21,7 @@
 #define MAX_PAIRS 64
 #define LIMITED_TOKEN "limited-token"
 #define QUOTA_TOKEN "quota-token"
+#define ADMIN_TOKEN "admin-token"
 
 /* Documented answers no request can make on demand, and why. */
 static const struct {
@@ -212,6 +213,18 @@ static void the_requests(struct h_stack *s)
     free(slow);
 }
 
+/* The admin API: a plain key, an unlimited route's override. */
+static void the_admin(struct h_stack *s)
+{
+    note(call(s, "GET", "/v1/admin/dead", H_TOKEN, NULL, NULL), 403);
+    note(call(s, "GET", "/v1/admin/dead?limit=0", ADMIN_TOKEN, NULL, NULL), 400);
+    note(call(s, "POST", "/v1/admin/dead:replay", ADMIN_TOKEN, NULL, "{\"route\":\"nope\"}"), 400);
+    note(call(s, "POST", "/v1/admin/routes/nope:pause", ADMIN_TOKEN, NULL, NULL), 404);
+    note(call(s, "GET", "/v1/admin/routes/echo", ADMIN_TOKEN, NULL, NULL), 405);
+    note(call(s, "PATCH", "/v1/admin/routes/echo", ADMIN_TOKEN, NULL, "{\"max_in_flight\":1}"),
+         409);
+}
+
 struct bg {
     struct h_stack *s;
     struct h_resp *r;
@@ -267,11 +280,14 @@ START_TEST(test_openapi_codes)
     h_stack_set(s, "keys.2.burst", "1");
     h_stack_add_key(s, "quota", QUOTA_TOKEN, "q", "[\"slow\"]");
     h_stack_set(s, "keys.3.max_queued", "1");
+    h_stack_add_key(s, "ops", ADMIN_TOKEN, "ops", "[\"echo\"]");
+    h_stack_set(s, "keys.4.admin", "true");
     h_stack_start(s, 1);
 
     the_guard(s);
     the_submissions(s);
     the_requests(s);
+    the_admin(s);
     the_broker(s);
 
     struct pairs doc = {0};

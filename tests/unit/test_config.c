@@ -703,6 +703,7 @@ static const struct bad_case bad_docs[] = {
     {KR(",\"routes\":[\"echo\",\"ech\"]"), "keys[0].routes[1]: unknown route \"ech\""},
     {K(",\"tenent\":\"t\""), "config bad.json: unknown key keys[0].tenent"},
     {K(",\"max_queued\":-1"), "keys[0].max_queued: must be >= 0 (got -1)"},
+    {K(",\"admin\":\"yes\""), "keys[0].admin: must be true or false (got \"yes\")"},
     {K(",\"status_retention_s\":86401"),
      "keys[0].status_retention_s: must be at most ingress.status_retention_s (86400) (got 86401)"},
     {K(",\"status_retention_s\":-5"), "keys[0].status_retention_s: must be between 0 and"},
@@ -1004,7 +1005,7 @@ START_TEST(test_usage)
     assert_has(text, "| `delivery_limit` | `SLUICE_DELIVERY_LIMIT` | `20` | between 1 and 1000 |");
     for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
         rows++;
-    ck_assert_uint_eq(rows, 32);
+    ck_assert_uint_eq(rows, 33);
     assert_has(text, "| `admin_token` | `SLUICE_ADMIN_TOKEN` | (empty) | empty, or 16..256 ");
     free(text);
 }
@@ -1050,7 +1051,8 @@ START_TEST(test_contract_settings)
         "\"cache_vary_headers\":[\"Accept\",\"X-Tenant-Region\"]},\"s\":{\"upstreams\":[\"http://"
         "h\"]}},"
         "\"keys\":[{\"id\":\"a\",\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"t\","
-        "\"rate_per_s\":5,\"burst\":10,\"max_queued\":100,\"status_retention_s\":60}]}";
+        "\"rate_per_s\":5,\"burst\":10,\"max_queued\":100,\"status_retention_s\":60,"
+        "\"admin\":true}]}";
     ck_assert_msg(cfg_load_string(&c, doc, "ok.json", err, sizeof err) == 0, "%s", err);
     ck_assert_str_eq(c.ingress.id_secret, "0123456789abcdef-secret");
     ck_assert_int_eq(c.routes[0].cache_ttl_s, 30);
@@ -1060,6 +1062,7 @@ START_TEST(test_contract_settings)
     ck_assert_uint_eq(c.routes[1].n_cache_vary, 0);
     ck_assert_int_eq(c.keys[0].max_queued, 100);
     ck_assert_int_eq(c.keys[0].status_retention_s, 60);
+    ck_assert(c.keys[0].admin);
     cfg_free(&c);
     ck_assert_int_eq(cfg_load_string(&c, "{}", "ok.json", err, sizeof err), 0);
     ck_assert_str_eq(c.ingress.id_secret, "");

@@ -944,6 +944,8 @@ START_TEST(test_request_size)
             ck_assert_msg(rc == 0, "%s", err.message);
             e.timeout_ms = 1;
             e.max_attempts = 1;
+            e.replays = 1;
+            e.deliveries = 1;
             init_amqp_pool(&pool, 4096);
             ck_assert_int_eq(envelope_to_amqp(&e, &pool, &props), 0);
             int len = amqp_encode_properties(AMQP_BASIC_CLASS, &props,
@@ -1159,6 +1161,37 @@ START_TEST(test_amqp_minimal)
     envelope_init(&back);
     ck_assert_int_eq(envelope_from_amqp(&back, &props, (amqp_bytes_t){0, NULL}, &err), 0);
     assert_same(&e, &back);
+    empty_amqp_pool(&pool);
+    envelope_free(&back);
+    envelope_free(&e);
+}
+END_TEST
+
+/* A replayed request's generation travels as x-sluice-replays (absent when 0). */
+START_TEST(test_amqp_replays)
+{
+    struct envelope e, back;
+    struct env_error err;
+    amqp_pool_t pool;
+    amqp_basic_properties_t props;
+
+    envelope_init(&e);
+    ck_assert_int_eq(parse(&e, "{\"route\":\"r\"}", &err), 0);
+    memcpy(e.id, TEST_ID, sizeof e.id);
+    e.tenant = strdup("t");
+    e.replays = 2;
+    e.deliveries = 3;
+    init_amqp_pool(&pool, 4096);
+    ck_assert_int_eq(envelope_to_amqp(&e, &pool, &props), 0);
+    ck_assert_int_eq(find_entry(&props.headers, "x-sluice-replays")->value.value.i32, 2);
+    envelope_init(&back);
+    ck_assert_int_eq(envelope_from_amqp(&back, &props, (amqp_bytes_t){0, NULL}, &err), 0);
+    ck_assert_int_eq(back.replays, 2);
+    ck_assert_int_eq(back.deliveries, 3);
+    envelope_free(&back);
+    value_of(&props, "x-sluice-replays")->value.i32 = -1;
+    envelope_init(&back);
+    ck_assert_int_eq(envelope_from_amqp(&back, &props, (amqp_bytes_t){0, NULL}, &err), -1);
     empty_amqp_pool(&pool);
     envelope_free(&back);
     envelope_free(&e);
@@ -1459,6 +1492,7 @@ static Suite *envelope_suite(void)
     tcase_add_test(amqp, test_amqp_lenient);
     tcase_add_test(amqp, test_amqp_bad_values);
     tcase_add_test(amqp, test_amqp_replaces);
+    tcase_add_test(amqp, test_amqp_replays);
     tcase_add_test(amqp, test_trace_headers);
     suite_add_tcase(s, amqp);
     return s;

@@ -106,11 +106,11 @@ START_TEST(test_round_trip)
     const char *error = "{\"code\":\"timeout\",\"message\":\"no answer\"}";
     struct status_update u[3] = {
         {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false},
+         false, 0, false},
         {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error), "breaker_open",
-         NULL, NULL, false},
+         NULL, NULL, false, 0, false},
         {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 2, result, strlen(result), error,
-         strlen(error), NULL, NULL, NULL, false},
+         strlen(error), NULL, NULL, NULL, false, 0, false},
     };
     struct buf b;
     buf_init(&b, MAX_MSG);
@@ -151,11 +151,11 @@ START_TEST(test_tags_round_trip)
      * an event without them reads as none. */
     struct status_update u[3] = {
         {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false},
+         false, 0, false},
         {ID_B, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false},
+         false, 0, false},
         {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 1, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false},
+         false, 0, false},
     };
     u[0].fp = "fp-0123456789abcdef";
     u[0].ck = "ck-x";

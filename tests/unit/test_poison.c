@@ -112,6 +112,30 @@ START_TEST(test_unreadable)
 }
 END_TEST
 
+/* Redeliveries are counted by the workers; the limit makes a request dead. */
+START_TEST(test_redelivery)
+{
+    ck_assert_int_eq(poison_redelivery(false, 0, 2), POISON_FRESH);
+    ck_assert_int_eq(poison_redelivery(false, 5, 2), POISON_FRESH);
+    ck_assert_int_eq(poison_redelivery(true, 0, 2), POISON_COUNT);
+    ck_assert_int_eq(poison_redelivery(true, 1, 2), POISON_DEAD);
+    ck_assert_int_eq(poison_redelivery(true, 0, 1), POISON_DEAD);
+    ck_assert_int_eq(poison_redelivery(true, 18, 20), POISON_COUNT);
+    ck_assert_int_eq(poison_redelivery(true, 19, 20), POISON_DEAD);
+    /* A quorum queue's x-delivery-count says so too. */
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-delivery-count"),
+                            .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 1}};
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_HEADERS_FLAG,
+                                     .headers = {.num_entries = 1, .entries = &e}};
+    ck_assert(poison_again(false, &props));
+    e.value.value.i64 = 0;
+    ck_assert(!poison_again(false, &props));
+    ck_assert(poison_again(true, &props));
+    props._flags = 0;
+    ck_assert(!poison_again(false, &props));
+}
+END_TEST
+
 static Suite *poison_suite(void)
 {
     Suite *s = suite_create("poison");
@@ -119,6 +143,7 @@ static Suite *poison_suite(void)
     tcase_add_test(tc, test_readable);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_unreadable);
+    tcase_add_test(tc, test_redelivery);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -84,6 +84,44 @@ START_TEST(test_rate_and_burst)
 }
 END_TEST
 
+/* An operator's state: a pause stops every new call until resumed; the
+ * overrides replace the configured limits until removed. */
+START_TEST(test_control)
+{
+    struct cfg_route r = route(one_up, 1);
+    r.max_in_flight = 3;
+    r.rate_per_s = 1000;
+    r.burst = 100;
+    struct cfg c = cfg_of(&r);
+    struct shaper *s = shaper_new(&c);
+    struct shaper_call a, b;
+    int64_t until;
+    struct route_ctl ctl = {.paused = true, .rate_per_s = -1, .max_in_flight = -1};
+    shaper_control(s, 0, &ctl, 0);
+    ck_assert(shaper_paused(s, 0));
+    ck_assert_int_eq(verdict(s, 0, &until), SHAPER_PAUSED);
+    ctl.paused = false;
+    ctl.max_in_flight = 1;
+    shaper_control(s, 0, &ctl, 0);
+    go(s, 0, &a);
+    ck_assert_int_eq(verdict(s, 0, &until), SHAPER_WAIT);
+    shaper_done(s, 0, &a, &ok, 1 * MS);
+    /* A rate override of 1/s with the configured burst of 100... */
+    ctl.rate_per_s = 1;
+    shaper_control(s, 0, &ctl, 1 * MS);
+    ck_assert_double_eq_tol(shaper_rate(s, 0, 1 * MS), 1, 1e-9);
+    /* ... and back to the configuration. */
+    routectl_clear(&ctl, 1);
+    shaper_control(s, 0, &ctl, 2 * MS);
+    ck_assert_double_eq_tol(shaper_rate(s, 0, 2 * MS), 1000, 1e-9);
+    go(s, 2 * MS, &a);
+    go(s, 2 * MS, &b);
+    shaper_done(s, 0, &a, &ok, 3 * MS);
+    shaper_done(s, 0, &b, &ok, 3 * MS);
+    shaper_free(s);
+}
+END_TEST
+
 START_TEST(test_max_in_flight)
 {
     struct cfg_route r = route(one_up, 1);
@@ -287,6 +325,7 @@ static Suite *shaper_suite(void)
     tcase_add_test(tc, test_retry_after_holds);
     tcase_add_test(tc, test_aimd_cut);
     tcase_add_test(tc, test_reset);
+    tcase_add_test(tc, test_control);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -436,10 +436,11 @@ START_TEST(test_bytes_text_accounting)
     apply_ok(idx, u);
     size_t with = status_index_bytes(idx);
     ck_assert_uint_ge(with, empty + strlen(r) + 1);
-    /* Evicting the entry gives its result bytes back (the interned strings stay). */
+    /* Evicting the entry gives its result bytes back (the interned strings
+     * stay): the result, an empty error, both NULs and malloc's 16 bytes. */
     make_id(12, id);
     apply_ok(idx, upd(id, ST_QUEUED, T0, T0, 0));
-    ck_assert_uint_eq(status_index_bytes(idx), with - strlen(r) - 1);
+    ck_assert_uint_eq(status_index_bytes(idx), with - strlen(r) - 2 - 16);
     status_index_free(idx);
 }
 END_TEST
@@ -752,6 +753,183 @@ START_TEST(test_scan_and_brief)
 }
 END_TEST
 
+/* result_upd is a succeeded update of id whose result is n bytes of JSON. */
+static struct status_update result_upd(const char *id, char *body, size_t n)
+{
+    memset(body, 'x', n);
+    memcpy(body, "{\"b\":\"", 6);
+    memcpy(body + n - 2, "\"}", 2);
+    body[n] = '\0';
+    struct status_update u = upd(id, ST_SUCCEEDED, T0, T5, 1);
+    u.result_json = body;
+    u.result_len = n;
+    return u;
+}
+
+/* render_rc renders id and returns the code, with the offset of a result let go. */
+static int render_rc(struct status_index *idx, const char *id, int64_t *offset, struct buf *b)
+{
+    buf_reset(b);
+    return status_index_render_at(idx, id, "acme", b, offset);
+}
+
+START_TEST(test_max_bytes_oldest_first)
+{
+    enum { N = 5, SIZE = 1000 };
+    char ids[N][ID_LEN + 1], body[SIZE + 1];
+    struct status_index *idx = status_index_new(100, 3600000);
+    status_index_set_max_bytes(idx, 3 * SIZE);
+    for (int i = 0; i < N; i++) {
+        make_id(100 + (unsigned long)i, ids[i]);
+        struct status_update u = result_upd(ids[i], body, SIZE);
+        ck_assert_int_eq(status_index_apply_at(idx, &u, 700 + i), 0);
+    }
+    struct status_text_stats st;
+    status_index_text_stats(idx, &st);
+    ck_assert_uint_le(st.held, 3 * SIZE);
+    ck_assert_uint_eq(st.held, 3 * SIZE);
+    ck_assert_uint_eq(st.spilled, 2);
+    struct buf b;
+    buf_init(&b, OUT_MAX);
+    int64_t offset = -1;
+    /* The two oldest left memory: their offsets, nothing rendered. */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(render_rc(idx, ids[i], &offset, &b), -EAGAIN);
+        ck_assert_int_eq(offset, 700 + i);
+        ck_assert_uint_eq(b.len, 0);
+    }
+    for (int i = 2; i < N; i++) {
+        ck_assert_int_eq(render_rc(idx, ids[i], &offset, &b), 0);
+        ck_assert_ptr_nonnull(strstr(b.data, "\"result\":{\"b\":\"xxx"));
+    }
+    /* Rendered with what was read back from its offset, and only that one. */
+    buf_reset(&b);
+    ck_assert_int_eq(status_index_render_with(idx, ids[0], "acme", 700, "{\"back\":1}", &b), 0);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"result\":{\"back\":1}"));
+    ck_assert_ptr_nonnull(strstr(b.data, "\"status\":\"succeeded\""));
+    buf_reset(&b);
+    ck_assert_int_eq(status_index_render_with(idx, ids[0], "acme", 701, "{\"back\":1}", &b),
+                     -EAGAIN);
+    ck_assert_int_eq(status_index_render_with(idx, ids[0], "other", 700, "{}", &b), -ENOENT);
+    /* Entries stay: the count bounds them, not the bytes. */
+    ck_assert_uint_eq(status_index_count(idx), N);
+    /* Raising the bound keeps what is out out; lowering it lets more go. */
+    status_index_set_max_bytes(idx, SIZE);
+    status_index_text_stats(idx, &st);
+    ck_assert_uint_eq(st.spilled, 4);
+    ck_assert_int_eq(render_rc(idx, ids[3], &offset, &b), -EAGAIN);
+    ck_assert_int_eq(render_rc(idx, ids[4], &offset, &b), 0);
+    buf_free(&b);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_max_bytes_accounting)
+{
+    enum { SIZE = 500 };
+    char a[ID_LEN + 1], c[ID_LEN + 1], body[SIZE + 1];
+    make_id(201, a);
+    make_id(202, c);
+    struct status_index *idx = status_index_new(100, 3600000);
+    status_index_set_max_bytes(idx, SIZE);
+    /* Without a known offset a result cannot be read back: it stays, uncounted. */
+    struct status_update u = result_upd(a, body, SIZE);
+    apply_ok(idx, u);
+    struct status_text_stats st;
+    status_index_text_stats(idx, &st);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.text_bytes, SIZE + 2 + 16);
+    /* An error stays in memory with its result let go. */
+    u = result_upd(c, body, SIZE);
+    u.state = ST_FAILED;
+    u.error_json = "{\"code\":\"upstream_4xx\",\"message\":\"m\"}";
+    u.error_len = strlen(u.error_json);
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 9), 0);
+    status_index_text_stats(idx, &st);
+    ck_assert_uint_eq(st.held, SIZE);
+    status_index_set_max_bytes(idx, SIZE - 1);
+    status_index_text_stats(idx, &st);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.spilled, 1);
+    ck_assert_uint_eq(st.text_bytes, SIZE + 2 + 16 + 1 + strlen(u.error_json) + 1 + 16);
+    struct buf b;
+    buf_init(&b, OUT_MAX);
+    ck_assert_int_eq(status_index_render_ex(idx, c, "acme", false, &b), 0);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"error\":{\"code\":\"upstream_4xx\""));
+    buf_reset(&b);
+    ck_assert_int_eq(status_index_render_with(idx, c, "acme", 9, "{\"r\":2}", &b), 0);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"result\":{\"r\":2},\"error\":{\"code\""));
+    /* Evicting the entries gives everything back. */
+    status_index_expire(idx, T0 + 3600001);
+    status_index_text_stats(idx, &st);
+    ck_assert_uint_eq(st.text_bytes, 0);
+    ck_assert_uint_eq(st.held, 0);
+    buf_free(&b);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_max_bytes_erased_wins)
+{
+    enum { SIZE = 300 };
+    char a[ID_LEN + 1], c[ID_LEN + 1], body[SIZE + 1];
+    make_id(301, a);
+    make_id(302, c);
+    struct status_index *idx = status_index_new(100, 3600000);
+    status_index_set_max_bytes(idx, SIZE);
+    struct status_update u = result_upd(a, body, SIZE);
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 40), 0);
+    u = result_upd(c, body, SIZE);
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 41), 0);
+    struct buf b;
+    buf_init(&b, OUT_MAX);
+    int64_t offset;
+    ck_assert_int_eq(render_rc(idx, a, &offset, &b), -EAGAIN);
+    /* The erasure comes after the read started: what was read back is dropped. */
+    struct status_update er = upd(a, ST_SUCCEEDED, T0, T5, 1);
+    er.erase = true;
+    ck_assert_int_eq(status_index_apply_at(idx, &er, 42), 0);
+    buf_reset(&b);
+    ck_assert_int_eq(status_index_render_with(idx, a, "acme", 40, "{\"secret\":1}", &b), 0);
+    ck_assert_ptr_null(strstr(b.data, "secret"));
+    ck_assert_ptr_nonnull(strstr(b.data, "\"erased\":true"));
+    /* And it never asks for a read-back again. */
+    ck_assert_int_eq(render_rc(idx, a, &offset, &b), 0);
+    ck_assert_ptr_null(strstr(b.data, "\"result\""));
+    buf_free(&b);
+    status_index_free(idx);
+}
+END_TEST
+
+START_TEST(test_max_bytes_late_result_is_oldest)
+{
+    enum { SIZE = 400 };
+    char a[ID_LEN + 1], c[ID_LEN + 1], d[ID_LEN + 1], body[SIZE + 1];
+    make_id(401, a);
+    make_id(402, c);
+    make_id(403, d);
+    struct status_index *idx = status_index_new(100, 3600000);
+    status_index_set_max_bytes(idx, 2 * SIZE);
+    apply_ok(idx, upd(a, ST_QUEUED, T0, T0, 0));
+    struct status_update u = result_upd(c, body, SIZE);
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 1), 0);
+    u = result_upd(d, body, SIZE);
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 2), 0);
+    /* a arrived first, so its result, coming last, is the first to go. */
+    u = result_upd(a, body, SIZE);
+    ck_assert_int_eq(status_index_apply_at(idx, &u, 3), 0);
+    struct buf b;
+    buf_init(&b, OUT_MAX);
+    int64_t offset;
+    ck_assert_int_eq(render_rc(idx, a, &offset, &b), -EAGAIN);
+    ck_assert_int_eq(offset, 3);
+    ck_assert_int_eq(render_rc(idx, c, &offset, &b), 0);
+    ck_assert_int_eq(render_rc(idx, d, &offset, &b), 0);
+    buf_free(&b);
+    status_index_free(idx);
+}
+END_TEST
+
 static Suite *status_index_suite(void)
 {
     Suite *s = suite_create("status_index");
@@ -778,6 +956,10 @@ static Suite *status_index_suite(void)
     tcase_add_test(tc, test_tenant_retention);
     tcase_add_test(tc, test_scan_and_brief);
     tcase_add_test(tc, test_final_hook);
+    tcase_add_test(tc, test_max_bytes_oldest_first);
+    tcase_add_test(tc, test_max_bytes_accounting);
+    tcase_add_test(tc, test_max_bytes_erased_wins);
+    tcase_add_test(tc, test_max_bytes_late_result_is_oldest);
     suite_add_tcase(s, tc);
     return s;
 }

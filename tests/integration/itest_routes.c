@@ -1,0 +1,224 @@
+/* itest_routes.c: the admin API's routes against the real binaries, two
+ * workers and the broker. A pause reaches both workers within 2 s: no call
+ * starts, submissions are still accepted (202) and wait with the reason
+ * "paused"; it survives a restart of both workers and of the ingress; a
+ * resume lets them all through. A max_in_flight override reaches the route's
+ * worker within 2 s (the backend sees one call at a time instead of up to
+ * 10), survives the restarts, and its removal brings the configured limit
+ * back. Plain keys get 403. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define ADMIN "ops-token-0123456789"
+#define N_REQ 10
+#define SETTLE_MS 2000 /* the promise: fleet-wide within 2 s */
+
+static struct h_stack *stack(void)
+{
+    struct h_stack *s = h_stack_new();
+    h_stack_set(s, "routes.lim",
+                "{\"upstreams\":[\"%s\"],\"max_in_flight\":10,\"rate_per_s\":1000,\"burst\":100}",
+                h_stack_backend_url(s));
+    h_stack_add_key(s, "ops", ADMIN, "ops", "[\"*\"]");
+    h_stack_set(s, "keys.2.admin", "true");
+    h_stack_start(s, 2);
+    return s;
+}
+
+static struct json_object *call(struct h_stack *s, const char *method, const char *path,
+                                const char *token, const char *body, long want)
+{
+    char url[512], auth[128];
+    snprintf(url, sizeof url, "%s%s", h_stack_url(s), path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    struct h_resp *r = h_request(method, url, headers, body, body ? strlen(body) : 0);
+    ck_assert_msg(r->status == want, "%s %s: %ld, want %ld (%s%s)", method, path, r->status, want,
+                  r->body, r->err);
+    struct json_object *o = h_resp_json(r);
+    ck_assert_msg(o != NULL, "%s %s: not JSON: %s", method, path, r->body);
+    h_resp_free(r);
+    return o;
+}
+
+/* route_doc returns route's document from GET /v1/admin/routes (caller puts the whole). */
+static struct json_object *route_doc(struct h_stack *s, const char *route, struct json_object **all)
+{
+    *all = call(s, "GET", "/v1/admin/routes", ADMIN, NULL, 200);
+    struct json_object *routes = h_json_at(*all, "routes");
+    for (size_t i = 0; i < json_object_array_length(routes); i++) {
+        struct json_object *r = json_object_array_get_idx(routes, i);
+        if (!strcmp(h_json_str(r, "name"), route)) return r;
+    }
+    ck_abort_msg("no route %s in %s", route, json_object_to_json_string(*all));
+    return NULL;
+}
+
+static void expect_state(struct h_stack *s, const char *route, const char *state)
+{
+    struct json_object *all;
+    struct json_object *r = route_doc(s, route, &all);
+    ck_assert_msg(!strcmp(h_json_str(r, "state"), state), "%s: %s, want %s", route,
+                  json_object_to_json_string(r), state);
+    json_object_put(all);
+}
+
+/* cli runs `sluice --url <ingress> --token <token> args...` and returns its exit code. */
+static int cli(struct h_stack *s, const char *token, const char *a1, const char *a2, const char *a3,
+               const char *a4, const char *a5)
+{
+    char bin[512], log[512];
+    snprintf(bin, sizeof bin, "%s/sluice", h_bin_dir());
+    snprintf(log, sizeof log, "%s/cli.log", h_stack_dir(s));
+    char *argv[] = {bin,        "--url",       (char *)h_stack_url(s),
+                    "--token",  (char *)token, (char *)a1,
+                    (char *)a2, (char *)a3,    (char *)a4,
+                    (char *)a5, NULL};
+    return h_run("sluice", log, argv, 30000);
+}
+
+static void restart_all(struct h_stack *s)
+{
+    h_stack_stop_worker(s, 0);
+    h_stack_stop_worker(s, 1);
+    h_stack_restart_ingress(s);
+    h_stack_add_worker(s);
+    h_stack_add_worker(s);
+}
+
+static void submit(struct h_stack *s, const char *route, const char *path, char *ids[], int n)
+{
+    char env[256];
+    snprintf(env, sizeof env, "{\"route\":\"%s\",\"path\":\"%s\"}", route, path);
+    for (int i = 0; i < n; i++)
+        ids[i] = h_submit(s, H_TOKEN, env);
+}
+
+static void expect_succeeded(struct h_stack *s, char *ids[], int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct json_object *o = h_wait_final(s, H_TOKEN, ids[i], 30000);
+        ck_assert_str_eq(h_json_str(o, "status"), "succeeded");
+        json_object_put(o);
+        free(ids[i]);
+    }
+}
+
+START_TEST(test_pause_resume)
+{
+    struct h_stack *s = stack();
+    char *ids[N_REQ];
+    json_object_put(call(s, "POST", "/v1/admin/routes/echo:pause", H_TOKEN, NULL, 403));
+    json_object_put(call(s, "POST", "/v1/admin/routes/nosuch:pause", ADMIN, NULL, 404));
+    submit(s, "echo", "/warm", ids, 1);
+    expect_succeeded(s, ids, 1);
+
+    struct json_object *o = call(s, "POST", "/v1/admin/routes/echo:pause", ADMIN, NULL, 200);
+    ck_assert_str_eq(h_json_str(o, "state"), "paused");
+    json_object_put(o);
+    h_sleep_ms(SETTLE_MS);
+    long before = h_backend_requests(s);
+    submit(s, "echo", "/paused", ids, N_REQ);
+    h_sleep_ms(3000);
+    ck_assert_int_eq(h_backend_requests(s), before);
+    /* The workers holding them say why they wait. */
+    int paused = 0;
+    for (int i = 0; i < N_REQ; i++) {
+        o = h_get_status(s, H_TOKEN, ids[i], NULL);
+        ck_assert_str_eq(h_json_str(o, "status"), "queued");
+        struct json_object *why = h_json_at(o, "reason");
+        if (why && !strcmp(json_object_get_string(why), "paused")) paused++;
+        json_object_put(o);
+    }
+    ck_assert_int_gt(paused, 0);
+    expect_state(s, "echo", "paused");
+
+    /* Every process restarted: still paused. */
+    restart_all(s);
+    expect_state(s, "echo", "paused");
+    h_sleep_ms(3000);
+    ck_assert_int_eq(h_backend_requests(s), before);
+
+    o = call(s, "POST", "/v1/admin/routes/echo:resume", ADMIN, NULL, 200);
+    ck_assert_str_eq(h_json_str(o, "state"), "running");
+    json_object_put(o);
+    long long t0 = h_mono_ms();
+    expect_succeeded(s, ids, N_REQ);
+    ck_assert_int_lt(h_mono_ms() - t0, 10000);
+    h_stack_teardown(s);
+}
+END_TEST
+
+/* most_at_once submits n calls of 300 ms to route lim and returns the most
+ * the backend answered at once. */
+static long most_at_once(struct h_stack *s, int n)
+{
+    char *ids[N_REQ];
+    h_backend_stat(h_stack_backend_url(s), "max_in_flight", true);
+    submit(s, "lim", "/delay/300", ids, n);
+    expect_succeeded(s, ids, n);
+    return h_backend_stat(h_stack_backend_url(s), "max_in_flight", false);
+}
+
+START_TEST(test_override)
+{
+    struct h_stack *s = stack();
+    json_object_put(call(s, "PATCH", "/v1/admin/routes/echo", ADMIN, "{\"max_in_flight\":1}", 409));
+    json_object_put(call(s, "PATCH", "/v1/admin/routes/lim", ADMIN, "{\"max_in_flight\":0}", 400));
+    json_object_put(call(s, "PATCH", "/v1/admin/routes/lim", ADMIN, "{\"burst\":1}", 400));
+    json_object_put(
+        call(s, "PATCH", "/v1/admin/routes/lim", H_TOKEN, "{\"max_in_flight\":1}", 403));
+    ck_assert_int_gt(most_at_once(s, N_REQ), 1);
+
+    /* Through the CLI: exit 3 for a plain key, 2 for a bad option, 0 then. */
+    ck_assert_int_eq(cli(s, H_TOKEN, "routes", "set", "lim", "--max-in-flight", "1"), 3);
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "set", "lim", "--max-in-flight", "0"), 2);
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "set", "lim", "--max-in-flight", "1"), 0);
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "list", NULL, NULL, NULL), 0);
+    struct json_object *all;
+    struct json_object *o = route_doc(s, "lim", &all);
+    ck_assert_int_eq(h_json_int(o, "effective.max_in_flight"), 1);
+    ck_assert_int_eq(h_json_int(o, "configured.max_in_flight"), 10);
+    json_object_put(all);
+    h_sleep_ms(SETTLE_MS);
+    ck_assert_int_eq(most_at_once(s, N_REQ), 1);
+
+    restart_all(s);
+    struct json_object *r = route_doc(s, "lim", &all);
+    ck_assert_int_eq(h_json_int(r, "override.max_in_flight"), 1);
+    json_object_put(all);
+    ck_assert_int_eq(most_at_once(s, 6), 1);
+
+    o = call(s, "DELETE", "/v1/admin/routes/lim/override", ADMIN, NULL, 200);
+    ck_assert_int_eq(h_json_int(o, "effective.max_in_flight"), 10);
+    json_object_put(o);
+    h_sleep_ms(SETTLE_MS);
+    ck_assert_int_gt(most_at_once(s, N_REQ), 1);
+    h_stack_teardown(s);
+}
+END_TEST
+
+static Suite *routes_suite(void)
+{
+    Suite *s = suite_create("routes");
+    TCase *tc = tcase_create("routes");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_pause_resume);
+    tcase_add_test(tc, test_override);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(routes_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
