@@ -4,7 +4,8 @@
  * URL is parsed with libcurl's own parser (curl_url), the one the worker's
  * call will use, so the host checked is the host called. The address the
  * host resolves to is checked later, at connect time (worker/netguard.h).
- * Not yet used by the ingress: callback delivery is still to come.
+ * The ingress checks at submit (ingress/submit.c), the worker again before
+ * each call (worker/deliver.c), since the configuration may have changed.
  * Tested in tests/unit/test_outurl.c. */
 #ifndef SLUICE_OUTURL_H
 #define SLUICE_OUTURL_H

@@ -62,9 +62,9 @@ bool netguard_internal(const struct sockaddr *sa, socklen_t len)
 curl_socket_t netguard_opensocket(void *clientp, curlsocktype purpose,
                                   struct curl_sockaddr *address)
 {
-    (void)clientp;
     if (purpose != CURLSOCKTYPE_IPCXN ||
         netguard_internal(&address->addr, (socklen_t)address->addrlen)) {
+        if (clientp) *(bool *)clientp = true;
         log_warn("refused to connect to an internal address (a callback or results host that "
                  "resolves to a loopback, private or link-local address)");
         return CURL_SOCKET_BAD;
