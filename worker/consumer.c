@@ -139,8 +139,10 @@ static void settle(struct consumer *c, struct batch *b)
         if (job->next == NEXT_HOLD && c->draining) job->next = NEXT_RETRY_QUEUE;
         publish_copy(c, job);
     }
-    deliver_publish(c->deliver, b);
     outbox_events(c->outbox, b->jobs, b->n, -1, NULL, b);
+    /* After the events on the same channel: a callback's progress event,
+     * from whichever worker takes its delivery, follows its final event. */
+    deliver_publish(c->deliver, b);
     size_t kept = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
@@ -465,7 +467,9 @@ static void take_delivery(struct consumer *c, struct mq_event *ev)
 static void delivery_settled(void *arg, struct batch *b)
 {
     struct consumer *c = arg;
-    if (b->unconfirmed == 0 && session_mq(c->session)) finish(c, b);
+    /* refused: a publish was lost with the connection, whose teardown
+     * returns the delivery to its queue. */
+    if (b->unconfirmed == 0 && !b->refused && session_mq(c->session)) finish(c, b);
 }
 
 static void on_delivery(void *arg, struct mq_event *ev)

@@ -154,6 +154,8 @@ static int publish(struct deliver *dv, const struct envelope *env, const char *k
     if (rc == SESSION_OK)
         rc = session_publish(dv->session, exchange, dv->queue, &props, env->body, env->body_len, b);
     if (rc == SESSION_OK && b) b->unconfirmed++;
+    /* Lost with the connection: the delivery must come back, never be acked. */
+    if (rc == SESSION_DOWN && b) b->refused = true;
     empty_amqp_pool(&pool);
     return rc;
 }
@@ -326,6 +328,7 @@ static void progress(struct call *c, int state)
     } else {
         rc = session_publish_events(dv->session, &msg, NULL, c->b);
         if (rc == SESSION_OK) c->b->unconfirmed++;
+        if (rc == SESSION_DOWN) c->b->refused = true;
     }
     buf_free(&msg);
 }
