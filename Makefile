@@ -61,7 +61,7 @@ CLUSTER_BINS := $(CLUSTER_SRC:tests/integration/%.c=build/san/%)
 # single active consumers, the claims stream, the dead queue's passes and
 # the redelivery count of poison messages); the others (the edge, the
 # CLI, the status page, metrics) touch no queue differently and run once.
-QUORUM_ITESTS := $(filter $(addprefix build/san/itest_,smoke api resilience retries shaping contract deadletters),$(ITEST_BINS))
+QUORUM_ITESTS := $(filter $(addprefix build/san/itest_,smoke api resilience retries shaping contract deadletters callbacks),$(ITEST_BINS))
 build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
 # The CLI's progress line is tested alone, without the CLI's main.

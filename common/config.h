@@ -90,6 +90,14 @@ struct cfg_route {
      * to batch_max of the route's requests in one POST. */
     char *batch_url;
     long batch_max;
+    /* Callbacks and results (config_delivery.c, worker/deliver.h): the
+     * hosts a request's callback_url may name (lower case, no port; none:
+     * callbacks refused), whether those calls may reach loopback, private
+     * or link-local addresses, and NULL or the URL that receives each
+     * batch's final outcomes. */
+    struct cfg_strings callback_hosts;
+    bool allow_private_callbacks;
+    char *results_url;
 };
 
 struct cfg_ingress {

@@ -1,6 +1,6 @@
 /* config_delivery.c: a route's settings for what its calls carry (see
- * config.h): signing_secrets, set_headers, remove_headers, batch_url and
- * batch_max. Apart from
+ * config.h): signing_secrets, set_headers, remove_headers, batch_url,
+ * batch_max, callback_hosts, allow_private_callbacks and results_url. Apart from
  * config_routes.c so that a route's edge and shaping settings and its
  * delivery settings each read in one place. A signing secret never appears
  * in a message: errors name the setting and its index only. */
@@ -148,8 +148,27 @@ static int load_remove(const struct cfgp_src *x, const char *path, struct json_o
     return 0;
 }
 
-/* load_batch reads batch_url (an http:// or https:// URL, used as given)
- * and batch_max. */
+/* load_url reads the http:// or https:// URL named key (used as given)
+ * into *out; absent: *out stays NULL. */
+static int load_url(const struct cfgp_src *x, const char *path, struct json_object *o,
+                    const char *key, char **out)
+{
+    char p[CFG_PATH_MAX];
+    struct json_object *v;
+    const char *u;
+
+    if (!json_object_object_get_ex(o, key, &v)) return 0;
+    cfgp_join(p, path, key);
+    if (cfgp_string(x, p, v, &u) < 0) return -1;
+    if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+        return cfgp_fail(x, p, "must start with http:// or https:// (got \"%.80s\")", u);
+    if (strlen(u) > 2048 || !value_ok(u) || strchr(u, ' '))
+        return cfgp_fail(x, p, "must be a URL of at most 2048 printable characters");
+    *out = strdup(u);
+    return *out ? 0 : cfgp_fail(x, p, "out of memory");
+}
+
+/* load_batch reads batch_url and batch_max. */
 static int load_batch(const struct cfgp_src *x, const char *path, struct json_object *o,
                       struct cfg_route *r)
 {
@@ -165,16 +184,50 @@ static int load_batch(const struct cfgp_src *x, const char *path, struct json_ob
                              cfgp_show(v));
         r->batch_max = (long)json_object_get_int64(v);
     }
-    if (!json_object_object_get_ex(o, "batch_url", &v)) return 0;
-    cfgp_join(p, path, "batch_url");
-    const char *u;
-    if (cfgp_string(x, p, v, &u) < 0) return -1;
-    if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
-        return cfgp_fail(x, p, "must start with http:// or https:// (got \"%.80s\")", u);
-    if (strlen(u) > 2048 || !value_ok(u) || strchr(u, ' '))
-        return cfgp_fail(x, p, "must be a URL of at most 2048 printable characters");
-    r->batch_url = strdup(u);
-    return r->batch_url ? 0 : cfgp_fail(x, p, "out of memory");
+    return load_url(x, path, o, "batch_url", &r->batch_url);
+}
+
+/* host_ok accepts a DNS name or an IP address literal as curl_url reports
+ * a host (IPv6 in brackets), letters already lowered. */
+static bool host_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= 3 && s[0] == '[' && s[n - 1] == ']')
+        return strspn(s + 1, "0123456789abcdef:.") == n - 2;
+    return n >= 1 && n <= 253 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") == n &&
+           s[0] != '.' && s[0] != '-';
+}
+
+/* load_callbacks reads callback_hosts (lower-cased), allow_private_callbacks
+ * and results_url. */
+static int load_callbacks(const struct cfgp_src *x, const char *path, struct json_object *o,
+                          struct cfg_route *r)
+{
+    char p[CFG_PATH_MAX];
+    struct json_object *v;
+
+    cfgp_join(p, path, "callback_hosts");
+    if (json_object_object_get_ex(o, "callback_hosts", &v)) {
+        if (cfgp_load_strings(x, p, v, &r->callback_hosts.v, &r->callback_hosts.n) < 0) return -1;
+        for (size_t i = 0; i < r->callback_hosts.n; i++) {
+            char *h = r->callback_hosts.v[i];
+            for (char *c = h; *c; c++)
+                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+            cfgp_pathf(p, "%s.callback_hosts[%zu]", path, i);
+            if (!host_ok(h))
+                return cfgp_fail(x, p,
+                                 "must be a host name or IP address without a port (got "
+                                 "\"%.80s\")",
+                                 h);
+        }
+    }
+    cfgp_join(p, path, "allow_private_callbacks");
+    if (json_object_object_get_ex(o, "allow_private_callbacks", &v)) {
+        if (!json_object_is_type(v, json_type_boolean))
+            return cfgp_fail(x, p, "must be true or false (got %.80s)", cfgp_show(v));
+        r->allow_private_callbacks = json_object_get_boolean(v);
+    }
+    return load_url(x, path, o, "results_url", &r->results_url);
 }
 
 int cfgp_load_delivery(const struct cfgp_src *x, const char *path, struct json_object *o,
@@ -183,7 +236,8 @@ int cfgp_load_delivery(const struct cfgp_src *x, const char *path, struct json_o
     if (load_secrets(x, path, o, r) < 0) return -1;
     if (load_set(x, path, o, r) < 0) return -1;
     if (load_remove(x, path, o, r) < 0) return -1;
-    return load_batch(x, path, o, r);
+    if (load_batch(x, path, o, r) < 0) return -1;
+    return load_callbacks(x, path, o, r);
 }
 
 void cfgp_free_delivery(struct cfg_route *r)
@@ -197,4 +251,9 @@ void cfgp_free_delivery(struct cfg_route *r)
     cfgp_free_strings(r->remove_headers.v, r->remove_headers.n);
     free(r->batch_url);
     r->batch_url = NULL;
+    cfgp_free_strings(r->callback_hosts.v, r->callback_hosts.n);
+    r->callback_hosts.v = NULL;
+    r->callback_hosts.n = 0;
+    free(r->results_url);
+    r->results_url = NULL;
 }

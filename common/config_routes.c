@@ -298,10 +298,21 @@ static int load_breaker(const struct cfgp_src *x, const char *path, struct json_
 static int load_route(const struct cfgp_src *x, struct cfg_route *r, const char *name,
                       struct json_object *o)
 {
-    static const char *const names[] = {"upstreams",       "hosts",       "paths",
-                                        "strip_path",      "breaker",     "cache_vary_headers",
-                                        "signing_secrets", "set_headers", "remove_headers",
-                                        "batch_url",       "batch_max",   NULL};
+    static const char *const names[] = {"upstreams",
+                                        "hosts",
+                                        "paths",
+                                        "strip_path",
+                                        "breaker",
+                                        "cache_vary_headers",
+                                        "signing_secrets",
+                                        "set_headers",
+                                        "remove_headers",
+                                        "batch_url",
+                                        "batch_max",
+                                        "callback_hosts",
+                                        "allow_private_callbacks",
+                                        "results_url",
+                                        NULL};
     char path[CFG_PATH_MAX], p[CFG_PATH_MAX];
 
     cfgp_join(path, "routes", name);

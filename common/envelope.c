@@ -19,6 +19,7 @@
 #define STR(x) STR_(x)
 #define ROUTE_MAX 64
 #define IDEM_MAX 255
+#define CALLBACK_MAX 2048 /* OUTURL_MAX */
 
 typedef const char *(*check_fn)(const char *s, size_t n);
 
@@ -43,6 +44,7 @@ void envelope_free(struct envelope *e)
     free(e->content_type);
     free(e->body);
     free(e->idempotency_key);
+    free(e->callback_url);
     free(e->tenant);
     envelope_init(e);
 }
@@ -194,6 +196,18 @@ static const char *check_idem(const char *s, size_t n)
     return ok ? NULL : "must be 1.." STR(IDEM_MAX) " printable ASCII characters";
 }
 
+/* check_callback is the shape of a callback URL; its host is checked
+ * against the route's allowlist by the ingress (common/outurl.h). */
+static const char *check_callback(const char *s, size_t n)
+{
+    bool ok = n >= 8 && n <= CALLBACK_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = s[i] > ' ' && s[i] <= '~';
+    return ok ? NULL
+              : "must be an http:// or https:// URL of at most " STR(
+                    CALLBACK_MAX) " printable characters";
+}
+
 static const char *check_tenant(const char *s, size_t n)
 {
     return n == 0 || memchr(s, '\0', n) ? "must be non-empty text" : NULL;
@@ -268,6 +282,11 @@ int env_set_idem(struct pctx *c, const char *field, const char *s, size_t n)
     return set_str(c, field, &c->e->idempotency_key, s, n, check_idem);
 }
 
+int env_set_callback(struct pctx *c, const char *field, const char *s, size_t n)
+{
+    return set_str(c, field, &c->e->callback_url, s, n, check_callback);
+}
+
 static const char *check_content_type(const char *s, size_t n)
 {
     if (n > ENV_MAX_CONTENT_TYPE) return "must be at most " STR(ENV_MAX_CONTENT_TYPE) " bytes";
@@ -318,7 +337,7 @@ bool env_header_forwarded(const char *name, size_t n)
     static const char *const blocked[] = {
         "Authorization", "Proxy-Authorization", "Host",       "Content-Length",  "Connection",
         "Keep-Alive",    "Transfer-Encoding",   "TE",         "Trailer",         "Upgrade",
-        "Expect",        "Proxy-Connection",    "X-Priority", "Idempotency-Key",
+        "Expect",        "Proxy-Connection",    "X-Priority", "Idempotency-Key", "X-Callback-Url",
     };
     if (n >= 9 && strncasecmp(name, "X-Sluice-", 9) == 0) return false;
     for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)

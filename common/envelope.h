@@ -51,8 +51,12 @@ struct envelope {
     size_t body_len;
     int priority;          /* 0..9 */
     char *idempotency_key; /* NULL if none */
-    long timeout_ms;       /* 0 = the route's */
-    int max_attempts;      /* 0 = the route's */
+    /* NULL, or where the final status document is POSTed (an absolute
+     * http(s) URL of at most 2048 printable characters; whether its host is
+     * allowed is the ingress's check against the route's callback_hosts). */
+    char *callback_url;
+    long timeout_ms;  /* 0 = the route's */
+    int max_attempts; /* 0 = the route's */
     char *tenant;
     int attempts; /* backend calls already made */
     int replays;  /* times replayed from the dead letters (x-sluice-replays) */
@@ -111,6 +115,7 @@ struct env_request {
     struct env_text content_type;    /* also taken from no header: headers named so are skipped */
     struct env_text idempotency_key; /* 1..255 printable ASCII */
     struct env_text priority;        /* "0".."9", "high", "normal", "low" */
+    struct env_text callback_url;    /* absent: no callback */
     long timeout_ms;                 /* 0: the route's; else 1..600000 (checked by the JSON form) */
     int max_attempts;                /* 0: the route's; else 1..100 (checked by the JSON form) */
     env_walk_fn walk_headers;        /* NULL: no headers */

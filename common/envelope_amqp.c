@@ -25,13 +25,14 @@ enum {
     H_HEADERS,
     H_REPLAYS,
     H_DELIVERIES,
+    H_CALLBACK,
     H_COUNT
 };
 static const char *const HNAMES[H_COUNT] = {
     "x-sluice-route",      "x-sluice-method",          "x-sluice-path",     "x-sluice-query",
     "x-sluice-tenant",     "x-sluice-idempotency-key", "x-sluice-attempts", "x-sluice-created",
     "x-sluice-timeout-ms", "x-sluice-max-attempts",    "x-sluice-headers",  "x-sluice-replays",
-    "x-sluice-deliveries",
+    "x-sluice-deliveries", "x-sluice-callback-url",
 };
 
 static amqp_table_entry_t *put(amqp_table_t *t, int h, uint8_t kind)
@@ -74,6 +75,7 @@ int envelope_to_amqp(const struct envelope *e, amqp_pool_t *pool, amqp_basic_pro
     if (e->query) put_str(t, H_QUERY, e->query);
     put_str(t, H_TENANT, e->tenant);
     if (e->idempotency_key) put_str(t, H_IDEM, e->idempotency_key);
+    if (e->callback_url) put_str(t, H_CALLBACK, e->callback_url);
     put(t, H_ATTEMPTS, AMQP_FIELD_KIND_I32)->value.value.i32 = e->attempts;
     put(t, H_CREATED, AMQP_FIELD_KIND_I64)->value.value.i64 = e->created_ms;
     if (e->timeout_ms) put(t, H_TIMEOUT, AMQP_FIELD_KIND_I64)->value.value.i64 = e->timeout_ms;
@@ -119,6 +121,7 @@ size_t envelope_amqp_size(const struct envelope *e)
          ENTRY(H_PATH, LONGSTR(opt_len(e->path))) + ENTRY(H_TENANT, LONGSTR(opt_len(e->tenant)));
     if (e->query) n += ENTRY(H_QUERY, LONGSTR(strlen(e->query)));
     if (e->idempotency_key) n += ENTRY(H_IDEM, LONGSTR(strlen(e->idempotency_key)));
+    if (e->callback_url) n += ENTRY(H_CALLBACK, LONGSTR(strlen(e->callback_url)));
     n +=
         ENTRY(H_ATTEMPTS, 4) + ENTRY(H_CREATED, 8) + ENTRY(H_TIMEOUT, 8) + ENTRY(H_MAX_ATTEMPTS, 4);
     n += ENTRY(H_REPLAYS, 4) + ENTRY(H_DELIVERIES, 4);
@@ -181,9 +184,10 @@ static int amqp_strings(struct pctx *c, const amqp_field_value_t *const *f)
         bool required;
         set_fn set;
     } fields[] = {
-        {H_ROUTE, true, env_set_route},   {H_METHOD, true, env_set_method},
-        {H_PATH, true, env_set_path},     {H_QUERY, false, env_set_query},
-        {H_TENANT, true, env_set_tenant}, {H_IDEM, false, env_set_idem},
+        {H_ROUTE, true, env_set_route},        {H_METHOD, true, env_set_method},
+        {H_PATH, true, env_set_path},          {H_QUERY, false, env_set_query},
+        {H_TENANT, true, env_set_tenant},      {H_IDEM, false, env_set_idem},
+        {H_CALLBACK, false, env_set_callback},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const amqp_field_value_t *v = f[fields[i].h];

@@ -166,6 +166,7 @@ static const struct {
     {"path", SLOT(path), NULL},
     {"query", SLOT(query), NULL},
     {"idempotency_key", SLOT(idempotency_key), NULL},
+    {"callback_url", SLOT(callback_url), NULL},
     {"headers", 0, read_headers},
     {"body", 0, read_body},
     {"body_text", 0, read_body_text},

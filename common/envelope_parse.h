@@ -41,6 +41,7 @@ int env_set_path(struct pctx *c, const char *field, const char *s, size_t n);
 int env_set_query(struct pctx *c, const char *field, const char *s, size_t n);
 int env_set_tenant(struct pctx *c, const char *field, const char *s, size_t n);
 int env_set_idem(struct pctx *c, const char *field, const char *s, size_t n);
+int env_set_callback(struct pctx *c, const char *field, const char *s, size_t n);
 int env_set_content_type(struct pctx *c, const char *field, const char *s, size_t n);
 int env_set_priority(struct pctx *c, const char *field, const char *s, size_t n);
 int env_set_body(struct pctx *c, const void *p, size_t n);

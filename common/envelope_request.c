@@ -15,10 +15,10 @@
 /* How each form names the fields whose name differs; the others ("route",
  * "method", "path", "query", "headers") are named the same in both. */
 static const struct {
-    const char *content_type, *idempotency_key, *priority;
+    const char *content_type, *idempotency_key, *priority, *callback_url;
 } NAMES[] = {
-    [ENV_FORM_ENVELOPE] = {"headers.Content-Type", "idempotency_key", "priority"},
-    [ENV_FORM_TRANSPARENT] = {"Content-Type", "Idempotency-Key", "X-Priority"},
+    [ENV_FORM_ENVELOPE] = {"headers.Content-Type", "idempotency_key", "priority", "callback_url"},
+    [ENV_FORM_TRANSPARENT] = {"Content-Type", "Idempotency-Key", "X-Priority", "X-Callback-Url"},
 };
 
 /* walk is the context of the header walk: the parse and the form. */
@@ -57,6 +57,7 @@ static int fill(struct walk *w, const struct env_request *rq)
         set_text(c, env_set_query, "query", rq->query, NULL) < 0 ||
         set_text(c, env_set_idem, NAMES[w->form].idempotency_key, rq->idempotency_key, NULL) < 0 ||
         set_text(c, env_set_priority, NAMES[w->form].priority, rq->priority, NULL) < 0 ||
+        set_text(c, env_set_callback, NAMES[w->form].callback_url, rq->callback_url, NULL) < 0 ||
         set_text(c, env_set_content_type, NAMES[w->form].content_type, rq->content_type,
                  rq->body_type) < 0)
         return -1;

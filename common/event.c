@@ -75,7 +75,31 @@ int event_append(struct buf *b, const struct status_update *u)
     if (!rc && u->erase) rc = buf_appends(b, ",\"erase\":true");
     if (!rc && u->replays > 0) rc = buf_appendf(b, ",\"replays\":%d", u->replays);
     if (!rc && u->purge) rc = buf_appends(b, ",\"purge\":true");
+    if (!rc && event_callback_name(u->callback))
+        rc = buf_appendf(b, ",\"callback\":\"%s\",\"callback_attempts\":%d",
+                         event_callback_name(u->callback), u->callback_attempts);
+    if (!rc && u->callback_only) rc = buf_appends(b, ",\"callback_only\":true");
     return rc ? rc : buf_append(b, "}", 1);
+}
+
+const char *event_callback_name(int callback)
+{
+    static const char *const names[] = {
+        [CB_PENDING] = "pending", [CB_SUCCEEDED] = "succeeded", [CB_FAILED] = "failed"};
+    return callback > CB_NONE && callback <= CB_FAILED ? names[callback] : NULL;
+}
+
+/* read_callback reads a callback state name; an unknown one (a newer
+ * worker's) reads as none. */
+static bool read_callback(struct jscan *s, int *out)
+{
+    char name[16];
+    size_t n;
+    if (!jscan_string(s, name, sizeof name, &n)) return false;
+    *out = CB_NONE;
+    for (int i = CB_PENDING; i <= CB_FAILED; i++)
+        if (strcmp(name, event_callback_name(i)) == 0) *out = i;
+    return true;
 }
 
 int event_end(struct buf *b)
@@ -139,9 +163,9 @@ static bool read_reason(struct jscan *s, char out[EVENT_REASON_MAX + 1], const c
 
 static bool decode_event(struct jscan *s, struct status_update *u, struct event_text *t)
 {
-    char key[16], state[16] = "";
+    char key[24], state[16] = "";
     size_t id_len = 0, n;
-    int64_t created = -1, ts = -1, attempts = -1, replays = 0;
+    int64_t created = -1, ts = -1, attempts = -1, replays = 0, cb_attempts = 0;
     bool ok = jscan_enter(s, '{');
     int r = -1;
     *u = (struct status_update){0};
@@ -176,6 +200,12 @@ static bool decode_event(struct jscan *s, struct status_update *u, struct event_
             ok = read_bool(s, &u->purge);
         else if (strcmp(key, "replays") == 0)
             ok = jscan_int(s, 0, EVENT_MAX_REPLAYS, &replays);
+        else if (strcmp(key, "callback") == 0)
+            ok = read_callback(s, &u->callback);
+        else if (strcmp(key, "callback_attempts") == 0)
+            ok = jscan_int(s, 0, INT_MAX, &cb_attempts);
+        else if (strcmp(key, "callback_only") == 0)
+            ok = read_bool(s, &u->callback_only);
         else
             ok = jscan_value(s, NULL, NULL);
     }
@@ -188,6 +218,8 @@ static bool decode_event(struct jscan *s, struct status_update *u, struct event_
     u->ts_ms = ts;
     u->attempts = (int)attempts;
     u->replays = (int)replays;
+    u->callback_attempts =
+        cb_attempts > EVENT_MAX_CB_ATTEMPTS ? EVENT_MAX_CB_ATTEMPTS : (int)cb_attempts;
     return true;
 }
 

@@ -61,7 +61,21 @@ struct status_update {
      * (ingress/status_index.h). */
     int replays;
     bool purge; /* its dead letter was purged: no longer listed as dead */
+    /* The delivery of a final request's callback_url (worker/deliver.h):
+     * CB_NONE, or its state and the calls made so far ("callback":"pending",
+     * "callback_attempts":N). A final event of a request with a callback
+     * says pending; callback_only marks the worker's later progress events,
+     * which change nothing but the callback of a request already final. */
+    int callback;
+    int callback_attempts;
+    bool callback_only;
 };
+
+enum { CB_NONE, CB_PENDING, CB_SUCCEEDED, CB_FAILED };
+/* EVENT_MAX_CB_ATTEMPTS bounds callback_attempts (the status index keeps 7 bits). */
+#define EVENT_MAX_CB_ATTEMPTS 127
+/* event_callback_name is "pending", "succeeded" or "failed" (NULL for CB_NONE). */
+const char *event_callback_name(int callback);
 
 /* EVENT_TAG_MAX bounds fp and ck: short printable tokens. */
 #define EVENT_TAG_MAX 64

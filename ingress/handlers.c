@@ -312,6 +312,7 @@ static bool submit_transparent(struct request *r, struct answer *a)
         .content_type = header_text(r, "Content-Type"),
         .idempotency_key = header_text(r, "Idempotency-Key"),
         .priority = header_text(r, "X-Priority"),
+        .callback_url = header_text(r, "X-Callback-Url"),
         .walk_headers = r->io->walk_headers,
         .headers = r,
     };

@@ -148,7 +148,10 @@ int idem_fingerprint(const struct envelope *e, char out[IDEM_FP_LEN + 1])
     if (!rc)
         rc = text(ctx, e->route) || text(ctx, e->method) || text(ctx, e->path) ||
                      text(ctx, e->query) || text(ctx, e->content_type) || headers(ctx, e) ||
-                     field(ctx, e->body, e->body_len) || EVP_DigestFinal_ex(ctx, md, &n) != 1
+                     field(ctx, e->body, e->body_len) ||
+                     /* only when set: keys without one keep their fingerprints */
+                     (e->callback_url && text(ctx, e->callback_url)) ||
+                     EVP_DigestFinal_ex(ctx, md, &n) != 1
                  ? -1
                  : 0;
     EVP_MD_CTX_free(ctx);

@@ -47,12 +47,15 @@ struct entry {
     uint16_t tenant;
     uint16_t route;
     /* Packed into the four bytes left, so that an entry stays 72 bytes. */
-    uint32_t state : 3;                  /* enum req_state, or ST_GONE */
-    uint32_t reason : 2;                 /* why a request that is not final waits: REASON_* */
-    uint32_t attempts : 7;               /* up to MAX_ATTEMPTS_SHOWN */
-    uint32_t erased : 1;                 /* result and error erased at the client's request */
-    uint32_t ticket : DRAIN_TICKET_BITS; /* its lane arrival while queued (drain.h), else 0 */
+    uint32_t state : 3;    /* enum req_state, or ST_GONE */
+    uint32_t reason : 2;   /* why a request that is not final waits: REASON_* */
+    uint32_t attempts : 7; /* up to MAX_ATTEMPTS_SHOWN */
+    uint32_t erased : 1;   /* result and error erased at the client's request */
+    /* While queued, its lane arrival (drain.h); once final, its callback:
+     * CB_* in the low 2 bits, the calls made above them (cb_of); else 0. */
+    uint32_t ticket : DRAIN_TICKET_BITS;
 };
+_Static_assert(DRAIN_TICKET_BITS >= 2 + 7, "a final entry's ticket holds its callback");
 
 /* ST_GONE marks a ring slot whose entry was dropped before reaching the
  * head: it is no longer in the table and waits to be popped. */
@@ -435,6 +438,25 @@ static uint64_t created_bits(int64_t ms)
     return (uint64_t)(ms < 0 ? 0 : ms > CREATED_MAX ? CREATED_MAX : ms);
 }
 
+/* A final entry's callback state and calls, kept in its ticket bits. */
+static unsigned cb_state(const struct entry *e)
+{
+    return ST_FINAL(e->state) ? (e->ticket & 3u) : CB_NONE;
+}
+
+static unsigned cb_attempts(const struct entry *e)
+{
+    return ST_FINAL(e->state) ? (e->ticket >> 2) & 0x7fu : 0;
+}
+
+static void cb_set(struct entry *e, int state, int attempts)
+{
+    unsigned a = attempts < 0                       ? 0
+                 : attempts > EVENT_MAX_CB_ATTEMPTS ? EVENT_MAX_CB_ATTEMPTS
+                                                    : (unsigned)attempts;
+    e->ticket = ((unsigned)state & 3u) | a << 2;
+}
+
 static int insert(struct status_index *idx, const struct status_update *u, char **texts, int64_t at)
 {
     uint16_t tenant, route;
@@ -459,6 +481,7 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
                         .reason = reason_of(u->reason)};
     /* A request first seen queued has entered its lane. */
     if (u->state == ST_QUEUED) e->ticket = drain_arrive(&idx->drains[route]);
+    if (ST_FINAL(u->state)) cb_set(e, u->callback, u->callback_attempts);
     memcpy(e->id, u->id, ID_LEN);
     texts_take(idx, e, texts, ST_FINAL(e->state) ? at : 0);
     if (!ST_FINAL(e->state)) idx->tinfo[tenant].open++;
@@ -468,11 +491,26 @@ static int insert(struct status_index *idx, const struct status_update *u, char 
     return 0;
 }
 
+/* merge_callback applies a worker's callback progress to a final entry of
+ * the same generation: more calls win, and at equal calls an outcome wins
+ * over pending (progress events may be read back out of order). */
+static void merge_callback(struct entry *e, const struct status_update *u)
+{
+    if (!ST_FINAL(e->state) || (unsigned)u->replays != e->replays || u->callback == CB_NONE) return;
+    unsigned a = (unsigned)u->callback_attempts, have = cb_attempts(e);
+    if (a > have ||
+        (a == have && cb_state(e) != (unsigned)u->callback && u->callback != CB_PENDING))
+        cb_set(e, u->callback, u->callback_attempts);
+}
+
 /* regenerate starts e anew for u's newer generation (a replay from the
  * dead letters): its earlier outcome no longer says anything. */
 static void regenerate(struct status_index *idx, struct entry *e, const struct status_update *u)
 {
-    if (ST_FINAL(e->state)) idx->tinfo[e->tenant].open++;
+    if (ST_FINAL(e->state)) {
+        idx->tinfo[e->tenant].open++;
+        e->ticket = 0; /* its callback bits: the new generation has none yet */
+    }
     e->replays = (unsigned)u->replays;
     e->purged = 0;
     e->erased = 0;
@@ -510,6 +548,10 @@ static void merge(struct status_index *idx, struct entry *e, const struct status
     /* Generations: an event of an earlier one is stale, a later one
      * replaces whatever the entry said, a final state included. */
     if ((unsigned)u->replays < e->replays) return;
+    if (u->callback_only) {
+        merge_callback(e, u);
+        return;
+    }
     if ((unsigned)u->replays > e->replays) regenerate(idx, e, u);
     if (ST_FINAL(e->state) || (u->state == ST_QUEUED && !u->reason)) return;
     unsigned attempts = clamp_attempts(u->attempts);
@@ -523,6 +565,7 @@ static void merge(struct status_index *idx, struct entry *e, const struct status
     if (ST_FINAL(u->state)) idx->tinfo[e->tenant].open--;
     e->state = (unsigned)u->state;
     e->reason = reason_of(u->reason);
+    if (ST_FINAL(e->state)) cb_set(e, u->callback, u->callback_attempts);
     if (u->ts_ms > e->updated_ms) e->updated_ms = u->ts_ms;
     texts_take(idx, e, texts, ST_FINAL(e->state) ? at : 0);
 }
@@ -587,7 +630,7 @@ int status_index_apply_at(struct status_index *idx, const struct status_update *
             became_final = !ST_FINAL(e->state);
             merge(idx, e, u, &texts, at);
             became_final = became_final && ST_FINAL(e->state);
-        } else if (!u->erase && !u->purge) { /* nothing to erase or purge */
+        } else if (!u->erase && !u->purge && !u->callback_only) { /* nothing to change */
             rc = insert(idx, u, &texts, at);
             became_final = rc == 0 && ST_FINAL(u->state);
         }
@@ -686,6 +729,9 @@ static int render_entry(const struct status_index *idx, const struct entry *e, b
         rc = buf_appendf(out, ",\"reason\":\"%s\"", reasons[e->reason]);
     if (!rc && with_result) rc = append_text(out, ",\"result\":", result ? result : result_of(e));
     if (!rc) rc = append_text(out, ",\"error\":", error_of(e));
+    if (!rc && cb_state(e) != CB_NONE)
+        rc = buf_appendf(out, ",\"callback\":{\"status\":\"%s\",\"attempts\":%u}",
+                         event_callback_name((int)cb_state(e)), cb_attempts(e));
     if (!rc && e->erased) rc = buf_appends(out, ",\"erased\":true");
     if (!rc && e->replays) rc = buf_appendf(out, ",\"replays\":%u", (unsigned)e->replays);
     return rc ? rc : buf_append(out, "}", 1);

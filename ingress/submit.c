@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "id.h"
+#include "outurl.h"
 
 /* append_position adds the queue_position and estimated_wait_s of a request
  * of tenant just accepted, from the status index, which has it from the
@@ -174,10 +175,26 @@ static bool cached(struct app *app, struct submission *sub, struct envelope *env
     return true;
 }
 
+/* callback_allowed refuses (false with a) a callback URL whose host is not
+ * in the route's callback_hosts: checked before anything is counted. */
+static bool callback_allowed(struct app *app, const struct envelope *env, struct answer *a)
+{
+    if (!env->callback_url) return true;
+    const struct cfg_route *route = cfg_route_find(&app->cfg, env->route, strlen(env->route));
+    const char *why = route ? outurl_refusal(env->callback_url, &route->callback_hosts)
+                            : "names a route this ingress does not know";
+    if (!why) return true;
+    char msg[256];
+    snprintf(msg, sizeof msg, "callback_url %s", why);
+    answer_error(a, 400, "callback_not_allowed", msg);
+    return false;
+}
+
 bool submit_contract(struct app *app, const struct principal *who, struct submission *sub,
                      struct envelope *env, struct answer *a)
 {
     bool go = false;
+    if (!callback_allowed(app, env, a)) goto out;
     if (!rate(app, who, sub, a)) goto out;
     env->created_ms = clock_real_ms();
     if (env->priority > who->key->max_priority) env->priority = who->key->max_priority;

@@ -23,6 +23,7 @@
 #include "backoff.h"
 #include "batchcall.h"
 #include "clock.h"
+#include "deliver.h"
 #include "dispatch.h"
 #include "gate.h"
 #include "intake.h"
@@ -49,6 +50,7 @@ struct consumer {
     struct session *session;
     struct intake *intake;
     struct outbox *outbox;
+    struct deliver *deliver; /* callbacks and results (deliver.h) */
     struct shaper *shaper;
     struct admit *admit;
     struct gate *gate; /* holds each batch until its claim is read back */
@@ -138,6 +140,9 @@ static void settle(struct consumer *c, struct batch *b)
         publish_copy(c, job);
     }
     outbox_events(c->outbox, b->jobs, b->n, -1, NULL, b);
+    /* After the events on the same channel: a callback's progress event,
+     * from whichever worker takes its delivery, follows its final event. */
+    deliver_publish(c->deliver, b);
     size_t kept = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
@@ -434,6 +439,39 @@ static bool redelivered(struct consumer *c, struct job *job, bool again)
     return true;
 }
 
+static void finish(struct consumer *c, struct batch *b);
+
+/* take_delivery starts a callback or results delivery (deliver.h). Its
+ * delivery tag rides in a batch of its own on c->inflight, like a request's,
+ * so that no multiple ack settles it before its call is over. */
+static void take_delivery(struct consumer *c, struct mq_event *ev)
+{
+    struct batch *b = calloc(1, sizeof *b);
+    struct job *job = job_new(ev->tag);
+    if (!b || !job || batch_push(b, job) < 0) {
+        free(b);
+        job_free(job);
+        session_break(c->session, "out of memory taking a delivery");
+        return;
+    }
+    b->next = c->inflight;
+    c->inflight = b;
+    if (deliver_take(c->deliver, &ev->msg, b) < 0) {
+        job->dead_letter = true; /* nacked: the deliveries queue dead-letters nowhere */
+        finish(c, b);
+    }
+}
+
+/* delivery_settled acks a delivery whose call is over once its publishes
+ * (retry, status event) are confirmed: at once when it made none. */
+static void delivery_settled(void *arg, struct batch *b)
+{
+    struct consumer *c = arg;
+    /* refused: a publish was lost with the connection, whose teardown
+     * returns the delivery to its queue. */
+    if (b->unconfirmed == 0 && !b->refused && session_mq(c->session)) finish(c, b);
+}
+
 static void on_delivery(void *arg, struct mq_event *ev)
 {
     struct consumer *c = arg;
@@ -444,6 +482,10 @@ static void on_delivery(void *arg, struct mq_event *ev)
     }
     size_t lane = 0;
     enum intake_source src = intake_source(c->intake, ev->consumer, &lane);
+    if (src == INTAKE_DELIVERIES) {
+        take_delivery(c, ev);
+        return;
+    }
     struct env_error err;
     struct job *job = job_new(ev->tag);
     if (!job) {
@@ -815,7 +857,10 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     c->admit = c->shaper ? admit_new(cfg, c->shaper) : NULL;
     c->session = c->intake ? open_session(c) : NULL;
     c->outbox = c->session ? outbox_new(cfg, c->session, c->intake) : NULL;
-    if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->gate || !c->ctl || !c->routectl) {
+    struct deliver_hooks dh = {.arg = c, .settled = delivery_settled};
+    c->deliver = c->session && c->dispatch ? deliver_new(cfg, c->session, c->dispatch, &dh) : NULL;
+    if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->deliver || !c->gate || !c->ctl ||
+        !c->routectl) {
         consumer_free(c);
         return NULL;
     }
@@ -832,6 +877,7 @@ void consumer_free(struct consumer *c)
     wmetrics_free(c->wm);
     retry_heap_free(&c->held);
     outbox_free(c->outbox);
+    deliver_free(c->deliver);
     admit_free(c->admit);
     shaper_free(c->shaper);
     routectl_free(c->routectl);

@@ -1,5 +1,5 @@
 /* intake.c: the worker's consumers (see intake.h). A consumer's tag says
- * what it consumes: "lane.<i>", "other.<i>" or "old". */
+ * what it consumes: "lane.<i>", "other.<i>", "old" or "deliveries". */
 #include "intake.h"
 
 #include <stdio.h>
@@ -20,7 +20,7 @@ struct queue {
 struct intake {
     const struct cfg *cfg;
     struct queue *lanes, *others; /* one per route */
-    struct queue old;
+    struct queue old, deliveries;
     char dead[TOPO_NAME_MAX];
     const char **stats; /* lanes, then dead */
 };
@@ -43,6 +43,7 @@ struct intake *intake_new(const struct cfg *cfg)
         in->stats[i] = in->lanes[i].name;
     }
     topo_name(cfg, TOPO_OLD_REQUESTS, in->old.name, sizeof(in->old.name));
+    topo_name(cfg, TOPO_DELIVERIES, in->deliveries.name, sizeof(in->deliveries.name));
     topo_name(cfg, TOPO_DEAD, in->dead, sizeof(in->dead));
     in->stats[cfg->n_routes] = in->dead;
     return in;
@@ -99,6 +100,8 @@ int intake_start(struct intake *in, struct mq *mq)
         snprintf(tag, sizeof(tag), "other.%zu", i);
         if (consume_if_there(mq, &in->others[i], prefetch, tag) < 0) return -1;
     }
+    in->deliveries.consumed = false;
+    if (consume(mq, &in->deliveries, (uint16_t)cfg->worker.prefetch, "deliveries") < 0) return -1;
     return consume_if_there(mq, &in->old, (uint16_t)cfg->worker.prefetch, "old") < 0 ? -1 : 0;
 }
 
@@ -113,6 +116,7 @@ int intake_stop(struct intake *in, struct mq *mq)
         if (rc == 0 && in->others[i].consumed) rc = mq_cancel_as(mq, tag);
     }
     if (rc == 0 && in->old.consumed) rc = mq_cancel_as(mq, "old");
+    if (rc == 0 && in->deliveries.consumed) rc = mq_cancel_as(mq, "deliveries");
     return rc;
 }
 
@@ -133,6 +137,7 @@ enum intake_source intake_source(const struct intake *in, const char *tag, size_
     if (tag_index(tag, "lane.", in->cfg->n_routes, route)) return INTAKE_LANE;
     if (tag_index(tag, "other.", in->cfg->n_routes, route)) return INTAKE_OTHER;
     if (strcmp(tag, "old") == 0) return INTAKE_OLD;
+    if (strcmp(tag, "deliveries") == 0) return INTAKE_DELIVERIES;
     return INTAKE_UNKNOWN;
 }
 

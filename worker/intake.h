@@ -5,7 +5,8 @@
  * start soon: max(2 x max_in_flight, burst, 10). Where they still exist, it
  * also drains a route's other lane (where its requests waited before its
  * limits changed) and the requests queue of releases before lanes
- * (docs/operations.md): both are probed when the connection opens. */
+ * (docs/operations.md): both are probed when the connection opens. And the
+ * deliveries queue, of callbacks and results (worker/deliver.h). */
 #ifndef SLUICE_INTAKE_H
 #define SLUICE_INTAKE_H
 
@@ -29,10 +30,11 @@ __attribute__((warn_unused_result)) int intake_start(struct intake *in, struct m
 __attribute__((warn_unused_result)) int intake_stop(struct intake *in, struct mq *mq);
 
 enum intake_source {
-    INTAKE_LANE,    /* the lane of route *route */
-    INTAKE_OTHER,   /* the other lane of route *route (its limits changed) */
-    INTAKE_OLD,     /* the requests queue of an older release */
-    INTAKE_UNKNOWN, /* not a consumer of ours */
+    INTAKE_LANE,       /* the lane of route *route */
+    INTAKE_OTHER,      /* the other lane of route *route (its limits changed) */
+    INTAKE_OLD,        /* the requests queue of an older release */
+    INTAKE_DELIVERIES, /* the deliveries queue (worker/deliver.h) */
+    INTAKE_UNKNOWN,    /* not a consumer of ours */
 };
 /* intake_source tells which queue a delivery to consumer tag came from. */
 enum intake_source intake_source(const struct intake *in, const char *tag, size_t *route);

@@ -62,12 +62,29 @@ bool netguard_internal(const struct sockaddr *sa, socklen_t len)
 curl_socket_t netguard_opensocket(void *clientp, curlsocktype purpose,
                                   struct curl_sockaddr *address)
 {
-    (void)clientp;
     if (purpose != CURLSOCKTYPE_IPCXN ||
         netguard_internal(&address->addr, (socklen_t)address->addrlen)) {
+        if (clientp) *(bool *)clientp = true;
         log_warn("refused to connect to an internal address (a callback or results host that "
                  "resolves to a loopback, private or link-local address)");
         return CURL_SOCKET_BAD;
     }
     return socket(address->family, address->socktype, address->protocol);
+}
+
+int netguard_easy(CURL *e, bool allow_private)
+{
+    /* CURLOPT_PROXY "" overrides http_proxy/https_proxy/all_proxy; NOPROXY
+     * "*" also covers a curl built to read the environment differently. */
+    if (curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK)
+        return -1;
+    if (allow_private) return 0;
+    if (curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, netguard_opensocket) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, NULL) != CURLE_OK)
+        return -1;
+    return 0;
 }

@@ -5,8 +5,8 @@
  * (CURLOPT_OPENSOCKETFUNCTION), after DNS, so a name that resolves to a
  * public address when checked and a private one when used (DNS rebinding)
  * gains nothing: there is no second lookup. Pure, unit-tested in
- * tests/unit/test_netguard.c. Not yet used by a call: callbacks and results
- * delivery (the calls it is for) are still to come. */
+ * tests/unit/test_netguard.c; worker/deliver.c sets it on every callback
+ * and results call. */
 #ifndef SLUICE_NETGUARD_H
 #define SLUICE_NETGUARD_H
 
@@ -22,11 +22,21 @@
  * internal. */
 bool netguard_internal(const struct sockaddr *sa, socklen_t len);
 
-/* netguard_opensocket is a CURLOPT_OPENSOCKETFUNCTION: with clientp NULL it
- * opens the socket as curl would, and refuses (CURL_SOCKET_BAD, so the call
- * fails with CURLE_COULDNT_CONNECT) an internal address. Set it only on
- * calls whose route does not allow private callbacks. */
+/* netguard_opensocket is a CURLOPT_OPENSOCKETFUNCTION: it opens the socket
+ * as curl would, and refuses (CURL_SOCKET_BAD, so the call fails with
+ * CURLE_COULDNT_CONNECT) an internal address, then setting *(bool *)clientp
+ * when clientp (CURLOPT_OPENSOCKETDATA) is not NULL, so that a caller can
+ * tell a refusal from a host that is down. Set it only on calls whose
+ * route does not allow private callbacks. */
 curl_socket_t netguard_opensocket(void *clientp, curlsocktype purpose,
                                   struct curl_sockaddr *address);
+
+/* netguard_easy sets the outbound-safety options of a call to an
+ * allowlisted host on e: redirects never followed, http and https only
+ * (redirects included), no proxy (an environment's http_proxy would connect
+ * to the proxy, not to the checked host), and netguard_opensocket unless
+ * allow_private (a route's allow_private_callbacks). Returns 0, or -1 when
+ * curl refused an option (then the call must not be made). */
+__attribute__((warn_unused_result)) int netguard_easy(CURL *e, bool allow_private);
 
 #endif

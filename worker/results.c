@@ -163,5 +163,7 @@ struct status_update results_update(const struct job *job, enum req_state state,
         .result_len = job->result_json ? strlen(job->result_json) : 0,
         .error_json = job->error_json,
         .error_len = job->error_json ? strlen(job->error_json) : 0,
+        /* A final request with a callback: its delivery is on its way (deliver.h). */
+        .callback = ST_FINAL(state) && job->env.callback_url ? CB_PENDING : CB_NONE,
     };
 }

@@ -172,6 +172,8 @@ static void the_submissions(struct h_stack *s)
     note(post(s, NULL, "{\"route\":\"echo\"}"), 401);
     note(post(s, H_TOKEN, "{\"route\":"), 400);
     note(post(s, H_TOKEN, "{\"route\":\"echo\",\"bogus\":1}"), 400);
+    note(post(s, H_TOKEN, "{\"route\":\"echo\",\"callback_url\":\"http://elsewhere.example/\"}"),
+         400);
     note(post(s, H_OTHER_TOKEN, "{\"route\":\"slow\"}"), 403);
     note(post(s, H_TOKEN, "{\"route\":\"nope\"}"), 404);
     note(call(s, "POST", "/v1/requests", H_TOKEN, "Content-Type: text/plain", "x"), 415);

@@ -72,8 +72,9 @@ struct reply {
     const char *content_type;
     char *body; /* malloc'd */
     size_t len;
-    long retry_after_s; /* < 0: no Retry-After header */
-    bool latin1_header; /* add "X-Latin1: caf\xe9", a header value that is not UTF-8 */
+    long retry_after_s;   /* < 0: no Retry-After header */
+    bool latin1_header;   /* add "X-Latin1: caf\xe9", a header value that is not UTF-8 */
+    const char *location; /* NULL, or a Location header (a redirect) */
 };
 
 struct opts {
@@ -405,12 +406,13 @@ static void batch_dump(struct backend *b, struct MHD_Connection *conn, const str
     if (!f) return;
     fwrite(q->body.data ? q->body.data : "", 1, q->body.len, f);
     fclose(f);
-    /* and "<webhook-timestamp> <webhook-signature>" beside it */
+    /* and "<webhook-timestamp>\n<webhook-signature>\n<traceparent>" beside it */
     const char *ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-timestamp");
     const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-signature");
+    const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
     snprintf(path, sizeof path, "%s/%s.sig", b->batch_dump, id);
     if (!ts || !sig || !(f = fopen(path, "w"))) return;
-    fprintf(f, "%s\n%s\n", ts, sig);
+    fprintf(f, "%s\n%s\n%s\n", ts, sig, tp ? tp : "");
     fclose(f);
 }
 
@@ -478,6 +480,9 @@ static void route(struct backend *b, struct MHD_Connection *conn, const char *me
         const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
         reply_bytes(r, type ? type : "application/octet-stream", q->body.data ? q->body.data : "",
                     q->body.len);
+    } else if (!strcmp(q->path, "/redirect")) {
+        reply_number(r, MHD_HTTP_FOUND, "status", MHD_HTTP_FOUND);
+        r->location = "/redirected";
     } else if (!strcmp(q->path, "/latin1-header")) {
         reply_bytes(r, "text/plain", "latin1", 6);
         r->latin1_header = true;
@@ -500,6 +505,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, struct reply *r)
     snprintf(secs, sizeof secs, "%ld", r->retry_after_s);
     if (rc == MHD_YES && r->retry_after_s >= 0)
         rc = MHD_add_response_header(resp, "Retry-After", secs);
+    if (rc == MHD_YES && r->location) rc = MHD_add_response_header(resp, "Location", r->location);
     if (rc == MHD_YES && r->latin1_header)
         rc = MHD_add_response_header(resp, "X-Latin1", "caf\xe9");
     if (rc == MHD_YES) rc = MHD_queue_response(conn, r->status, resp);
@@ -526,12 +532,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+    /* A call without a key (a callback or results delivery) counts under its
+     * webhook-id, which its retries keep. */
+    if (!key) key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-id");
     /* The /_ paths are the tests' questions, not traffic: they count nowhere. */
     bool counted = strncmp(q->path, "/_", 2) != 0;
     long calls = counted ? counts_bump(&b->counts, key ? key : "") : 0;
     if (calls < 0) return MHD_NO;
     access_log(b, method, q->path, key);
     struct reply r = {.retry_after_s = -1};
+    /* With --batch-dump, every signed call's body is kept, not only batches'. */
+    if (counted && strcmp(q->path, "/batch") != 0) batch_dump(b, conn, q);
     if (counted) counts_enter(&b->counts);
     route(b, conn, method, q, calls, &r);
     if (counted) counts_leave(&b->counts);
@@ -581,7 +592,7 @@ static void usage(FILE *f)
             "  --log       access log: \"<unix_ms> <METHOD> <path> <idempotency-key|->\"\n"
             "  --log-us    the same with microseconds (for latency benchmarks)\n"
             "  --delay-ms  added to every answer (0..%ld)\n"
-            "  --batch-dump DIR  writes the body of each POST /batch to DIR/<webhook-id>.json\n",
+            "  --batch-dump DIR  writes the body of each signed call to DIR/<webhook-id>.json\n",
             DELAY_MAX_MS);
 }
 

@@ -250,6 +250,11 @@ static const struct bad_doc {
     {"{\"route\":\"r\",\"idempotency_key\":\"caf\\u00e9\"}", "invalid_request", "idempotency_key:"},
     {"{\"route\":\"r\",\"idempotency_key\":7}", "invalid_request",
      "idempotency_key: must be a str"},
+    {"{\"route\":\"r\",\"callback_url\":\"http://a b\"}", "invalid_request",
+     "callback_url: must be an http:// or https:// URL"},
+    {"{\"route\":\"r\",\"callback_url\":5}", "invalid_request", "callback_url: must be a str"},
+    {"{\"route\":\"r\",\"headers\":{\"X-Callback-Url\":\"http://h/\"}}", "invalid_request",
+     "headers.X-Callback-Url: this header may not be forwarded"},
     {"{\"route\":\"r\",\"timeout_ms\":0}", "invalid_request",
      "timeout_ms: must be an integer 1..600000"},
     {"{\"route\":\"r\",\"timeout_ms\":600001}", "invalid_request",
@@ -846,6 +851,7 @@ START_TEST(test_request_fields)
                                         "Idempotency-Key: k",
                                         "X-Priority: low",
                                         "X-A: a",
+                                        "X-Callback-Url: https://h/cb",
                                         NULL};
     struct env_request rq = {
         .form = ENV_FORM_TRANSPARENT,
@@ -856,6 +862,7 @@ START_TEST(test_request_fields)
         .content_type = text("text/plain"),
         .idempotency_key = text("k"),
         .priority = text("low"),
+        .callback_url = text("https://h/cb"),
         .walk_headers = walk_lines,
         .headers = lines,
     };
@@ -872,6 +879,7 @@ START_TEST(test_request_fields)
     ck_assert_str_eq(e.content_type, "text/plain");
     ck_assert_str_eq(e.idempotency_key, "k");
     ck_assert_int_eq(e.priority, 1);
+    ck_assert_str_eq(e.callback_url, "https://h/cb");
     ck_assert_uint_eq(e.n_headers, 2);
     ck_assert_str_eq(e.headers[0].name, "Accept");
     ck_assert_str_eq(e.headers[1].name, "X-A");
@@ -1063,6 +1071,7 @@ static void assert_same(const struct envelope *a, const struct envelope *b)
         ck_assert_ptr_eq(a->body, b->body);
     ck_assert_int_eq(a->priority, b->priority);
     assert_str_or_null(a->idempotency_key, b->idempotency_key);
+    assert_str_or_null(a->callback_url, b->callback_url);
     ck_assert_int_eq(a->timeout_ms, b->timeout_ms);
     ck_assert_int_eq(a->max_attempts, b->max_attempts);
     assert_str_or_null(a->tenant, b->tenant);
@@ -1078,7 +1087,7 @@ static void full_envelope(struct envelope *e)
         "{\"route\":\"orders\",\"method\":\"put\",\"path\":\"/o/1\",\"query\":\"x=%20\","
         "\"headers\":{\"X-B\":\"b\",\"X-A\":\"a\",\"Content-Type\":\"image/png\"},"
         "\"body_base64\":\"AAEAAv8A\",\"priority\":3,\"idempotency_key\":\"k-1\","
-        "\"timeout_ms\":2500,\"max_attempts\":7}";
+        "\"timeout_ms\":2500,\"max_attempts\":7,\"callback_url\":\"https://h.example/cb?x=1\"}";
     envelope_init(e);
     ck_assert_int_eq(parse(e, doc, &err), 0);
     memcpy(e->id, TEST_ID, sizeof e->id);
@@ -1107,7 +1116,9 @@ START_TEST(test_amqp_round_trip)
     ck_assert_uint_eq(props.priority, 3);
     ck_assert_uint_eq(props.delivery_mode, 2);
     ck_assert_uint_eq(props.timestamp, 1700000000);
-    ck_assert_int_eq(props.headers.num_entries, 11);
+    ck_assert_int_eq(props.headers.num_entries, 12);
+    assert_bytes(find_entry(&props.headers, "x-sluice-callback-url")->value.value.bytes,
+                 "https://h.example/cb?x=1");
     ck_assert_uint_eq(find_entry(&props.headers, "x-sluice-route")->value.kind,
                       AMQP_FIELD_KIND_UTF8);
     assert_bytes(find_entry(&props.headers, "x-sluice-query")->value.value.bytes, "x=%20");
@@ -1133,6 +1144,7 @@ START_TEST(test_amqp_round_trip)
     empty_amqp_pool(&pool);
     ck_assert_uint_eq(back.body_len, 6);
     ck_assert_mem_eq(back.body, "\0\1\0\2\xff\0", 6);
+    ck_assert_str_eq(back.callback_url, "https://h.example/cb?x=1");
     assert_same(&e, &back);
     envelope_free(&back);
     envelope_free(&e);

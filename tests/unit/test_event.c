@@ -26,6 +26,8 @@ struct seen {
     char reason[4][64];
     char fp[4][80], ck[4][80];
     bool erase[4];
+    int callback[4], cb_attempts[4];
+    bool cb_only[4];
     int markers;
     char nonce[64];
     int beats;
@@ -63,6 +65,9 @@ static void on_update(void *arg, const struct status_update *u)
     snprintf(s->fp[i], sizeof s->fp[i], "%s", u->fp ? u->fp : "(none)");
     snprintf(s->ck[i], sizeof s->ck[i], "%s", u->ck ? u->ck : "(none)");
     s->erase[i] = u->erase;
+    s->callback[i] = u->callback;
+    s->cb_attempts[i] = u->callback_attempts;
+    s->cb_only[i] = u->callback_only;
 }
 
 static void on_heartbeat(void *arg, const char *instance, int64_t ts)
@@ -105,12 +110,13 @@ START_TEST(test_round_trip)
     const char *result = "{\"status\":200,\"headers\":{\"a\":\"b\"},\"body\":[1,2.5,\"x/y\"]}";
     const char *error = "{\"code\":\"timeout\",\"message\":\"no answer\"}";
     struct status_update u[3] = {
-        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false, 0, false},
-        {ID_B, ST_RETRYING, "t2", "r", 2000, 2500, 1, NULL, 0, error, strlen(error), "breaker_open",
-         NULL, NULL, false, 0, false},
-        {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 2, result, strlen(result), error,
-         strlen(error), NULL, NULL, NULL, false, 0, false},
+        {ID_A, ST_QUEUED, "acme", "orders", 1000,  1000, 0,     NULL, 0, NULL,
+         0,    NULL,      NULL,   NULL,     false, 0,    false, 0,    0, false},
+        {ID_B,          ST_RETRYING,    "t2", "r",  2000,  2500, 1,     NULL, 0, error,
+         strlen(error), "breaker_open", NULL, NULL, false, 0,    false, 0,    0, false},
+        {ID_A,  ST_SUCCEEDED,  "acme", "orders", 1000, 3000,  2, result, strlen(result),
+         error, strlen(error), NULL,   NULL,     NULL, false, 0, false,  0,
+         0,     false},
     };
     struct buf b;
     buf_init(&b, MAX_MSG);
@@ -150,12 +156,12 @@ START_TEST(test_tags_round_trip)
     /* The fingerprint and cache key of a queued event and an erasure survive the codec;
      * an event without them reads as none. */
     struct status_update u[3] = {
-        {ID_A, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false, 0, false},
-        {ID_B, ST_QUEUED, "acme", "orders", 1000, 1000, 0, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false, 0, false},
-        {ID_A, ST_SUCCEEDED, "acme", "orders", 1000, 3000, 1, NULL, 0, NULL, 0, NULL, NULL, NULL,
-         false, 0, false},
+        {ID_A, ST_QUEUED, "acme", "orders", 1000,  1000, 0,     NULL, 0, NULL,
+         0,    NULL,      NULL,   NULL,     false, 0,    false, 0,    0, false},
+        {ID_B, ST_QUEUED, "acme", "orders", 1000,  1000, 0,     NULL, 0, NULL,
+         0,    NULL,      NULL,   NULL,     false, 0,    false, 0,    0, false},
+        {ID_A, ST_SUCCEEDED, "acme", "orders", 1000,  3000, 1,     NULL, 0, NULL,
+         0,    NULL,         NULL,   NULL,     false, 0,    false, 0,    0, false},
     };
     u[0].fp = "fp-0123456789abcdef";
     u[0].ck = "ck-x";
@@ -173,6 +179,64 @@ START_TEST(test_tags_round_trip)
     ck_assert(!s.erase[0] && !s.erase[1] && s.erase[2]);
     ck_assert_str_eq(s.fp[1], "(none)");
     ck_assert_str_eq(s.ck[2], "(none)");
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_callback_round_trip)
+{
+    /* A final event with a pending callback, a progress event, and one
+     * without: each reads back as sent; an unknown callback state (a newer
+     * worker's) reads as none, and a huge count is clamped. */
+    struct status_update u[3] = {
+        {.id = ID_A,
+         .state = ST_SUCCEEDED,
+         .tenant = "acme",
+         .route = "orders",
+         .created_ms = 1000,
+         .ts_ms = 2000,
+         .attempts = 1,
+         .callback = CB_PENDING},
+        {.id = ID_A,
+         .state = ST_SUCCEEDED,
+         .tenant = "acme",
+         .route = "orders",
+         .created_ms = 1000,
+         .ts_ms = 3000,
+         .attempts = 1,
+         .callback = CB_FAILED,
+         .callback_attempts = 3,
+         .callback_only = true},
+        {.id = ID_B,
+         .state = ST_FAILED,
+         .tenant = "acme",
+         .route = "orders",
+         .created_ms = 1000,
+         .ts_ms = 3000,
+         .attempts = 1},
+    };
+    struct buf b;
+    buf_init(&b, MAX_MSG);
+    ck_assert_int_eq(event_begin(&b), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(event_append(&b, &u[i]), 0);
+    ck_assert_int_eq(event_end(&b), 0);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"callback\":\"pending\",\"callback_attempts\":0"));
+    struct seen s;
+    ck_assert_int_eq(parse_str(b.data, &s), 3);
+    ck_assert_int_eq(s.callback[0], CB_PENDING);
+    ck_assert(!s.cb_only[0]);
+    ck_assert_int_eq(s.callback[1], CB_FAILED);
+    ck_assert_int_eq(s.cb_attempts[1], 3);
+    ck_assert(s.cb_only[1]);
+    ck_assert_int_eq(s.callback[2], CB_NONE);
+    ck_assert_int_eq(parse_str("{\"v\":1,\"events\":[{\"id\":\"" ID_A "\",\"state\":\"failed\","
+                               "\"tenant\":\"t\",\"route\":\"r\",\"created\":1,\"ts\":2,"
+                               "\"attempts\":1,\"callback\":\"later\",\"callback_attempts\":999}]}",
+                               &s),
+                     1);
+    ck_assert_int_eq(s.callback[0], CB_NONE);
+    ck_assert_int_eq(s.cb_attempts[0], EVENT_MAX_CB_ATTEMPTS);
     buf_free(&b);
 }
 END_TEST
@@ -408,6 +472,7 @@ static Suite *event_suite(void)
     tcase_add_test(tc, test_malformed_after_good);
     tcase_add_test(tc, test_not_nul_terminated);
     tcase_add_test(tc, test_buf_cap);
+    tcase_add_test(tc, test_callback_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }

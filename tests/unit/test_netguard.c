@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static bool internal4(const char *s)
@@ -92,6 +93,96 @@ START_TEST(test_curl_refused_at_connect)
 }
 END_TEST
 
+/* listener opens a loopback listening socket and writes its port. */
+static int listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof in;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&in, sizeof in), 0);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&in, &len), 0);
+    *port = ntohs(in.sin_port);
+    return fd;
+}
+
+/* eased_call makes a CONNECT_ONLY call with netguard_easy's options. */
+static CURLcode eased_call(int port, bool allow_private)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    ck_assert_int_eq(netguard_easy(e, allow_private), 0);
+    CURLcode rc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    return rc;
+}
+
+/* An environment proxy (here one that refuses every connection) is not used:
+ * the plain call goes to the proxy and fails, the eased one connects to the
+ * host itself, and the guard still applies when private addresses are not
+ * allowed. */
+START_TEST(test_easy_no_proxy)
+{
+    int port;
+    int fd = listener(&port);
+    setenv("http_proxy", "http://127.0.0.1:1", 1);
+    setenv("all_proxy", "http://127.0.0.1:1", 1);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    ck_assert_int_ne(curl_easy_perform(e), CURLE_OK);
+    curl_easy_cleanup(e);
+    ck_assert_int_eq(eased_call(port, true), CURLE_OK);
+    ck_assert_int_eq(eased_call(port, false), CURLE_COULDNT_CONNECT);
+    close(fd);
+}
+END_TEST
+
+/* A redirect is answered, never followed, even when the caller had asked
+ * curl to follow: the answer is the 302 itself (following it would fail to
+ * connect to port 1). */
+START_TEST(test_easy_no_redirect)
+{
+    int port;
+    int fd = listener(&port);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int c = accept(fd, NULL, NULL);
+        char buf[2048];
+        ssize_t n = read(c, buf, sizeof buf);
+        (void)n;
+        static const char ans[] = "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        ssize_t w = write(c, ans, sizeof ans - 1);
+        (void)w;
+        close(c);
+        _exit(0);
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    ck_assert_int_eq(netguard_easy(e, true), 0);
+    ck_assert_int_eq(curl_easy_perform(e), CURLE_OK);
+    long code = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    ck_assert_int_eq(code, 302);
+    curl_easy_cleanup(e);
+    int st;
+    waitpid(pid, &st, 0);
+    close(fd);
+}
+END_TEST
+
 static Suite *netguard_suite(void)
 {
     Suite *s = suite_create("netguard");
@@ -99,6 +190,8 @@ static Suite *netguard_suite(void)
     tcase_add_test(tc, test_ipv4);
     tcase_add_test(tc, test_ipv6);
     tcase_add_test(tc, test_curl_refused_at_connect);
+    tcase_add_test(tc, test_easy_no_proxy);
+    tcase_add_test(tc, test_easy_no_redirect);
     suite_add_tcase(s, tc);
     return s;
 }

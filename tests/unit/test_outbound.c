@@ -196,6 +196,31 @@ START_TEST(test_refused_settings)
     const struct cfg_route *r = load("{\"upstreams\":[\"http://b\"],\"batch_url\":\"http://b/x\"}");
     ck_assert_str_eq(r->batch_url, "http://b/x");
     ck_assert_int_eq(r->batch_max, 100);
+    ck_assert_uint_eq(r->callback_hosts.n, 0);
+    ck_assert(!r->allow_private_callbacks);
+    ck_assert_ptr_null(r->results_url);
+    cfg_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_callback_settings)
+{
+    refused("{\"upstreams\":[\"http://b\"],\"callback_hosts\":\"a.example\"}",
+            "routes.r.callback_hosts: must be a non-empty array", NULL);
+    refused("{\"upstreams\":[\"http://b\"],\"callback_hosts\":[\"a.example:80\"]}",
+            "routes.r.callback_hosts[0]: must be a host name", NULL);
+    refused("{\"upstreams\":[\"http://b\"],\"allow_private_callbacks\":1}",
+            "routes.r.allow_private_callbacks: must be true or false", NULL);
+    refused("{\"upstreams\":[\"http://b\"],\"results_url\":\"/relative\"}",
+            "routes.r.results_url: must start with http://", NULL);
+    const struct cfg_route *r =
+        load("{\"upstreams\":[\"http://b\"],\"callback_hosts\":[\"Hooks.Example\",\"127.0.0.1\"],"
+             "\"allow_private_callbacks\":true,\"results_url\":\"https://r.example/in\"}");
+    ck_assert_uint_eq(r->callback_hosts.n, 2);
+    ck_assert_str_eq(r->callback_hosts.v[0], "hooks.example");
+    ck_assert_str_eq(r->callback_hosts.v[1], "127.0.0.1");
+    ck_assert(r->allow_private_callbacks);
+    ck_assert_str_eq(r->results_url, "https://r.example/in");
     cfg_free(&cfg);
 }
 END_TEST
@@ -209,6 +234,7 @@ static Suite *outbound_suite(void)
     tcase_add_test(tc, test_unsigned_route_has_no_webhook_headers);
     tcase_add_test(tc, test_trace_from_client_or_derived);
     tcase_add_test(tc, test_refused_settings);
+    tcase_add_test(tc, test_callback_settings);
     suite_add_tcase(s, tc);
     return s;
 }

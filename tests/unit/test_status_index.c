@@ -297,6 +297,72 @@ START_TEST(test_out_of_order_create)
 }
 END_TEST
 
+/* The callback of a final request: pending with its final event, then the
+ * worker's progress (callback_only) events; they never touch the state, are
+ * ignored for an unknown or not yet final request, and order by calls. */
+START_TEST(test_callback)
+{
+    char id[ID_LEN + 1], other[ID_LEN + 1];
+    make_id(40, id);
+    make_id(41, other);
+    struct status_index *idx = status_index_new(10, 3600000);
+    apply_ok(idx, upd(id, ST_QUEUED, T0, T0, 0));
+    struct status_update cb = upd(id, ST_SUCCEEDED, T0, T0 + 50, 1);
+    cb.callback = CB_FAILED;
+    cb.callback_attempts = 1;
+    cb.callback_only = true;
+    apply_ok(idx, cb); /* not final yet: ignored */
+    struct json_object *o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "status"), "\"queued\"");
+    ck_assert_ptr_null(field(o, "callback"));
+    json_object_put(o);
+    struct status_update fin = upd(id, ST_SUCCEEDED, T0, T0 + 100, 1);
+    fin.callback = CB_PENDING;
+    apply_ok(idx, fin);
+    o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "callback"), "{\"status\":\"pending\",\"attempts\":0}");
+    json_object_put(o);
+    cb.callback = CB_PENDING;
+    cb.callback_attempts = 1;
+    apply_ok(idx, cb);
+    cb.callback = CB_SUCCEEDED;
+    cb.callback_attempts = 2;
+    cb.ts_ms = T0 + 300;
+    apply_ok(idx, cb);
+    cb.callback = CB_PENDING; /* read late: fewer calls, so stale */
+    cb.callback_attempts = 1;
+    apply_ok(idx, cb);
+    o = render(idx, id, "acme");
+    ck_assert_str_eq(field(o, "callback"), "{\"status\":\"succeeded\",\"attempts\":2}");
+    ck_assert_str_eq(field(o, "status"), "\"succeeded\"");
+    ck_assert_str_eq(field(o, "attempts"), "1");
+    json_object_put(o);
+    /* A progress event of an unknown request inserts nothing. */
+    cb.id = other;
+    apply_ok(idx, cb);
+    ck_assert_ptr_null(render(idx, other, "acme"));
+    /* A request without a callback shows none. */
+    apply_ok(idx, upd(other, ST_FAILED, T0, T0 + 100, 1));
+    o = render(idx, other, "acme");
+    ck_assert_ptr_null(field(o, "callback"));
+    json_object_put(o);
+    /* A replay starts without one, and queues with a ticket of its own:
+     * behind a request queued before it. */
+    char ahead[ID_LEN + 1];
+    make_id(42, ahead);
+    apply_ok(idx, upd(ahead, ST_QUEUED, T0, T0 + 350, 0));
+    struct status_update again = upd(id, ST_QUEUED, T0, T0 + 400, 0);
+    again.replays = 1;
+    again.reason = "replayed";
+    apply_ok(idx, again);
+    o = render(idx, id, "acme");
+    ck_assert_ptr_null(field(o, "callback"));
+    ck_assert_str_eq(field(o, "queue_position"), "1");
+    json_object_put(o);
+    status_index_free(idx);
+}
+END_TEST
+
 START_TEST(test_tenant_isolation)
 {
     char id[ID_LEN + 1], other[ID_LEN + 1];
@@ -1000,6 +1066,7 @@ static Suite *status_index_suite(void)
     tcase_add_test(tc, test_max_bytes_replay_forgets_offset);
     tcase_add_test(tc, test_max_bytes_erased_wins);
     tcase_add_test(tc, test_max_bytes_late_result_is_oldest);
+    tcase_add_test(tc, test_callback);
     suite_add_tcase(s, tc);
     return s;
 }
