@@ -265,6 +265,15 @@ int session_publish(struct session *s, const char *exchange, const char *key,
     return SESSION_OK;
 }
 
+int session_publish_transient(struct session *s, const char *exchange, const char *key,
+                              const amqp_basic_properties_t *props, const void *body, size_t len)
+{
+    if (!s->mq || broken(s)) return SESSION_DOWN;
+    int rc = mq_publish_ex(s->mq, exchange, key, props, body, len, false, NULL);
+    if (rc < 0 && !mq_broken(s->mq)) return SESSION_REFUSED;
+    return rc < 0 ? SESSION_DOWN : SESSION_OK;
+}
+
 int session_publish_events(struct session *s, const struct buf *msg, const char *app_id,
                            void *token)
 {

@@ -15,7 +15,15 @@
 /* Names of the fixed exchanges and queues. TOPO_OLD_REQUESTS is the
  * requests queue (and direct exchange) of releases before lanes: never
  * declared now, only drained where it still exists (docs/operations.md). */
-enum topo_queue { TOPO_OLD_REQUESTS, TOPO_DEAD, TOPO_EVENTS, TOPO_DELAY, TOPO_CLAIMS, TOPO_ADMIN };
+enum topo_queue {
+    TOPO_OLD_REQUESTS,
+    TOPO_DEAD,
+    TOPO_EVENTS,
+    TOPO_DELAY,
+    TOPO_CLAIMS,
+    TOPO_ADMIN,
+    TOPO_REPORTS, /* the fanout exchange of the workers' reports (common/report.h) */
+};
 
 /* TOPO_NAME_MAX bounds a name: the namespace (at most 64 bytes, see
  * config.c), a kind and a route name (at most 64 bytes). */
@@ -41,8 +49,9 @@ void topo_other_lane_name(const struct cfg *cfg, const struct cfg_route *r, char
 void topo_delay_name(const struct cfg *cfg, long delay_ms, char *out, size_t outlen);
 
 /* topo_declare declares the dead queue, the delay exchange, every route's
- * lane (dead-lettering to the dead queue), the events stream and the claims
- * stream (common/arbiter.h), of
+ * lane (dead-lettering to the dead queue), the events stream, the claims
+ * stream (common/arbiter.h), the admin stream (common/routectl.h) and the
+ * reports exchange (common/report.h), of
  * cfg->queue_type. -1 with err on failure (an unknown queue type, arguments
  * that differ from an existing queue's: the connection is then broken). */
 __attribute__((warn_unused_result)) int topo_declare(struct mq *mq, const struct cfg *cfg,
