@@ -10,7 +10,7 @@
  * next, and a worker not heard from for REPORT_STALE_MS is forgotten.
  *
  * The message is JSON:
- *   {"v":1,"worker":"<host>:<pid>","seq":N,"bye":false,"routes":{"<route>":
+ *   {"v":1,"worker":"<host>:<pid>:<random>","seq":N,"bye":false,"routes":{"<route>":
  *    {"in_flight":N,"rate":X,"failure_rate":X,"upstreams":{"<upstream>":
  *     {"state":"open"|"half_open","open_ms":N}}}}}
  * A route with nothing to say (no call in flight, none in the rate window,

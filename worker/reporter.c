@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "id.h"
 #include "log.h"
 #include "report.h"
 #include "session.h"
@@ -45,10 +46,14 @@ struct reporter *reporter_new(const struct cfg *cfg, const struct shaper *shaper
         reporter_free(r);
         return NULL;
     }
-    char host[64];
+    /* The host and pid say which worker it is; a few random characters keep
+     * two containers that share a hostname and a pid apart. */
+    char host[64], id[ID_LEN + 1] = "";
     if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "worker");
     host[sizeof host - 1] = '\0';
-    snprintf(r->rep->worker, sizeof r->rep->worker, "%s:%ld", host, (long)getpid());
+    if (id_new(id, clock_real_ms()) < 0) snprintf(id, sizeof id, "%032ld", (long)clock_mono_ms());
+    snprintf(r->rep->worker, sizeof r->rep->worker, "%s:%ld:%s", host, (long)getpid(),
+             id + ID_LEN - 6);
     topo_name(cfg, TOPO_REPORTS, r->exchange, sizeof r->exchange);
     r->last_ms = r->due_ms = clock_mono_ms();
     return r;

@@ -304,7 +304,20 @@ START_TEST(test_fleet_view)
     ck_assert_ptr_nonnull(h_json_at(f, "upstreams.0.open_until"));
     ck_assert(json_object_is_type(h_json_at(f, "upstreams.0.open_until"), json_type_string));
     json_object_put(all);
+    /* The CLI prints the fleet's columns, and a line for the breaker. */
     ck_assert_int_eq(cli(s, ADMIN, "routes", "list", NULL, NULL, NULL), 0);
+    char line[512], want[128];
+    bool columns = false, breaker = false;
+    snprintf(want, sizeof want, "  breaker http://127.0.0.1:%d ", down_port);
+    FILE *out = h_stack_open(s, "cli.log");
+    while (fgets(line, sizeof line, out)) {
+        columns |=
+            !strncmp(line, "down ", 5) && strstr(line, " in_flight ") && strstr(line, " workers 2");
+        breaker |= !strncmp(line, want, strlen(want));
+    }
+    fclose(out);
+    ck_assert_msg(columns && breaker, "sluice routes list: columns %d, breaker line %d", columns,
+                  breaker);
 
     /* It comes back: every request succeeds and the breakers close. */
     char url[64];
