@@ -15,6 +15,7 @@
 #include "json.h"
 #include "log.h"
 #include "mq.h"
+#include "nodes.h"
 #include "topology.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -108,6 +109,7 @@ struct routectl {
     const struct cfg *cfg;
     char name[64];
     char stream[TOPO_NAME_MAX];
+    struct nodes nodes; /* amqp_url's nodes: the next attempt goes to the current one */
     pthread_t thread;
     pthread_mutex_t lock;
     struct route_ctl *ctl; /* under lock */
@@ -172,7 +174,7 @@ static void *thread_main(void *arg)
     while (!atomic_load(&r->stop)) {
         char err[256];
         struct mq *mq = NULL;
-        if (mq_open(&mq, r->cfg->amqp_url, r->name, CONNECT_TIMEOUT_MS, err, sizeof err) < 0 ||
+        if (mq_open(&mq, nodes_url(&r->nodes), r->name, CONNECT_TIMEOUT_MS, err, sizeof err) < 0 ||
             topo_declare(mq, r->cfg, err, sizeof err) < 0 || mq_qos(mq, PREFETCH) < 0 ||
             mq_consume(mq, r->stream, "last") < 0) {
             log_warn("admin stream: %s", mq ? "cannot subscribe" : err);
@@ -180,7 +182,9 @@ static void *thread_main(void *arg)
             follow(r, mq);
         }
         mq_close(mq);
-        /* The broker is away: try again shortly, waking for stop. */
+        /* The broker is away: try again shortly, on the next node of a
+         * cluster (common/nodes.h), waking for stop. */
+        nodes_next(&r->nodes);
         for (int i = 0; i < RETRY_MS / READ_MS && !atomic_load(&r->stop); i++)
             usleep(READ_MS * 1000);
     }
@@ -196,6 +200,13 @@ struct routectl *routectl_new(const struct cfg *cfg, const char *name)
     snprintf(r->name, sizeof r->name, "%s", name);
     topo_name(cfg, TOPO_ADMIN, r->stream, sizeof r->stream);
     pthread_mutex_init(&r->lock, NULL);
+    char err[128];
+    if (nodes_parse(&r->nodes, cfg->amqp_url, err, sizeof err) < 0) {
+        log_error("admin stream: amqp_url: %s", err);
+        goto err;
+    }
+    /* A random first node spreads the fleet's readers over the cluster. */
+    nodes_start(&r->nodes, (uint64_t)clock_real_us() ^ ((uint64_t)(uintptr_t)r << 16));
     r->ctl = calloc(cfg->n_routes + 1, sizeof *r->ctl);
     r->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!r->ctl || r->fd < 0) goto err;
@@ -203,6 +214,7 @@ struct routectl *routectl_new(const struct cfg *cfg, const char *name)
     if (pthread_create(&r->thread, NULL, thread_main, r) != 0) goto err;
     return r;
 err:
+    nodes_free(&r->nodes);
     free(r->ctl);
     if (r->fd >= 0) close(r->fd);
     pthread_mutex_destroy(&r->lock);
@@ -217,6 +229,7 @@ void routectl_free(struct routectl *r)
     pthread_join(r->thread, NULL);
     pthread_mutex_destroy(&r->lock);
     close(r->fd);
+    nodes_free(&r->nodes);
     free(r->ctl);
     free(r);
 }

@@ -16,6 +16,7 @@
 #include "event.h"
 #include "log.h"
 #include "mq.h"
+#include "nodes.h"
 #include "topology.h"
 
 #define DL_CONNECT_TIMEOUT_MS 5000
@@ -224,6 +225,22 @@ static long run_chunk(struct run *run, struct chunk *c, long want)
     return rc == 0 ? taken : -1;
 }
 
+/* open_any connects to a node of amqp_url (one URL, or a cluster's nodes,
+ * common/nodes.h): one picked at random first, then each other in turn.
+ * 0, or -1 with err. */
+static int open_any(const struct cfg *cfg, const char *name, struct mq **mq, char *err,
+                    size_t errlen)
+{
+    struct nodes ns;
+    if (nodes_parse(&ns, cfg->amqp_url, err, errlen) < 0) return -1;
+    nodes_start(&ns, (uint64_t)clock_real_us());
+    int rc = -1;
+    for (size_t i = 0; i < ns.n && rc < 0; i++, nodes_next(&ns))
+        rc = mq_open(mq, nodes_url(&ns), name, DL_CONNECT_TIMEOUT_MS, err, errlen);
+    nodes_free(&ns);
+    return rc;
+}
+
 /* run_pass runs p; returns 0 with run->count, or -1 (a broker failure). */
 static int run_pass(struct run *run)
 {
@@ -232,8 +249,8 @@ static int run_pass(struct run *run)
     struct chunk *c = calloc(1, sizeof *c);
     int rc = c ? 0 : -1;
     if (c) buf_init(&c->events, 64 << 20);
-    if (rc == 0 && mq_open(&run->mq, run->cfg->amqp_url, "sluice-ingress-deadletters",
-                           DL_CONNECT_TIMEOUT_MS, err, sizeof err) < 0) {
+    if (rc == 0 &&
+        open_any(run->cfg, "sluice-ingress-deadletters", &run->mq, err, sizeof err) < 0) {
         log_error("dead letters: %s", err);
         rc = -1;
     }
@@ -276,8 +293,7 @@ static void publish_admin(struct deadletters *d, struct pass *p)
                                      .content_type = amqp_cstring_bytes("application/json"),
                                      .delivery_mode = AMQP_DELIVERY_PERSISTENT};
     topo_name(d->cfg, TOPO_ADMIN, stream, sizeof stream);
-    int rc = mq_open(&run.mq, d->cfg->amqp_url, "sluice-ingress-admin", DL_CONNECT_TIMEOUT_MS, err,
-                     sizeof err);
+    int rc = open_any(d->cfg, "sluice-ingress-admin", &run.mq, err, sizeof err);
     if (rc == 0 &&
         (topo_declare(run.mq, d->cfg, err, sizeof err) < 0 || mq_confirm_select(run.mq) < 0 ||
          mq_publish(run.mq, "", stream, &props, p->msg.data, p->msg.len, &seq) < 0 ||
