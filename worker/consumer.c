@@ -751,13 +751,12 @@ int consumer_run(struct consumer *c, int signal_fd)
             log_warn("shutdown grace over: leaving unfinished requests to other workers");
             break;
         }
-        struct curl_waitfd fds[5] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN},
+        struct curl_waitfd fds[4] = {{.fd = signal_fd, .events = CURL_WAIT_POLLIN},
                                      {.fd = routectl_fd(c->routectl), .events = CURL_WAIT_POLLIN}};
         unsigned n = 2;
-        int fd = session_fd(c->session), gfd = gate_fd(c->gate), rfd = reporter_fd(c->reporter);
+        int fd = session_fd(c->session), gfd = gate_fd(c->gate);
         if (fd >= 0) fds[n++] = (struct curl_waitfd){.fd = fd, .events = CURL_WAIT_POLLIN};
         if (gfd >= 0) fds[n++] = (struct curl_waitfd){.fd = gfd, .events = CURL_WAIT_POLLIN};
-        if (rfd >= 0) fds[n++] = (struct curl_waitfd){.fd = rfd, .events = CURL_WAIT_POLLIN};
         if (dispatch_wait(c->dispatch, fds, n, next_timeout(c, now)) < 0) {
             log_error("curl_multi_poll failed");
             return -1;
@@ -768,12 +767,13 @@ int consumer_run(struct consumer *c, int signal_fd)
         dispatch_run(c->dispatch, on_call_done, c);
         session_run(c->session, clock_mono_ms());
         gate_run(c->gate, clock_mono_ms());
-        reporter_run(c->reporter, clock_mono_ms());
+        reporter_run(c->reporter, c->session, clock_mono_ms());
         now = clock_mono_ms();
         if (session_up(c->session)) release_due(c, now);
         if (session_up(c->session) && !c->draining) pump(c, now);
         if (session_up(c->session)) maybe_dispatch(c, now);
     }
+    reporter_bye(c->reporter, c->session);
     /* Closing politely lets the last acks reach the queue (mq_close). */
     session_free(c->session);
     c->session = NULL;

@@ -23,7 +23,6 @@ struct counts {
 struct reporter {
     const struct cfg *cfg;
     const struct shaper *shaper;
-    struct session *session;
     struct report *rep;
     struct counts *counts;           /* cfg->n_routes */
     int64_t win_ms[REPORTER_WINDOW]; /* each interval's length */
@@ -40,9 +39,7 @@ struct reporter *reporter_new(const struct cfg *cfg, const struct shaper *shaper
     r->shaper = shaper;
     r->rep = report_new(cfg);
     r->counts = calloc(cfg->n_routes + 1, sizeof *r->counts);
-    struct session_params sp = {.cfg = cfg, .name = "sluice-worker reports"};
-    r->session = session_new(&sp);
-    if (!r->rep || !r->counts || !r->session) {
+    if (!r->rep || !r->counts) {
         reporter_free(r);
         return NULL;
     }
@@ -59,7 +56,7 @@ struct reporter *reporter_new(const struct cfg *cfg, const struct shaper *shaper
     return r;
 }
 
-static void publish(struct reporter *r)
+static void publish(struct reporter *r, struct session *s)
 {
     struct buf b;
     buf_init(&b, REPORT_MAX_BYTES);
@@ -71,18 +68,20 @@ static void publish(struct reporter *r)
     if (report_encode(r->cfg, r->rep, &b) < 0)
         log_warn("the worker's report does not fit in %d bytes", REPORT_MAX_BYTES);
     else
-        (void)session_publish_transient(r->session, r->exchange, "", &props, b.data, b.len);
+        (void)session_publish_transient(s, r->exchange, "", &props, b.data, b.len);
     buf_free(&b);
+}
+
+void reporter_bye(struct reporter *r, struct session *s)
+{
+    if (!session_up(s)) return;
+    r->rep->bye = true;
+    publish(r, s);
 }
 
 void reporter_free(struct reporter *r)
 {
     if (!r) return;
-    if (r->session && session_up(r->session) && r->rep) {
-        r->rep->bye = true;
-        publish(r);
-    }
-    session_free(r->session);
     report_free(r->cfg, r->rep);
     free(r->counts);
     free(r);
@@ -94,16 +93,10 @@ void reporter_call(struct reporter *r, size_t route, bool failed)
     r->counts[route].failures += failed;
 }
 
-int reporter_fd(const struct reporter *r)
-{
-    return session_fd(r->session);
-}
-
 int reporter_timeout_ms(const struct reporter *r, int64_t now_ms, int max_ms)
 {
-    int ms = session_timeout_ms(r->session, now_ms, max_ms);
     int64_t until_due = r->due_ms > now_ms ? r->due_ms - now_ms : 0;
-    return until_due < ms ? (int)until_due : ms;
+    return until_due < max_ms ? (int)until_due : max_ms;
 }
 
 /* fill_route sets route i's figures: the interval just over enters the
@@ -129,9 +122,8 @@ static void fill_route(struct reporter *r, size_t i, double window_s, int64_t no
     }
 }
 
-void reporter_run(struct reporter *r, int64_t now_ms)
+void reporter_run(struct reporter *r, struct session *s, int64_t now_ms)
 {
-    session_run(r->session, now_ms);
     if (now_ms < r->due_ms) return;
     r->win_ms[r->slot] = now_ms - r->last_ms;
     int64_t window_ms = 0;
@@ -142,5 +134,5 @@ void reporter_run(struct reporter *r, int64_t now_ms)
     r->slot = (r->slot + 1) % REPORTER_WINDOW;
     r->last_ms = now_ms;
     r->due_ms = now_ms + REPORT_EVERY_MS;
-    if (session_up(r->session)) publish(r);
+    if (session_up(s)) publish(r, s);
 }
