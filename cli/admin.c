@@ -222,13 +222,34 @@ int dead_main(struct cli *c, int argc, char *argv[])
     return cli_usage("dead", "say list, replay or purge");
 }
 
+/* print_breakers prints a line for each upstream whose breaker some worker
+ * does not see closed. */
+static void print_breakers(struct json_object *fleet)
+{
+    struct json_object *ups;
+    if (!json_object_object_get_ex(fleet, "upstreams", &ups) ||
+        !json_object_is_type(ups, json_type_array))
+        return;
+    for (size_t i = 0; i < json_object_array_length(ups); i++) {
+        struct json_object *u = json_object_array_get_idx(ups, i);
+        if (!strcmp(str(u, "breaker"), "closed")) continue;
+        printf("  breaker %s %s (open in %s workers, half-open in %s) until %s\n",
+               str(u, "upstream"), str(u, "breaker"), str(u, "workers_open"),
+               str(u, "workers_half_open"), str(u, "open_until"));
+    }
+}
+
 static void print_route(struct json_object *r)
 {
-    struct json_object *eff;
+    struct json_object *eff, *fleet = NULL;
     json_object_object_get_ex(r, "effective", &eff);
-    printf("%-20s %-8s rate %s/s  max_in_flight %s  backlog %s  drain %s/s\n", str(r, "name"),
-           str(r, "state"), str(eff, "rate_per_s"), str(eff, "max_in_flight"), str(r, "backlog"),
-           str(r, "drain_per_s"));
+    json_object_object_get_ex(r, "fleet", &fleet);
+    printf("%-20s %-8s rate %s/s  max_in_flight %s  backlog %s  drain %s/s  in_flight %s  "
+           "done %s/s  workers %s\n",
+           str(r, "name"), str(r, "state"), str(eff, "rate_per_s"), str(eff, "max_in_flight"),
+           str(r, "backlog"), str(r, "drain_per_s"), str(fleet, "in_flight"),
+           str(fleet, "completed_per_s"), str(fleet, "workers"));
+    print_breakers(fleet);
 }
 
 /* route_change makes one change of route and prints its new state. */

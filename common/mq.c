@@ -279,6 +279,22 @@ int mq_declare_queue(struct mq *mq, const char *name, amqp_table_t args, char *e
     return check_rpc(mq, what, err, errlen);
 }
 
+int mq_declare_private(struct mq *mq, amqp_table_t args, char *name, size_t namelen, char *err,
+                       size_t errlen)
+{
+    /* The name "" asks the broker to make one up (amq.gen-...). */
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(mq->conn, MQ_CHANNEL, amqp_empty_bytes, 0, 0, 1, 1, args);
+    if (check_rpc(mq, "declaring a private queue", err, errlen) < 0) return -1;
+    if (!ok || ok->queue.len == 0 || ok->queue.len >= namelen) {
+        snprintf(err, errlen, "declaring a private queue: the broker gave no usable name");
+        return -1;
+    }
+    memcpy(name, ok->queue.bytes, ok->queue.len);
+    name[ok->queue.len] = '\0';
+    return 0;
+}
+
 int mq_bind(struct mq *mq, const char *queue, const char *exchange, const char *key,
             amqp_table_t args, char *err, size_t errlen)
 {
@@ -463,6 +479,13 @@ int mq_props_fit(const amqp_basic_properties_t *props, amqp_bytes_t scratch)
 int mq_publish(struct mq *mq, const char *exchange, const char *routing_key,
                const amqp_basic_properties_t *props, const void *body, size_t len, uint64_t *seq)
 {
+    return mq_publish_ex(mq, exchange, routing_key, props, body, len, true, seq);
+}
+
+int mq_publish_ex(struct mq *mq, const char *exchange, const char *routing_key,
+                  const amqp_basic_properties_t *props, const void *body, size_t len,
+                  bool mandatory, uint64_t *seq)
+{
     if (mq->broken) return AMQP_STATUS_CONNECTION_CLOSED;
     if (strlen(exchange) > MQ_SHORTSTR_MAX || strlen(routing_key) > MQ_SHORTSTR_MAX)
         return AMQP_STATUS_INVALID_PARAMETER;
@@ -470,7 +493,7 @@ int mq_publish(struct mq *mq, const char *exchange, const char *routing_key,
     if (rc < 0) return rc;
     amqp_bytes_t b = {.len = len, .bytes = (void *)body};
     rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
-                            amqp_cstring_bytes(routing_key), 1, 0, props, b);
+                            amqp_cstring_bytes(routing_key), mandatory, 0, props, b);
     if (rc != AMQP_STATUS_OK) {
         mq->broken = true;
         return rc;

@@ -74,6 +74,12 @@ mq_declare_exchange(struct mq *mq, const char *name, const char *type, char *err
 /* mq_declare_queue declares a durable queue with args (may be amqp_empty_table). */
 __attribute__((warn_unused_result)) int
 mq_declare_queue(struct mq *mq, const char *name, amqp_table_t args, char *err, size_t errlen);
+/* mq_declare_private declares a queue of this connection alone (exclusive,
+ * auto-delete, not durable: the broker deletes it with the connection) with
+ * args, under a name the broker picks, written to name (namelen bytes). */
+__attribute__((warn_unused_result)) int mq_declare_private(struct mq *mq, amqp_table_t args,
+                                                           char *name, size_t namelen, char *err,
+                                                           size_t errlen);
 /* mq_bind binds queue to exchange with key and args (may be amqp_empty_table). */
 __attribute__((warn_unused_result)) int mq_bind(struct mq *mq, const char *queue,
                                                 const char *exchange, const char *key,
@@ -120,6 +126,13 @@ __attribute__((warn_unused_result)) int mq_publish(struct mq *mq, const char *ex
                                                    const char *routing_key,
                                                    const amqp_basic_properties_t *props,
                                                    const void *body, size_t len, uint64_t *seq);
+/* mq_publish_ex is mq_publish with mandatory chosen: a publish that is not
+ * mandatory and reaches no queue is dropped without a basic.return. */
+__attribute__((warn_unused_result)) int mq_publish_ex(struct mq *mq, const char *exchange,
+                                                      const char *routing_key,
+                                                      const amqp_basic_properties_t *props,
+                                                      const void *body, size_t len, bool mandatory,
+                                                      uint64_t *seq);
 /* mq_props_fit tells whether props can travel in one content header frame
  * whose properties have room bytes (mq_props_room of the frame size): 0, or
  * the negative rabbitmq-c status of the refusal. scratch is room bytes to

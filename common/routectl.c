@@ -17,6 +17,7 @@
 #include "json.h"
 #include "log.h"
 #include "mq.h"
+#include "nodes.h"
 #include "topology.h"
 
 #define CONNECT_TIMEOUT_MS 5000

@@ -38,7 +38,8 @@ struct session {
     struct mq *mq;      /* NULL while down */
     struct confirms cf; /* tracked publishes of this connection */
     int failures;       /* connection attempts and losses since the last good connect */
-    int nacks;          /* nacks received since the last ack */
+    int nacks;          /* nacks of tracked publishes since the last ack of one */
+    uint64_t reported;  /* tracked publishes reported, ever */
     int64_t connect_at; /* monotonic time of the next attempt, while down */
     int64_t stats_at;   /* monotonic time of the next statistics poll, while up */
     uint64_t rnd;
@@ -74,6 +75,7 @@ struct session *session_new(const struct session_params *p)
 static void report(void *arg, void *token, enum confirm_outcome o)
 {
     struct session *s = arg;
+    s->reported++;
     if (s->p.hooks.on_confirm) s->p.hooks.on_confirm(s->p.hooks.arg, token, o);
 }
 
@@ -189,13 +191,18 @@ static void dispatch(struct session *s, struct mq_event *ev)
 {
     switch (ev->kind) {
     case MQ_ACK:
-    case MQ_NACK:
+    case MQ_NACK: {
+        /* Only confirms of tracked publishes count: an untracked one (a
+         * worker's report, session_publish_transient) goes elsewhere and
+         * must not hide a run of refusals. */
+        uint64_t before = s->reported;
         confirms_ack(&s->cf, ev->tag, ev->multiple, ev->kind == MQ_ACK, report, s);
-        s->nacks = ev->kind == MQ_NACK ? s->nacks + 1 : 0;
+        if (s->reported != before) s->nacks = ev->kind == MQ_NACK ? s->nacks + 1 : 0;
         if (s->nacks == SESSION_NACKS_MAX)
             session_break(s, "the broker refused every publish lately (a queue whose leader it "
                              "cannot reach?)");
         break;
+    }
     case MQ_RETURN:
         if (!confirms_return(&s->cf, ev->msg.properties.message_id))
             log_warn("%s: the broker returned a message no publish of ours matches", s->name);
@@ -263,6 +270,15 @@ int session_publish(struct session *s, const char *exchange, const char *key,
         return SESSION_DOWN;
     }
     return SESSION_OK;
+}
+
+int session_publish_transient(struct session *s, const char *exchange, const char *key,
+                              const amqp_basic_properties_t *props, const void *body, size_t len)
+{
+    if (!s->mq || broken(s)) return SESSION_DOWN;
+    int rc = mq_publish_ex(s->mq, exchange, key, props, body, len, false, NULL);
+    if (rc < 0 && !mq_broken(s->mq)) return SESSION_REFUSED;
+    return rc < 0 ? SESSION_DOWN : SESSION_OK;
 }
 
 int session_publish_events(struct session *s, const struct buf *msg, const char *app_id,

@@ -106,6 +106,11 @@ struct mq *session_mq(struct session *s);
 int session_publish(struct session *s, const char *exchange, const char *key,
                     const amqp_basic_properties_t *props, const void *body, size_t len,
                     void *token);
+/* session_publish_transient publishes a message that may be lost: not
+ * tracked, and not mandatory (reaching no queue is no error and brings no
+ * basic.return). For the workers' reports (common/report.h). */
+int session_publish_transient(struct session *s, const char *exchange, const char *key,
+                              const amqp_basic_properties_t *props, const void *body, size_t len);
 /* session_publish_events publishes msg (built with common/event.h) to the
  * events stream: persistent JSON, with app_id when not NULL. */
 int session_publish_events(struct session *s, const struct buf *msg, const char *app_id,

@@ -24,9 +24,9 @@
 #define ADMIN_MAX_BYTES (10 * 1000 * 1000)
 
 static const char *const suffixes[] = {
-    [TOPO_OLD_REQUESTS] = "requests", [TOPO_DEAD] = "dead",     [TOPO_EVENTS] = "events",
-    [TOPO_DELAY] = "delay",           [TOPO_CLAIMS] = "claims", [TOPO_ADMIN] = "admin",
-    [TOPO_DELIVERIES] = "deliveries",
+    [TOPO_OLD_REQUESTS] = "requests", [TOPO_DEAD] = "dead",       [TOPO_EVENTS] = "events",
+    [TOPO_DELAY] = "delay",           [TOPO_CLAIMS] = "claims",   [TOPO_ADMIN] = "admin",
+    [TOPO_DELIVERIES] = "deliveries", [TOPO_REPORTS] = "reports",
 };
 
 /* A queue_args is the argument table of a queue being declared. */
@@ -220,7 +220,7 @@ int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
     char dead[TOPO_NAME_MAX], events[TOPO_NAME_MAX], delay[TOPO_NAME_MAX], claims[TOPO_NAME_MAX],
         max_age[32];
     struct queue_args dl = {.n = 0}, ev = {.n = 0}, cl = {.n = 0}, ad = {.n = 0};
-    char admin[TOPO_NAME_MAX], deliveries[TOPO_NAME_MAX];
+    char admin[TOPO_NAME_MAX], deliveries[TOPO_NAME_MAX], reports[TOPO_NAME_MAX];
     struct queue_args dv = {.n = 0};
     bool quorum;
     if (is_quorum(cfg, &quorum, err, errlen) < 0) return -1;
@@ -232,6 +232,7 @@ int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
     topo_name(cfg, TOPO_DELIVERIES, deliveries, sizeof(deliveries));
     /* Deliveries are acked once called (or settled as failed): no dead letters. */
     dead_args(quorum, &dv);
+    topo_name(cfg, TOPO_REPORTS, reports, sizeof(reports));
     arg_str(&ad, "x-queue-type", "stream");
     arg_i64(&ad, "x-max-length-bytes", ADMIN_MAX_BYTES);
     arg_i64(&ad, "x-stream-max-segment-size-bytes", ADMIN_SEGMENT_BYTES);
@@ -245,7 +246,10 @@ int topo_declare(struct mq *mq, const struct cfg *cfg, char *err, size_t errlen)
         mq_declare_queue(mq, deliveries, table(&dv), err, errlen) < 0 ||
         mq_declare_queue(mq, events, table(&ev), err, errlen) < 0 ||
         mq_declare_queue(mq, claims, table(&cl), err, errlen) < 0 ||
-        mq_declare_queue(mq, admin, table(&ad), err, errlen) < 0)
+        mq_declare_queue(mq, admin, table(&ad), err, errlen) < 0 ||
+        /* Durable like every exchange of sluice's: the reports themselves
+         * are transient, and the queues they reach are each ingress's own. */
+        mq_declare_exchange(mq, reports, "fanout", err, errlen) < 0)
         return -1;
     return 0;
 }

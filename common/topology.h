@@ -23,6 +23,7 @@ enum topo_queue {
     TOPO_CLAIMS,
     TOPO_ADMIN,
     TOPO_DELIVERIES, /* callback and results deliveries (worker/deliver.h) */
+    TOPO_REPORTS,    /* the fanout exchange of the workers' reports (common/report.h) */
 };
 
 /* TOPO_NAME_MAX bounds a name: the namespace (at most 64 bytes, see

@@ -13,12 +13,14 @@
 #include "control.h"
 #include "deadletters.h"
 #include "events.h"
+#include "fleet.h"
 #include "idempotency.h"
 #include "keylimits.h"
 #include "lanes.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "readback.h"
+#include "reports.h"
 #include "routectl.h"
 #include "status_index.h"
 #include "waiters.h"
@@ -47,6 +49,8 @@ struct app {
     struct readback *readback; /* results let go by the index, read back (readback.h) */
     struct deadletters *dead;  /* replays and purges of the dead letters (deadletters.h) */
     struct routectl *routectl; /* the routes' pauses and overrides (routectl.h) */
+    struct fleet *fleet;       /* the workers' latest reports (fleet.h) */
+    struct reports *reports;   /* their reader (reports.h) */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD

@@ -16,6 +16,7 @@
 #include "event.h"
 #include "log.h"
 #include "mq.h"
+#include "nodes.h"
 #include "topology.h"
 
 #define DL_CONNECT_TIMEOUT_MS 5000

@@ -98,9 +98,11 @@ int main(int argc, char **argv)
     app.control = control_new(&app.cfg, app.metrics, app.index, instance);
     app.dead = deadletters_new(&app.cfg);
     app.routectl = routectl_new(&app.cfg, "sluice-ingress-admin");
+    app.fleet = fleet_new(&app.cfg, FLEET_MAX_WORKERS, REPORT_STALE_MS);
+    app.reports = app.fleet ? reports_new(&app.cfg, app.fleet) : NULL;
     app.readback = readback_new(&app.cfg, app.metrics);
     if (!app.events || !app.publisher || !app.control || !app.dead || !app.routectl ||
-        !app.readback) {
+        !app.reports || !app.readback) {
         log_error("cannot start the broker threads (out of memory?)");
         goto out;
     }
@@ -128,6 +130,8 @@ out:
     control_free(app.control);
     deadletters_free(app.dead);
     routectl_free(app.routectl);
+    reports_free(app.reports);
+    fleet_free(app.fleet);
     publisher_free(app.publisher);
     events_free(app.events);
     waiters_free(app.waiters);

@@ -10,10 +10,55 @@
 #include "adminapi.h"
 #include "clock.h"
 #include "json.h"
+#include "report.h"
 #include "routectl.h"
 
+/* render_upstreams appends the upstreams of route i as the fleet sees them. */
+static int render_upstreams(const struct cfg_route *r, const struct fleet_route *fr,
+                            struct buf *out)
+{
+    char name[512], until[32];
+    int rc = buf_appends(out, ",\"upstreams\":[");
+    for (size_t u = 0; !rc && u < r->n_upstreams; u++) {
+        const struct fleet_upstream *fu = &fr->ups[u];
+        report_upstream_name(r->upstreams[u], name, sizeof name);
+        rc = buf_appends(out, u ? ",{\"upstream\":" : "{\"upstream\":");
+        if (!rc) rc = buf_append_json_string(out, name, strlen(name));
+        if (!rc)
+            rc = buf_appendf(out,
+                             ",\"breaker\":\"%s\",\"workers_open\":%zu,"
+                             "\"workers_half_open\":%zu,\"open_until\":",
+                             breaker_state_name(fu->state), fu->open, fu->half_open);
+        clock_rfc3339(until, fu->open_until_ms);
+        if (!rc && fu->open_until_ms) rc = buf_appendf(out, "\"%s\"}", until);
+        if (!rc && !fu->open_until_ms) rc = buf_appends(out, "null}");
+    }
+    return rc ? rc : buf_appends(out, "]");
+}
+
+/* render_fleet appends route i's view from the workers' reports: live
+ * workers, calls in flight, completions and failures per second, and
+ * each upstream's breaker. */
+static int render_fleet(struct app *app, size_t i, struct buf *out)
+{
+    const struct cfg_route *r = &app->cfg.routes[i];
+    if (!app->fleet) return buf_appends(out, ",\"fleet\":null");
+    struct fleet_route fr = {.ups = calloc(r->n_upstreams + 1, sizeof *fr.ups)};
+    if (!fr.ups) return -ENOMEM;
+    fleet_route(app->fleet, i, clock_mono_ms(), &fr);
+    int rc = buf_appendf(out,
+                         ",\"fleet\":{\"workers\":%zu,\"in_flight\":%ld,\"completed_per_s\":%.2f,"
+                         "\"failed_per_s\":%.2f",
+                         fr.workers, fr.in_flight, fr.rate, fr.failure_rate);
+    if (!rc) rc = render_upstreams(r, &fr, out);
+    if (!rc) rc = buf_appends(out, "}");
+    free(fr.ups);
+    return rc;
+}
+
 /* render_route appends route i's document: its state, configured, override
- * and effective limits, its lane's backlog and drain rate. */
+ * and effective limits, its lane's backlog and drain rate, and the fleet's
+ * view (render_fleet). */
 static int render_route(struct app *app, const struct route_ctl *ctl, size_t i, struct buf *out)
 {
     const struct cfg_route *r = &app->cfg.routes[i];
@@ -39,9 +84,10 @@ static int render_route(struct app *app, const struct route_ctl *ctl, size_t i, 
     if (!rc && depth >= 0) rc = buf_appendf(out, ",\"backlog\":%lld", (long long)depth);
     if (!rc && depth < 0) rc = buf_appends(out, ",\"backlog\":null");
     if (!rc)
-        rc = buf_appendf(out, ",\"drain_per_s\":%.2f}",
+        rc = buf_appendf(out, ",\"drain_per_s\":%.2f",
                          status_index_drain_rate(app->index, r->name, clock_real_ms()));
-    return rc;
+    if (!rc) rc = render_fleet(app, i, out);
+    return rc ? rc : buf_appends(out, "}");
 }
 
 /* snapshot copies this replica's state of the routes; NULL on ENOMEM. */

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "poison.h"
+#include "reporter.h"
 #include "results.h"
 #include "retry.h"
 #include "routectl.h"
@@ -68,6 +69,7 @@ struct consumer {
     int64_t drain_deadline;
     int64_t metrics_at;
     struct wmetrics *wm;
+    struct reporter *reporter; /* the fleet's view in the admin API (reporter.h) */
 };
 
 static size_t route_index(const struct consumer *c, const struct job *job)
@@ -182,6 +184,9 @@ static void on_call_done(void *arg, struct job *job)
     call_ended(c, job, false);
     results_settle(job, c->cfg, backoff_rand(&c->rnd));
     wmetrics_call(c->wm, job);
+    if (job->route)
+        reporter_call(c->reporter, route_index(c, job),
+                      transport_error(job) || job->http_status >= 500);
     struct batch *b = job->batch;
     wmetrics_in_flight(c->wm, -1);
     if (--b->calling == 0) {
@@ -766,6 +771,8 @@ static int next_timeout(const struct consumer *c, int64_t now)
         until = c->forming->first_ms + c->cfg->worker.batch_linger_ms;
     if (c->admit_at_ms < until) until = c->admit_at_ms;
     if (c->draining && c->drain_deadline < until) until = c->drain_deadline;
+    int64_t report_until = now + reporter_timeout_ms(c->reporter, now, TICK_MS);
+    if (report_until < until) until = report_until;
     return until > now ? (int)(until - now) : 0;
 }
 
@@ -802,11 +809,13 @@ int consumer_run(struct consumer *c, int signal_fd)
         dispatch_run(c->dispatch, on_call_done, c);
         session_run(c->session, clock_mono_ms());
         gate_run(c->gate, clock_mono_ms());
+        reporter_run(c->reporter, c->session, clock_mono_ms());
         now = clock_mono_ms();
         if (session_up(c->session)) release_due(c, now);
         if (session_up(c->session) && !c->draining) pump(c, now);
         if (session_up(c->session)) maybe_dispatch(c, now);
     }
+    reporter_bye(c->reporter, c->session);
     /* Closing politely lets the last acks reach the queue (mq_close). */
     session_free(c->session);
     c->session = NULL;
@@ -855,12 +864,13 @@ struct consumer *consumer_new(const struct cfg *cfg, struct metrics *metrics)
     c->ctl = calloc(cfg->n_routes + 1, sizeof *c->ctl);
     c->routectl = routectl_new(cfg, "sluice-worker-admin");
     c->admit = c->shaper ? admit_new(cfg, c->shaper) : NULL;
+    c->reporter = c->shaper ? reporter_new(cfg, c->shaper) : NULL;
     c->session = c->intake ? open_session(c) : NULL;
     c->outbox = c->session ? outbox_new(cfg, c->session, c->intake) : NULL;
     struct deliver_hooks dh = {.arg = c, .settled = delivery_settled};
     c->deliver = c->session && c->dispatch ? deliver_new(cfg, c->session, c->dispatch, &dh) : NULL;
     if (!c->dispatch || !c->wm || !c->admit || !c->outbox || !c->deliver || !c->gate || !c->ctl ||
-        !c->routectl) {
+        !c->routectl || !c->reporter) {
         consumer_free(c);
         return NULL;
     }
@@ -872,6 +882,7 @@ void consumer_free(struct consumer *c)
     if (!c) return;
     session_free(c->session);
     gate_free(c->gate);
+    reporter_free(c->reporter);
     drop_all(c);
     dispatch_free(c->dispatch);
     wmetrics_free(c->wm);

@@ -275,6 +275,11 @@ enum breaker_state shaper_breaker(const struct shaper *s, size_t route, size_t u
     return breaker_state(&s->routes[route].ups[upstream].breaker, now_us / US_PER_MS);
 }
 
+int64_t shaper_breaker_next_ms(const struct shaper *s, size_t route, size_t upstream)
+{
+    return breaker_next_ms(&s->routes[route].ups[upstream].breaker);
+}
+
 long shaper_breaker_opened(const struct shaper *s, size_t route, size_t upstream)
 {
     return s->routes[route].ups[upstream].breaker.opened;

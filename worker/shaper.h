@@ -81,6 +81,9 @@ double shaper_rate(struct shaper *s, size_t route, int64_t now_us);
 long shaper_in_flight(const struct shaper *s, size_t route);
 enum breaker_state shaper_breaker(const struct shaper *s, size_t route, size_t upstream,
                                   int64_t now_us);
+/* shaper_breaker_next_ms is when an open breaker next lets a probe through
+ * (monotonic ms; 0 when it is not open). */
+int64_t shaper_breaker_next_ms(const struct shaper *s, size_t route, size_t upstream);
 long shaper_breaker_opened(const struct shaper *s, size_t route, size_t upstream);
 
 #endif

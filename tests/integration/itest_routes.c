@@ -5,8 +5,13 @@
  * resume lets them all through. A max_in_flight override reaches the route's
  * worker within 2 s (the backend sees one call at a time instead of up to
  * 10), survives the restarts, and its removal brings the configured limit
- * back. Plain keys get 403. */
+ * back. Plain keys get 403. GET /v1/admin/routes shows the fleet as the
+ * workers report it: calls in flight against a slow backend, the rate of
+ * completions, a breaker open while its upstream is away and closed once it
+ * is back, a killed worker gone after the reports' timeout and a stopped
+ * one at once. */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +207,139 @@ START_TEST(test_override)
 }
 END_TEST
 
+/* ---- the fleet's view: breakers, calls in flight, rates ---- */
+
+/* fleet_of returns route's "fleet" object from GET /v1/admin/routes (the
+ * caller puts *all). */
+static struct json_object *fleet_of(struct h_stack *s, const char *route, struct json_object **all)
+{
+    struct json_object *f = h_json_at(route_doc(s, route, all), "fleet");
+    ck_assert_msg(f && json_object_is_type(f, json_type_object), "%s: no fleet in %s", route,
+                  json_object_to_json_string(*all));
+    return f;
+}
+
+/* wait_fleet polls route's fleet view every 100 ms until path (under
+ * "fleet") satisfies ok, for at most ms; returns how long it took, or
+ * fails the test with the last view. */
+static long long wait_fleet(struct h_stack *s, const char *route, const char *path,
+                            bool (*ok)(struct json_object *v), long long ms)
+{
+    long long t0 = h_mono_ms();
+    for (;;) {
+        struct json_object *all, *f = fleet_of(s, route, &all);
+        struct json_object *v = h_json_at(f, path);
+        bool done = v && ok(v);
+        if (done || h_mono_ms() - t0 > ms) {
+            ck_assert_msg(done, "%s fleet.%s not as wanted within %lld ms: %s", route, path, ms,
+                          json_object_to_json_string(f));
+            fprintf(stderr, "fleet: %s after %lld ms: %s\n", path, h_mono_ms() - t0,
+                    json_object_to_json_string(f));
+            json_object_put(all);
+            return h_mono_ms() - t0;
+        }
+        json_object_put(all);
+        h_sleep_ms(100);
+    }
+}
+
+static bool is_two(struct json_object *v)
+{
+    return json_object_get_int(v) == 2;
+}
+static bool is_one(struct json_object *v)
+{
+    return json_object_get_int(v) == 1;
+}
+static bool is_zero(struct json_object *v)
+{
+    return json_object_get_int(v) == 0;
+}
+static bool positive(struct json_object *v)
+{
+    return json_object_get_double(v) > 0;
+}
+static bool is_open(struct json_object *v)
+{
+    return !strcmp(json_object_get_string(v), "open");
+}
+static bool is_closed(struct json_object *v)
+{
+    return !strcmp(json_object_get_string(v), "closed");
+}
+
+#define SLOW_N 6
+#define DOWN_N 10
+
+START_TEST(test_fleet_view)
+{
+    struct h_stack *s = h_stack_new();
+    int down_port = h_free_port();
+    /* "down"'s only upstream is not there until the test starts it: two
+     * failures in a row open a worker's breaker, whose requests then wait. */
+    h_stack_set(s, "routes.down",
+                "{\"upstreams\":[\"http://127.0.0.1:%d\"],\"timeout_ms\":5000,"
+                "\"max_attempts\":50,\"backoff_ms\":100,\"backoff_max_ms\":500,"
+                "\"breaker\":{\"consecutive_failures\":2,\"open_ms\":1000,\"max_open_ms\":2000}}",
+                down_port);
+    h_stack_add_key(s, "ops", ADMIN, "ops", "[\"*\"]");
+    h_stack_set(s, "keys.2.admin", "true");
+    h_stack_start(s, 2);
+    wait_fleet(s, "echo", "workers", is_two, 5000);
+
+    /* Calls of 2 s under way show in flight; once done, the rate. */
+    char *ids[SLOW_N];
+    submit(s, "echo", "/delay/2000", ids, SLOW_N);
+    wait_fleet(s, "echo", "in_flight", positive, 3000);
+    expect_succeeded(s, ids, SLOW_N);
+    wait_fleet(s, "echo", "completed_per_s", positive, 3000);
+    wait_fleet(s, "echo", "in_flight", is_zero, 3000);
+
+    /* The backend of "down" is away: its breaker shows open. */
+    char *down[DOWN_N];
+    submit(s, "down", "/d", down, DOWN_N);
+    wait_fleet(s, "down", "upstreams.0.breaker", is_open, 5000);
+    struct json_object *all, *f = fleet_of(s, "down", &all);
+    ck_assert_int_ge(h_json_int(f, "upstreams.0.workers_open"), 1);
+    ck_assert_ptr_nonnull(h_json_at(f, "upstreams.0.open_until"));
+    ck_assert(json_object_is_type(h_json_at(f, "upstreams.0.open_until"), json_type_string));
+    json_object_put(all);
+    /* The CLI prints the fleet's columns, and a line for the breaker. */
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "list", NULL, NULL, NULL), 0);
+    char line[512], want[128];
+    bool columns = false, breaker = false;
+    snprintf(want, sizeof want, "  breaker http://127.0.0.1:%d ", down_port);
+    FILE *out = h_stack_open(s, "cli.log");
+    while (fgets(line, sizeof line, out)) {
+        columns |=
+            !strncmp(line, "down ", 5) && strstr(line, " in_flight ") && strstr(line, " workers 2");
+        breaker |= !strncmp(line, want, strlen(want));
+    }
+    fclose(out);
+    ck_assert_msg(columns && breaker, "sluice routes list: columns %d, breaker line %d", columns,
+                  breaker);
+
+    /* It comes back: every request succeeds and the breakers close. */
+    char url[64];
+    struct h_proc *back = h_backend_spawn(s, "down", down_port, NULL, url, sizeof url);
+    expect_succeeded(s, down, DOWN_N);
+    wait_fleet(s, "down", "upstreams.0.breaker", is_closed, 5000);
+
+    /* A killed worker says nothing more: it leaves the view after the
+     * reports' timeout. One stopped says goodbye: it leaves at once. */
+    h_stack_kill_worker(s, 1);
+    long long gone = wait_fleet(s, "echo", "workers", is_one, 9000);
+    ck_assert_msg(gone >= 2000, "a killed worker left the view after %lld ms", gone);
+    h_stack_stop_worker(s, 0);
+    gone = wait_fleet(s, "echo", "workers", is_zero, 2000);
+    ck_assert_msg(gone < 1500, "a stopped worker left the view after %lld ms", gone);
+
+    h_proc_stop(back, 5000);
+    h_proc_free(back);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *routes_suite(void)
 {
     Suite *s = suite_create("routes");
@@ -209,6 +347,7 @@ static Suite *routes_suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_pause_resume);
     tcase_add_test(tc, test_override);
+    tcase_add_test(tc, test_fleet_view);
     suite_add_tcase(s, tc);
     return s;
 }
