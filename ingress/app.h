@@ -13,6 +13,7 @@
 #include "control.h"
 #include "deadletters.h"
 #include "events.h"
+#include "history.h"
 #include "idempotency.h"
 #include "keylimits.h"
 #include "lanes.h"
@@ -47,6 +48,7 @@ struct app {
     struct readback *readback; /* results let go by the index, read back (readback.h) */
     struct deadletters *dead;  /* replays and purges of the dead letters (deadletters.h) */
     struct routectl *routectl; /* the routes' pauses and overrides (routectl.h) */
+    struct history *history;   /* the routes' last minutes, for the page's charts */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD
@@ -56,6 +58,9 @@ struct app {
 __attribute__((warn_unused_result)) int app_declare_metrics(struct app *app);
 /* app_count_response counts one answer with status code (thread-safe). */
 void app_count_response(struct app *app, int code);
+/* app_history_new makes app->history for cfg's routes, before the events
+ * thread starts (it records from the events thread's tick). -1 on ENOMEM. */
+__attribute__((warn_unused_result)) int app_history_new(struct app *app);
 /* app_observer is what the events reader tells the contract's parts
  * (idempotency fingerprints, cache keys, heartbeats, expiry); its arg is app. */
 extern const struct events_observer app_observer;

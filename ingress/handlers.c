@@ -392,6 +392,7 @@ static const struct endpoint ENDPOINTS[] = {
     {"/v1/admin/dead:replay", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_replay},
     {"/v1/admin/dead:purge", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_purge},
     {"/v1/admin/routes", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_routes_list},
+    {"/v1/admin/history", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_history},
     {"/v1/admin/routes/", true, M_ANY, ADMIN_KEY, false, JSON_BODY, NULL, admin_route_change},
 };
 
