@@ -12,9 +12,10 @@
  * to the build's directory, the repository's root; the Makefile rebuilds
  * this file when the page changes), NUL-terminated, so the binary needs no
  * files at run time and the page stays a file a browser and an editor can
- * open. Its script takes the token from the address (#token=...) or a form,
- * keeps it in sessionStorage, polls /admin/summary every 2 s and fills the
- * page with textContent only, so no data is ever parsed as HTML. */
+ * open. Its script takes the token (or key) from the address (#token=...) or
+ * a form, keeps it in sessionStorage, polls /admin/summary and the admin API
+ * every 2 s and fills the page with textContent and SVG elements only, so
+ * no data is ever parsed as HTML. */
 __asm__(".section .rodata\n"
         ".global sluice_admin_page\n"
         ".type sluice_admin_page, @object\n"

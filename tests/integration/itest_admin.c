@@ -76,7 +76,9 @@ static void check_auth(struct h_stack *s)
     expect_status(s, "/admin/summary", "Authorization: Bearer wrong", 401);
     expect_status(s, "/admin/summary", "Authorization: Bearer " ADMIN_TOKEN "x", 401);
     expect_status(s, "/admin/summary", "Authorization: Bearer admin-token-012345678", 401);
-    expect_status(s, "/admin/summary", "Authorization: Bearer " H_TOKEN, 401);
+    /* An API key opens the page only when it is an admin key. */
+    expect_status(s, "/admin/summary", "Authorization: Bearer " H_TOKEN, 403);
+    expect_status(s, "/admin/summary", "Authorization: Bearer " ADMIN_KEY, 200);
     expect_status(s, "/v1/admin/history", "Authorization: Bearer " H_TOKEN, 403);
     expect_status(s, "/v1/admin/history?route=nope", "Authorization: Bearer " ADMIN_KEY, 404);
     expect_status(s, "/v1/admin/history?tenant=acme", "Authorization: Bearer " ADMIN_KEY, 400);
