@@ -34,6 +34,8 @@ $(1)/obj/%.o: %.c $(wildcard common/*.h ingress/*.h worker/*.h cli/*.h tests/int
 	@mkdir -p $$(dir $$@)
 	@echo "  CC      $$@"
 	@$$(CC) $(2) $$(WARN) $$(DEFS) $$(INC) $$(PKG_CFLAGS) -c $$< -o $$@
+# The status page is assembled into admin.o (.incbin): a change rebuilds it.
+$(1)/obj/ingress/admin.o: ingress/page.html
 $(1)/libsluice.a: $$(COMMON_SRC:%.c=$(1)/obj/%.o)
 	$$(AR) rcs $$@ $$^
 $(1)/libingress.a: $$(INGRESS_SRC:%.c=$(1)/obj/%.o)

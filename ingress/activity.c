@@ -164,6 +164,19 @@ void activity_note(struct activity *a, const struct status_update *u)
     pthread_mutex_unlock(&a->lock);
 }
 
+void activity_outcomes(struct activity *a, const char *route, uint64_t *succeeded, uint64_t *failed)
+{
+    *succeeded = *failed = 0;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < a->n_routes; i++)
+        if (strcmp(a->routes[i].name, route) == 0) {
+            *succeeded = a->routes[i].succeeded;
+            *failed = a->routes[i].failed + a->routes[i].dead;
+            break;
+        }
+    pthread_mutex_unlock(&a->lock);
+}
+
 /* rate samples the accepted counter at mono_ms (at most once a second) and
  * returns accepted requests per second over the window; the caller holds the lock. */
 static double rate(struct activity *a, int64_t mono_ms, uint64_t accepted)

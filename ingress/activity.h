@@ -28,6 +28,11 @@ void activity_count_response(struct activity *a, int status);
  * it failed or died. The caller notes each request's first final state once.
  * u's pointers are only read during the call. */
 void activity_note(struct activity *a, const struct status_update *u);
+/* activity_outcomes gives the final states counted so far under route:
+ * *succeeded, and *failed with failed and dead together (0 and 0 for a
+ * route not seen yet). */
+void activity_outcomes(struct activity *a, const char *route, uint64_t *succeeded,
+                       uint64_t *failed);
 /* activity_set_queue_depth records the ready messages of the requests and
  * dead queues, as polled by the publisher at real time now_ms. */
 void activity_set_queue_depth(struct activity *a, uint32_t requests, uint32_t dead, int64_t now_ms);

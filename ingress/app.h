@@ -14,6 +14,7 @@
 #include "deadletters.h"
 #include "events.h"
 #include "fleet.h"
+#include "history.h"
 #include "idempotency.h"
 #include "keylimits.h"
 #include "lanes.h"
@@ -51,6 +52,7 @@ struct app {
     struct routectl *routectl; /* the routes' pauses and overrides (routectl.h) */
     struct fleet *fleet;       /* the workers' latest reports (fleet.h) */
     struct reports *reports;   /* their reader (reports.h) */
+    struct history *history;   /* the routes' last minutes, for the page's charts */
 #define APP_CODE_FIELD(c) struct metric *m_http_##c;
     APP_CODES(APP_CODE_FIELD)
 #undef APP_CODE_FIELD
@@ -60,6 +62,9 @@ struct app {
 __attribute__((warn_unused_result)) int app_declare_metrics(struct app *app);
 /* app_count_response counts one answer with status code (thread-safe). */
 void app_count_response(struct app *app, int code);
+/* app_history_new makes app->history for cfg's routes, before the events
+ * thread starts (it records from the events thread's tick). -1 on ENOMEM. */
+__attribute__((warn_unused_result)) int app_history_new(struct app *app);
 /* app_observer is what the events reader tells the contract's parts
  * (idempotency fingerprints, cache keys, heartbeats, expiry); its arg is app. */
 extern const struct events_observer app_observer;

@@ -168,6 +168,7 @@ static bool turn(struct events *e, int64_t *next_expire)
         if (e->obs && e->obs->on_expire) e->obs->on_expire(e->obs_arg, clock_real_ms());
         *next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
     }
+    if (e->obs && e->obs->on_tick) e->obs->on_tick(e->obs_arg, atomic_load(&e->caught_up));
     return true;
 }
 

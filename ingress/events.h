@@ -23,6 +23,10 @@ struct events_observer {
     void (*on_update)(void *arg, const struct status_update *u);
     void (*on_heartbeat)(void *arg, const char *instance, int64_t ts_ms);
     void (*on_expire)(void *arg, int64_t now_ms);
+    /* on_tick is called on every turn of the events thread (at least once a
+     * second), after the turn's deliveries were applied; caught_up is
+     * events_caught_up's answer. */
+    void (*on_tick)(void *arg, bool caught_up);
 };
 
 /* events_new starts the consumer thread; cfg, metrics and index must outlive

@@ -393,6 +393,7 @@ static const struct endpoint ENDPOINTS[] = {
     {"/v1/admin/dead:replay", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_replay},
     {"/v1/admin/dead:purge", false, M_POST, ADMIN_KEY, false, JSON_BODY, NULL, admin_dead_purge},
     {"/v1/admin/routes", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_routes_list},
+    {"/v1/admin/history", false, M_GET, ADMIN_KEY, false, NO_BODY, NULL, admin_history},
     {"/v1/admin/routes/", true, M_ANY, ADMIN_KEY, false, JSON_BODY, NULL, admin_route_change},
 };
 
@@ -487,6 +488,22 @@ static int authenticate(struct request *r, struct answer *a)
     return 0;
 }
 
+/* admin_key lets an API key with "admin": true in where the admin token is
+ * asked for (the status page's summary: the page takes either); another
+ * key is refused 403, anything else 401 as a wrong token is. */
+static int admin_key(struct request *r, struct answer *a)
+{
+    struct auth_refusal why;
+    const char *authorization = r->io->header(r, "Authorization");
+    if (auth_request(r->app->auth, authorization, clock_real_ms() / 1000, &r->who, &why) < 0) {
+        auth_admin_refusal(authorization, &why);
+        return refuse_why(a, &why);
+    }
+    if (!r->who.key || !r->who.key->admin)
+        return refuse(a, 403, "admin_forbidden", "this key may not use the admin API");
+    return 0;
+}
+
 int handle_begin(struct request *r, struct answer *a)
 {
     const struct cfg *cfg = &r->app->cfg;
@@ -512,11 +529,9 @@ int handle_begin(struct request *r, struct answer *a)
         return refuse(a, 405, "method_not_allowed",
                       v1 ? "this endpoint does not take this method" : "use GET");
     if (r->ep == &EDGE && authenticate(r, a) < 0) return -1;
-    if (r->ep->who == ADMIN && !auth_admin(cfg, r->io->header(r, "Authorization"))) {
-        struct auth_refusal why;
-        auth_admin_refusal(r->io->header(r, "Authorization"), &why);
-        return refuse_why(a, &why);
-    }
+    if (r->ep->who == ADMIN && !auth_admin(cfg, r->io->header(r, "Authorization")) &&
+        admin_key(r, a) < 0)
+        return -1;
     if (r->ep->who == ADMIN_KEY && !admin_token && !(r->who.key && r->who.key->admin))
         return refuse(a, 403, "admin_forbidden", "this key may not use the admin API");
     if (r->ep->who != ADMIN_KEY && admin_token && !r->who.key)

@@ -89,9 +89,15 @@ int main(int argc, char **argv)
         log_error("out of memory at start");
         goto out;
     }
+    /* The events thread's tick reads the lanes and the history: both exist
+     * before it starts. */
+    app.lanes = lanes_new(&app.cfg, app.metrics, app.index);
+    if (!app.lanes || app_history_new(&app) < 0) {
+        log_error("out of memory at start");
+        goto out;
+    }
     app.events =
         events_new(&app.cfg, app.metrics, app.index, app.activity, instance, &app_observer, &app);
-    app.lanes = lanes_new(&app.cfg, app.metrics, app.index);
     app.publisher = app.lanes ? publisher_new(&app.cfg, app.metrics, app.index, app.activity,
                                               app.lanes, instance)
                               : NULL;
@@ -136,6 +142,7 @@ out:
     events_free(app.events);
     waiters_free(app.waiters);
     lanes_free(app.lanes);
+    history_free(app.history);
     limits_free(app.limits);
     cache_free(app.cache);
     idem_free(app.idem);

@@ -251,3 +251,41 @@ bool admin_route_change(struct request *r, struct answer *a)
     free(ctl);
     return pending;
 }
+
+/* history_route reads the query of GET /v1/admin/history: nothing, or
+ * route=<name> (a route name needs no escapes). Returns 0 with *route NULL
+ * (every route) or pointing into name, or -1 when the query is not that. */
+static int history_route(const struct request *r, char name[128], const char **route)
+{
+    const char *q = r->target[r->path_len] == '?' ? r->target + r->path_len + 1 : "";
+    size_t n = strlen(q);
+    *route = NULL;
+    if (n == 0) return 0;
+    if (n < 7 || n - 6 >= 128 || memcmp(q, "route=", 6) != 0 || strcspn(q + 6, "&%+=") != n - 6)
+        return -1;
+    memcpy(name, q + 6, n - 6);
+    name[n - 6] = '\0';
+    *route = name;
+    return 0;
+}
+
+bool admin_history(struct request *r, struct answer *a)
+{
+    char name[128];
+    const char *route;
+    struct buf b;
+    if (history_route(r, name, &route) < 0) {
+        answer_error(a, 400, "invalid_request", "the only query parameter is route=<route>");
+        return false;
+    }
+    buf_init(&b, 16 << 20);
+    int rc = r->app->history ? history_render(r->app->history, route, &b) : -ENOMEM;
+    if (rc == -ENOENT)
+        answer_error(a, 404, "unknown_route", "no route of this name");
+    else if (rc < 0)
+        answer_error(a, 500, "internal_error", "out of memory");
+    else
+        answer_text(a, 200, "application/json", &b);
+    buf_free(&b);
+    return false;
+}

@@ -4,6 +4,7 @@
  *   POST   /v1/admin/routes/<route>:resume
  *   PATCH  /v1/admin/routes/<route>             {"rate_per_s":N,"max_in_flight":N}
  *   DELETE /v1/admin/routes/<route>/override    back to the configured limits
+ *   GET    /v1/admin/history[?route=<route>]     the last 15 minutes (history.h)
  * A change is a new snapshot of every route's state on the admin stream
  * (common/routectl.h), made from this replica's copy of the last one and
  * published on the dead letters' thread (deadletters.h); it answers once
@@ -19,5 +20,8 @@ bool admin_routes_list(struct request *r, struct answer *a);
 /* admin_route_change answers the others: r->rest is "<route>:pause",
  * "<route>:resume", "<route>" (PATCH) or "<route>/override" (DELETE). */
 bool admin_route_change(struct request *r, struct answer *a);
+/* admin_history answers the routes' recent samples, of one route with
+ * ?route=<name> (404 unknown_route when there is none of that name). */
+bool admin_history(struct request *r, struct answer *a);
 
 #endif

@@ -921,6 +921,16 @@ double status_index_drain_rate(struct status_index *idx, const char *route, int6
     return rate;
 }
 
+uint32_t status_index_arrivals(struct status_index *idx, const char *route)
+{
+    uint32_t n = 0;
+    pthread_rwlock_rdlock(&idx->lock);
+    for (size_t i = 0; i < idx->routes.n; i++)
+        if (strcmp(idx->routes.s[i], route) == 0) n = idx->drains[i].arrived;
+    pthread_rwlock_unlock(&idx->lock);
+    return n;
+}
+
 /* sweep drops the entries of tenants with a shorter retention that are
  * past it; they are not at the head, so the whole ring is walked (about a
  * millisecond per 100,000 entries, every few seconds). */

@@ -105,6 +105,11 @@ int status_index_position(struct status_index *idx, const char *id, const char *
 /* status_index_drain_rate is the requests of route that left its lane per
  * second lately (drain.h), or 0 when none did. */
 double status_index_drain_rate(struct status_index *idx, const char *route, int64_t now_ms);
+/* status_index_arrivals is how many requests of route this replica has
+ * seen arrive in its lane so far (drain.h: a request first seen queued, or
+ * queued again by a replay), counted from the events stream so every
+ * replica counts the whole fleet's; it wraps. 0 for an unknown route. */
+uint32_t status_index_arrivals(struct status_index *idx, const char *route);
 /* status_index_render_ex is status_index_render without the result when
  * with_result is false (listings). */
 __attribute__((warn_unused_result)) int status_index_render_ex(struct status_index *idx,

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # browser-test.sh checks the ingress's status page in a real browser: it
 # starts a private RabbitMQ, the test backend, an ingress with an admin token
-# and a worker (build/sluice-*), finishes one succeeded and one failed
-# request, then loads the page in headless Chromium with the token in the
-# address (#token=...) and checks the rendered DOM for the route's outcome
-# counts and the failed request's id. It also saves a screenshot for a human
-# (build/browser-test.png, or $SLUICE_BROWSER_SCREENSHOT). Everything it
-# starts is stopped on exit. Chromium is installed from Debian if missing.
+# and an admin key, and a worker (build/sluice-*), finishes one succeeded and
+# one failed request and two dead ones, then loads the page in headless
+# Chromium with the token in the address (#token=...) and checks the rendered
+# DOM for the route's outcome counts and the failed request's id. It also
+# saves a screenshot for a human (build/browser-test.png, or
+# $SLUICE_BROWSER_SCREENSHOT). Then browser-drive.py works the operator's
+# views as an operator would (a key that is not an admin key refused; pause
+# and resume a route; replay a dead letter after its confirmation; the
+# charts drawn after the traffic) and saves a screenshot of each view in
+# build/ ($SLUICE_BROWSER_SHOTS=docs/img remakes the documentation's).
+# Everything it starts is stopped on exit. Chromium is installed from Debian
+# if missing.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -15,6 +21,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 screenshot=${SLUICE_BROWSER_SCREENSHOT:-$root/build/browser-test.png}
+shots=${SLUICE_BROWSER_SHOTS:-$root/build}
 pids=()
 work=""
 broker_dir=""
@@ -128,15 +135,23 @@ ingress=http://127.0.0.1:$port
 api_token=browser-api-token
 admin_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 api_hash=$(printf %s "$api_token" | sha256sum | cut -d' ' -f1)
+admin_key=browser-admin-key
+admin_hash=$(printf %s "$admin_key" | sha256sum | cut -d' ' -f1)
+# A small prefetch: a paused route's requests wait in its lane, where the
+# ingress sees them (the backlog charted), rather than in the worker.
 cat >"$work/sluice.json" <<JSON
 {
   "amqp_url": "$amqp_url",
   "namespace": "browser$$",
   "admin_token": "$admin_token",
   "ingress": {"listen": "127.0.0.1:$port"},
-  "worker": {"metrics_listen": "127.0.0.1:0"},
-  "keys": [{"id": "browser", "secret_sha256": "$api_hash", "tenant": "browser", "routes": ["*"]}],
-  "routes": {"echo": {"upstreams": ["http://127.0.0.1:$backend_port"]}}
+  "worker": {"metrics_listen": "127.0.0.1:0", "batch_size": 5, "prefetch": 10},
+  "keys": [{"id": "browser", "secret_sha256": "$api_hash", "tenant": "browser", "routes": ["*"]},
+           {"id": "ops", "secret_sha256": "$admin_hash", "tenant": "ops", "routes": ["*"],
+            "admin": true}],
+  "routes": {"echo": {"upstreams": ["http://127.0.0.1:$backend_port"]},
+             "once": {"upstreams": ["http://127.0.0.1:$backend_port"], "max_attempts": 1,
+                      "max_in_flight": 2}}
 }
 JSON
 start backend build/sluice-backend --listen "127.0.0.1:$backend_port" --log "$work/access.log"
@@ -147,8 +162,10 @@ wait_http "$ingress/readyz" 200 300
 ok_id=$(submit '{"route":"echo","path":"/hello"}')
 failed_id=$(submit '{"route":"echo","path":"/status/404"}')
 if [ -z "$ok_id" ] || [ -z "$failed_id" ]; then die "a submission was not accepted"; fi
+dead_ids="$(submit '{"route":"once","path":"/status/503"}') $(submit '{"route":"once","path":"/status/503"}')"
 wait_final "$ok_id" succeeded
 wait_final "$failed_id" failed
+for id in $dead_ids; do wait_final "$id" dead; done
 
 url="$ingress/#token=$admin_token"
 browser --dump-dom "$url" >"$work/dom.html" || die "chromium failed (see $work/chromium.log)"
@@ -168,3 +185,34 @@ if [ "$fail" -ne 0 ]; then
   exit 1
 fi
 say "ok: the page shows the outcomes and the failure; screenshot in $screenshot"
+
+# traffic submits requests for $1 seconds, in waves, with some failures and
+# dead letters, and route echo paused for the middle fifth (a backlog): the
+# charts of the documentation's screenshot. A test script may sleep.
+traffic() {
+  local start=$SECONDS end=$((SECONDS + $1)) n
+  while [ "$SECONDS" -lt "$end" ]; do
+    n=$(((SECONDS - start) / 15 % 4 + 1))
+    for _ in $(seq 1 "$n"); do submit '{"route":"echo","path":"/hello"}' >/dev/null; done
+    [ $((SECONDS % 7)) -eq 0 ] && submit '{"route":"echo","path":"/status/404"}' >/dev/null
+    [ $((SECONDS % 40)) -eq 0 ] && submit '{"route":"once","path":"/status/503"}' >/dev/null
+    case $(((SECONDS - start) * 5 / $1)) in
+      2) admin_post "/v1/admin/routes/echo:pause" ;;
+      3) admin_post "/v1/admin/routes/echo:resume" ;;
+    esac
+    sleep 1
+  done
+  admin_post "/v1/admin/routes/echo:resume"
+}
+admin_post() {
+  curl -fsS --max-time 10 -o /dev/null -X POST -H "Authorization: Bearer $admin_key" "$ingress$1"
+}
+
+# Some traffic for the charts while the operator's views are worked; more
+# with SLUICE_BROWSER_TRAFFIC_S (seconds) for the documentation's screenshots.
+if [ -n "${SLUICE_BROWSER_TRAFFIC_S:-}" ]; then traffic "$SLUICE_BROWSER_TRAFFIC_S"; fi
+for _ in $(seq 1 8); do submit '{"route":"echo","path":"/hello"}' >/dev/null; done
+INGRESS=$ingress ADMIN_KEY=$admin_key USER_KEY=$api_token DEAD_IDS=$dead_ids SHOTS=$shots \
+  WORK=$work timeout 180 python3 scripts/browser-drive.py ||
+  die "the operator's views did not work as they should"
+say "ok: the operator's views work; screenshots in $shots/page-*.png"

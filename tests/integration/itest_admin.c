@@ -11,7 +11,9 @@
 #include "harness.h"
 
 #define ADMIN_TOKEN "admin-token-0123456789"
-#define SUMMARY_WAIT_MS 15000 /* queue depths are polled every 5 s */
+#define ADMIN_KEY "admin-key-0123456789" /* an API key with "admin": true */
+#define SUMMARY_WAIT_MS 15000            /* queue depths are polled every 5 s */
+#define HISTORY_WAIT_MS 20000            /* a sample every 5 s, after a baseline */
 
 static struct h_resp *get(struct h_stack *s, const char *path, const char *auth)
 {
@@ -74,7 +76,12 @@ static void check_auth(struct h_stack *s)
     expect_status(s, "/admin/summary", "Authorization: Bearer wrong", 401);
     expect_status(s, "/admin/summary", "Authorization: Bearer " ADMIN_TOKEN "x", 401);
     expect_status(s, "/admin/summary", "Authorization: Bearer admin-token-012345678", 401);
-    expect_status(s, "/admin/summary", "Authorization: Bearer " H_TOKEN, 401);
+    /* An API key opens the page only when it is an admin key. */
+    expect_status(s, "/admin/summary", "Authorization: Bearer " H_TOKEN, 403);
+    expect_status(s, "/admin/summary", "Authorization: Bearer " ADMIN_KEY, 200);
+    expect_status(s, "/v1/admin/history", "Authorization: Bearer " H_TOKEN, 403);
+    expect_status(s, "/v1/admin/history?route=nope", "Authorization: Bearer " ADMIN_KEY, 404);
+    expect_status(s, "/v1/admin/history?tenant=acme", "Authorization: Bearer " ADMIN_KEY, 400);
     expect_status(s, "/admin/summary", "Authorization: Basic " ADMIN_TOKEN, 401);
     /* API keys and the admin token are separate: one does not open the other. */
     expect_status(s, "/v1/requests/0123456789abcdef0123456789abcdef",
@@ -140,12 +147,60 @@ static struct json_object *settled(struct h_stack *s)
     }
 }
 
+/* check_history waits for the routes' history to hold the three requests:
+ * each sample's rates per second times its length in seconds, summed, are
+ * the requests of each kind. */
+static void check_history(struct h_stack *s)
+{
+    long long deadline = h_mono_ms() + HISTORY_WAIT_MS;
+    for (;;) {
+        struct h_resp *r = get(s, "/v1/admin/history", "Authorization: Bearer " ADMIN_KEY);
+        ck_assert_msg(r->status == 200, "history: %ld %s%s", r->status, r->body, r->err);
+        struct json_object *h = h_resp_json(r);
+        ck_assert_msg(h != NULL, "history is not JSON: %s", r->body);
+        h_resp_free(r);
+        ck_assert_int_eq(h_json_int(h, "period_s"), 5);
+        ck_assert_int_eq(h_json_int(h, "capacity"), 180);
+        double sums[2][3] = {{0}};
+        struct json_object *secs = h_json_at(h, "seconds");
+        ck_assert_msg(secs != NULL, "no seconds");
+        const char *series[] = {"accepted_per_s", "completed_per_s", "failed_per_s"};
+        for (int route = 0; route < 2; route++)
+            for (int k = 0; k < 3; k++) {
+                char path[64];
+                snprintf(path, sizeof path, "routes.%d.%s", route, series[k]);
+                struct json_object *a = h_json_at(h, path);
+                ck_assert_msg(a != NULL, "no %s", path);
+                for (size_t i = 0; i < json_object_array_length(a); i++)
+                    sums[route][k] += json_object_get_double(json_object_array_get_idx(a, i)) *
+                                      json_object_get_double(json_object_array_get_idx(secs, i));
+            }
+        ck_assert_str_eq(h_json_str(h, "routes.0.route"), "echo");
+        bool done = sums[0][0] > 1.99 && sums[0][1] > 0.99 && sums[0][2] > 0.99 &&
+                    sums[1][0] > 0.99 && sums[1][2] > 0.99;
+        if (done) {
+            /* 2, 1, 1 and 1, 0, 1, but for the rounding of the rates. */
+            ck_assert_msg(sums[0][0] < 2.01 && sums[0][1] < 1.01 && sums[0][2] < 1.01 &&
+                              sums[1][0] < 1.01 && sums[1][1] == 0 && sums[1][2] < 1.01,
+                          "history counts too much: %s", json_object_to_json_string(h));
+            json_object_put(h);
+            return;
+        }
+        ck_assert_msg(h_mono_ms() < deadline, "history never showed the requests: %s",
+                      json_object_to_json_string(h));
+        json_object_put(h);
+        h_sleep_ms(500);
+    }
+}
+
 START_TEST(test_page_and_summary)
 {
     struct h_stack *s = h_stack_new();
     const char *be = h_stack_backend_url(s);
     h_stack_set(s, "admin_token", "\"%s\"", ADMIN_TOKEN);
     h_stack_set(s, "routes.once", "{\"upstreams\":[\"%s\"],\"max_attempts\":1}", be);
+    h_stack_add_key(s, "ops", ADMIN_KEY, "ops", "[\"*\"]");
+    h_stack_set(s, "keys.2.admin", "true");
     h_stack_start(s, 1);
     check_page(s);
     check_auth(s);
@@ -183,6 +238,7 @@ START_TEST(test_page_and_summary)
     ck_assert_int_eq(h_json_int(sum, "lanes.0.backlog"), 0);
     ck_assert_int_eq(json_object_array_length(h_json_at(sum, "lanes")), 2);
     json_object_put(sum);
+    check_history(s);
 
     h_stack_teardown(s);
 }

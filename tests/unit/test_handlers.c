@@ -14,6 +14,8 @@
 #define ALPHA_SHA "a336d9b1d8b8647875238537ca5087b0ea335afd2032936aecdffc3e4b13f720"
 #define ADMIN "admin-token-0123456789"
 #define KEY "Authorization: Bearer alpha-token" /* route echo only */
+#define OMEGA_SHA "afca876c6ed8165352ca2e4c2c03a209693d11fd43756ab8acebf2e45c99e508"
+#define ADMIN_KEY "Authorization: Bearer omega-token" /* "admin": true */
 
 /* fake is a request with its headers ("Name: value"); it starts with the
  * request so that the io functions can find the headers. */
@@ -55,7 +57,9 @@ static const struct request_io FAKE_IO = {fake_header, fake_walk, NULL, NULL};
     "\"shop\":{\"upstreams\":[\"http://s\"],\"paths\":[\"/shop\"],\"strip_path\":true},"           \
     "\"site\":{\"upstreams\":[\"http://"                                                           \
     "w\"],\"hosts\":[\"site.example\"],\"paths\":[\"/w\"]}},\"keys\":[{\"id\":\"a\","              \
-    "\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"ta\",\"routes\":[\"echo\",\"shop\"]}],"      \
+    "\"secret_sha256\":\"" ALPHA_SHA "\",\"tenant\":\"ta\",\"routes\":[\"echo\",\"shop\"]},"       \
+    "{\"id\":\"o\",\"secret_sha256\":\"" OMEGA_SHA "\",\"tenant\":\"ops\",\"routes\":[\"echo\"],"  \
+    "\"admin\":true}],"                                                                            \
     "\"ingress\":{\"cors_origins\":[\"https://app.example\"],\"max_url_bytes\":256,"               \
     "\"max_header_bytes\":1024}"
 
@@ -110,16 +114,18 @@ static const struct begin_case {
      "missing or wrong admin token",
      NULL,
      NULL},
+    /* A key opens the page's summary only when it is an admin key. */
     {true,
      "GET",
      "/admin/summary",
      {KEY},
-     401,
-     "unauthorized",
-     "missing or wrong admin token",
+     403,
+     "admin_forbidden",
+     "this key may not use the admin API",
      NULL,
      NULL},
     {true, "GET", "/admin/summary", {"Authorization: Bearer " ADMIN}, 0, NULL, NULL, NULL, ""},
+    {true, "GET", "/admin/summary", {ADMIN_KEY}, 0, NULL, NULL, NULL, ""},
     {false,
      "POST",
      "/v1/requests",
