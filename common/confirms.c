@@ -38,17 +38,28 @@ static int grow(struct confirms *c)
     return 0;
 }
 
-int confirms_add(struct confirms *c, uint64_t seq, void *token, const amqp_bytes_t *message_id)
+int confirms_add(struct confirms *c, uint64_t seq, void *token, const amqp_bytes_t *message_id,
+                 int64_t sent_ms)
 {
     if (c->n == c->cap && grow(c) < 0) return -ENOMEM;
     struct confirm_rec *r = at(c, c->n);
-    *r = (struct confirm_rec){.seq = seq, .token = token};
+    *r = (struct confirm_rec){.seq = seq, .token = token, .sent_ms = sent_ms};
     if (message_id && message_id->len == ID_LEN) {
         memcpy(r->id, message_id->bytes, ID_LEN);
         r->has_id = true;
     }
     c->n++;
     return 0;
+}
+
+bool confirms_oldest(const struct confirms *c, int64_t *sent_ms)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!at(c, i)->done) {
+            *sent_ms = at(c, i)->sent_ms;
+            return true;
+        }
+    return false;
 }
 
 /* trim drops settled records from the head. */

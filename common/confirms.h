@@ -34,7 +34,8 @@ struct confirm_rec {
     char id[ID_LEN]; /* message_id, when it was an ID */
     bool has_id;
     bool returned;
-    bool done; /* reported (a single ack out of order): skipped */
+    bool done;       /* reported (a single ack out of order): skipped */
+    int64_t sent_ms; /* when it was published (the caller's clock) */
 };
 
 struct confirms {
@@ -46,10 +47,12 @@ void confirms_init(struct confirms *c);
 /* confirms_free drops the records without reporting them. */
 void confirms_free(struct confirms *c);
 
-/* confirms_add records a publish; seq must be above every recorded one.
- * message_id may be NULL. Returns 0 or -ENOMEM (then nothing is recorded). */
+/* confirms_add records a publish made at sent_ms; seq must be above every
+ * recorded one. message_id may be NULL. Returns 0 or -ENOMEM (then nothing
+ * is recorded). */
 __attribute__((warn_unused_result)) int confirms_add(struct confirms *c, uint64_t seq, void *token,
-                                                     const amqp_bytes_t *message_id);
+                                                     const amqp_bytes_t *message_id,
+                                                     int64_t sent_ms);
 /* confirms_ack settles tag (and with multiple every earlier record), calling
  * fn once per record: ACKED, or RETURNED if a return named it; NACKED (ok
  * false) wins over nothing but a return. Tags no record has are ignored. */
@@ -62,6 +65,9 @@ void confirms_ack(struct confirms *c, uint64_t tag, bool multiple, bool ok, conf
 bool confirms_return(struct confirms *c, amqp_bytes_t id);
 /* confirms_lose reports every record LOST, oldest first, and empties c. */
 void confirms_lose(struct confirms *c, confirm_fn fn, void *arg);
+/* confirms_oldest gives when the oldest record not yet reported was
+ * published; false when there is none. */
+bool confirms_oldest(const struct confirms *c, int64_t *sent_ms);
 /* confirms_pending is the number of records not yet reported. */
 size_t confirms_pending(const struct confirms *c);
 

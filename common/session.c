@@ -15,6 +15,12 @@
 #include "topology.h"
 
 #define SESSION_CONNECT_TIMEOUT_MS 5000
+/* A publish the broker has neither confirmed nor refused this long after it
+ * was sent breaks the connection, so that it is reported lost and its owner
+ * goes on (a worker's deliveries come back and are called again) instead of
+ * waiting for ever: a stream or quorum queue whose leader fails over can
+ * drop a confirm on a connection that stays up. */
+#define SESSION_CONFIRM_STALL_MS 15000
 /* Reconnects wait 100 ms plus a backoff of 100 ms doubling up to 5 s, with
  * full jitter, so a fleet that lost its broker does not come back in step. */
 #define SESSION_RETRY_MIN_MS 100
@@ -141,6 +147,9 @@ int session_timeout_ms(const struct session *s, int64_t now, int max_ms)
     int64_t until = now + max_ms;
     if (!s->mq && s->connect_at < until) until = s->connect_at;
     if (s->mq && s->p.n_stats_queues && s->stats_at < until) until = s->stats_at;
+    int64_t sent;
+    if (s->mq && confirms_oldest(&s->cf, &sent) && sent + SESSION_CONFIRM_STALL_MS < until)
+        until = sent + SESSION_CONFIRM_STALL_MS;
     if (broken(s) || (s->mq && mq_buffered(s->mq))) until = now;
     return until > now ? (int)(until - now) : 0;
 }
@@ -228,12 +237,22 @@ static void read_frames(struct session *s)
     if (rc < 0) log_error("%s: broker connection lost: %s", s->name, mq_strerror(rc));
 }
 
+/* check_stall breaks the connection when a confirm is overdue (see
+ * SESSION_CONFIRM_STALL_MS). */
+static void check_stall(struct session *s, int64_t now)
+{
+    int64_t sent;
+    if (confirms_oldest(&s->cf, &sent) && now - sent >= SESSION_CONFIRM_STALL_MS)
+        session_break(s, "a publish got no confirm in 15 s (a queue leader failing over?)");
+}
+
 void session_run(struct session *s, int64_t now)
 {
     if (broken(s)) teardown(s, now);
     if (!s->mq && now >= s->connect_at) open_connection(s, now);
     if (s->mq && !broken(s)) poll_stats(s, now);
     if (s->mq && !broken(s)) read_frames(s);
+    if (s->mq && !broken(s)) check_stall(s, now);
     if (broken(s)) teardown(s, now);
 }
 
@@ -263,7 +282,7 @@ int session_publish(struct session *s, const char *exchange, const char *key,
     }
     const amqp_bytes_t *id =
         props && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) ? &props->message_id : NULL;
-    if (token && confirms_add(&s->cf, seq, token, id) < 0) {
+    if (token && confirms_add(&s->cf, seq, token, id, clock_mono_ms()) < 0) {
         /* Sent, but its confirm could not be matched: start over rather
          * than let the owner wait for it forever. */
         session_break(s, "out of memory tracking a confirm");

@@ -30,14 +30,14 @@ static void on(void *arg, void *token, enum confirm_outcome o)
     if (s->adds_left > 0) {
         s->adds_left--;
         uint64_t seq = s->next_seq++;
-        ck_assert_int_eq(confirms_add(s->c, seq, (void *)(uintptr_t)seq, NULL), 0);
+        ck_assert_int_eq(confirms_add(s->c, seq, (void *)(uintptr_t)seq, NULL, 0), 0);
     }
 }
 
 static void add(struct confirms *c, uint64_t seq, const char *id)
 {
     amqp_bytes_t b = {.len = id ? strlen(id) : 0, .bytes = (void *)id};
-    ck_assert_int_eq(confirms_add(c, seq, (void *)(uintptr_t)seq, id ? &b : NULL), 0);
+    ck_assert_int_eq(confirms_add(c, seq, (void *)(uintptr_t)seq, id ? &b : NULL, (int64_t)seq), 0);
 }
 
 static const char *ID_A = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -172,12 +172,36 @@ START_TEST(test_random)
 }
 END_TEST
 
+START_TEST(test_oldest)
+{
+    struct confirms c;
+    struct seen *s = calloc(1, sizeof *s);
+    int64_t sent = -1;
+    confirms_init(&c);
+    ck_assert(!confirms_oldest(&c, &sent));
+    for (uint64_t q = 1; q <= 3; q++)
+        add(&c, q, NULL); /* sent at q */
+    confirms_ack(&c, 1, false, true, on, s);
+    ck_assert(confirms_oldest(&c, &sent));
+    ck_assert_int_eq(sent, 2);
+    /* Its neighbour's ack out of order leaves the oldest as it was. */
+    confirms_ack(&c, 3, false, true, on, s);
+    ck_assert(confirms_oldest(&c, &sent));
+    ck_assert_int_eq(sent, 2);
+    confirms_ack(&c, 2, false, false, on, s);
+    ck_assert(!confirms_oldest(&c, &sent));
+    confirms_free(&c);
+    free(s);
+}
+END_TEST
+
 static Suite *confirms_suite(void)
 {
     Suite *s = suite_create("confirms");
     TCase *tc = tcase_create("confirms");
     tcase_set_timeout(tc, 30); /* random walks: slow under the sanitizers on a busy machine */
     tcase_add_test(tc, test_multiple_and_single);
+    tcase_add_test(tc, test_oldest);
     tcase_add_test(tc, test_return_then_ack);
     tcase_add_test(tc, test_lose);
     tcase_add_test(tc, test_callback_adds);

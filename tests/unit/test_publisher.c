@@ -163,7 +163,7 @@ static int fake_publish(struct session *s, const char *exchange, const char *key
     memcpy(f->ids[seq], props->message_id.bytes, ID_LEN);
     f->n_published++;
     pthread_mutex_unlock(&f->mu);
-    if (token) ck_assert_int_eq(confirms_add(&f->cf, seq, token, &props->message_id), 0);
+    if (token) ck_assert_int_eq(confirms_add(&f->cf, seq, token, &props->message_id, 0), 0);
     return SESSION_OK;
 }
 
