@@ -809,13 +809,13 @@ int consumer_run(struct consumer *c, int signal_fd)
         dispatch_run(c->dispatch, on_call_done, c);
         session_run(c->session, clock_mono_ms());
         gate_run(c->gate, clock_mono_ms());
-        reporter_run(c->reporter, c->session, clock_mono_ms());
+        reporter_run(c->reporter, gate_session(c->gate), clock_mono_ms());
         now = clock_mono_ms();
         if (session_up(c->session)) release_due(c, now);
         if (session_up(c->session) && !c->draining) pump(c, now);
         if (session_up(c->session)) maybe_dispatch(c, now);
     }
-    reporter_bye(c->reporter, c->session);
+    reporter_bye(c->reporter, gate_session(c->gate));
     /* Closing politely lets the last acks reach the queue (mq_close). */
     session_free(c->session);
     c->session = NULL;

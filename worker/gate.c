@@ -83,6 +83,11 @@ bool gate_hold(struct gate *g, struct batch *b)
     return true;
 }
 
+struct session *gate_session(struct gate *g)
+{
+    return g->session;
+}
+
 bool gate_holds(const struct gate *g, const struct batch *b)
 {
     for (const struct held *h = g->held; h; h = h->next)

@@ -44,6 +44,9 @@ bool gate_hold(struct gate *g, struct batch *b);
 /* gate_forget forgets every batch held: their deliveries are gone with the
  * consumer's connection (their owner frees them). */
 void gate_forget(struct gate *g);
+/* gate_session is the gate's broker session (without publisher confirms),
+ * which also carries the worker's reports (reporter.h). */
+struct session *gate_session(struct gate *g);
 /* gate_holds tells whether b is held. */
 bool gate_holds(const struct gate *g, const struct batch *b);
 
