@@ -56,6 +56,7 @@ struct consumer {
     struct admit *admit;
     struct gate *gate; /* holds each batch until its claim is read back */
     atomic_bool connected;
+    atomic_bool claims_up; /* the gate's session: batches wait while it is down */
     struct batch *forming;
     bool forming_now; /* it holds a limited route's call: no lingering */
     struct batch *inflight;
@@ -809,6 +810,7 @@ int consumer_run(struct consumer *c, int signal_fd)
         dispatch_run(c->dispatch, on_call_done, c);
         session_run(c->session, clock_mono_ms());
         gate_run(c->gate, clock_mono_ms());
+        atomic_store(&c->claims_up, session_up(gate_session(c->gate)));
         reporter_run(c->reporter, gate_session(c->gate), clock_mono_ms());
         now = clock_mono_ms();
         if (session_up(c->session)) release_due(c, now);
@@ -824,9 +826,9 @@ int consumer_run(struct consumer *c, int signal_fd)
     return 0;
 }
 
-bool consumer_connected(struct consumer *c)
+bool consumer_ready(struct consumer *c)
 {
-    return atomic_load(&c->connected);
+    return atomic_load(&c->connected) && atomic_load(&c->claims_up);
 }
 
 static struct session *open_session(struct consumer *c)

@@ -20,7 +20,9 @@ void consumer_free(struct consumer *c);
  * stops consuming, finishes or hands back what it holds within
  * shutdown_grace_ms, and returns 0. */
 int consumer_run(struct consumer *c, int signal_fd);
-/* consumer_connected is safe to call from any thread. */
-bool consumer_connected(struct consumer *c);
+/* consumer_ready tells whether both of the worker's broker connections are
+ * up: the consumer's, and the gate's (gate.h), without which every first
+ * attempt waits. Safe to call from any thread. */
+bool consumer_ready(struct consumer *c);
 
 #endif

@@ -43,7 +43,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(url, "/healthz") == 0)
         return reply(conn, 200, "application/json", strdup("{\"status\":\"ok\"}"), 15);
     if (strcmp(url, "/readyz") == 0) {
-        bool up = consumer_connected(w->consumer);
+        bool up = consumer_ready(w->consumer);
         return up ? reply(conn, 200, "application/json", strdup("{\"status\":\"ready\"}"), 18)
                   : reply(conn, 503, "application/json", strdup("{\"status\":\"not_ready\"}"), 22);
     }
