@@ -63,6 +63,10 @@ CLUSTER_BINS := $(CLUSTER_SRC:tests/integration/%.c=build/san/%)
 # single active consumers, the claims stream, the dead queue's passes and
 # the redelivery count of poison messages); the others (the edge, the
 # CLI, the status page, metrics) touch no queue differently and run once.
+# TIMED_ITESTS measure rates, deadlines or how long things take: make test
+# runs them one at a time after the others, which run in two groups.
+TIMED_ITESTS := itest_client itest_cli itest_contract itest_hostile itest_resilience itest_routes \
+  itest_shaping itest_slowload
 QUORUM_ITESTS := $(filter $(addprefix build/san/itest_,smoke api resilience retries shaping contract deadletters callbacks),$(ITEST_BINS))
 build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
@@ -142,14 +146,17 @@ tsan-test: tsan build/tsan/test_publisher build/san/itest_resilience
 
 # test is what CI runs: install, build, check the docs (the OpenAPI document
 # against its schema and the sources' error codes too) and deploy files, run
-# every suite (unit suites, then integration suites against a private broker
-# that run-tests.sh starts and stops; SLUICE_TEST_JOBS=2 would run them in
-# two groups, but the shared-rate test undercounted so once), those about the queues again in
+# every suite (unit suites and the integration suites that time nothing in
+# two groups, each against a private broker that run-tests.sh starts and
+# stops, then the TIMED_ITESTS one at a time), those about the queues again in
 # quorum-queue mode, the cluster suite and a 2-minute soak against a
 # three-node cluster, a smoke run of the benchmark, the browser test, the
 # ThreadSanitizer run (tsan-test), each fuzz target for FUZZ_S seconds (5 by
 # default here, 60 with make fuzz), and docker-compose.yml run for real on a
-# local Docker engine (compose-test.sh).
+# local Docker engine (compose-test.sh). The compose test runs beside the
+# steps from the cluster suites to the fuzz targets (scripts/beside.sh): it
+# mostly waits on downloads and containers, and the timed suites (both
+# integration passes) run with nothing beside them.
 test: deps
 	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/gen-docs.sh --check
@@ -157,14 +164,19 @@ test: deps
 	@scripts/check-deploy.sh
 	@$(MAKE) --no-print-directory san $(UNIT_BINS) $(ITEST_BINS) $(CLUSTER_BINS)
 	@SLUICE_QUEUE_TYPE=quorum scripts/run-tests.sh integration $(QUORUM_ITESTS)
+	@scripts/beside.sh build/compose-test.log scripts/compose-test.sh -- \
+	  $(MAKE) --no-print-directory test-beside-compose
+	@SLUICE_TEST_JOBS=2 SLUICE_TEST_ALONE="$(TIMED_ITESTS)" \
+	  scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
+
+# test-beside-compose is the part of make test that runs beside the compose test.
+test-beside-compose: san $(CLUSTER_BINS)
 	@SOAK_S=120 scripts/run-tests.sh cluster $(CLUSTER_BINS)
 	@bench/run.sh --smoke
 	@scripts/browser-test.sh
 	@$(MAKE) --no-print-directory tsan-test
 	@$(MAKE) --no-print-directory fuzz-build
 	@FUZZ_S=$${FUZZ_S:-5} scripts/fuzz.sh $(FUZZ_TARGETS)
-	@scripts/compose-test.sh
-	@scripts/run-tests.sh integration $(UNIT_BINS) $(ITEST_BINS)
 
 check-deploy: all
 	@scripts/check-deploy.sh
@@ -198,5 +210,5 @@ help:
 	@echo "make fuzz       run each libFuzzer target for FUZZ_S seconds (default 60)"
 	@echo "make clean      remove build/"
 
-.PHONY: all san tsan tsan-test bench bench-tools check-deploy compose-test deps unit integration cluster-test soak test run docs format clean help fuzz fuzz-build fuzz-seeds
+.PHONY: all san tsan tsan-test test-beside-compose bench bench-tools check-deploy compose-test deps unit integration cluster-test soak test run docs format clean help fuzz fuzz-build fuzz-seeds
 .SECONDARY:

@@ -18,7 +18,9 @@
 # suite may stop or pause its broker, so groups never share one), prints
 # each group's output once it is done, and sums them. The suites mostly wait
 # on timers and the broker, so two groups take about half the time on two
-# cores.
+# cores. Binaries named in SLUICE_TEST_ALONE (basenames, space-separated)
+# run after the groups, one at a time with nothing beside them: those that
+# time rates and deadlines, which a second group's load would skew.
 set -euo pipefail
 
 usage() {
@@ -43,25 +45,41 @@ cd "$root"
 
 jobs=${SLUICE_TEST_JOBS:-1}
 if [ "$mode" = integration ] && [ "$jobs" -gt 1 ] && [ "${#bins[@]}" -gt 1 ]; then
-  [ "$jobs" -le "${#bins[@]}" ] || jobs=${#bins[@]}
+  shared=() alone=()
+  for b in "${bins[@]}"; do
+    case " ${SLUICE_TEST_ALONE:-} " in
+      *" $(basename "$b") "*) alone+=("$b") ;;
+      *) shared+=("$b") ;;
+    esac
+  done
+  [ "$jobs" -le "${#shared[@]}" ] || jobs=${#shared[@]}
   split=$(mktemp -d "${TMPDIR:-/tmp}/sluice-jobs.XXXXXX")
   trap 'rm -rf "$split"' EXIT
   pids=()
   for ((j = 0; j < jobs; j++)); do
     group=()
-    for ((i = j; i < ${#bins[@]}; i += jobs)); do group+=("${bins[$i]}"); done
+    for ((i = j; i < ${#shared[@]}; i += jobs)); do group+=("${shared[$i]}"); done
     SLUICE_TEST_JOBS=1 "$0" integration "${group[@]}" >"$split/$j.out" 2>&1 &
     pids+=($!)
   done
   passed=0 failed=0
+  # tally adds the sum line of a run's output (a missing one is a failure).
+  tally() {
+    read -r p f < <(tail -n 1 "$1" | awk '/ passed, / {print $1, $3; ok = 1} END {if (!ok) print 0, 1}')
+    passed=$((passed + p))
+    failed=$((failed + f))
+  }
   for ((j = 0; j < jobs; j++)); do
     wait "${pids[$j]}" || true
     echo "run-tests.sh: group $((j + 1)) of $jobs"
     cat "$split/$j.out"
-    read -r p f < <(tail -n 1 "$split/$j.out" | awk '/ passed, / {print $1, $3; ok = 1} END {if (!ok) print 0, 1}')
-    passed=$((passed + p))
-    failed=$((failed + f))
+    tally "$split/$j.out"
   done
+  if [ ${#alone[@]} -gt 0 ]; then
+    echo "run-tests.sh: one at a time: ${alone[*]##*/}"
+    SLUICE_TEST_JOBS=1 "$0" integration "${alone[@]}" | tee "$split/alone.out" || true
+    tally "$split/alone.out"
+  fi
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
   exit
