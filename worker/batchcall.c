@@ -298,7 +298,7 @@ static void on_done(void *arg, CURL *e, CURLcode code)
            bc->trace_id, bc->span_id, code == CURLE_OK ? "answered" : "failed", status,
            (double)us / 1e6, code == CURLE_OK ? "" : ": ",
            code == CURLE_OK ? "" : (bc->error[0] ? bc->error : curl_easy_strerror(code)));
-    bc->hooks.call_over(bc->hooks.arg, bc->jobs[0],
+    bc->hooks.call_over(bc->hooks.arg, bc->jobs, bc->n,
                         code != CURLE_OK && code != CURLE_URL_MALFORMAT &&
                             code != CURLE_UNSUPPORTED_PROTOCOL,
                         status, bc->retry_after_ms);
