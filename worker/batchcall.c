@@ -273,8 +273,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     char value[64];
     if (n > 12 && n < 12 + sizeof value && strncasecmp(data, "Retry-After:", 12) == 0) {
-        memcpy(value, data + 12, n - 12);
-        value[n - 12] = '\0';
+        size_t len = n - 12;
+        /* The line ends in CRLF, which the parser refuses as trailing junk. */
+        while (len && (data[12 + len - 1] == '\r' || data[12 + len - 1] == '\n'))
+            len--;
+        memcpy(value, data + 12, len);
+        value[len] = '\0';
         bc->retry_after_ms = backoff_parse_retry_after(value, time(NULL));
     }
     return n;
