@@ -349,6 +349,13 @@ static bool route_misbehaving(struct reply *r, const char *path, long calls, lon
         *delay += a;
         return false;
     }
+    /* /stall/<n>/<ms>: the first n calls (per key) wait ms, then the echo;
+     * a receiver that hangs while a test kills its caller. */
+    if ((p = after_prefix(path, "/stall/")) && !number_segment(p, 0, LONG_MAX, &a, &rest) &&
+        *rest == '/' && !number_segment(rest + 1, 0, DELAY_MAX_MS, &code, &rest)) {
+        if (calls <= a) *delay += code;
+        return false;
+    }
     if ((p = after_prefix(path, "/flaky/")) && !number_segment(p, 0, LONG_MAX, &a, &rest) &&
         *rest == '/' && !number_segment(rest + 1, 200, 599, &code, &rest)) {
         if (calls > a) return false;
