@@ -13,6 +13,7 @@ struct admit {
     struct shaper *shaper;
     struct job **heads; /* one per route */
     struct line *lines;
+    uint64_t groups; /* the last group number given */
 };
 
 struct admit *admit_new(const struct cfg *cfg, struct shaper *sh)
@@ -70,6 +71,25 @@ static struct job *pop(struct admit *a, size_t i)
     return job;
 }
 
+/* join links to head, through wait_next, the jobs of route i's line that
+ * ride head's call: on a route with batch_url, while the shaper has a rate
+ * token for each, up to batch_max in all. */
+static void join(struct admit *a, size_t i, struct job *head, int64_t now_us)
+{
+    const struct cfg_route *r = &a->cfg->routes[i];
+    struct job *last = head;
+    if (!r->batch_url || head->env.deliveries > 0) return;
+    for (long n = 1; n < r->batch_max && a->heads[i] && a->heads[i]->env.deliveries == 0; n++) {
+        if (!shaper_join(a->shaper, i, now_us)) return;
+        struct job *job = pop(a, i);
+        job->admitted = false;
+        job->reason_sent = JOB_WAIT_NONE;
+        job->group = head->group;
+        last->wait_next = job;
+        last = job;
+    }
+}
+
 /* pump_line lets route i's jobs go while the shaper allows; returns when to
  * ask again (INT64_MAX: when a call ends). */
 static int64_t pump_line(struct admit *a, size_t i, int64_t now_us, const struct admit_hooks *h)
@@ -91,6 +111,8 @@ static int64_t pump_line(struct admit *a, size_t i, int64_t now_us, const struct
         job->call = call;
         job->admitted = true;
         job->reason_sent = JOB_WAIT_NONE;
+        job->group = ++a->groups;
+        join(a, i, job, now_us);
         h->go(h->arg, job);
     }
     return INT64_MAX;

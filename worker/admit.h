@@ -29,7 +29,14 @@ void admit_push(struct admit *a, struct job *job, bool front);
 
 struct admit_hooks {
     void *arg;
-    /* go takes a job whose call may start now (job->call says where). */
+    /* go takes a job whose call may start now (job->call says where), with
+     * the jobs that join its call linked through wait_next (NULL-terminated):
+     * on a route with batch_url, up to batch_max - 1 more jobs of the line,
+     * each with a rate token (shaper_join) but no admission of its own
+     * (admitted false), all with the head's job->group. The owner sends a
+     * group as one batch call, so the route's batch calls in flight are its
+     * calls in flight. A job delivered before without an outcome (called
+     * alone, consumer.c) neither joins nor is joined. */
     void (*go)(void *arg, struct job *job);
     /* blocked tells once per wait and reason (job->reason_sent: the route
      * is paused, or) that job waits because every upstream of
@@ -38,7 +45,7 @@ struct admit_hooks {
 };
 
 /* admit_pump lets every job go that may at now_us (monotonic), in line
- * order per route, and returns when it should run again at the latest
+ * order per route (a group at a time), and returns when it should run again at the latest
  * (INT64_MAX: only when something changes, a call ending or a job coming). */
 int64_t admit_pump(struct admit *a, int64_t now_us, const struct admit_hooks *h);
 

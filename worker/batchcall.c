@@ -273,8 +273,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     char value[64];
     if (n > 12 && n < 12 + sizeof value && strncasecmp(data, "Retry-After:", 12) == 0) {
-        memcpy(value, data + 12, n - 12);
-        value[n - 12] = '\0';
+        size_t len = n - 12;
+        /* The line ends in CRLF, which the parser refuses as trailing junk. */
+        while (len && (data[12 + len - 1] == '\r' || data[12 + len - 1] == '\n'))
+            len--;
+        memcpy(value, data + 12, len);
+        value[len] = '\0';
         bc->retry_after_ms = backoff_parse_retry_after(value, time(NULL));
     }
     return n;
@@ -298,7 +302,7 @@ static void on_done(void *arg, CURL *e, CURLcode code)
            bc->trace_id, bc->span_id, code == CURLE_OK ? "answered" : "failed", status,
            (double)us / 1e6, code == CURLE_OK ? "" : ": ",
            code == CURLE_OK ? "" : (bc->error[0] ? bc->error : curl_easy_strerror(code)));
-    bc->hooks.call_over(bc->hooks.arg, bc->jobs[0],
+    bc->hooks.call_over(bc->hooks.arg, bc->jobs, bc->n,
                         code != CURLE_OK && code != CURLE_URL_MALFORMAT &&
                             code != CURLE_UNSUPPORTED_PROTOCOL,
                         status, bc->retry_after_ms);

@@ -25,10 +25,11 @@
 
 /* What the owner hears back: per job, its call is over (its outcome set as
  * dispatch_run sets a single call's), and once per batch call, before the
- * jobs, how the batch call itself went (for the route's shaper). */
+ * jobs, how the batch call itself went (for the route's shaper), with the
+ * call's jobs. */
 struct batchcall_hooks {
     void *arg;
-    void (*call_over)(void *arg, struct job *first, bool transport_error, long status,
+    void (*call_over)(void *arg, struct job **jobs, size_t n, bool transport_error, long status,
                       long retry_after_ms);
     void (*job_done)(void *arg, struct job *job);
 };

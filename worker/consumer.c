@@ -197,15 +197,20 @@ static void on_call_done(void *arg, struct job *job)
 }
 
 /* on_batch_call_over reports a batch call to the shaper as the one call
- * of its first job, whose admission it kept (call_batched). */
-static void on_batch_call_over(void *arg, struct job *first, bool transport_error, long status,
-                               long retry_after_ms)
+ * of the job whose admission it kept (start_batch_call): its breaker and
+ * backpressure learn from the batch call's own answer. */
+static void on_batch_call_over(void *arg, struct job **jobs, size_t n, bool transport_error,
+                               long status, long retry_after_ms)
 {
     struct consumer *c = arg;
-    if (!first->admitted) return;
-    first->admitted = false;
-    struct shaper_outcome o = shaper_outcome_of(transport_error, status, retry_after_ms);
-    shaper_done(c->shaper, route_index(c, first), &first->call, &o, clock_mono_us());
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        if (!job->admitted) continue;
+        job->admitted = false;
+        struct shaper_outcome o = shaper_outcome_of(transport_error, status, retry_after_ms);
+        shaper_done(c->shaper, route_index(c, job), &job->call, &o, clock_mono_us());
+        return;
+    }
 }
 
 static void on_batch_item_done(void *arg, struct job *job)
@@ -219,10 +224,22 @@ static bool batched(const struct job *job)
     return job->next != NEXT_REROUTE && job->route && job->route->batch_url;
 }
 
+/* same_call tells whether jobs a and b go in one batch call: of the same
+ * batch route and, on a limited route, of the same admission group (one
+ * admitted call, admit.h), so that the route's batch calls in flight are
+ * what the shaper counts. An unlimited route counts nothing: its jobs of a
+ * worker batch share calls of up to batch_max whatever their groups. */
+static bool same_call(const struct job *a, const struct job *b)
+{
+    if (!batched(a) || !batched(b) || a->route != b->route) return false;
+    return !cfg_route_limited(a->route) || a->group == b->group;
+}
+
 /* start_batch_call sends jobs[0..n) of one batch route as one batch call:
- * it counts as one call in flight (its first job's admission; the others'
- * are given back, their tokens spent) and each job's call ends on its own
- * (on_batch_item_done). Returns how many jobs are now calling. */
+ * it counts as one call in flight (one admission kept, any other given
+ * back with its token spent: groups of an unlimited route sharing a call)
+ * and each job's call ends on its own (on_batch_item_done). Returns how
+ * many jobs are now calling. */
 static size_t start_batch_call(struct consumer *c, struct job **jobs, size_t n)
 {
     struct batchcall_hooks h = {
@@ -234,15 +251,18 @@ static size_t start_batch_call(struct consumer *c, struct job **jobs, size_t n)
         }
         return 0;
     }
+    bool kept = false;
     for (size_t i = 0; i < n; i++) {
         jobs[i]->in_batch_call = true;
-        if (i) call_ended(c, jobs[i], true);
+        if (jobs[i]->admitted && kept) call_ended(c, jobs[i], true);
+        kept = kept || jobs[i]->admitted;
     }
     return n;
 }
 
 /* call_batched starts the batch calls of b's jobs whose routes take batches,
- * route by route, batch_max jobs per call. Returns how many jobs are calling. */
+ * call by call (same_call), batch_max jobs at most per call. Returns how
+ * many jobs are calling. */
 static size_t call_batched(struct consumer *c, struct batch *b)
 {
     size_t calling = 0, n;
@@ -251,11 +271,11 @@ static size_t call_batched(struct consumer *c, struct batch *b)
         const struct cfg_route *r = b->jobs[i]->route;
         bool first = batched(b->jobs[i]);
         for (size_t k = 0; first && k < i; k++)
-            first = !(batched(b->jobs[k]) && b->jobs[k]->route == r);
+            first = !same_call(b->jobs[k], b->jobs[i]);
         if (!first) continue;
         n = 0;
         for (size_t k = i; k < b->n; k++) {
-            if (!batched(b->jobs[k]) || b->jobs[k]->route != r) continue;
+            if (!same_call(b->jobs[i], b->jobs[k])) continue;
             if (!group) {
                 call_ended(c, b->jobs[k], true);
                 results_fail(b->jobs[k], "call_failed", "out of memory");
@@ -324,9 +344,20 @@ static void on_gate_open(void *arg, struct batch *b)
     batch_free(b);
 }
 
+static void dispatch_forming(struct consumer *c)
+{
+    struct batch *b = c->forming;
+    c->forming = NULL;
+    c->forming_now = false;
+    dispatch_batch(c, b);
+}
+
+/* add_to_forming adds job, and the jobs of its admission group linked
+ * through wait_next (admit.h), to the forming batch. */
 static void add_to_forming(struct consumer *c, struct job *job)
 {
-    /* A request delivered before without an outcome is called alone. */
+    /* A request delivered before without an outcome is called alone (it
+     * is never in a group of others). */
     if (job->env.deliveries > 0) {
         struct batch *b = calloc(1, sizeof(*b));
         if (!b || batch_push(b, job) < 0) {
@@ -336,22 +367,34 @@ static void add_to_forming(struct consumer *c, struct job *job)
         dispatch_batch(c, b);
         return;
     }
+    size_t n = 0;
+    for (const struct job *j = job; j; j = j->wait_next)
+        n++;
+    /* A group is one batch call: it goes whole into one worker batch, the
+     * next one when this one has no room left for it. */
+    if (c->forming && c->forming->n + n > (size_t)c->cfg->worker.batch_size) dispatch_forming(c);
     if (!c->forming) {
         c->forming = calloc(1, sizeof(*c->forming));
         if (!c->forming) goto oom;
         c->forming->first_ms = clock_mono_ms();
     }
-    if (batch_push(c->forming, job) < 0) goto oom;
-    if (job->route && cfg_route_limited(job->route)) c->forming_now = true;
-    if (c->forming->n >= (size_t)c->cfg->worker.batch_size) {
-        struct batch *b = c->forming;
-        c->forming = NULL;
-        c->forming_now = false;
-        dispatch_batch(c, b);
+    for (struct job *next; job; job = next) {
+        next = job->wait_next;
+        job->wait_next = NULL;
+        if (batch_push(c->forming, job) < 0) {
+            job->wait_next = next;
+            goto oom;
+        }
+        if (job->route && cfg_route_limited(job->route)) c->forming_now = true;
     }
+    if (c->forming->n >= (size_t)c->cfg->worker.batch_size) dispatch_forming(c);
     return;
 oom:
-    job_free(job);
+    /* Unacked: the broker redelivers them after the teardown. */
+    for (struct job *next; job; job = next) {
+        next = job->wait_next;
+        job_free(job);
+    }
     session_break(c->session, "out of memory forming a batch");
 }
 
@@ -370,6 +413,24 @@ static void settle_alone(struct consumer *c, struct job *job)
     settle(c, b);
 }
 
+/* pass_admission gives the admission of job, which leaves b without its
+ * call, to the next member of its group still to be called, whose batch
+ * call it then is (same_call): the group's call is still counted once. */
+static void pass_admission(struct batch *b, struct job *job)
+{
+    if (!job->admitted || !job->group) return;
+    for (size_t i = 0; i < b->n; i++) {
+        struct job *heir = b->jobs[i];
+        if (heir == job || heir->group != job->group || heir->admitted ||
+            heir->state == ST_CANCELLED)
+            continue;
+        heir->call = job->call;
+        heir->admitted = true;
+        job->admitted = false;
+        return;
+    }
+}
+
 /* settle_cancelled moves b's cancelled jobs to a batch of their own and
  * settles it: their final event, then their acks. */
 static void settle_cancelled(struct consumer *c, struct batch *b)
@@ -382,6 +443,7 @@ static void settle_cancelled(struct consumer *c, struct batch *b)
             b->jobs[kept++] = job;
             continue;
         }
+        pass_admission(b, job);
         call_ended(c, job, true); /* its admitted call never starts */
         if (!cancelled) cancelled = calloc(1, sizeof *cancelled);
         if (!cancelled || batch_push(cancelled, job) < 0) {

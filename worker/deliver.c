@@ -21,6 +21,10 @@
 
 #define KIND_HEADER "x-sluice-delivery"
 #define KIND_MAX 32
+/* A results delivery's number of requests, for its log lines (the first
+ * request's ID rides as the idempotency key). */
+#define ITEMS_HEADER "x-sluice-delivery-items"
+#define SUBJECT_MAX 96
 #define ANSWER_MAX 4096 /* the answer is only logged */
 #define TIME_LEN 64
 
@@ -40,6 +44,8 @@ struct call {
     struct envelope env;
     const struct cfg_route *route;
     char kind[KIND_MAX];
+    char subject[SUBJECT_MAX]; /* whose outcome it carries, for the log lines */
+    char items[24];            /* a results delivery's ITEMS_HEADER, or "" */
     CURL *easy;
     struct curl_slist *headers;
     char trace_id[TRACE_ID_HEX + 1], span_id[TRACE_SPAN_HEX + 1];
@@ -128,10 +134,11 @@ static int add_header(amqp_basic_properties_t *props, amqp_pool_t *pool, const c
     return 0;
 }
 
-/* publish sends env (a delivery message of kind) to the deliveries queue,
- * or after delay_ms (> 0) through the delay exchange, tracked by b. */
-static int publish(struct deliver *dv, const struct envelope *env, const char *kind, long delay_ms,
-                   struct batch *b)
+/* publish sends env (a delivery message of kind, of items requests when
+ * not NULL) to the deliveries queue, or after delay_ms (> 0) through the
+ * delay exchange, tracked by b. */
+static int publish(struct deliver *dv, const struct envelope *env, const char *kind,
+                   const char *items, long delay_ms, struct batch *b)
 {
     amqp_pool_t pool;
     amqp_basic_properties_t props;
@@ -142,6 +149,8 @@ static int publish(struct deliver *dv, const struct envelope *env, const char *k
         envelope_to_amqp(env, &pool, &props) < 0 || add_header(&props, &pool, KIND_HEADER, kind) < 0
             ? SESSION_REFUSED
             : SESSION_OK;
+    if (rc == SESSION_OK && items && add_header(&props, &pool, ITEMS_HEADER, items) < 0)
+        rc = SESSION_REFUSED;
     if (rc == SESSION_OK && delay_ms > 0) {
         long ms = retry_queue_delay_ms(delay_ms);
         snprintf(delay, sizeof delay, "%ld", ms);
@@ -172,10 +181,11 @@ static int trace_headers(struct envelope *env, const struct job *job)
     return envelope_trace_headers(env, parent, state);
 }
 
-/* message fills env as a delivery for the request(s) of job: url, body
- * (taken), and the request's ID when for_request. */
-static int message(struct envelope *env, const struct job *job, const char *url, struct buf *body,
-                   bool for_request)
+/* message fills env as a delivery for the request(s) of job (the first of
+ * them for results): url, body (taken), and job's ID as the idempotency key,
+ * which names the request in the delivery's log lines and, for a callback,
+ * in its progress events. */
+static int message(struct envelope *env, const struct job *job, const char *url, struct buf *body)
 {
     envelope_init(env);
     env->route = strdup(job->env.route);
@@ -184,12 +194,12 @@ static int message(struct envelope *env, const struct job *job, const char *url,
     env->tenant = strdup(job->env.tenant);
     env->callback_url = strdup(url);
     env->content_type = strdup("application/json");
-    if (for_request) env->idempotency_key = strdup(job->env.id);
+    env->idempotency_key = strdup(job->env.id);
     env->created_ms = job->env.created_ms;
     env->replays = job->env.replays;
     env->priority = ENV_PRIORITY_DEFAULT;
     if (!env->route || !env->method || !env->path || !env->tenant || !env->callback_url ||
-        !env->content_type || (for_request && !env->idempotency_key))
+        !env->content_type || !env->idempotency_key)
         return -1;
     if (id_new(env->id, clock_real_ms()) < 0 || trace_headers(env, job) < 0) return -1;
     size_t n = 0;
@@ -204,9 +214,9 @@ static bool final_job(const struct job *job)
 }
 
 static void send_message(struct deliver *dv, struct envelope *env, const char *kind,
-                         struct batch *b)
+                         const char *items, struct batch *b)
 {
-    int rc = publish(dv, env, kind, 0, b);
+    int rc = publish(dv, env, kind, items, 0, b);
     if (rc == SESSION_REFUSED)
         log_error("delivery %s (%s) of route %s cannot be published: left out", env->id, kind,
                   env->route);
@@ -219,13 +229,12 @@ static void publish_callback(struct deliver *dv, struct job *job, struct batch *
     char kind[KIND_MAX];
     buf_init(&body, SIZE_MAX / 2);
     envelope_init(&env);
-    if (deliver_doc(&body, job, now) < 0 ||
-        message(&env, job, job->env.callback_url, &body, true) < 0) {
+    if (deliver_doc(&body, job, now) < 0 || message(&env, job, job->env.callback_url, &body) < 0) {
         session_break(dv->session, "out of memory building a callback");
         goto out;
     }
     snprintf(kind, sizeof kind, "callback %s", event_state_name(job->state));
-    send_message(dv, &env, kind, b);
+    send_message(dv, &env, kind, NULL, b);
 out:
     buf_free(&body);
     envelope_free(&env);
@@ -238,6 +247,8 @@ static void publish_results(struct deliver *dv, const struct cfg_route *r, struc
     struct buf body;
     struct envelope env;
     const struct job *first = NULL;
+    size_t n = 0;
+    char items[24];
     buf_init(&body, SIZE_MAX / 2);
     envelope_init(&env);
     int rc = buf_appends(&body, "{\"results\":[");
@@ -246,14 +257,16 @@ static void publish_results(struct deliver *dv, const struct cfg_route *r, struc
         if (!final_job(job) || job->route != r) continue;
         if (first) rc = buf_appends(&body, ",");
         if (!first) first = job;
+        n++;
         if (rc == 0) rc = deliver_doc(&body, job, now);
     }
     if (rc == 0) rc = buf_appends(&body, "]}");
-    if (rc != 0 || message(&env, first, r->results_url, &body, false) < 0) {
+    if (rc != 0 || message(&env, first, r->results_url, &body) < 0) {
         session_break(dv->session, "out of memory building a results delivery");
         goto out;
     }
-    send_message(dv, &env, "results", b);
+    snprintf(items, sizeof items, "%zu", n);
+    send_message(dv, &env, "results", items, b);
 out:
     buf_free(&body);
     envelope_free(&env);
@@ -354,8 +367,8 @@ static void on_done(void *arg, CURL *e, CURLcode code)
     int max = c->route ? c->route->max_attempts : 1;
     if (verdict == 0 && c->env.attempts >= max) verdict = -1;
     log_at(verdict > 0 ? LOG_DEBUG : LOG_INFO,
-           "%s delivery %s (call %d, trace %s, span %s) to %s %s %ld%s%s: %s", c->kind, c->env.id,
-           c->env.attempts, c->trace_id, c->span_id, c->env.callback_url,
+           "%s delivery %s for %s (call %d, trace %s, span %s) to %s %s %ld%s%s: %s", c->kind,
+           c->env.id, c->subject, c->env.attempts, c->trace_id, c->span_id, c->env.callback_url,
            code == CURLE_OK ? "answered" : "failed", status, code == CURLE_OK ? "" : ": ",
            code == CURLE_OK ? "" : (c->error[0] ? c->error : curl_easy_strerror(code)),
            verdict > 0    ? "delivered"
@@ -364,7 +377,8 @@ static void on_done(void *arg, CURL *e, CURLcode code)
     if (verdict == 0) {
         long delay = backoff_delay_ms(c->route->backoff_ms, c->route->backoff_max_ms,
                                       c->env.attempts, backoff_rand(&dv->rnd));
-        if (publish(dv, &c->env, c->kind, delay < 1 ? 1 : delay, c->b) == SESSION_REFUSED)
+        if (publish(dv, &c->env, c->kind, c->items[0] ? c->items : NULL, delay < 1 ? 1 : delay,
+                    c->b) == SESSION_REFUSED)
             verdict = -1;
     }
     if (is_callback(c))
@@ -382,8 +396,8 @@ static void on_drop(void *arg)
 /* refused settles a delivery that cannot be called at all as failed. */
 static void refused(struct call *c, const char *why)
 {
-    log_warn("%s delivery %s to %s refused: %s", c->kind, c->env.id,
-             c->env.callback_url ? c->env.callback_url : "(none)", why);
+    log_warn("%s delivery %s for %s (trace %s) to %s refused: %s", c->kind, c->env.id, c->subject,
+             c->trace_id, c->env.callback_url ? c->env.callback_url : "(none)", why);
     c->env.attempts++;
     if (is_callback(c)) progress(c, CB_FAILED);
     struct deliver *dv = c->dv;
@@ -428,21 +442,48 @@ static int build(struct call *c)
     return 0;
 }
 
-/* read_kind copies the x-sluice-delivery header of props into kind. */
-static bool read_kind(const amqp_basic_properties_t *props, char kind[KIND_MAX])
+/* read_header copies the string header name of props into out (cap
+ * bytes with its NUL); false when it is missing or does not fit. */
+static bool read_header(const amqp_basic_properties_t *props, const char *name, char *out,
+                        size_t cap)
 {
     if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG)) return false;
     for (int i = 0; i < props->headers.num_entries; i++) {
         const amqp_table_entry_t *en = &props->headers.entries[i];
-        if (en->key.len != strlen(KIND_HEADER) || memcmp(en->key.bytes, KIND_HEADER, en->key.len))
-            continue;
-        if (en->value.kind != AMQP_FIELD_KIND_UTF8 || en->value.value.bytes.len >= KIND_MAX)
+        if (en->key.len != strlen(name) || memcmp(en->key.bytes, name, en->key.len)) continue;
+        if (en->value.kind != AMQP_FIELD_KIND_UTF8 || en->value.value.bytes.len >= cap)
             return false;
-        memcpy(kind, en->value.value.bytes.bytes, en->value.value.bytes.len);
-        kind[en->value.value.bytes.len] = '\0';
-        return strcmp(kind, "results") == 0 || strncmp(kind, "callback ", 9) == 0;
+        memcpy(out, en->value.value.bytes.bytes, en->value.value.bytes.len);
+        out[en->value.value.bytes.len] = '\0';
+        return true;
     }
     return false;
+}
+
+/* read_kind copies the x-sluice-delivery header of props into kind. */
+static bool read_kind(const amqp_basic_properties_t *props, char kind[KIND_MAX])
+{
+    return read_header(props, KIND_HEADER, kind, KIND_MAX) &&
+           (strcmp(kind, "results") == 0 || strncmp(kind, "callback ", 9) == 0);
+}
+
+/* name_subject writes whose outcome c carries: "request <id>", or for
+ * results "<n> requests from <first id>" (messages of earlier releases carry
+ * neither for results), and the call's trace ID, for every log line about
+ * the delivery, a refusal before the call included. */
+static void name_subject(struct call *c, const amqp_basic_properties_t *props)
+{
+    const char *id = c->env.idempotency_key, *state;
+    struct trace t;
+    outbound_trace(&c->env, &t, &state); /* the trace build() gives the call */
+    memcpy(c->trace_id, t.trace_id, sizeof c->trace_id);
+    if (!read_header(props, ITEMS_HEADER, c->items, sizeof c->items)) c->items[0] = '\0';
+    if (is_callback(c))
+        snprintf(c->subject, sizeof c->subject, "request %s", id ? id : "(unknown)");
+    else if (id && c->items[0])
+        snprintf(c->subject, sizeof c->subject, "%s requests from %s", c->items, id);
+    else
+        snprintf(c->subject, sizeof c->subject, "its requests");
 }
 
 int deliver_take(struct deliver *dv, const amqp_message_t *msg, struct batch *b)
@@ -460,6 +501,7 @@ int deliver_take(struct deliver *dv, const amqp_message_t *msg, struct batch *b)
         call_free(c);
         return -1;
     }
+    name_subject(c, &msg->properties);
     c->route = cfg_route_find(dv->cfg, c->env.route, strlen(c->env.route));
     const char *why = NULL;
     /* The allowlists may have changed since the message was made. */

@@ -20,10 +20,13 @@
  *
  * A delivery message is an envelope (common/envelope.h): id = the delivery
  * ID, route and tenant of the request(s), idempotency_key = the request's
- * ID (callbacks), callback_url = the URL called, attempts = calls made,
- * created_ms and replays those of the request, traceparent/tracestate
- * headers, body = the JSON to POST; plus the header x-sluice-delivery:
- * "callback <final state>" or "results". */
+ * ID (callbacks) or the first request's (results), callback_url = the URL
+ * called, attempts = calls made, created_ms and replays those of the
+ * request, traceparent/tracestate headers, body = the JSON to POST; plus the
+ * header x-sluice-delivery: "callback <final state>" or "results", and for
+ * results x-sluice-delivery-items: the number of requests. Every log line
+ * about a delivery names it, its request (or first request and count), its
+ * trace and span. */
 #ifndef SLUICE_DELIVER_H
 #define SLUICE_DELIVER_H
 

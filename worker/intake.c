@@ -62,7 +62,11 @@ uint16_t intake_prefetch(const struct cfg *cfg, const struct cfg_route *r)
 {
     if (!cfg_route_limited(r)) return (uint16_t)cfg->worker.prefetch;
     double burst = r->burst > 0 ? (double)r->burst : r->rate_per_s > 1 ? r->rate_per_s : 1;
-    double n = 2.0 * (double)r->max_in_flight;
+    /* A call of a batch route takes up to batch_max of them (admit.h):
+     * enough for the calls in flight and as many more waiting to fill the
+     * next ones. */
+    double per_call = r->batch_url ? (double)r->batch_max : 1;
+    double n = 2.0 * (double)r->max_in_flight * per_call;
     if (burst > n) n = burst;
     if (n < LIMITED_PREFETCH_MIN) n = LIMITED_PREFETCH_MIN;
     return n > UINT16_MAX ? UINT16_MAX : (uint16_t)n;

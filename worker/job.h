@@ -41,6 +41,10 @@ struct job {
     struct shaper_call call;
     bool admitted;       /* call is counted by the shaper: report its end */
     uint8_t reason_sent; /* JOB_WAIT_*: why its status says it waits */
+    /* The admission group (admit.h) it was let go in, 0 for none: on a route
+     * with batch_url, the jobs of one group share one batch call and the one
+     * admission a member of it holds (admitted). */
+    uint64_t group;
 
     /* The backend call (dispatch.c). */
     CURL *easy;

@@ -197,6 +197,19 @@ enum shaper_verdict shaper_admit(struct shaper *s, size_t route, int64_t now_us,
     return SHAPER_GO;
 }
 
+bool shaper_join(struct shaper *s, size_t route, int64_t now_us)
+{
+    struct route_state *rs = &s->routes[route];
+    if (rs->paused || now_us < rs->hold_until_us) return false;
+    tune(rs, now_us);
+    if (tbucket_wait_us(&rs->bucket, 1, now_us) > 0) return false;
+    (void)tbucket_take(&rs->bucket, 1, now_us);
+    /* Counted as a call: AIMD cuts the rate of items, which the bucket meters. */
+    roll(rs, now_us);
+    rs->obs_cur++;
+    return true;
+}
+
 struct shaper_outcome shaper_outcome_of(bool transport_error, long status, long retry_after_ms)
 {
     bool pushback = status == 429 || status == 503;

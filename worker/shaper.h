@@ -47,6 +47,15 @@ struct shaper_call {
 enum shaper_verdict shaper_admit(struct shaper *s, size_t route, int64_t now_us,
                                  struct shaper_call *call, int64_t *until_us);
 
+/* shaper_join lets one more item ride the call shaper_admit just started
+ * for route (a batch call: batch delivery, batchcall.h). A batch call counts
+ * as one call in flight, and each of its items as one call toward the rate,
+ * so an item joining takes one token of the bucket and nothing else: no
+ * call in flight, no upstream, no breaker trial. It never waits: false when
+ * no whole token is there now (or the route is held or paused), and the
+ * item then waits for a call of its own. */
+bool shaper_join(struct shaper *s, size_t route, int64_t now_us);
+
 /* What a call's answer says about its backend. */
 struct shaper_outcome {
     bool cancelled;      /* the call never ran: undo its admission */

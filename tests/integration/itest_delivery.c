@@ -4,7 +4,9 @@
  * implementation (tests/tools/verify_webhook.py, Python's hmac) with two
  * secrets during a rotation, the client's trace continued with a span per
  * call (and a trace sluice starts, the same on every attempt), the trace in
- * the worker's log lines, and the route's set_headers and remove_headers. */
+ * the worker's log lines, and the route's set_headers and remove_headers;
+ * batch delivery, and on a limited batch route one batch call in flight at
+ * a time, items at the rate, a Retry-After holding the route. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,22 +209,25 @@ END_TEST
 
 /* batch_stack starts a stack whose route "bulk" takes batches of up to 10
  * from a backend that dumps each batch call's body (and signature) into
- * <dir>/dump; batch_query is appended to its batch URL. No worker yet. */
-static struct h_stack *batch_stack(struct h_proc **backend, const char *batch_query)
+ * <dir>/dump and answers after delay_ms ("0": at once); batch_query is
+ * appended to its batch URL, limits (members) to the route. No worker yet;
+ * the backend's base URL goes to url. */
+static struct h_stack *batch_stack(struct h_proc **backend, const char *batch_query,
+                                   const char *limits, const char *delay_ms, char url[256])
 {
     struct h_stack *s = h_stack_new();
-    char url[256], dump[512], cmd[600];
+    char dump[512], cmd[600];
     snprintf(dump, sizeof dump, "%s/dump", h_stack_dir(s));
     snprintf(cmd, sizeof cmd, "mkdir -p %s", dump);
     ck_assert_int_eq(system(cmd), 0);
-    const char *extra[] = {"--batch-dump", dump, NULL};
-    *backend = h_backend_spawn(s, "bulk", 0, extra, url, sizeof url);
+    const char *extra[] = {"--batch-dump", dump, "--delay-ms", delay_ms, NULL};
+    *backend = h_backend_spawn(s, "bulk", 0, extra, url, 256);
     h_stack_set(s, "log_level", "\"debug\"");
     h_stack_set(s, "routes.bulk",
                 "{\"upstreams\":[\"%s\"],\"batch_url\":\"%s/batch%s\",\"batch_max\":10,"
-                "\"max_attempts\":3,\"backoff_ms\":10,\"backoff_max_ms\":50,"
+                "\"max_attempts\":3,\"backoff_ms\":10,%s,"
                 "\"signing_secrets\":[\"" SECRET_NEW "\"],\"set_headers\":{\"X-Env\":\"prod\"}}",
-                url, url, batch_query);
+                url, url, batch_query, limits);
     h_stack_start(s, 0);
     return s;
 }
@@ -236,7 +241,8 @@ static void stop_backend(struct h_proc *p)
 START_TEST(test_batch_delivery)
 {
     struct h_proc *backend;
-    struct h_stack *s = batch_stack(&backend, "");
+    char url[256];
+    struct h_stack *s = batch_stack(&backend, "", "\"backoff_max_ms\":50", "0", url);
     char *ids[BATCH_N], env[512];
     for (int i = 0; i < BATCH_N; i++) {
         const char *path = i == 3   ? "/missing"
@@ -335,7 +341,8 @@ END_TEST
 START_TEST(test_batch_call_failed_whole)
 {
     struct h_proc *backend;
-    struct h_stack *s = batch_stack(&backend, "?fail_first=1");
+    char url[256];
+    struct h_stack *s = batch_stack(&backend, "?fail_first=1", "\"backoff_max_ms\":50", "0", url);
     char *ids[5];
     for (int i = 0; i < 5; i++)
         ids[i] = h_submit(s, H_TOKEN, "{\"route\":\"bulk\",\"path\":\"/ok\"}");
@@ -356,6 +363,96 @@ START_TEST(test_batch_call_failed_whole)
 }
 END_TEST
 
+/* ---- a limited batch route ---- */
+
+#define LIMITED_N 60
+#define LIMITED_RATE 25
+#define LIMITED_BURST 10
+#define LIMITED_DELAY_MS 200
+
+/* batch_call is one batch call as the backend's access log has it. */
+struct batch_call {
+    long long us; /* when it arrived */
+    int items;
+};
+
+/* read_batch_calls reads the bulk backend's access log into calls (at most
+ * max) and returns how many there are. */
+static int read_batch_calls(struct h_stack *s, struct batch_call *calls, int max)
+{
+    char path[512], line[512];
+    snprintf(path, sizeof path, "%s/bulk-access.log", h_stack_dir(s));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        const char *items = strstr(line, "items=");
+        if (!items) continue;
+        calls[n].us = strtoll(line, NULL, 10);
+        calls[n++].items = (int)strtol(items + 6, NULL, 10);
+    }
+    fclose(f);
+    return n;
+}
+
+/* A batch route with max_in_flight 1 and a rate: a batch call is one call
+ * in flight and each item one call toward the rate, so batches are whole
+ * calls of many items, one at a time, at the rate in items; the first
+ * call's 503 with Retry-After: 1 holds the route a second. */
+START_TEST(test_batch_limited)
+{
+    struct h_proc *backend;
+    char url[256], limits[256], delay[16];
+    snprintf(limits, sizeof limits,
+             "\"backoff_max_ms\":2000,\"max_in_flight\":1,\"rate_per_s\":%d,\"burst\":%d",
+             LIMITED_RATE, LIMITED_BURST);
+    snprintf(delay, sizeof delay, "%d", LIMITED_DELAY_MS);
+    struct h_stack *s = batch_stack(&backend, "?fail_first=1&retry_after=1", limits, delay, url);
+    char *ids[LIMITED_N];
+    for (int i = 0; i < LIMITED_N; i++)
+        ids[i] = h_submit(s, H_TOKEN, "{\"route\":\"bulk\",\"path\":\"/ok\"}");
+    h_stack_add_worker(s);
+    for (int i = 0; i < LIMITED_N; i++) {
+        struct json_object *st = h_wait_final(s, H_TOKEN, ids[i], 60000);
+        ck_assert_str_eq(h_json_str(st, "status"), "succeeded");
+        json_object_put(st);
+        free(ids[i]);
+    }
+    /* One batch call at a time, as the backend saw them. */
+    ck_assert_int_eq(h_backend_stat(url, "max_in_flight", false), 1);
+    struct batch_call calls[LIMITED_N * 3];
+    int n = read_batch_calls(s, calls, LIMITED_N * 3), items = 0, most = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_le(calls[i].items, 10);
+        items += calls[i].items;
+        if (calls[i].items > most) most = calls[i].items;
+    }
+    /* Batches of many: the first takes the whole burst. */
+    ck_assert_msg(most >= LIMITED_BURST, "%d calls of at most %d items", n, most);
+    ck_assert_int_ge(items, LIMITED_N);
+    /* The 503 with Retry-After: 1 held the route: no call for 1 s after it. */
+    ck_assert_int_ge(n, 2);
+    ck_assert_msg(calls[1].us - calls[0].us >= 1000000,
+                  "the second call came %lld ms after the 503", (calls[1].us - calls[0].us) / 1000);
+    /* Items in any 1 s: at most burst + rate (the bucket's bound on the
+     * admissions), plus what 200 ms of variation between an admission and
+     * its arrival at the backend (the claim) can add at the rate. */
+    int bound = LIMITED_BURST + LIMITED_RATE + LIMITED_RATE / 5, busiest = 0;
+    for (int i = 0; i < n; i++) {
+        int in_window = 0;
+        for (int k = i; k < n && calls[k].us < calls[i].us + 1000000; k++)
+            in_window += calls[k].items;
+        if (in_window > busiest) busiest = in_window;
+    }
+    printf("limited batch route: %d items in %d calls, at most %d a call, %d in the busiest "
+           "second (bound %d), %.1f s from the first call to the last\n",
+           items, n, most, busiest, bound, (double)(calls[n - 1].us - calls[0].us) / 1e6);
+    ck_assert_msg(busiest <= bound, "%d items in one second (bound %d)", busiest, bound);
+    stop_backend(backend);
+    h_stack_teardown(s);
+}
+END_TEST
+
 static Suite *delivery_suite(void)
 {
     Suite *s = suite_create("delivery");
@@ -369,6 +466,7 @@ static Suite *delivery_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_batch_delivery);
     tcase_add_test(tc, test_batch_call_failed_whole);
+    tcase_add_test(tc, test_batch_limited);
     suite_add_tcase(s, tc);
     return s;
 }

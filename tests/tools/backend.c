@@ -349,6 +349,13 @@ static bool route_misbehaving(struct reply *r, const char *path, long calls, lon
         *delay += a;
         return false;
     }
+    /* /stall/<n>/<ms>: the first n calls (per key) wait ms, then the echo;
+     * a receiver that hangs while a test kills its caller. */
+    if ((p = after_prefix(path, "/stall/")) && !number_segment(p, 0, LONG_MAX, &a, &rest) &&
+        *rest == '/' && !number_segment(rest + 1, 0, DELAY_MAX_MS, &code, &rest)) {
+        if (calls <= a) *delay += code;
+        return false;
+    }
     if ((p = after_prefix(path, "/flaky/")) && !number_segment(p, 0, LONG_MAX, &a, &rest) &&
         *rest == '/' && !number_segment(rest + 1, 200, 599, &code, &rest)) {
         if (calls > a) return false;
@@ -417,22 +424,26 @@ static void batch_dump(struct backend *b, struct MHD_Connection *conn, const str
 }
 
 /* reply_batch answers {"requests":[...]} with {"results":[...]}; with
- * ?fail_first=N the first N batch calls answer 503 whole. */
+ * ?fail_first=N the first N batch calls answer 503 whole (with
+ * &retry_after=S, with a Retry-After of S seconds). */
 static void reply_batch(struct backend *b, struct MHD_Connection *conn, const struct req *q,
                         struct reply *r)
 {
     struct json_object *doc = json_tokener_parse(q->body.data ? q->body.data : ""), *reqs;
     const char *fail = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "fail_first");
-    long n_fail = 0, calls = counts_bump(&b->counts, "batch-calls");
+    const char *ra = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "retry_after");
+    long n_fail = 0, retry_after = -1, calls = counts_bump(&b->counts, "batch-calls");
     const char *rest;
     char size[32];
     if (fail && number_segment(fail, 0, 1000000, &n_fail, &rest)) n_fail = 0;
+    if (ra && number_segment(ra, 0, 86400, &retry_after, &rest)) retry_after = -1;
     batch_dump(b, conn, q);
     if (!doc || !json_object_object_get_ex(doc, "requests", &reqs) ||
         !json_object_is_type(reqs, json_type_array)) {
         reply_error(r, MHD_HTTP_BAD_REQUEST, "not a batch");
     } else if (calls <= n_fail) {
         reply_number(r, MHD_HTTP_SERVICE_UNAVAILABLE, "status", 503);
+        r->retry_after_s = retry_after;
     } else {
         struct json_object *out = json_object_new_object(), *results = json_object_new_array();
         size_t n = json_object_array_length(reqs);

@@ -1,6 +1,7 @@
 /* test_shaper.c: per-route admission of backend calls (worker/shaper.c),
  * on a simulated clock: the rate with its burst in every window,
- * max_in_flight, least calls in flight with round robin among equals, the
+ * max_in_flight, items joining a batch call (a rate token each, no call in
+ * flight), least calls in flight with round robin among equals, the
  * breakers (trial calls, opening, the single probe, a route blocked when
  * every upstream is open), Retry-After holds and AIMD cuts. */
 #include <check.h>
@@ -140,6 +141,63 @@ START_TEST(test_max_in_flight)
     shaper_done(s, 0, &a, &ok, 2 * MS);
     shaper_done(s, 0, &b, &ok, 2 * MS);
     ck_assert_int_eq(shaper_in_flight(s, 0), 0);
+    shaper_free(s);
+}
+END_TEST
+
+/* A batch call: one call in flight, each item joining it one rate token. */
+START_TEST(test_join)
+{
+    struct cfg_route r = route(one_up, 1);
+    r.rate_per_s = 10;
+    r.burst = 5;
+    r.max_in_flight = 1;
+    r.backoff_max_ms = 3000;
+    struct cfg c = cfg_of(&r);
+    struct shaper *s = shaper_new(&c);
+    struct shaper_call a;
+    int64_t until;
+    go(s, 0, &a);
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(shaper_join(s, 0, 0), "item %d found no token", i + 2);
+    /* The burst is spent: the sixth item waits for a call of its own. */
+    ck_assert(!shaper_join(s, 0, 0));
+    ck_assert_int_eq(shaper_in_flight(s, 0), 1);
+    shaper_done(s, 0, &a, &ok, 10 * MS);
+    /* The bucket refills at 10/s: the next call at 100 ms, with no item
+     * beside it until 200 ms. */
+    ck_assert_int_eq(verdict(s, 10 * MS, &until), SHAPER_WAIT);
+    ck_assert_int_eq(until, 100 * MS);
+    go(s, 100 * MS, &a);
+    ck_assert(!shaper_join(s, 0, 199 * MS));
+    ck_assert(shaper_join(s, 0, 200 * MS));
+    /* Items of a call cut the rate as calls do: a Retry-After holds them. */
+    struct shaper_outcome o = shaper_outcome_of(false, 503, 1000);
+    shaper_done(s, 0, &a, &o, 300 * MS);
+    ck_assert(!shaper_join(s, 0, 1299 * MS));
+    ck_assert_int_eq(verdict(s, 1299 * MS, &until), SHAPER_WAIT);
+    ck_assert_int_eq(until, 1300 * MS);
+    ck_assert_int_eq(shaper_in_flight(s, 0), 0);
+    /* Items per second never pass rate + burst. */
+    int64_t now = 2 * S;
+    int items = 0;
+    while (now < 12 * S) {
+        if (shaper_admit(s, 0, now, &a, &until) != SHAPER_GO) {
+            now = until ? until : now + MS;
+            continue;
+        }
+        items++;
+        while (shaper_join(s, 0, now))
+            items++;
+        shaper_done(s, 0, &a, &ok, now + 50 * MS);
+        now += 50 * MS;
+    }
+    ck_assert_msg(items <= 5 + 10 * 10 + 1, "%d items in 10 s at 10/s, burst 5", items);
+    ck_assert_int_ge(items, 10 * 10);
+    /* Paused: nothing joins. */
+    struct route_ctl ctl = {.paused = true, .rate_per_s = -1, .max_in_flight = -1};
+    shaper_control(s, 0, &ctl, 20 * S);
+    ck_assert(!shaper_join(s, 0, 20 * S));
     shaper_free(s);
 }
 END_TEST
@@ -319,6 +377,7 @@ static Suite *shaper_suite(void)
     TCase *tc = tcase_create("shaper");
     tcase_add_test(tc, test_rate_and_burst);
     tcase_add_test(tc, test_max_in_flight);
+    tcase_add_test(tc, test_join);
     tcase_add_test(tc, test_least_in_flight_round_robin);
     tcase_add_test(tc, test_breaker_trial_and_open);
     tcase_add_test(tc, test_blocked_when_all_open);
