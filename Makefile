@@ -65,8 +65,8 @@ CLUSTER_BINS := $(CLUSTER_SRC:tests/integration/%.c=build/san/%)
 # CLI, the status page, metrics) touch no queue differently and run once.
 # TIMED_ITESTS measure rates, deadlines or how long things take: make test
 # runs them one at a time after the others, which run in two groups.
-TIMED_ITESTS := itest_client itest_cli itest_contract itest_hostile itest_resilience itest_routes \
-  itest_shaping itest_slowload
+TIMED_ITESTS := itest_client itest_cli itest_contract itest_delivery itest_hostile itest_resilience \
+  itest_routes itest_shaping itest_slowload
 QUORUM_ITESTS := $(filter $(addprefix build/san/itest_,smoke api resilience retries shaping contract deadletters callbacks),$(ITEST_BINS))
 build/san/test_%: build/san/obj/tests/unit/test_%.o build/san/libingress.a build/san/libworker.a build/san/libsluice.a
 	$(CC) $(SAN) $^ $(CHECK_LIBS) $(PKG_LIBS) -o $@
