@@ -591,6 +591,13 @@ static void finish(struct consumer *c, struct batch *b)
                             .lines = admit_heads(c->admit),
                             .n_lines = c->cfg->n_routes};
     uint64_t newest = b->refused ? 0 : acks_multiple_tag(b, &o);
+    for (size_t i = 0; i < b->n; i++)
+        log_debug("request %s: delivery %llu %s", b->jobs[i]->env.id[0] ? b->jobs[i]->env.id : "-",
+                  (unsigned long long)b->jobs[i]->delivery_tag,
+                  newest                    ? "acked (multiple)"
+                  : b->refused              ? "requeued (a publish was refused)"
+                  : b->jobs[i]->dead_letter ? "dead-lettered"
+                                            : "acked");
     /* A failed ack or nack breaks the session: the teardown follows. */
     int rc = newest ? mq_ack(mq, newest, true) : 0;
     for (size_t i = 0; i < b->n && !newest && rc == 0; i++) {

@@ -738,6 +738,11 @@ static void default_config(struct h_stack *s)
     ck_assert_msg(s->config != NULL, "default config does not parse: %s", text);
     free(text);
     json_object_put(amqp);
+    /* SLUICE_TEST_LOG_LEVEL=debug keeps every call's and settlement's line
+     * in the logs a failed test leaves behind. */
+    const char *level = getenv("SLUICE_TEST_LOG_LEVEL");
+    if (level && *level)
+        json_object_object_add(s->config, "log_level", json_object_new_string(level));
     h_stack_add_key(s, "test", H_TOKEN, "acme", "[\"*\"]");
     h_stack_add_key(s, "other", H_OTHER_TOKEN, "globex", "[\"echo\"]");
 }

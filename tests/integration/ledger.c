@@ -526,6 +526,23 @@ static void gap(struct ledger *l, struct ledger_totals *t)
     free(at);
 }
 
+/* print_lost names the first accepted submissions that were not settled
+ * as succeeded, so a failed run can be followed in the logs it leaves. */
+static void print_lost(const struct ledger *l)
+{
+    int shown = 0;
+    for (size_t i = 0; i < l->n && shown < 20; i++) {
+        const struct ledger_entry *e = &l->entries[i];
+        if (e->code != 202 || (!strcmp(e->state, "succeeded") && e->calls > 0)) continue;
+        fprintf(stderr,
+                "ledger: lost #%zu %s: sent %lld, 202 from ingress %d at %lld, status %s, "
+                "%ld backend calls (first at %lld)\n",
+                i, e->id, e->sent_ms, e->ingress, e->answered_ms, e->state[0] ? e->state : "-",
+                e->calls, e->first_call_ms);
+        shown++;
+    }
+}
+
 void ledger_totals(struct ledger *l, struct ledger_totals *t)
 {
     *t = (struct ledger_totals){.first_ms = l->n ? l->entries[0].sent_ms : 0};
@@ -553,6 +570,7 @@ void ledger_totals(struct ledger *l, struct ledger_totals *t)
         t->key_mismatch += e->key_mismatch;
     }
     gap(l, t);
+    if (t->lost) print_lost(l);
 }
 
 void ledger_print(FILE *f, const char *title, const struct ledger_totals *t)
