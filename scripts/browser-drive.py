@@ -9,19 +9,27 @@ standard library. With the environment of browser-test.sh it:
 
   - opens the page with a key that is not an admin key: the login form says
     so and no view is shown (the 403 is handled, not a broken page);
-  - opens it with an admin key: the routes view lists the routes; pauses
-    route echo through its button and checks through the admin API that it
-    took effect, then resumes it likewise;
+  - opens it with an admin key: the overview shows the outcomes per route;
+  - the routes view lists the routes with what the workers report (echo's
+    worker, and the open breaker of route down, whose upstream is not
+    there, as the admin API tells it); pauses route echo through its button
+    and checks through the admin API that it took effect, then resumes it
+    likewise;
   - lists the dead letters, selects one, asks to replay it, checks that
     nothing happened before the confirmation, confirms, and checks through
     the API that the request was replayed;
+  - filters the dead letters by route (only that route's are listed), then
+    asks to purge every dead letter of route echo, checks that nothing was
+    purged before the confirmation, confirms, and checks through the API
+    that echo's are gone and the other route's are not;
   - opens the charts and waits until echo's are drawn with non-zero data;
-  - saves a screenshot of each view (routes, dead letters, charts) as PNG
-    in $SHOTS.
+  - saves a screenshot of each view (overview, routes, dead letters,
+    charts) as PNG in $SHOTS.
 
 Environment: INGRESS (base URL), ADMIN_KEY, USER_KEY (not an admin key,
-the tenant of the dead letters), DEAD_IDS (space-separated), SHOTS (a
-directory), WORK (a scratch directory for Chromium's profile).
+the tenant of the dead letters), DEAD_IDS (space-separated, of route once),
+ECHO_DEAD_ID (a dead letter of route echo), SHOTS (a directory), WORK (a
+scratch directory for Chromium's profile).
 """
 import base64
 import fcntl
@@ -37,6 +45,7 @@ INGRESS = os.environ["INGRESS"]
 ADMIN_KEY = os.environ["ADMIN_KEY"]
 USER_KEY = os.environ["USER_KEY"]
 DEAD_IDS = os.environ["DEAD_IDS"].split()
+ECHO_DEAD_ID = os.environ["ECHO_DEAD_ID"]
 SHOTS = os.environ["SHOTS"]
 WORK = os.environ["WORK"]
 WIDTH = 1100
@@ -203,14 +212,31 @@ def visible(selector):
             " return !!e && !e.closest('[hidden]'); })()")
 
 
-def route_state(name):
+def route_doc(name):
     status, doc = api("/v1/admin/routes", ADMIN_KEY)
     if status != 200:
         fail(f"GET /v1/admin/routes: {status} {doc}")
     for r in doc["routes"]:
         if r["name"] == name:
-            return r["state"]
+            return r
     fail(f"route {name} is not listed: {doc}")
+
+
+def route_state(name):
+    return route_doc(name)["state"]
+
+
+def dead_ids(route):
+    status, doc = api(f"/v1/admin/dead?route={route}&limit=1000", ADMIN_KEY)
+    if status != 200:
+        fail(f"GET /v1/admin/dead: {status} {doc}")
+    return {d["id"] for d in doc["dead"]}
+
+
+def cell_of(route, column):
+    """An expression for the text of column (0-based) of route's row in the routes view."""
+    return (f"(function () {{ var s = document.querySelector(\"[data-route-state='{route}']\");"
+            f" var tr = s && s.closest('tr'); return tr ? tr.children[{column}].textContent : ''; }})()")
 
 
 def check_non_admin(b):
@@ -226,11 +252,33 @@ def check_non_admin(b):
     say("ok: a key that is not an admin key sees only the login form, told why")
 
 
+def check_overview(b):
+    b.open(f"{INGRESS}/#token={ADMIN_KEY}")
+    b.wait("document.getElementById('state').textContent === 'live'", "the overview live")
+    b.wait("Array.prototype.some.call(document.querySelectorAll('#routes td:first-child'),"
+           " function (td) { return td.textContent === 'echo'; })", "echo's outcomes")
+    if not b.eval(visible("#view-overview")) or b.eval(visible("#view-routes")):
+        fail("an admin key does not land on the overview")
+    b.screenshot("page-overview.png")
+    say("ok: the overview shows the outcomes per route")
+
+
 def check_routes(b):
     b.open(f"{INGRESS}/#token={ADMIN_KEY}&view=routes")
     b.wait(visible("button[data-route='echo'][data-action='pause']"), "echo's pause button")
     if b.eval("location.hash") != "#view=routes":
         fail("the key stayed in the address")
+    # The workers column: the fleet's report, and a breaker that is not closed.
+    workers = b.wait(f"(function () {{ var t = {cell_of('echo', 6)};"
+                     " return /^1 worker\\b/.test(t) ? t : ''; })()", "echo's worker reported")
+    breaker = b.wait("(function () { var s = document.querySelector(\"[data-route-state='down']\");"
+                     " var d = s && s.closest('tr').querySelector('[data-breaker]');"
+                     " return d ? d.dataset.breaker + ': ' + d.textContent : ''; })()",
+                     "down's breaker shown", timeout_s=30)
+    fleet = route_doc("down")["fleet"]
+    if fleet["upstreams"][0]["breaker"] == "closed":
+        fail(f"the page shows {breaker!r}, the admin API a closed breaker: {fleet}")
+    say(f"ok: the routes view shows the fleet: echo {workers!r}; down {breaker!r}")
     b.click("button[data-route='echo'][data-action='pause']")
     b.wait("(function () { var s = document.querySelector(\"[data-route-state='echo']\");"
            " return s && s.textContent === 'paused'; })()", "echo shown paused")
@@ -277,6 +325,52 @@ def check_dead(b):
     say(f"ok: dead letters listed, {rid} replayed after the confirmation")
 
 
+def listed():
+    return ("Array.prototype.map.call(document.querySelectorAll('#dead-rows tr'),"
+            " function (tr) { return tr.children.length > 3 ?"
+            " tr.children[1].textContent + ' ' + tr.children[3].textContent : ''; })")
+
+
+def choose_route(b, route):
+    b.wait(f"!!document.querySelector(\"#dead-route option[value='{route}']\")",
+           f"route {route} in the filter")
+    b.eval(f"(function () {{ var s = document.getElementById('dead-route'); s.value = '{route}';"
+           " s.dispatchEvent(new Event('change')); })()")
+
+
+def check_filter_and_purge(b):
+    # Filtered by route: only that route's dead letters.
+    choose_route(b, "once")
+    rows = b.wait(f"(function () {{ var r = {listed()};"
+                  " return r.length && r.every(function (x) { return / once$/.test(x); }) ? r : null; })()",
+                  "only route once's dead letters listed")
+    if not any(x.startswith(DEAD_IDS[1] + " ") for x in rows):
+        fail(f"route once's dead letter {DEAD_IDS[1]} is not listed: {rows}")
+    choose_route(b, "echo")
+    b.wait(f"(function () {{ var r = {listed()};"
+           f" return r.length === 1 && r[0] === '{ECHO_DEAD_ID} echo'; }})()",
+           "only route echo's dead letter listed")
+    # Purge every one of the route, after the confirmation only.
+    once_before = dead_ids("once")
+    b.click("#dead-purge-route")
+    b.wait(visible("#dead-confirm"), "the purge's confirmation")
+    text = b.eval("document.getElementById('dead-confirm-text').textContent")
+    if text != "Purge for good every dead letter of echo?":
+        fail(f"the purge's confirmation says {text!r}")
+    time.sleep(1)
+    if ECHO_DEAD_ID not in dead_ids("echo"):
+        fail("the purge went out before it was confirmed")
+    b.click("#dead-confirm-yes")
+    b.wait("document.getElementById('dead-msg').textContent === 'purged 1'", "the purge's answer")
+    if dead_ids("echo"):
+        fail(f"route echo still has dead letters: {dead_ids('echo')}")
+    if not once_before <= dead_ids("once"):
+        fail("the purge of echo took dead letters of route once")
+    b.wait("document.getElementById('dead-rows').textContent.indexOf('no dead letters of echo') >= 0",
+           "the emptied listing")
+    say(f"ok: filtered by route; echo's dead letter {ECHO_DEAD_ID} purged after the confirmation")
+
+
 def check_charts(b):
     b.click("nav button[data-view='charts']")
     b.wait("(function () { var s = document.querySelector(\"svg[data-route='echo'][data-kind='rates']\");"
@@ -296,8 +390,10 @@ def main():
     try:
         b.start()
         check_non_admin(b)
+        check_overview(b)
         check_routes(b)
         check_dead(b)
+        check_filter_and_purge(b)
         check_charts(b)
     finally:
         b.close()

@@ -7,8 +7,10 @@
 # DOM for the route's outcome counts and the failed request's id. It also
 # saves a screenshot for a human (build/browser-test.png, or
 # $SLUICE_BROWSER_SCREENSHOT). Then browser-drive.py works the operator's
-# views as an operator would (a key that is not an admin key refused; pause
-# and resume a route; replay a dead letter after its confirmation; the
+# views as an operator would (a key that is not an admin key refused; the
+# overview; the routes with the workers' report and an open breaker, pause
+# and resume a route; replay a dead letter after its confirmation; filter
+# the dead letters by route and purge a route's after the confirmation; the
 # charts drawn after the traffic) and saves a screenshot of each view in
 # build/ ($SLUICE_BROWSER_SHOTS=docs/img remakes the documentation's).
 # Everything it starts is stopped on exit. Chromium is installed from Debian
@@ -131,6 +133,8 @@ broker_dir=$work/broker
 amqp_url=$(scripts/broker.sh start "$broker_dir" | tail -n 1)
 port=$(free_port)
 backend_port=$(free_port)
+# Nothing listens there: route down's breaker opens, for the routes view.
+down_port=$(free_port)
 ingress=http://127.0.0.1:$port
 api_token=browser-api-token
 admin_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -151,7 +155,11 @@ cat >"$work/sluice.json" <<JSON
             "admin": true}],
   "routes": {"echo": {"upstreams": ["http://127.0.0.1:$backend_port"]},
              "once": {"upstreams": ["http://127.0.0.1:$backend_port"], "max_attempts": 1,
-                      "max_in_flight": 2}}
+                      "max_in_flight": 2},
+             "down": {"upstreams": ["http://127.0.0.1:$down_port"], "max_attempts": 50,
+                      "backoff_ms": 200, "backoff_max_ms": 1000,
+                      "breaker": {"consecutive_failures": 1, "open_ms": 5000,
+                                  "max_open_ms": 60000}}}
 }
 JSON
 start backend build/sluice-backend --listen "127.0.0.1:$backend_port" --log "$work/access.log"
@@ -163,6 +171,8 @@ ok_id=$(submit '{"route":"echo","path":"/hello"}')
 failed_id=$(submit '{"route":"echo","path":"/status/404"}')
 if [ -z "$ok_id" ] || [ -z "$failed_id" ]; then die "a submission was not accepted"; fi
 dead_ids="$(submit '{"route":"once","path":"/status/503"}') $(submit '{"route":"once","path":"/status/503"}')"
+# It waits behind the open breaker (no attempt spent) for as long as the test runs.
+[ -n "$(submit '{"route":"down","path":"/x"}')" ] || die "a submission was not accepted"
 wait_final "$ok_id" succeeded
 wait_final "$failed_id" failed
 for id in $dead_ids; do wait_final "$id" dead; done
@@ -212,7 +222,11 @@ admin_post() {
 # with SLUICE_BROWSER_TRAFFIC_S (seconds) for the documentation's screenshots.
 if [ -n "${SLUICE_BROWSER_TRAFFIC_S:-}" ]; then traffic "$SLUICE_BROWSER_TRAFFIC_S"; fi
 for _ in $(seq 1 8); do submit '{"route":"echo","path":"/hello"}' >/dev/null; done
-INGRESS=$ingress ADMIN_KEY=$admin_key USER_KEY=$api_token DEAD_IDS=$dead_ids SHOTS=$shots \
-  WORK=$work timeout 180 python3 scripts/browser-drive.py ||
+# A dead letter of echo (made after the DOM check above, which counts echo's
+# outcomes): the one the page purges by route.
+echo_dead_id=$(submit '{"route":"echo","path":"/status/503","max_attempts":1}')
+wait_final "$echo_dead_id" dead
+INGRESS=$ingress ADMIN_KEY=$admin_key USER_KEY=$api_token DEAD_IDS=$dead_ids \
+  ECHO_DEAD_ID=$echo_dead_id SHOTS=$shots WORK=$work timeout 180 python3 scripts/browser-drive.py ||
   die "the operator's views did not work as they should"
 say "ok: the operator's views work; screenshots in $shots/page-*.png"

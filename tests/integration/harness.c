@@ -1185,6 +1185,59 @@ FILE *h_stack_open(struct h_stack *s, const char *name)
     return f;
 }
 
+int h_cli(struct h_stack *s, const char *out, const char *url, const char *token,
+          const char *const args[])
+{
+    char bin[PATH_MAX], log[PATH_MAX];
+    char *argv[32];
+    size_t n = 0;
+    pathf(bin, sizeof bin, "%s/sluice", h_bin_dir());
+    pathf(log, sizeof log, "%s/%s", s->dir, out);
+    /* A fresh file: the caller reads this run's output alone. */
+    FILE *f = fopen(log, "w");
+    ck_assert_msg(f != NULL, "cannot create %s: %s", log, strerror(errno));
+    fclose(f);
+    argv[n++] = bin;
+    argv[n++] = "--url";
+    argv[n++] = (char *)(url ? url : s->url);
+    argv[n++] = "--token";
+    argv[n++] = (char *)token;
+    for (size_t i = 0; args[i]; i++) {
+        ck_assert_msg(n < sizeof argv / sizeof argv[0] - 1, "h_cli: too many arguments");
+        argv[n++] = (char *)args[i];
+    }
+    argv[n] = NULL;
+    return h_run("sluice", log, argv, 30000);
+}
+
+bool h_file_has(struct h_stack *s, const char *name, const char *needle)
+{
+    FILE *f = h_stack_open(s, name);
+    char line[8192];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+bool h_log_has(struct h_stack *s, const char *name, const char *needle, const char *also)
+{
+    FILE *f = h_stack_open(s, name);
+    char line[16384];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        /* The logs are JSON lines: the message is compared unescaped. */
+        struct json_object *o = json_tokener_parse(line), *msg;
+        found = o && json_object_object_get_ex(o, "msg", &msg) &&
+                strstr(json_object_get_string(msg), needle) != NULL &&
+                (!also || strstr(json_object_get_string(msg), also) != NULL);
+        json_object_put(o);
+    }
+    fclose(f);
+    return found;
+}
+
 /* open_any connects to the first node of SLUICE_TEST_AMQP_URL that answers
  * (a cluster suite may have one down). */
 static struct mq *open_any(void)

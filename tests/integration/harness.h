@@ -206,6 +206,18 @@ long h_backend_stat(const char *url, const char *key, bool reset);
 /* h_stack_open opens the file name of the stack's directory for reading
  * (caller fcloses); fails the test if it cannot. */
 FILE *h_stack_open(struct h_stack *s, const char *name);
+/* h_cli runs `sluice --url URL --token token args...` (args NULL-terminated;
+ * url NULL: the stack's ingress) to its end, with its stdout and stderr in
+ * the stack's file out (made afresh), and returns its exit status. */
+int h_cli(struct h_stack *s, const char *out, const char *url, const char *token,
+          const char *const args[]);
+/* h_file_has tells whether a line of the stack's file name contains needle. */
+bool h_file_has(struct h_stack *s, const char *name, const char *needle);
+/* h_log_has tells whether a line of the stack's log name (ingress.log,
+ * worker-0.log: JSON lines) has a "msg" that contains needle and also (NULL:
+ * anything), compared after JSON unescaping (a quote is written as a quote). */
+bool h_log_has(struct h_stack *s, const char *name, const char *needle, const char *also);
+
 /* h_queue_messages returns the ready messages of queue "<namespace>.<suffix>"
  * (asked with the product's own mq_queue_stats), or -1 if it does not exist. */
 long h_queue_messages(struct h_stack *s, const char *suffix);

@@ -6,8 +6,14 @@
  * (succeeded, "replays":1), also after an ingress restart (the generation
  * rule replayed from the events stream). A purge by ID and then of all
  * empties the dead queue and the listing; a replay while the backend is
- * still down makes the request dead again, listed again. */
+ * still down makes the request dead again, listed again. The CLI lists,
+ * replays and purges the same way (and exits 4 when no ingress answers), and
+ * the ingress logs each replay and purge with the id of the key that asked.
+ * A request whose holders keep dying is called in a batch of its own once
+ * redelivered, apart from fresh requests, until delivery_limit makes it
+ * dead. */
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +115,26 @@ static void expect_final(struct h_stack *s, const char *id, const char *state, i
     json_object_put(o);
 }
 
+/* cli runs `sluice args...` with token against the stack's ingress, its
+ * output in cli.out, and returns its exit status. */
+static int cli(struct h_stack *s, const char *token, const char *const args[])
+{
+    return h_cli(s, "cli.out", NULL, token, args);
+}
+
+/* expect_logged fails the test unless the ingress logged, for each pair of
+ * want (NULL-terminated), a line with both; it names every missing one, not
+ * only the first. */
+static void expect_logged(struct h_stack *s, const char *const want[])
+{
+    char missing[2048] = "";
+    for (size_t i = 0; want[i]; i += 2)
+        if (!h_log_has(s, "ingress.log", want[i], want[i + 1]))
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " [%s ... %s]",
+                     want[i], want[i + 1]);
+    ck_assert_msg(!missing[0], "the ingress did not log:%s", missing);
+}
+
 START_TEST(test_list_and_replay)
 {
     int port;
@@ -147,6 +173,23 @@ START_TEST(test_list_and_replay)
     json_object_put(o);
     ck_assert_int_eq(dead_count(s, "?route=echo"), 0);
 
+    /* The CLI's listing: a line per dead letter, then where the next page starts. */
+    const char *list[] = {"dead", "list", "--route", "down", "--limit", "2", NULL};
+    ck_assert_int_eq(cli(s, ADMIN, list), 0);
+    char want[256];
+    for (int i = 0; i < 2; i++) {
+        snprintf(want, sizeof want, "%s  acme  down  ", ids[i]);
+        ck_assert_msg(h_file_has(s, "cli.out", want), "sluice dead list has no line %s", want);
+    }
+    snprintf(want, sizeof want, "more: --after %s", ids[1]);
+    ck_assert_msg(h_file_has(s, "cli.out", want), "sluice dead list has no line %s", want);
+    ck_assert_msg(!h_file_has(s, "cli.out", ids[2]), "sluice dead list showed more than 2");
+    /* No ingress there: exit 4, worth retrying later. */
+    char closed[64];
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%d", h_free_port());
+    const char *all_dead[] = {"dead", "list", NULL};
+    ck_assert_int_eq(h_cli(s, "cli-closed.out", closed, ADMIN, all_dead), 4);
+
     /* The backend comes back: a replay by ID, then the rest by route. */
     char url[128];
     struct h_proc *backend = h_backend_spawn(s, "back", port, NULL, url, sizeof url);
@@ -158,9 +201,11 @@ START_TEST(test_list_and_replay)
     expect_final(s, ids[0], "succeeded", 1);
     expect_final(s, ids[1], "succeeded", 1);
     ck_assert_int_eq(dead_count(s, ""), N_DEAD - 2);
-    o = call_json(s, "POST", "/v1/admin/dead:replay", ADMIN, "{\"route\":\"down\"}", 200);
-    ck_assert_int_eq(h_json_int(o, "replayed"), N_DEAD - 2);
-    json_object_put(o);
+    /* The rest through the CLI, by route. */
+    const char *replay[] = {"dead", "replay", "--route", "down", NULL};
+    ck_assert_int_eq(cli(s, ADMIN, replay), 0);
+    snprintf(want, sizeof want, "replayed %d", N_DEAD - 2);
+    ck_assert_msg(h_file_has(s, "cli.out", want), "sluice dead replay did not say %s", want);
     for (int i = 0; i < N_DEAD; i++)
         expect_final(s, ids[i], "succeeded", 1);
     ck_assert_int_eq(dead_count(s, ""), 0);
@@ -172,6 +217,14 @@ START_TEST(test_list_and_replay)
     expect_final(s, ids[0], "succeeded", 1);
     expect_final(s, ids[N_DEAD - 1], "succeeded", 1);
     ck_assert_int_eq(dead_count(s, ""), 0);
+
+    /* Each pass is logged with the id of the key that asked for it. */
+    char by_route[128];
+    snprintf(by_route, sizeof by_route, "admin: key \"ops\" replayed %d dead letters (route down)",
+             N_DEAD - 2);
+    const char *logged[] = {"admin: key \"ops\" replayed 2 dead letters (by id)", "", by_route, "",
+                            NULL};
+    expect_logged(s, logged);
 
     h_proc_stop(backend, 5000);
     h_proc_free(backend);
@@ -202,74 +255,215 @@ START_TEST(test_purge_and_dead_again)
         json_object_put(call_json(s, "POST", "/v1/admin/dead:purge", ADMIN, bad[i], 400));
     wait_queue(s, N_DEAD);
 
-    /* A replay while the backend is still down: dead again, listed again. */
-    char body[256];
-    snprintf(body, sizeof body, "{\"ids\":[\"%s\"]}", ids[0]);
-    struct json_object *o = call_json(s, "POST", "/v1/admin/dead:replay", ADMIN, body, 200);
-    ck_assert_int_eq(h_json_int(o, "replayed"), 1);
+    /* Replay all while the backend is still down: dead again, listed again. */
+    struct json_object *o =
+        call_json(s, "POST", "/v1/admin/dead:replay", ADMIN, "{\"all\":true}", 200);
+    ck_assert_int_eq(h_json_int(o, "replayed"), N_DEAD);
     json_object_put(o);
-    expect_final(s, ids[0], "dead", 1);
+    for (int i = 0; i < N_DEAD; i++)
+        expect_final(s, ids[i], "dead", 1);
     wait_queue(s, N_DEAD);
     ck_assert_int_eq(dead_count(s, ""), N_DEAD);
 
-    /* Purge one by ID, then all. */
+    /* One dead letter of another route, which a purge of "down" must leave. */
+    char *other =
+        h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/status/503\",\"max_attempts\":1}");
+    expect_final(s, other, "dead", 0);
+    wait_queue(s, N_DEAD + 1);
+
+    /* Purge one by ID, then the route's. */
+    char body[256];
     snprintf(body, sizeof body, "{\"ids\":[\"%s\"]}", ids[1]);
     o = call_json(s, "POST", "/v1/admin/dead:purge", ADMIN, body, 200);
     ck_assert_int_eq(h_json_int(o, "purged"), 1);
     json_object_put(o);
-    wait_queue(s, N_DEAD - 1);
-    ck_assert_int_eq(dead_count(s, ""), N_DEAD - 1);
+    wait_queue(s, N_DEAD);
+    ck_assert_int_eq(dead_count(s, ""), N_DEAD);
+    o = call_json(s, "POST", "/v1/admin/dead:purge", ADMIN, "{\"route\":\"down\"}", 200);
+    ck_assert_int_eq(h_json_int(o, "purged"), N_DEAD - 1);
+    json_object_put(o);
+    wait_queue(s, 1);
+    ck_assert_int_eq(dead_count(s, "?route=down"), 0);
+    ck_assert_int_eq(dead_count(s, "?route=echo"), 1);
     /* The rest through the CLI, which wants --yes for a purge (exit 2). */
-    char bin[512], log[512];
-    snprintf(bin, sizeof bin, "%s/sluice", h_bin_dir());
-    snprintf(log, sizeof log, "%s/cli.log", h_stack_dir(s));
-    char *no[] = {bin,     "--url", (char *)h_stack_url(s), "--token", ADMIN, "dead", "purge",
-                  "--all", NULL};
-    ck_assert_int_eq(h_run("sluice", log, no, 30000), 2);
-    char *yes[] = {
-        bin,     "--url", (char *)h_stack_url(s), "--token", ADMIN_TOKEN, "dead", "purge", "--all",
-        "--yes", NULL};
-    ck_assert_int_eq(h_run("sluice", log, yes, 30000), 0);
+    const char *no[] = {"dead", "purge", "--all", NULL};
+    ck_assert_int_eq(cli(s, ADMIN, no), 2);
+    const char *yes[] = {"dead", "purge", "--all", "--yes", NULL};
+    ck_assert_int_eq(cli(s, ADMIN_TOKEN, yes), 0);
     wait_queue(s, 0);
     ck_assert_int_eq(dead_count(s, ""), 0);
     /* The status stays what it was: dead. */
-    expect_final(s, ids[2], "dead", 0);
+    expect_final(s, ids[2], "dead", 1);
+    expect_final(s, other, "dead", 0);
 
+    /* Each pass is logged with the id of the key that asked for it (the
+     * page's token has none: it is named as such). */
+    char by_route[128], all[128];
+    snprintf(all, sizeof all, "admin: key \"ops\" replayed %d dead letters (all)", N_DEAD);
+    snprintf(by_route, sizeof by_route, "admin: key \"ops\" purged %d dead letters (route down)",
+             N_DEAD - 1);
+    const char *logged[] = {
+        all,      "", "admin: key \"ops\" purged 1 dead letters (by id)",       "",
+        by_route, "", "admin: key \"admin_token\" purged 1 dead letters (all)", "",
+        NULL};
+    expect_logged(s, logged);
+
+    free(other);
     for (int i = 0; i < N_DEAD; i++)
         free(ids[i]);
     h_stack_teardown(s);
 }
 END_TEST
 
-/* wait_calls waits until the backend has seen n calls of id (its
- * Idempotency-Key): a worker holds it in a call. */
-static void wait_calls(struct h_stack *s, const char *id, long n)
+/* ---- redeliveries ---- */
+
+#define N_FRESH 4
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+/* item_calls asks the backend at url how many batch items carried id. */
+static long item_calls(const char *url, const char *id)
+{
+    char q[256];
+    snprintf(q, sizeof q, "%s/_calls?key=%s", url, id);
+    struct h_resp *r = h_request("GET", q, NULL, NULL, 0);
+    ck_assert_msg(r->status == 200, "GET %s: %ld %s", q, r->status, r->err);
+    struct json_object *o = h_resp_json(r);
+    long n = (long)h_json_int(o, "calls");
+    json_object_put(o);
+    h_resp_free(r);
+    return n;
+}
+
+/* wait_calls waits until the backend has seen n calls of id: a worker
+ * holds it in a call. */
+static void wait_calls(const char *url, const char *id, long n)
 {
     long long end = h_mono_ms() + 20000;
-    while (h_backend_calls(s, id) < n) {
+    while (item_calls(url, id) < n) {
         ck_assert_msg(h_mono_ms() < end, "%s: fewer than %ld calls", id, n);
         h_sleep_ms(20);
     }
 }
 
+/* wait_paused waits until request id's status says it waits for its
+ * paused route: a worker holds it. */
+static void wait_paused(struct h_stack *s, const char *id)
+{
+    long long end = h_mono_ms() + 20000;
+    for (;;) {
+        struct json_object *o = h_get_status(s, H_TOKEN, id, NULL), *why = h_json_at(o, "reason");
+        bool paused = why && !strcmp(json_object_get_string(why), "paused");
+        ck_assert_msg(paused || h_mono_ms() < end, "%s does not wait for its paused route: %s", id,
+                      json_object_to_json_string(o));
+        json_object_put(o);
+        if (paused) return;
+        h_sleep_ms(50);
+    }
+}
+
+/* batch_calls reads the batch calls the backend kept in dir (one
+ * <webhook-id>.json each): how many carried id, how many of those carried
+ * more than id, and the most of fresh[0..n) any one call carried (and
+ * whether such a call also carried id). */
+struct batch_seen {
+    int with_id, id_with_others, most_fresh;
+    bool fresh_with_id;
+};
+static struct batch_seen batch_calls(const char *dir, const char *id, char *const fresh[], int n)
+{
+    struct batch_seen seen = {0};
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "cannot open %s", dir);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 5, ".json")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct json_object *doc = json_object_from_file(path), *reqs;
+        ck_assert_msg(doc && json_object_object_get_ex(doc, "requests", &reqs), "%s: no requests",
+                      path);
+        size_t items = json_object_array_length(reqs);
+        bool has_id = false;
+        int fresh_here = 0;
+        for (size_t i = 0; i < items; i++) {
+            const char *item = h_json_str(json_object_array_get_idx(reqs, i), "id");
+            has_id |= !strcmp(item, id);
+            for (int k = 0; k < n; k++)
+                fresh_here += !strcmp(item, fresh[k]);
+        }
+        if (has_id) {
+            seen.with_id++;
+            seen.id_with_others += items > 1;
+            seen.fresh_with_id |= fresh_here > 0;
+        }
+        if (fresh_here > seen.most_fresh) seen.most_fresh = fresh_here;
+        json_object_put(doc);
+    }
+    closedir(d);
+    return seen;
+}
+
 /* A request whose holders keep dying (SIGKILLed during its call) is counted
  * by the workers themselves, classic queues included: with delivery_limit 2
  * it is dead after its second lost delivery, with the reason
- * delivery_limit, and listed as a dead letter; a request beside it is not
- * harmed. */
+ * delivery_limit, and listed as a dead letter. Redelivered, it is called in
+ * a batch of its own: fresh requests let through with it go together in
+ * another batch and succeed while its call still hangs. The route delivers
+ * in batch calls (one POST per worker batch), so the backend's copy of
+ * each call shows who rode with whom. */
 START_TEST(test_delivery_limit)
 {
     struct h_stack *s = h_stack_new();
+    char url[128], dump[512], cmd[600];
+    snprintf(dump, sizeof dump, "%s/dump", h_stack_dir(s));
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dump);
+    ck_assert_int_eq(system(cmd), 0);
+    const char *extra[] = {"--batch-dump", dump, NULL};
+    struct h_proc *backend = h_backend_spawn(s, "bat", 0, extra, url, sizeof url);
+    /* Signed, so that the backend keeps each batch call under its webhook-id. */
+    h_stack_set(s, "routes.bat",
+                "{\"upstreams\":[\"%s\"],\"batch_url\":\"%s/batch\",\"timeout_ms\":60000,"
+                "\"signing_secrets\":[\"" SECRET "\"]}",
+                url, url);
     h_stack_set(s, "delivery_limit", "2");
     h_stack_add_key(s, "ops", ADMIN, "ops", "[\"*\"]");
     h_stack_set(s, "keys.2.admin", "true");
     h_stack_start(s, 1);
-    char *id = h_submit(s, H_TOKEN, "{\"route\":\"echo\",\"path\":\"/delay/20000\"}");
-    wait_calls(s, id, 1);
+    char *id = h_submit(s, H_TOKEN, "{\"route\":\"bat\",\"path\":\"/delay/20000\"}");
+    wait_calls(url, id, 1);
     h_stack_kill_worker(s, 0);
+    /* Fresh requests join it in the lane while no worker runs. The route
+     * is paused meanwhile, so that the next worker holds them all, and the
+     * redelivered one (republished with one delivery counted), before it
+     * calls any: on the resume they are let through together, and only
+     * the rule keeps the redelivered one out of the fresh ones' batch. */
+    json_object_put(call_json(s, "POST", "/v1/admin/routes/bat:pause", ADMIN, NULL, 200));
+    char *fresh[N_FRESH];
+    for (int i = 0; i < N_FRESH; i++)
+        fresh[i] = h_submit(s, H_TOKEN, "{\"route\":\"bat\",\"path\":\"/ok\"}");
     int w = h_stack_add_worker(s);
-    /* Redelivered: counted (republished with one delivery), then called again. */
-    wait_calls(s, id, 2);
+    wait_paused(s, id);
+    for (int i = 0; i < N_FRESH; i++)
+        wait_paused(s, fresh[i]);
+    json_object_put(call_json(s, "POST", "/v1/admin/routes/bat:resume", ADMIN, NULL, 200));
+    /* Redelivered, then called again. */
+    wait_calls(url, id, 2);
+    /* The fresh ones are done long before its call of 20 s: not in its batch. */
+    for (int i = 0; i < N_FRESH; i++) {
+        struct json_object *st = h_wait_final(s, H_TOKEN, fresh[i], 10000);
+        ck_assert_str_eq(h_json_str(st, "status"), "succeeded");
+        json_object_put(st);
+    }
+    struct batch_seen seen = batch_calls(dump, id, fresh, N_FRESH);
+    ck_assert_msg(seen.with_id == 2 && seen.id_with_others == 0 && !seen.fresh_with_id,
+                  "%s was called in %d batch calls, %d of them with other requests (fresh ones: "
+                  "%d); want 2 calls of its own",
+                  id, seen.with_id, seen.id_with_others, seen.fresh_with_id);
+    /* They were batched together, as it would have been with them. */
+    ck_assert_msg(seen.most_fresh == N_FRESH, "the fresh requests went in calls of at most %d",
+                  seen.most_fresh);
+
     h_stack_kill_worker(s, w);
     h_stack_add_worker(s);
     struct json_object *o = h_wait_final(s, H_TOKEN, id, 20000);
@@ -287,7 +481,12 @@ START_TEST(test_delivery_limit)
     ck_assert_str_eq(h_json_str(o, "status"), "succeeded");
     json_object_put(o);
     free(ok);
+    for (int i = 0; i < N_FRESH; i++)
+        free(fresh[i]);
     free(id);
+    /* Killed: a stop would wait for the call of 20 s it is still answering. */
+    h_proc_kill(backend);
+    h_proc_free(backend);
     h_stack_teardown(s);
 }
 END_TEST

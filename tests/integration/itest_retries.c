@@ -18,6 +18,7 @@
 #define DEAD_WAIT_MS 10000
 #define MAX_IDS 8
 #define ID_CHARS 32
+#define ADMIN "ops-token-0123456789" /* an admin key's token */
 
 /* ---- small helpers this file needs beyond the harness ---- */
 
@@ -334,17 +335,34 @@ START_TEST(test_retry_queue)
 }
 END_TEST
 
+/* publish_raw publishes body with props to the lane of route echo, as a
+ * broken producer would. */
+static void publish_raw(struct h_stack *s, amqp_basic_properties_t *props, const char *body)
+{
+    char lane[256];
+    snprintf(lane, sizeof lane, "%s.lane.echo", h_stack_namespace(s));
+    amqp_connection_state_t conn = broker_open();
+    ck_assert_int_eq(amqp_basic_publish(conn, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(lane),
+                                        1, 0, props, amqp_cstring_bytes(body)),
+                     AMQP_STATUS_OK);
+    broker_close(conn);
+}
+
 /* A message in a lane that is not a valid request (here: no
  * method), whose ID and tenant the worker can read. Its client must learn
  * that it is dead (error malformed_message) instead of seeing "queued"
- * forever, and the message lands in the dead queue, uncalled. */
+ * forever, the admin API lists it as a dead letter of that reason, and the
+ * message lands in the dead queue, uncalled. Then raw garbage (no ID, no
+ * headers) lands there too. The worker lives through both (no crash loop)
+ * and calls the next request. */
 START_TEST(test_malformed_message)
 {
     struct h_stack *s = h_stack_new();
+    h_stack_add_key(s, "ops", ADMIN, "ops", "[\"*\"]");
+    h_stack_set(s, "keys.2.admin", "true");
     h_stack_start(s, 1);
-    char id[ID_CHARS + 1], lane[256];
+    char id[ID_CHARS + 1];
     ck_assert_int_eq(id_new(id, (int64_t)h_mono_ms()), 0);
-    snprintf(lane, sizeof lane, "%s.lane.echo", h_stack_namespace(s));
     amqp_table_entry_t e[] = {
         {.key = amqp_cstring_bytes("x-sluice-tenant"),
          .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("acme")}},
@@ -359,11 +377,7 @@ START_TEST(test_malformed_message)
                                      .message_id = amqp_cstring_bytes(id),
                                      .delivery_mode = AMQP_DELIVERY_PERSISTENT,
                                      .headers = {.num_entries = 3, .entries = e}};
-    amqp_connection_state_t conn = broker_open();
-    ck_assert_int_eq(amqp_basic_publish(conn, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(lane),
-                                        1, 0, &props, amqp_cstring_bytes("{}")),
-                     AMQP_STATUS_OK);
-    broker_close(conn);
+    publish_raw(s, &props, "{}");
 
     struct json_object *st = h_wait_final(s, H_TOKEN, id, FINAL_MS);
     ck_assert_msg(!strcmp(h_json_str(st, "status"), "dead"), "want dead, got %s",
@@ -372,8 +386,38 @@ START_TEST(test_malformed_message)
     ck_assert_str_eq(h_json_str(st, "route"), "echo");
     json_object_put(st);
     ck_assert_int_eq(h_backend_calls(s, id), 0);
+    /* The operator finds it among the dead letters, with its reason. */
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/admin/dead", h_stack_url(s));
+    const char *auth[] = {"Authorization: Bearer " ADMIN, NULL};
+    struct h_resp *r = h_request("GET", url, auth, NULL, 0);
+    st = h_resp_json(r);
+    ck_assert_msg(r->status == 200 && st, "GET /v1/admin/dead: %ld %s", r->status, r->body);
+    ck_assert_msg(json_object_array_length(h_json_at(st, "dead")) == 1 &&
+                      !strcmp(h_json_str(st, "dead.0.id"), id) &&
+                      !strcmp(h_json_str(st, "dead.0.reason"), "malformed_message"),
+                  "GET /v1/admin/dead: %s", r->body);
+    json_object_put(st);
+    h_resp_free(r);
     const char *const want[] = {id};
     expect_dead(s, want, 1);
+
+    /* Garbage with nothing to read: no ID, no headers. */
+    amqp_basic_properties_t bare = {._flags = 0};
+    publish_raw(s, &bare, "\x01 not a request");
+    long long end = h_mono_ms() + DEAD_WAIT_MS;
+    while (h_queue_messages(s, "dead") < 1 && h_mono_ms() < end)
+        h_sleep_ms(50);
+    char got[MAX_IDS][ID_CHARS + 1];
+    ck_assert_int_eq(take_messages(s, "dead", got, MAX_IDS), 1);
+    ck_assert_str_eq(got[0], "");
+
+    /* The same worker goes on with the next request. */
+    ck_assert_msg(h_proc_running(h_stack_worker(s, 0)), "the worker died of a malformed message");
+    ck_assert_int_eq(worker_metric(s, 0, "sluice_worker_malformed_total"), 2);
+    char ok[ID_CHARS + 1];
+    json_object_put(final(s, "{\"route\":\"echo\",\"path\":\"/after\"}", "succeeded", 1, 1, ok));
+    ck_assert_msg(h_proc_running(h_stack_worker(s, 0)), "the worker died of a malformed message");
     h_stack_teardown(s);
 }
 END_TEST

@@ -5,8 +5,12 @@
  * resume lets them all through. A max_in_flight override reaches the route's
  * worker within 2 s (the backend sees one call at a time instead of up to
  * 10), survives the restarts, and its removal brings the configured limit
- * back. Plain keys get 403. GET /v1/admin/routes shows the fleet as the
- * workers report it: calls in flight against a slow backend, the rate of
+ * back; a rate_per_s override likewise slows the calls the backend sees per
+ * second, across a restart, until it is cleared. Plain keys get 403. The CLI
+ * pauses, resumes, sets and clears (exit 4 when no ingress answers), and the
+ * ingress logs each change with the admin key's id. A paused route's
+ * waiting requests show as its backlog. GET /v1/admin/routes shows the
+ * fleet as the workers report it: calls in flight against a slow backend, the rate of
  * completions, a breaker open while its upstream is away and closed once it
  * is back, a killed worker gone after the reports' timeout and a stopped
  * one at once. */
@@ -20,8 +24,11 @@
 
 #define ADMIN "ops-token-0123456789"
 #define N_REQ 10
+#define HELD 4         /* test_pause_resume: requests its 2 workers hold (prefetch 2) */
 #define SETTLE_MS 2000 /* the promise: fleet-wide within 2 s */
 
+/* stack makes a stack with the limited route "lim" and the admin key "ops";
+ * the caller starts it with 2 workers. */
 static struct h_stack *stack(void)
 {
     struct h_stack *s = h_stack_new();
@@ -30,7 +37,6 @@ static struct h_stack *stack(void)
                 h_stack_backend_url(s));
     h_stack_add_key(s, "ops", ADMIN, "ops", "[\"*\"]");
     h_stack_set(s, "keys.2.admin", "true");
-    h_stack_start(s, 2);
     return s;
 }
 
@@ -72,18 +78,26 @@ static void expect_state(struct h_stack *s, const char *route, const char *state
     json_object_put(all);
 }
 
-/* cli runs `sluice --url <ingress> --token <token> args...` and returns its exit code. */
+/* cli runs `sluice --url <ingress> --token <token> args...` with its output
+ * in cli.log and returns its exit code. */
 static int cli(struct h_stack *s, const char *token, const char *a1, const char *a2, const char *a3,
                const char *a4, const char *a5)
 {
-    char bin[512], log[512];
-    snprintf(bin, sizeof bin, "%s/sluice", h_bin_dir());
-    snprintf(log, sizeof log, "%s/cli.log", h_stack_dir(s));
-    char *argv[] = {bin,        "--url",       (char *)h_stack_url(s),
-                    "--token",  (char *)token, (char *)a1,
-                    (char *)a2, (char *)a3,    (char *)a4,
-                    (char *)a5, NULL};
-    return h_run("sluice", log, argv, 30000);
+    const char *args[] = {a1, a2, a3, a4, a5, NULL};
+    return h_cli(s, "cli.log", NULL, token, args);
+}
+
+/* expect_logged fails the test unless the ingress logged, for each pair of
+ * want (NULL-terminated), a line with both; it names every missing one, not
+ * only the first. */
+static void expect_logged(struct h_stack *s, const char *const want[])
+{
+    char missing[2048] = "";
+    for (size_t i = 0; want[i]; i += 2)
+        if (!h_log_has(s, "ingress.log", want[i], want[i + 1]))
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " [%s ... %s]",
+                     want[i], want[i + 1]);
+    ck_assert_msg(!missing[0], "the ingress did not log:%s", missing);
 }
 
 static void restart_all(struct h_stack *s)
@@ -113,27 +127,50 @@ static void expect_succeeded(struct h_stack *s, char *ids[], int n)
     }
 }
 
+/* route_backlog returns route's backlog in GET /v1/admin/routes (-1: null). */
+static long long route_backlog(struct h_stack *s, const char *route)
+{
+    struct json_object *all, *r = route_doc(s, route, &all), *b = h_json_at(r, "backlog");
+    long long n = b && !json_object_is_type(b, json_type_null) ? json_object_get_int64(b) : -1;
+    json_object_put(all);
+    return n;
+}
+
 START_TEST(test_pause_resume)
 {
     struct h_stack *s = stack();
+    /* Each worker holds at most 2 requests (HELD in all): the others of a
+     * paused route wait in its lane, where the ingress counts them as its
+     * backlog. */
+    h_stack_set(s, "worker.batch_size", "1");
+    h_stack_set(s, "worker.prefetch", "%d", HELD / 2);
+    h_stack_start(s, 2);
     char *ids[N_REQ];
     json_object_put(call(s, "POST", "/v1/admin/routes/echo:pause", H_TOKEN, NULL, 403));
     json_object_put(call(s, "POST", "/v1/admin/routes/nosuch:pause", ADMIN, NULL, 404));
     submit(s, "echo", "/warm", ids, 1);
     expect_succeeded(s, ids, 1);
 
-    struct json_object *o = call(s, "POST", "/v1/admin/routes/echo:pause", ADMIN, NULL, 200);
-    ck_assert_str_eq(h_json_str(o, "state"), "paused");
-    json_object_put(o);
+    /* Paused through the CLI, which prints the route's new state. */
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "pause", "echo", NULL, NULL), 0);
+    ck_assert_msg(h_file_has(s, "cli.log", "echo                 paused "),
+                  "sluice routes pause did not print echo paused");
     h_sleep_ms(SETTLE_MS);
     long before = h_backend_requests(s);
+    long long t0 = h_mono_ms();
     submit(s, "echo", "/paused", ids, N_REQ);
-    h_sleep_ms(3000);
+    /* The lane's depth is refreshed every 5 s: the backlog shows within 7. */
+    long long backlog;
+    while ((backlog = route_backlog(s, "echo")) < N_REQ - HELD && h_mono_ms() - t0 < 7000)
+        h_sleep_ms(200);
+    ck_assert_msg(backlog >= N_REQ - HELD && backlog <= N_REQ,
+                  "a paused echo with %d waiting shows a backlog of %lld", N_REQ, backlog);
+    if (h_mono_ms() - t0 < 3000) h_sleep_ms((long)(3000 - (h_mono_ms() - t0)));
     ck_assert_int_eq(h_backend_requests(s), before);
     /* The workers holding them say why they wait. */
     int paused = 0;
     for (int i = 0; i < N_REQ; i++) {
-        o = h_get_status(s, H_TOKEN, ids[i], NULL);
+        struct json_object *o = h_get_status(s, H_TOKEN, ids[i], NULL);
         ck_assert_str_eq(h_json_str(o, "status"), "queued");
         struct json_object *why = h_json_at(o, "reason");
         if (why && !strcmp(json_object_get_string(why), "paused")) paused++;
@@ -148,12 +185,25 @@ START_TEST(test_pause_resume)
     h_sleep_ms(3000);
     ck_assert_int_eq(h_backend_requests(s), before);
 
-    o = call(s, "POST", "/v1/admin/routes/echo:resume", ADMIN, NULL, 200);
-    ck_assert_str_eq(h_json_str(o, "state"), "running");
-    json_object_put(o);
-    long long t0 = h_mono_ms();
+    /* No ingress there: exit 4, worth retrying later. */
+    char closed[64];
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%d", h_free_port());
+    const char *resume[] = {"routes", "resume", "echo", NULL};
+    ck_assert_int_eq(h_cli(s, "cli-closed.log", closed, ADMIN, resume), 4);
+    ck_assert_int_eq(h_backend_requests(s), before);
+
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "resume", "echo", NULL, NULL), 0);
+    ck_assert_msg(h_file_has(s, "cli.log", "echo                 running "),
+                  "sluice routes resume did not print echo running");
+    t0 = h_mono_ms();
     expect_succeeded(s, ids, N_REQ);
     ck_assert_int_lt(h_mono_ms() - t0, 10000);
+
+    /* Both changes logged with the admin key's id. */
+    const char *logged[] = {"admin: key \"ops\" set the routes' state",
+                            "\"routes\":{\"echo\":{\"paused\":true}}}",
+                            "admin: key \"ops\" set the routes' state", "\"routes\":{}}", NULL};
+    expect_logged(s, logged);
     h_stack_teardown(s);
 }
 END_TEST
@@ -169,9 +219,80 @@ static long most_at_once(struct h_stack *s, int n)
     return h_backend_stat(h_stack_backend_url(s), "max_in_flight", false);
 }
 
+/* ---- rate_per_s overrides: calls per second at a backend of its own ---- */
+
+#define RATE_CONF 100 /* route "rated": the configured rate, and so its burst */
+#define RATE_LOW 4    /* the override: a burst of 4, then 4 calls a second */
+#define RATE_N 12     /* calls per measure: 2 s at RATE_LOW, at once at RATE_CONF */
+
+/* rated_span submits RATE_N requests to route "rated" at once (one batch
+ * submission, so the rate is the worker's, not the test's), waits for them,
+ * and returns the milliseconds between the first and the last call the
+ * backend saw. tag is their path, which tells them apart in its log. */
+static long long rated_span(struct h_stack *s, const char *tag)
+{
+    char body[2048] = "{\"requests\":[", url[256], auth[128];
+    for (int i = 0; i < RATE_N; i++)
+        snprintf(body + strlen(body), sizeof body - strlen(body),
+                 "%s{\"route\":\"rated\",\"path\":\"/%s\"}", i ? "," : "", tag);
+    strncat(body, "]}", sizeof body - strlen(body) - 1);
+    snprintf(url, sizeof url, "%s/v1/requests:batch", h_stack_url(s));
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", H_TOKEN);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    struct h_resp *r = h_request("POST", url, headers, body, strlen(body));
+    struct json_object *doc = h_resp_json(r);
+    ck_assert_msg(doc && h_json_at(doc, "results"), "batch submit: %ld %s", r->status, r->body);
+    h_resp_free(r);
+    char *ids[RATE_N];
+    for (int i = 0; i < RATE_N; i++) {
+        char at[32];
+        snprintf(at, sizeof at, "results.%d.id", i);
+        ids[i] = strdup(h_json_str(doc, at));
+    }
+    json_object_put(doc);
+    expect_succeeded(s, ids, RATE_N);
+    /* The backend's log: "<unix_us> <METHOD> <path> <key>". */
+    char want[64], line[512];
+    snprintf(want, sizeof want, " /%s ", tag);
+    long long first = -1, last = -1;
+    int n = 0;
+    FILE *f = h_stack_open(s, "rated-access.log");
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, want)) continue;
+        long long t = strtoll(line, NULL, 10);
+        if (first < 0 || t < first) first = t;
+        if (t > last) last = t;
+        n++;
+    }
+    fclose(f);
+    ck_assert_int_eq(n, RATE_N);
+    long long span = (last - first) / 1000;
+    /* The rate past the first RATE_LOW calls (the override's burst). */
+    fprintf(stderr, "rated %s: %d calls in %lld ms (%.1f/s after the first %d)\n", tag, n, span,
+            span > 0 ? (n - RATE_LOW) * 1000.0 / (double)span : 0.0, RATE_LOW);
+    return span;
+}
+
+/* expect_rate checks route "rated"'s override and effective rate in GET
+ * /v1/admin/routes (override -1: none). */
+static void expect_rate(struct h_stack *s, int override, int effective)
+{
+    struct json_object *all, *r = route_doc(s, "rated", &all);
+    struct json_object *o = h_json_at(r, "override.rate_per_s");
+    ck_assert_msg(override < 0 ? o == NULL : o && json_object_get_int(o) == override,
+                  "rated: %s, want override %d", json_object_to_json_string(r), override);
+    ck_assert_int_eq(h_json_int(r, "effective.rate_per_s"), effective);
+    json_object_put(all);
+}
+
 START_TEST(test_override)
 {
     struct h_stack *s = stack();
+    char rated_url[128];
+    struct h_proc *rated = h_backend_spawn(s, "rated", 0, NULL, rated_url, sizeof rated_url);
+    h_stack_set(s, "routes.rated", "{\"upstreams\":[\"%s\"],\"rate_per_s\":%d}", rated_url,
+                RATE_CONF);
+    h_stack_start(s, 2);
     json_object_put(call(s, "PATCH", "/v1/admin/routes/echo", ADMIN, "{\"max_in_flight\":1}", 409));
     json_object_put(call(s, "PATCH", "/v1/admin/routes/lim", ADMIN, "{\"max_in_flight\":0}", 400));
     json_object_put(call(s, "PATCH", "/v1/admin/routes/lim", ADMIN, "{\"burst\":1}", 400));
@@ -183,16 +304,24 @@ START_TEST(test_override)
     ck_assert_int_eq(cli(s, H_TOKEN, "routes", "set", "lim", "--max-in-flight", "1"), 3);
     ck_assert_int_eq(cli(s, ADMIN, "routes", "set", "lim", "--max-in-flight", "0"), 2);
     ck_assert_int_eq(cli(s, ADMIN, "routes", "set", "lim", "--max-in-flight", "1"), 0);
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "set", "rated", "--rate", "4"), 0);
     ck_assert_int_eq(cli(s, ADMIN, "routes", "list", NULL, NULL, NULL), 0);
     struct json_object *all;
     struct json_object *o = route_doc(s, "lim", &all);
     ck_assert_int_eq(h_json_int(o, "effective.max_in_flight"), 1);
     ck_assert_int_eq(h_json_int(o, "configured.max_in_flight"), 10);
     json_object_put(all);
+    expect_rate(s, RATE_LOW, RATE_LOW);
     h_sleep_ms(SETTLE_MS);
     ck_assert_int_eq(most_at_once(s, N_REQ), 1);
+    /* 4 at once, then 4 a second: 2 s for 12 (at 100/s: all at once). */
+    long long span = rated_span(s, "low");
+    ck_assert_msg(span >= 1600, "rate %d/s: %d calls within %lld ms", RATE_LOW, RATE_N, span);
 
     restart_all(s);
+    span = rated_span(s, "restarted");
+    ck_assert_msg(span >= 1600, "rate %d/s after restarts: %d calls within %lld ms", RATE_LOW,
+                  RATE_N, span);
     struct json_object *r = route_doc(s, "lim", &all);
     ck_assert_int_eq(h_json_int(r, "override.max_in_flight"), 1);
     json_object_put(all);
@@ -201,8 +330,21 @@ START_TEST(test_override)
     o = call(s, "DELETE", "/v1/admin/routes/lim/override", ADMIN, NULL, 200);
     ck_assert_int_eq(h_json_int(o, "effective.max_in_flight"), 10);
     json_object_put(o);
+    ck_assert_int_eq(cli(s, ADMIN, "routes", "set", "rated", "--clear", NULL), 0);
+    expect_rate(s, -1, RATE_CONF);
     h_sleep_ms(SETTLE_MS);
     ck_assert_int_gt(most_at_once(s, N_REQ), 1);
+    span = rated_span(s, "cleared");
+    ck_assert_msg(span < 800, "rate %d/s again: %d calls took %lld ms", RATE_CONF, RATE_N, span);
+
+    /* Each change logged with the admin key's id. */
+    const char *logged[] = {"admin: key \"ops\" set the routes' state",
+                            "\"lim\":{\"paused\":false,\"max_in_flight\":1}",
+                            "admin: key \"ops\" set the routes' state",
+                            "\"rated\":{\"paused\":false,\"rate_per_s\":4}", NULL};
+    expect_logged(s, logged);
+    h_proc_stop(rated, 5000);
+    h_proc_free(rated);
     h_stack_teardown(s);
 }
 END_TEST

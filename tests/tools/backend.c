@@ -375,8 +375,11 @@ static bool route_misbehaving(struct reply *r, const char *path, long calls, lon
 
 /* batch_item answers one item of a batch call as a single call to its path
  * would be answered: /status/<code>, /flaky/<n>/<code> (counted per item
- * id), /missing (left out of the answer), else an echo of the item. */
-static struct json_object *batch_item(struct backend *b, struct json_object *item)
+ * id), /missing (left out of the answer), else an echo of the item. An item
+ * of /delay/<ms> raises *delay to ms: the whole batch call waits that long,
+ * as a backend waits for its slowest item, so a test can hold a batch call
+ * (and the worker that made it) by one request. */
+static struct json_object *batch_item(struct backend *b, struct json_object *item, long *delay)
 {
     struct json_object *v, *out = json_object_new_object();
     const char *id = json_object_object_get_ex(item, "id", &v) ? json_object_get_string(v) : "";
@@ -389,6 +392,9 @@ static struct json_object *batch_item(struct backend *b, struct json_object *ite
         return NULL;
     }
     if ((p = after_prefix(path, "/status/")) && !number_segment(p, 200, 599, &a, &rest)) code = a;
+    if ((p = after_prefix(path, "/delay/")) && !number_segment(p, 0, DELAY_MAX_MS, &a, &rest) &&
+        a > *delay)
+        *delay = a;
     if ((p = after_prefix(path, "/flaky/")) && !number_segment(p, 0, LONG_MAX, &a, &rest) &&
         *rest == '/' && calls <= a && !number_segment(rest + 1, 200, 599, &code, &rest)) {
     }
@@ -432,7 +438,7 @@ static void reply_batch(struct backend *b, struct MHD_Connection *conn, const st
     struct json_object *doc = json_tokener_parse(q->body.data ? q->body.data : ""), *reqs;
     const char *fail = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "fail_first");
     const char *ra = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "retry_after");
-    long n_fail = 0, retry_after = -1, calls = counts_bump(&b->counts, "batch-calls");
+    long n_fail = 0, retry_after = -1, calls = counts_bump(&b->counts, "batch-calls"), delay = 0;
     const char *rest;
     char size[32];
     if (fail && number_segment(fail, 0, 1000000, &n_fail, &rest)) n_fail = 0;
@@ -448,7 +454,7 @@ static void reply_batch(struct backend *b, struct MHD_Connection *conn, const st
         struct json_object *out = json_object_new_object(), *results = json_object_new_array();
         size_t n = json_object_array_length(reqs);
         for (size_t i = 0; i < n; i++) {
-            struct json_object *item = batch_item(b, json_object_array_get_idx(reqs, i));
+            struct json_object *item = batch_item(b, json_object_array_get_idx(reqs, i), &delay);
             if (item) json_object_array_add(results, item);
         }
         json_object_object_add(out, "results", results);
@@ -460,7 +466,7 @@ static void reply_batch(struct backend *b, struct MHD_Connection *conn, const st
                  : 0);
     access_log(b, "POST", "/batch", size);
     json_object_put(doc);
-    sleep_ms(b->delay_ms);
+    sleep_ms(b->delay_ms + delay);
 }
 
 static void route(struct backend *b, struct MHD_Connection *conn, const char *method,
