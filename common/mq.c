@@ -16,7 +16,7 @@
 #include "log.h"
 #include "nodes.h"
 
-#define MQ_CHANNEL 1
+#define MQ_CHANNEL MQ_MAIN_CHANNEL
 #define MQ_PROBE_CHANNEL 2 /* opened and closed by mq_queue_probe */
 #define MQ_HEARTBEAT_S 10
 /* AMQP short strings (table keys among them) carry their length in a byte. */
@@ -32,7 +32,8 @@
 
 struct mq {
     amqp_connection_state_t conn;
-    uint64_t next_seq; /* confirm sequence number of the next publish */
+    uint64_t next_seq;        /* confirm sequence number of the next publish */
+    uint64_t next_stream_seq; /* the same on MQ_STREAM_CHANNEL */
     amqp_bytes_t consumer_tag;
     amqp_bytes_t scratch; /* room for one header frame's properties (see props_fit) */
     bool broken;          /* a socket or protocol error: only close is allowed */
@@ -367,6 +368,23 @@ int mq_confirm_select(struct mq *mq)
     return 0;
 }
 
+int mq_open_stream_channel(struct mq *mq, bool confirms)
+{
+    char err[256];
+    amqp_channel_open(mq->conn, MQ_STREAM_CHANNEL);
+    int rc = check_rpc(mq, "opening the stream channel", err, sizeof(err));
+    if (rc == 0 && confirms) {
+        amqp_confirm_select(mq->conn, MQ_STREAM_CHANNEL);
+        rc = check_rpc(mq, "confirm.select on the stream channel", err, sizeof(err));
+    }
+    if (rc < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    mq->next_stream_seq = 1;
+    return 0;
+}
+
 int mq_qos(struct mq *mq, uint16_t prefetch)
 {
     amqp_basic_qos(mq->conn, MQ_CHANNEL, 0, prefetch, 0);
@@ -482,9 +500,10 @@ int mq_publish(struct mq *mq, const char *exchange, const char *routing_key,
     return mq_publish_ex(mq, exchange, routing_key, props, body, len, true, seq);
 }
 
-int mq_publish_ex(struct mq *mq, const char *exchange, const char *routing_key,
-                  const amqp_basic_properties_t *props, const void *body, size_t len,
-                  bool mandatory, uint64_t *seq)
+/* publish_on publishes on channel, counting its confirm numbers in *next. */
+static int publish_on(struct mq *mq, amqp_channel_t channel, uint64_t *next, const char *exchange,
+                      const char *routing_key, const amqp_basic_properties_t *props,
+                      const void *body, size_t len, bool mandatory, uint64_t *seq)
 {
     if (mq->broken) return AMQP_STATUS_CONNECTION_CLOSED;
     if (strlen(exchange) > MQ_SHORTSTR_MAX || strlen(routing_key) > MQ_SHORTSTR_MAX)
@@ -492,15 +511,30 @@ int mq_publish_ex(struct mq *mq, const char *exchange, const char *routing_key,
     int rc = mq_props_fit(props, mq->scratch);
     if (rc < 0) return rc;
     amqp_bytes_t b = {.len = len, .bytes = (void *)body};
-    rc = amqp_basic_publish(mq->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
+    rc = amqp_basic_publish(mq->conn, channel, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(routing_key), mandatory, 0, props, b);
     if (rc != AMQP_STATUS_OK) {
         mq->broken = true;
         return rc;
     }
-    if (seq) *seq = mq->next_seq;
-    mq->next_seq++;
+    if (seq) *seq = *next;
+    (*next)++;
     return 0;
+}
+
+int mq_publish_ex(struct mq *mq, const char *exchange, const char *routing_key,
+                  const amqp_basic_properties_t *props, const void *body, size_t len,
+                  bool mandatory, uint64_t *seq)
+{
+    return publish_on(mq, MQ_CHANNEL, &mq->next_seq, exchange, routing_key, props, body, len,
+                      mandatory, seq);
+}
+
+int mq_publish_stream(struct mq *mq, const char *stream, const amqp_basic_properties_t *props,
+                      const void *body, size_t len, uint64_t *seq)
+{
+    return publish_on(mq, MQ_STREAM_CHANNEL, &mq->next_stream_seq, "", stream, props, body, len,
+                      true, seq);
 }
 
 /* sent records the outcome of an ack or nack for mq_close's settle wait. */
@@ -527,9 +561,9 @@ int mq_nack(struct mq *mq, uint64_t tag, bool multiple, bool requeue)
 
 /* read_content reads the header and body frames that follow a deliver or
  * return method into ev->msg. */
-static int read_content(struct mq *mq, struct mq_event *ev)
+static int read_content(struct mq *mq, amqp_channel_t channel, struct mq_event *ev)
 {
-    amqp_rpc_reply_t r = amqp_read_message(mq->conn, MQ_CHANNEL, &ev->msg, 0);
+    amqp_rpc_reply_t r = amqp_read_message(mq->conn, channel, &ev->msg, 0);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) return 1;
     char err[256];
     reply_text(r, "reading a message", err, sizeof(err));
@@ -575,12 +609,16 @@ static int on_method(struct mq *mq, const amqp_frame_t *f, struct mq_event *ev)
     switch (f->payload.method.id) {
     case AMQP_BASIC_ACK_METHOD: {
         const amqp_basic_ack_t *a = f->payload.method.decoded;
-        *ev = (struct mq_event){.kind = MQ_ACK, .tag = a->delivery_tag, .multiple = a->multiple};
+        *ev = (struct mq_event){
+            .kind = MQ_ACK, .channel = f->channel, .tag = a->delivery_tag, .multiple = a->multiple};
         return 1;
     }
     case AMQP_BASIC_NACK_METHOD: {
         const amqp_basic_nack_t *n = f->payload.method.decoded;
-        *ev = (struct mq_event){.kind = MQ_NACK, .tag = n->delivery_tag, .multiple = n->multiple};
+        *ev = (struct mq_event){.kind = MQ_NACK,
+                                .channel = f->channel,
+                                .tag = n->delivery_tag,
+                                .multiple = n->multiple};
         return 1;
     }
     case AMQP_BASIC_DELIVER_METHOD: {
@@ -588,14 +626,14 @@ static int on_method(struct mq *mq, const amqp_frame_t *f, struct mq_event *ev)
         *ev = (struct mq_event){
             .kind = MQ_DELIVERY, .tag = d->delivery_tag, .redelivered = d->redelivered};
         copy_tag(ev, d->consumer_tag);
-        return read_content(mq, ev);
+        return read_content(mq, f->channel, ev);
     }
     case AMQP_BASIC_RETURN_METHOD: {
         const amqp_basic_return_t *r = f->payload.method.decoded;
         log_warn("the broker returned a message: %u %.*s", r->reply_code, (int)r->reply_text.len,
                  (const char *)r->reply_text.bytes);
-        *ev = (struct mq_event){.kind = MQ_RETURN};
-        return read_content(mq, ev);
+        *ev = (struct mq_event){.kind = MQ_RETURN, .channel = f->channel};
+        return read_content(mq, f->channel, ev);
     }
     case AMQP_BASIC_CANCEL_METHOD:
         *ev = (struct mq_event){.kind = MQ_CANCELLED};
@@ -632,7 +670,7 @@ int mq_get(struct mq *mq, const char *queue, struct mq_event *ev)
     const amqp_basic_get_ok_t *ok = r.reply.decoded;
     *ev = (struct mq_event){
         .kind = MQ_DELIVERY, .tag = ok->delivery_tag, .redelivered = ok->redelivered};
-    int rc = read_content(mq, ev);
+    int rc = read_content(mq, MQ_CHANNEL, ev);
     if (rc <= 0) ev->kind = MQ_NONE;
     return rc;
 }

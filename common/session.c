@@ -40,14 +40,15 @@
 struct session {
     struct session_params p;
     char name[128];
-    struct nodes nodes; /* amqp_url's nodes; the current one is connected or tried next */
-    struct mq *mq;      /* NULL while down */
-    struct confirms cf; /* tracked publishes of this connection */
-    int failures;       /* connection attempts and losses since the last good connect */
-    int nacks;          /* nacks of tracked publishes since the last ack of one */
-    uint64_t reported;  /* tracked publishes reported, ever */
-    int64_t connect_at; /* monotonic time of the next attempt, while down */
-    int64_t stats_at;   /* monotonic time of the next statistics poll, while up */
+    struct nodes nodes;     /* amqp_url's nodes; the current one is connected or tried next */
+    struct mq *mq;          /* NULL while down */
+    struct confirms cf;     /* tracked publishes of this connection */
+    struct confirms cf_str; /* the same on its stream channel (mq.h: MQ_STREAM_CHANNEL) */
+    int failures;           /* connection attempts and losses since the last good connect */
+    int nacks;              /* nacks of tracked publishes since the last ack of one */
+    uint64_t reported;      /* tracked publishes reported, ever */
+    int64_t connect_at;     /* monotonic time of the next attempt, while down */
+    int64_t stats_at;       /* monotonic time of the next statistics poll, while up */
     uint64_t rnd;
     char events[TOPO_NAME_MAX];
     long *retry_delays; /* retry queues declared on this connection */
@@ -75,6 +76,7 @@ struct session *session_new(const struct session_params *p)
     s->connect_at = clock_mono_ms();
     topo_name(p->cfg, TOPO_EVENTS, s->events, sizeof(s->events));
     confirms_init(&s->cf);
+    confirms_init(&s->cf_str);
     return s;
 }
 
@@ -108,6 +110,7 @@ static void teardown(struct session *s, int64_t now)
     s->broke_why[0] = '\0';
     s->n_retry = 0;
     confirms_lose(&s->cf, report, s);
+    confirms_lose(&s->cf_str, report, s);
     if (s->p.hooks.on_down) s->p.hooks.on_down(s->p.hooks.arg);
     if (failed) retry_later(s, now);
 }
@@ -117,6 +120,7 @@ void session_free(struct session *s)
     if (!s) return;
     if (s->mq) teardown(s, clock_mono_ms());
     confirms_free(&s->cf);
+    confirms_free(&s->cf_str);
     nodes_free(&s->nodes);
     free(s->retry_delays);
     free(s);
@@ -142,13 +146,24 @@ static bool broken(const struct session *s)
     return s->mq && (mq_broken(s->mq) || s->broke_why[0]);
 }
 
+/* oldest_unconfirmed gives when the oldest publish still waiting for its
+ * confirm, on either channel, was sent. */
+static bool oldest_unconfirmed(const struct session *s, int64_t *sent_ms)
+{
+    int64_t a, b;
+    bool has_a = confirms_oldest(&s->cf, &a), has_b = confirms_oldest(&s->cf_str, &b);
+    if (!has_a && !has_b) return false;
+    *sent_ms = !has_a ? b : !has_b ? a : a < b ? a : b;
+    return true;
+}
+
 int session_timeout_ms(const struct session *s, int64_t now, int max_ms)
 {
     int64_t until = now + max_ms;
     if (!s->mq && s->connect_at < until) until = s->connect_at;
     if (s->mq && s->p.n_stats_queues && s->stats_at < until) until = s->stats_at;
     int64_t sent;
-    if (s->mq && confirms_oldest(&s->cf, &sent) && sent + SESSION_CONFIRM_STALL_MS < until)
+    if (s->mq && oldest_unconfirmed(s, &sent) && sent + SESSION_CONFIRM_STALL_MS < until)
         until = sent + SESSION_CONFIRM_STALL_MS;
     if (broken(s) || (s->mq && mq_buffered(s->mq))) until = now;
     return until > now ? (int)(until - now) : 0;
@@ -164,7 +179,8 @@ static void open_connection(struct session *s, int64_t now)
     if (mq_open(&mq, nodes_url(&s->nodes), s->name, SESSION_CONNECT_TIMEOUT_MS, err, sizeof(err)) <
             0 ||
         topo_declare(mq, cfg, err, sizeof(err)) < 0 ||
-        (s->p.confirms && mq_confirm_select(mq) < 0)) {
+        (s->p.confirms && mq_confirm_select(mq) < 0) ||
+        mq_open_stream_channel(mq, s->p.confirms) < 0) {
         log_error("%s: %s: %s; retrying%s", s->name, node,
                   err[0] ? err : "cannot set up the channel",
                   s->nodes.n > 1 ? " on the next node" : "");
@@ -205,7 +221,8 @@ static void dispatch(struct session *s, struct mq_event *ev)
          * worker's report, session_publish_transient) goes elsewhere and
          * must not hide a run of refusals. */
         uint64_t before = s->reported;
-        confirms_ack(&s->cf, ev->tag, ev->multiple, ev->kind == MQ_ACK, report, s);
+        confirms_ack(ev->channel == MQ_STREAM_CHANNEL ? &s->cf_str : &s->cf, ev->tag, ev->multiple,
+                     ev->kind == MQ_ACK, report, s);
         if (s->reported != before) s->nacks = ev->kind == MQ_NACK ? s->nacks + 1 : 0;
         if (s->nacks == SESSION_NACKS_MAX)
             session_break(s, "the broker refused every publish lately (a queue whose leader it "
@@ -213,7 +230,8 @@ static void dispatch(struct session *s, struct mq_event *ev)
         break;
     }
     case MQ_RETURN:
-        if (!confirms_return(&s->cf, ev->msg.properties.message_id))
+        if (!confirms_return(ev->channel == MQ_STREAM_CHANNEL ? &s->cf_str : &s->cf,
+                             ev->msg.properties.message_id))
             log_warn("%s: the broker returned a message no publish of ours matches", s->name);
         break;
     case MQ_DELIVERY:
@@ -242,7 +260,7 @@ static void read_frames(struct session *s)
 static void check_stall(struct session *s, int64_t now)
 {
     int64_t sent;
-    if (confirms_oldest(&s->cf, &sent) && now - sent >= SESSION_CONFIRM_STALL_MS)
+    if (oldest_unconfirmed(s, &sent) && now - sent >= SESSION_CONFIRM_STALL_MS)
         session_break(s, "a publish got no confirm in 15 s (a queue leader failing over?)");
 }
 
@@ -266,12 +284,16 @@ struct mq *session_mq(struct session *s)
     return s->mq;
 }
 
-int session_publish(struct session *s, const char *exchange, const char *key,
-                    const amqp_basic_properties_t *props, const void *body, size_t len, void *token)
+/* publish_tracked publishes on the main channel, or to the events stream
+ * on the stream channel (exchange NULL), and tracks its confirm in cf. */
+static int publish_tracked(struct session *s, struct confirms *cf, const char *exchange,
+                           const char *key, const amqp_basic_properties_t *props, const void *body,
+                           size_t len, void *token)
 {
     if (!s->mq || broken(s)) return SESSION_DOWN;
     uint64_t seq;
-    int rc = mq_publish(s->mq, exchange, key, props, body, len, &seq);
+    int rc = exchange ? mq_publish(s->mq, exchange, key, props, body, len, &seq)
+                      : mq_publish_stream(s->mq, key, props, body, len, &seq);
     if (rc < 0 && !mq_broken(s->mq)) {
         log_warn("%s: a message to %s cannot be sent: %s", s->name, key, mq_strerror(rc));
         return SESSION_REFUSED;
@@ -282,13 +304,19 @@ int session_publish(struct session *s, const char *exchange, const char *key,
     }
     const amqp_bytes_t *id =
         props && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) ? &props->message_id : NULL;
-    if (token && confirms_add(&s->cf, seq, token, id, clock_mono_ms()) < 0) {
+    if (token && confirms_add(cf, seq, token, id, clock_mono_ms()) < 0) {
         /* Sent, but its confirm could not be matched: start over rather
          * than let the owner wait for it forever. */
         session_break(s, "out of memory tracking a confirm");
         return SESSION_DOWN;
     }
     return SESSION_OK;
+}
+
+int session_publish(struct session *s, const char *exchange, const char *key,
+                    const amqp_basic_properties_t *props, const void *body, size_t len, void *token)
+{
+    return publish_tracked(s, &s->cf, exchange, key, props, body, len, token);
 }
 
 int session_publish_transient(struct session *s, const char *exchange, const char *key,
@@ -311,7 +339,7 @@ int session_publish_events(struct session *s, const struct buf *msg, const char 
         props._flags |= AMQP_BASIC_APP_ID_FLAG;
         props.app_id = amqp_cstring_bytes(app_id);
     }
-    return session_publish(s, "", s->events, &props, msg->data, msg->len, token);
+    return publish_tracked(s, &s->cf_str, NULL, s->events, &props, msg->data, msg->len, token);
 }
 
 int session_declare_retry(struct session *s, long delay_ms)

@@ -112,7 +112,9 @@ int session_publish(struct session *s, const char *exchange, const char *key,
 int session_publish_transient(struct session *s, const char *exchange, const char *key,
                               const amqp_basic_properties_t *props, const void *body, size_t len);
 /* session_publish_events publishes msg (built with common/event.h) to the
- * events stream: persistent JSON, with app_id when not NULL. */
+ * events stream: persistent JSON, with app_id when not NULL. It goes on the
+ * connection's stream channel (mq.h, MQ_STREAM_CHANNEL), so its confirm may
+ * come before or after those of earlier publishes on the main channel. */
 int session_publish_events(struct session *s, const struct buf *msg, const char *app_id,
                            void *token);
 /* session_declare_retry declares the retry queue of delay_ms on this

@@ -156,7 +156,7 @@ static int settle(struct run *run, struct chunk *c, const struct mq_event *ev)
 }
 
 /* await waits for the confirms of publishes first..last. */
-static int await(struct run *run, uint64_t first, uint64_t last)
+static int await(struct run *run, uint16_t channel, uint64_t first, uint64_t last)
 {
     uint64_t done_upto = first - 1;
     size_t n = (size_t)(last - first + 1);
@@ -173,8 +173,9 @@ static int await(struct run *run, uint64_t first, uint64_t last)
         int got = mq_next(run->mq, &ev, left > 1000 ? 1000 : (int)left);
         if (got < 0) rc = -1;
         if (got <= 0) continue;
-        if (ev.kind == MQ_NACK || ev.kind == MQ_RETURN) rc = -1;
-        if (ev.kind == MQ_ACK)
+        bool ours = ev.channel == channel;
+        if (ours && (ev.kind == MQ_NACK || ev.kind == MQ_RETURN)) rc = -1;
+        if (ours && ev.kind == MQ_ACK)
             for (uint64_t t = ev.multiple ? first : ev.tag; t <= ev.tag && t <= last; t++)
                 if (t >= first) acked[t - first] = true;
         while (done_upto < last && acked[done_upto + 1 - first])
@@ -207,7 +208,7 @@ static long run_chunk(struct run *run, struct chunk *c, long want)
     }
     for (size_t i = 0; rc == 0 && i < c->n; i++)
         rc = settle(run, c, &c->msgs[i]);
-    if (rc == 0 && c->first_seq) rc = await(run, c->first_seq, c->last_seq);
+    if (rc == 0 && c->first_seq) rc = await(run, MQ_MAIN_CHANNEL, c->first_seq, c->last_seq);
     if (rc == 0 && c->n_events) {
         uint64_t seq;
         amqp_basic_properties_t props = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
@@ -216,8 +217,9 @@ static long run_chunk(struct run *run, struct chunk *c, long want)
                                          .delivery_mode = AMQP_DELIVERY_PERSISTENT};
         rc = event_end(&c->events);
         if (rc == 0)
-            rc = mq_publish(run->mq, "", run->events, &props, c->events.data, c->events.len, &seq);
-        if (rc == 0) rc = await(run, seq, seq);
+            rc = mq_publish_stream(run->mq, run->events, &props, c->events.data, c->events.len,
+                                   &seq);
+        if (rc == 0) rc = await(run, MQ_STREAM_CHANNEL, seq, seq);
     }
     if (rc == 0 && c->n) rc = mq_ack(run->mq, c->msgs[c->n - 1].tag, true);
     for (size_t i = 0; i < c->n; i++)
@@ -238,9 +240,9 @@ static int run_pass(struct run *run)
         log_error("dead letters: %s", err);
         rc = -1;
     }
-    if (rc == 0 &&
-        (topo_declare(run->mq, run->cfg, err, sizeof err) < 0 || mq_confirm_select(run->mq) < 0 ||
-         mq_queue_stats(run->mq, run->dead, &count, &consumers) < 0))
+    if (rc == 0 && (topo_declare(run->mq, run->cfg, err, sizeof err) < 0 ||
+                    mq_confirm_select(run->mq) < 0 || mq_open_stream_channel(run->mq, true) < 0 ||
+                    mq_queue_stats(run->mq, run->dead, &count, &consumers) < 0))
         rc = -1;
     /* Only what the queue held when the pass began: what it puts back, or
      * what dies meanwhile, waits for the next pass. */
@@ -282,7 +284,7 @@ static void publish_admin(struct deadletters *d, struct pass *p)
     if (rc == 0 &&
         (topo_declare(run.mq, d->cfg, err, sizeof err) < 0 || mq_confirm_select(run.mq) < 0 ||
          mq_publish(run.mq, "", stream, &props, p->msg.data, p->msg.len, &seq) < 0 ||
-         await(&run, seq, seq) < 0))
+         await(&run, MQ_MAIN_CHANNEL, seq, seq) < 0))
         rc = -1;
     mq_close(run.mq);
     log_info("admin: key \"%s\" set the routes' state %s: %s", p->who,

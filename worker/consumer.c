@@ -143,9 +143,7 @@ static void settle(struct consumer *c, struct batch *b)
         publish_copy(c, job);
     }
     outbox_events(c->outbox, b->jobs, b->n, -1, NULL, b);
-    /* After the events on the same channel: a callback's progress event,
-     * from whichever worker takes its delivery, follows its final event. */
-    deliver_publish(c->deliver, b);
+    b->deliveries_due = true; /* once the events are confirmed (publishes_done) */
     size_t kept = 0;
     for (size_t i = 0; i < b->n; i++) {
         struct job *job = b->jobs[i];
@@ -611,6 +609,22 @@ static void finish(struct consumer *c, struct batch *b)
     batch_free(b);
 }
 
+/* publishes_done: every publish of b so far is confirmed. Its callbacks and
+ * results go out now, so that a callback's progress event, from whichever
+ * worker takes the delivery, follows the request's final event on the
+ * stream: events travel on a channel of their own (common/mq.h), so
+ * publishing the delivery after them would not be enough. Then b is acked
+ * once those are confirmed too. */
+static void publishes_done(struct consumer *c, struct batch *b)
+{
+    if (b->deliveries_due && !b->refused) {
+        b->deliveries_due = false;
+        deliver_publish(c->deliver, b);
+        if (b->unconfirmed) return;
+    }
+    finish(c, b);
+}
+
 /* on_confirm counts down a batch's publishes; the loss of the connection is
  * handled whole by on_down. */
 static void on_confirm(void *arg, void *token, enum confirm_outcome outcome)
@@ -619,7 +633,7 @@ static void on_confirm(void *arg, void *token, enum confirm_outcome outcome)
     struct batch *b = token;
     if (outcome == CONFIRM_LOST) return;
     if (outcome != CONFIRM_ACKED) b->refused = true;
-    if (--b->unconfirmed == 0) finish(c, b);
+    if (--b->unconfirmed == 0) publishes_done(c, b);
 }
 
 static void on_stats(void *arg, size_t i, uint32_t messages, uint32_t consumers)

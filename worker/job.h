@@ -85,10 +85,11 @@ struct job {
 struct batch {
     struct job **jobs;
     size_t n, cap;
-    size_t calling;   /* calls still running */
-    int unconfirmed;  /* publishes not yet confirmed */
-    bool refused;     /* a publish was nacked or returned: requeue instead of ack */
-    int64_t first_ms; /* when its first job joined (for batch_linger_ms) */
+    size_t calling;      /* calls still running */
+    int unconfirmed;     /* publishes not yet confirmed */
+    bool refused;        /* a publish was nacked or returned: requeue instead of ack */
+    bool deliveries_due; /* its callbacks and results go out once its events are confirmed */
+    int64_t first_ms;    /* when its first job joined (for batch_linger_ms) */
     struct batch *next;
 };
 
