@@ -407,10 +407,10 @@ static int key_cmp(const void *a, const void *b, void *arena)
  * occurrence is the one reported. */
 static bool unique(struct checker *c, size_t first)
 {
-    struct keyref *k = c->keys + first;
     size_t n = c->n - first;
+    if (n < 2) return true; /* c->keys may be NULL yet: an object without keys */
+    struct keyref *k = c->keys + first;
     const struct keyref *dup = NULL;
-    if (n < 2) return true;
     qsort_r(k, n, sizeof *k, key_cmp, c->arena);
     for (size_t i = 1; i < n; i++)
         if (k[i - 1].len == k[i].len &&
