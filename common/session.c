@@ -146,6 +146,12 @@ static bool broken(const struct session *s)
     return s->mq && (mq_broken(s->mq) || s->broke_why[0]);
 }
 
+/* confirms_of is the confirms of channel's publishes. */
+static struct confirms *confirms_of(struct session *s, uint16_t channel)
+{
+    return channel == MQ_STREAM_CHANNEL ? &s->cf_str : &s->cf;
+}
+
 /* oldest_unconfirmed gives when the oldest publish still waiting for its
  * confirm, on either channel, was sent. */
 static bool oldest_unconfirmed(const struct session *s, int64_t *sent_ms)
@@ -221,8 +227,8 @@ static void dispatch(struct session *s, struct mq_event *ev)
          * worker's report, session_publish_transient) goes elsewhere and
          * must not hide a run of refusals. */
         uint64_t before = s->reported;
-        confirms_ack(ev->channel == MQ_STREAM_CHANNEL ? &s->cf_str : &s->cf, ev->tag, ev->multiple,
-                     ev->kind == MQ_ACK, report, s);
+        confirms_ack(confirms_of(s, ev->channel), ev->tag, ev->multiple, ev->kind == MQ_ACK, report,
+                     s);
         if (s->reported != before) s->nacks = ev->kind == MQ_NACK ? s->nacks + 1 : 0;
         if (s->nacks == SESSION_NACKS_MAX)
             session_break(s, "the broker refused every publish lately (a queue whose leader it "
@@ -230,8 +236,7 @@ static void dispatch(struct session *s, struct mq_event *ev)
         break;
     }
     case MQ_RETURN:
-        if (!confirms_return(ev->channel == MQ_STREAM_CHANNEL ? &s->cf_str : &s->cf,
-                             ev->msg.properties.message_id))
+        if (!confirms_return(confirms_of(s, ev->channel), ev->msg.properties.message_id))
             log_warn("%s: the broker returned a message no publish of ours matches", s->name);
         break;
     case MQ_DELIVERY:
@@ -284,16 +289,17 @@ struct mq *session_mq(struct session *s)
     return s->mq;
 }
 
-/* publish_tracked publishes on the main channel, or to the events stream
- * on the stream channel (exchange NULL), and tracks its confirm in cf. */
-static int publish_tracked(struct session *s, struct confirms *cf, const char *exchange,
+/* publish_tracked publishes on channel (MQ_STREAM_CHANNEL: to the stream
+ * key, through the default exchange) and tracks its confirm there. */
+static int publish_tracked(struct session *s, uint16_t channel, const char *exchange,
                            const char *key, const amqp_basic_properties_t *props, const void *body,
                            size_t len, void *token)
 {
     if (!s->mq || broken(s)) return SESSION_DOWN;
     uint64_t seq;
-    int rc = exchange ? mq_publish(s->mq, exchange, key, props, body, len, &seq)
-                      : mq_publish_stream(s->mq, key, props, body, len, &seq);
+    int rc = channel == MQ_STREAM_CHANNEL
+                 ? mq_publish_stream(s->mq, key, props, body, len, &seq)
+                 : mq_publish(s->mq, exchange, key, props, body, len, &seq);
     if (rc < 0 && !mq_broken(s->mq)) {
         log_warn("%s: a message to %s cannot be sent: %s", s->name, key, mq_strerror(rc));
         return SESSION_REFUSED;
@@ -304,7 +310,7 @@ static int publish_tracked(struct session *s, struct confirms *cf, const char *e
     }
     const amqp_bytes_t *id =
         props && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) ? &props->message_id : NULL;
-    if (token && confirms_add(cf, seq, token, id, clock_mono_ms()) < 0) {
+    if (token && confirms_add(confirms_of(s, channel), seq, token, id, clock_mono_ms()) < 0) {
         /* Sent, but its confirm could not be matched: start over rather
          * than let the owner wait for it forever. */
         session_break(s, "out of memory tracking a confirm");
@@ -316,7 +322,7 @@ static int publish_tracked(struct session *s, struct confirms *cf, const char *e
 int session_publish(struct session *s, const char *exchange, const char *key,
                     const amqp_basic_properties_t *props, const void *body, size_t len, void *token)
 {
-    return publish_tracked(s, &s->cf, exchange, key, props, body, len, token);
+    return publish_tracked(s, MQ_MAIN_CHANNEL, exchange, key, props, body, len, token);
 }
 
 int session_publish_transient(struct session *s, const char *exchange, const char *key,
@@ -339,7 +345,7 @@ int session_publish_events(struct session *s, const struct buf *msg, const char 
         props._flags |= AMQP_BASIC_APP_ID_FLAG;
         props.app_id = amqp_cstring_bytes(app_id);
     }
-    return publish_tracked(s, &s->cf_str, NULL, s->events, &props, msg->data, msg->len, token);
+    return publish_tracked(s, MQ_STREAM_CHANNEL, "", s->events, &props, msg->data, msg->len, token);
 }
 
 int session_declare_retry(struct session *s, long delay_ms)

@@ -301,18 +301,24 @@ def replays(rid):
     return doc.get("replays", 0)
 
 
+def ask_confirmation(b, button, want):
+    """Clicks button, checks the confirmation the page asks, and waits a second
+    so that an action sent without it would be seen by the caller's check."""
+    b.click(button)
+    b.wait(visible("#dead-confirm"), f"the confirmation of {button}")
+    text = b.eval("document.getElementById('dead-confirm-text').textContent")
+    if text != want:
+        fail(f"the confirmation of {button} says {text!r}")
+    time.sleep(1)
+
+
 def check_dead(b):
     b.click("nav button[data-view='dead']")
     for rid in DEAD_IDS:
         b.wait(f"!!document.querySelector(\".dead-pick[value='{rid}']\")", f"dead letter {rid} listed")
     rid = DEAD_IDS[0]
     b.eval(f"document.querySelector(\".dead-pick[value='{rid}']\").checked = true")
-    b.click("#dead-replay-sel")
-    b.wait(visible("#dead-confirm"), "the confirmation")
-    text = b.eval("document.getElementById('dead-confirm-text').textContent")
-    if text != "Replay 1 dead letter?":
-        fail(f"the confirmation says {text!r}")
-    time.sleep(1)
+    ask_confirmation(b, "#dead-replay-sel", "Replay 1 dead letter?")
     if replays(rid) != 0:
         fail("the replay went out before it was confirmed")
     b.screenshot("page-dead-letters.png")
@@ -352,12 +358,7 @@ def check_filter_and_purge(b):
            "only route echo's dead letter listed")
     # Purge every one of the route, after the confirmation only.
     once_before = dead_ids("once")
-    b.click("#dead-purge-route")
-    b.wait(visible("#dead-confirm"), "the purge's confirmation")
-    text = b.eval("document.getElementById('dead-confirm-text').textContent")
-    if text != "Purge for good every dead letter of echo?":
-        fail(f"the purge's confirmation says {text!r}")
-    time.sleep(1)
+    ask_confirmation(b, "#dead-purge-route", "Purge for good every dead letter of echo?")
     if ECHO_DEAD_ID not in dead_ids("echo"):
         fail("the purge went out before it was confirmed")
     b.click("#dead-confirm-yes")

@@ -589,7 +589,7 @@ static void finish(struct consumer *c, struct batch *b)
                             .lines = admit_heads(c->admit),
                             .n_lines = c->cfg->n_routes};
     uint64_t newest = b->refused ? 0 : acks_multiple_tag(b, &o);
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; LOG_DEBUG >= log_min_level && i < b->n; i++)
         log_debug("request %s: delivery %llu %s", b->jobs[i]->env.id[0] ? b->jobs[i]->env.id : "-",
                   (unsigned long long)b->jobs[i]->delivery_tag,
                   newest                    ? "acked (multiple)"
@@ -839,9 +839,7 @@ static void maybe_dispatch(struct consumer *c, int64_t now)
      * a limited route's call starts when the shaper lets it. */
     if (!f || (c->calling && !c->forming_now && now < f->first_ms + c->cfg->worker.batch_linger_ms))
         return;
-    c->forming = NULL;
-    c->forming_now = false;
-    dispatch_batch(c, f);
+    dispatch_forming(c);
 }
 
 static int next_timeout(const struct consumer *c, int64_t now)

@@ -165,6 +165,16 @@ static enum shaper_verdict pick(struct route_state *rs, int64_t now_ms, struct s
     return any_closed ? SHAPER_WAIT : SHAPER_BLOCKED;
 }
 
+/* take_token spends one token of the route's bucket on a call or a batch
+ * item and counts it in the observed rate (AIMD cuts the rate the bucket
+ * meters). The caller has seen one is there. */
+static void take_token(struct route_state *rs, int64_t now_us)
+{
+    (void)tbucket_take(&rs->bucket, 1, now_us);
+    roll(rs, now_us);
+    rs->obs_cur++;
+}
+
 enum shaper_verdict shaper_admit(struct shaper *s, size_t route, int64_t now_us,
                                  struct shaper_call *call, int64_t *until_us)
 {
@@ -188,12 +198,10 @@ enum shaper_verdict shaper_admit(struct shaper *s, size_t route, int64_t now_us,
     }
     struct upstream *up = &rs->ups[call->upstream];
     (void)breaker_allow(&up->breaker, now_us / US_PER_MS); /* pick checked it: claims a probe */
-    (void)tbucket_take(&rs->bucket, 1, now_us);
+    take_token(rs, now_us);
     rs->in_flight++;
     up->in_flight++;
     rs->next = (call->upstream + 1) % r->n_upstreams;
-    roll(rs, now_us);
-    rs->obs_cur++;
     return SHAPER_GO;
 }
 
@@ -203,10 +211,7 @@ bool shaper_join(struct shaper *s, size_t route, int64_t now_us)
     if (rs->paused || now_us < rs->hold_until_us) return false;
     tune(rs, now_us);
     if (tbucket_wait_us(&rs->bucket, 1, now_us) > 0) return false;
-    (void)tbucket_take(&rs->bucket, 1, now_us);
-    /* Counted as a call: AIMD cuts the rate of items, which the bucket meters. */
-    roll(rs, now_us);
-    rs->obs_cur++;
+    take_token(rs, now_us);
     return true;
 }
 

@@ -1238,6 +1238,16 @@ bool h_log_has(struct h_stack *s, const char *name, const char *needle, const ch
     return found;
 }
 
+void h_expect_logged(struct h_stack *s, const char *name, const char *const want[])
+{
+    char missing[2048] = "";
+    for (size_t i = 0; want[i]; i += 2)
+        if (!h_log_has(s, name, want[i], want[i + 1]))
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " [%s ... %s]",
+                     want[i], want[i + 1]);
+    ck_assert_msg(!missing[0], "%s lacks:%s", name, missing);
+}
+
 /* open_any connects to the first node of SLUICE_TEST_AMQP_URL that answers
  * (a cluster suite may have one down). */
 static struct mq *open_any(void)

@@ -217,6 +217,10 @@ bool h_file_has(struct h_stack *s, const char *name, const char *needle);
  * worker-0.log: JSON lines) has a "msg" that contains needle and also (NULL:
  * anything), compared after JSON unescaping (a quote is written as a quote). */
 bool h_log_has(struct h_stack *s, const char *name, const char *needle, const char *also);
+/* h_expect_logged fails the test unless the stack's log name has, for each
+ * pair of want (NULL-terminated), a line with both (h_log_has); it names
+ * every missing pair, not only the first. */
+void h_expect_logged(struct h_stack *s, const char *name, const char *const want[]);
 
 /* h_queue_messages returns the ready messages of queue "<namespace>.<suffix>"
  * (asked with the product's own mq_queue_stats), or -1 if it does not exist. */

@@ -122,19 +122,6 @@ static int cli(struct h_stack *s, const char *token, const char *const args[])
     return h_cli(s, "cli.out", NULL, token, args);
 }
 
-/* expect_logged fails the test unless the ingress logged, for each pair of
- * want (NULL-terminated), a line with both; it names every missing one, not
- * only the first. */
-static void expect_logged(struct h_stack *s, const char *const want[])
-{
-    char missing[2048] = "";
-    for (size_t i = 0; want[i]; i += 2)
-        if (!h_log_has(s, "ingress.log", want[i], want[i + 1]))
-            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " [%s ... %s]",
-                     want[i], want[i + 1]);
-    ck_assert_msg(!missing[0], "the ingress did not log:%s", missing);
-}
-
 START_TEST(test_list_and_replay)
 {
     int port;
@@ -224,7 +211,7 @@ START_TEST(test_list_and_replay)
              N_DEAD - 2);
     const char *logged[] = {"admin: key \"ops\" replayed 2 dead letters (by id)", "", by_route, "",
                             NULL};
-    expect_logged(s, logged);
+    h_expect_logged(s, "ingress.log", logged);
 
     h_proc_stop(backend, 5000);
     h_proc_free(backend);
@@ -306,7 +293,7 @@ START_TEST(test_purge_and_dead_again)
         all,      "", "admin: key \"ops\" purged 1 dead letters (by id)",       "",
         by_route, "", "admin: key \"admin_token\" purged 1 dead letters (all)", "",
         NULL};
-    expect_logged(s, logged);
+    h_expect_logged(s, "ingress.log", logged);
 
     free(other);
     for (int i = 0; i < N_DEAD; i++)

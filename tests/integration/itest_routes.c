@@ -87,19 +87,6 @@ static int cli(struct h_stack *s, const char *token, const char *a1, const char 
     return h_cli(s, "cli.log", NULL, token, args);
 }
 
-/* expect_logged fails the test unless the ingress logged, for each pair of
- * want (NULL-terminated), a line with both; it names every missing one, not
- * only the first. */
-static void expect_logged(struct h_stack *s, const char *const want[])
-{
-    char missing[2048] = "";
-    for (size_t i = 0; want[i]; i += 2)
-        if (!h_log_has(s, "ingress.log", want[i], want[i + 1]))
-            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " [%s ... %s]",
-                     want[i], want[i + 1]);
-    ck_assert_msg(!missing[0], "the ingress did not log:%s", missing);
-}
-
 static void restart_all(struct h_stack *s)
 {
     h_stack_stop_worker(s, 0);
@@ -203,7 +190,7 @@ START_TEST(test_pause_resume)
     const char *logged[] = {"admin: key \"ops\" set the routes' state",
                             "\"routes\":{\"echo\":{\"paused\":true}}}",
                             "admin: key \"ops\" set the routes' state", "\"routes\":{}}", NULL};
-    expect_logged(s, logged);
+    h_expect_logged(s, "ingress.log", logged);
     h_stack_teardown(s);
 }
 END_TEST
@@ -342,7 +329,7 @@ START_TEST(test_override)
                             "\"lim\":{\"paused\":false,\"max_in_flight\":1}",
                             "admin: key \"ops\" set the routes' state",
                             "\"rated\":{\"paused\":false,\"rate_per_s\":4}", NULL};
-    expect_logged(s, logged);
+    h_expect_logged(s, "ingress.log", logged);
     h_proc_stop(rated, 5000);
     h_proc_free(rated);
     h_stack_teardown(s);
